@@ -1,0 +1,40 @@
+"""DiffusionGemma: forensic interpretability of language model decisions.
+
+Which prompt tokens (and, later, which model components) drove a decision, estimated by a masking
+diffusion over units with standard errors, on the real Gemma 3 270M by default.
+
+Example:
+    >>> import diffusiongemma as dg
+    >>> sorted(dg.METHODS)
+    ['banzhaf', 'exact', 'paired', 'regression', 'shapley']
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .api import METHODS, explain
+from .attribution import Attribution
+from .engine import EngineResult, run
+from .errors import (
+    DiffusionGemmaError,
+    InputError,
+    ModelLoadError,
+    ModelNotFoundError,
+    NumericalError,
+    UnsupportedModelError,
+)
+from .game import Game
+from .models import LoadedModel, load_model
+from .targets import TARGETS, CallableTarget, Continuation, Contrast, Greedy, NextToken, Target
+from .units import UNIT_KINDS, Unit
+
+__all__ = [
+    "__version__",
+    "explain", "METHODS", "Attribution", "Game", "run", "EngineResult",
+    "load_model", "LoadedModel",
+    "Target", "TARGETS", "Continuation", "Contrast", "NextToken", "Greedy", "CallableTarget",
+    "Unit", "UNIT_KINDS",
+    "DiffusionGemmaError", "InputError", "ModelLoadError", "ModelNotFoundError", "UnsupportedModelError",
+    "NumericalError",
+]

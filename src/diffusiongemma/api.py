@@ -1,0 +1,107 @@
+"""The public entry point: ``explain(prompt, target) -> Attribution``.
+
+Example:
+    >>> import diffusiongemma as dg
+    >>> attr = dg.explain("The river bank was muddy after the", target=" rain", budget=128)  # doctest: +SKIP
+    >>> [u.text for u, score, se in attr.top(3)]  # doctest: +SKIP
+    ['river', 'muddy', 'bank']
+"""
+
+from __future__ import annotations
+
+import platform
+from typing import Any, Callable
+
+from .attribution import Attribution
+from .engine import run
+from .errors import InputError
+from .game import Game
+from .models import LoadedModel
+from .prompts import Chat
+from .targets import Target
+from .units import UnitSpec
+
+__all__ = ["explain", "METHODS"]
+
+# method name -> (estimator, default schedule)
+METHODS: dict[str, tuple[str, str]] = {
+    "shapley": ("regression", "shapley"),
+    "banzhaf": ("regression", "banzhaf"),
+    "exact": ("exact", "shapley"),
+    "paired": ("paired", "shapley"),
+    "regression": ("regression", "shapley"),
+}
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import torch
+    import transformers
+
+    from . import __version__
+
+    return {"diffusiongemma": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "numpy": numpy.__version__, "python": platform.python_version()}
+
+
+def explain(
+    prompt: str | Chat,
+    target: Target | str | Callable | None = None,
+    *,
+    contrast: str | None = None,
+    model: LoadedModel | str | None = None,
+    units: UnitSpec = "words",
+    method: str = "shapley",
+    schedule: str | None = None,
+    mask: str = "remove",
+    baseline: str | int | None = None,
+    budget: int = 256,
+    seed: int = 0,
+    tolerance: float | None = None,
+    chat: bool = False,
+    system: str | None = None,
+    batch_size: int | None = None,
+    progress: Callable[[int, int], Any] | None = None,
+) -> Attribution:
+    """Attribute a model's decision on ``prompt`` to its units, with standard errors.
+
+    Args:
+        prompt: plain text, or a chat (list of ``{"role", "content"}``).
+        target: text of a continuation (its log-probability), a :class:`~diffusiongemma.targets.Target`, a
+            callable on the target logits, or ``None`` for the model's own greedy next token.
+        contrast: a second continuation: the target becomes log p(target) − log p(contrast).
+        model: a :class:`LoadedModel`, a path or cached id, or ``None`` for the default Gemma 3 270M.
+        units: ``"tokens"``, ``"words"``, ``"sentences"``, ``"roles"``, ``"spans:A-B,..."`` (add
+            ``+special`` to make template markers units too) or a list of character spans.
+        method: ``"shapley"`` (regression with efficiency, default), ``"banzhaf"``, ``"paired"``,
+            ``"regression"`` or ``"exact"`` (all 2^n masks, n ≤ 16).
+        schedule: override the method's noise schedule (``"shapley"``, ``"banzhaf"``, ``"beta:a,b"``, ...).
+        mask: ``"remove"`` (drop from attention) or ``"replace"`` (by ``baseline``, default the pad token).
+        budget: model evaluations to spend (v(all kept) and v(all removed) included).
+        seed: fixes every sample.
+        tolerance: stop early when every standard error is below it.
+
+    Example:
+        >>> attr = explain("Paris is the capital of", target=" France", method="exact")  # doctest: +SKIP
+        >>> abs(attr.efficiency_gap) < 1e-6  # doctest: +SKIP
+        True
+    """
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    estimator, default_schedule = METHODS[method]
+    game = Game(prompt, target, model=model, units=units, mask=mask, baseline=baseline, contrast=contrast,
+                chat=chat, system=system, batch_size=batch_size)
+    result = run(game, estimator, schedule=schedule or default_schedule, budget=budget, tolerance=tolerance,
+                 seed=seed, progress=progress)
+    settings = {
+        "units": game.unit_spec, "mask": mask, "baseline": game.operator.baseline_id, "method": method,
+        "estimator": result.estimator, "schedule": result.schedule, "budget": budget, "seed": seed,
+        "tolerance": tolerance, "stopped": result.stopped, "chat": game.rendered.is_chat,
+    }
+    provenance = {**game.lm.provenance, "versions": _versions()}
+    return Attribution(
+        units=game.units, scores=result.scores, stderr=result.stderr, text=game.text,
+        target=game.bound.description, v_full=result.v_full, v_empty=result.v_empty,
+        evaluations=result.evaluations, wall_time=result.wall_time, method=method, settings=settings,
+        provenance=provenance,
+    )

@@ -1,0 +1,105 @@
+"""The result of an explanation: scores with standard errors per unit, the target, the efficiency check and
+the provenance that makes it reproducible. Saved and loaded as JSON; rendered as one self-contained HTML page.
+
+Example:
+    >>> import numpy as np
+    >>> from diffusiongemma.units import Unit
+    >>> a = Attribution(units=[Unit("Hi", 0, 2, (1,), "prompt")], scores=np.array([0.5]),
+    ...                 stderr=np.array([0.1]), text="Hi", target={"kind": "continuation", "text": "!"},
+    ...                 v_full=0.0, v_empty=-0.5, evaluations=2, wall_time=0.1)
+    >>> a.efficiency_gap
+    0.0
+    >>> a.top(1)[0][0].text
+    'Hi'
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .units import Unit
+
+__all__ = ["Attribution"]
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Attribution:
+    """Scores of the units of one prompt for one target."""
+
+    units: list[Unit]
+    scores: np.ndarray  # [n]
+    stderr: np.ndarray  # [n]
+    text: str  # the rendered prompt text the unit spans refer to
+    target: dict[str, Any]
+    v_full: float  # target with every unit kept
+    v_empty: float  # target with every unit removed
+    evaluations: int
+    wall_time: float
+    method: str = "shapley"
+    settings: dict[str, Any] = field(default_factory=dict)  # units, mask, schedule, estimator, budget, seed, ...
+    provenance: dict[str, Any] = field(default_factory=dict)  # hashes, versions
+
+    @property
+    def efficiency_gap(self) -> float:
+        """Σ scores − (v(all kept) − v(all removed)); ~0 for Shapley estimates with the constraint."""
+        return float(np.sum(self.scores) - (self.v_full - self.v_empty))
+
+    def top(self, k: int = 5) -> list[tuple[Unit, float, float]]:
+        """The ``k`` units with the largest absolute score: (unit, score, stderr)."""
+        order = np.argsort(-np.abs(self.scores), kind="stable")[:k]
+        return [(self.units[i], float(self.scores[i]), float(self.stderr[i])) for i in order]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "text": self.text,
+            "units": [u.to_dict() for u in self.units],
+            "scores": [float(x) for x in self.scores],
+            "stderr": [float(x) if np.isfinite(x) else None for x in self.stderr],
+            "target": self.target,
+            "v_full": self.v_full,
+            "v_empty": self.v_empty,
+            "efficiency_gap": self.efficiency_gap,
+            "evaluations": self.evaluations,
+            "wall_time": self.wall_time,
+            "method": self.method,
+            "settings": self.settings,
+            "provenance": self.provenance,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Attribution":
+        return cls(
+            units=[Unit.from_dict(u) for u in d["units"]],
+            scores=np.asarray(d["scores"], dtype=float),
+            stderr=np.asarray([np.inf if x is None else x for x in d["stderr"]], dtype=float),
+            text=d["text"], target=d["target"], v_full=d["v_full"], v_empty=d["v_empty"],
+            evaluations=d["evaluations"], wall_time=d["wall_time"], method=d.get("method", "shapley"),
+            settings=d.get("settings", {}), provenance=d.get("provenance", {}),
+        )
+
+    def to_json(self, path: str | Path) -> Path:
+        """Write the result as JSON (UTF-8); returns the path."""
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+        return path
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "Attribution":
+        """Read a result written by :meth:`to_json`."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def to_html(self, path: str | Path) -> Path:
+        """Write one self-contained HTML page (heat map, error bars, provenance); all text is escaped."""
+        from .report.html import render_attribution_html
+
+        path = Path(path)
+        path.write_text(render_attribution_html(self), encoding="utf-8")
+        return path

@@ -1,0 +1,99 @@
+"""The command line. It only calls the public API.
+
+    diffusiongemma explain "The river bank was" --target " muddy" --html out.html
+    diffusiongemma targets
+
+Errors a user can cause print one sentence and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .errors import DiffusionGemmaError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="DiffusionGemma: which parts of a prompt drove a language model's decision.")
+_err = Console(stderr=True)
+
+
+def _quiet_transformers() -> None:
+    """No per-tensor progress bars or load chatter in the terminal output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+@app.command()
+def explain(
+    prompt: str = typer.Argument(..., help="The prompt text."),
+    target: Optional[str] = typer.Option(None, help="Continuation to explain (default: the model's greedy next token)."),
+    contrast: Optional[str] = typer.Option(None, help="Explain log p(target) - log p(contrast)."),
+    model: Optional[str] = typer.Option(None, help="Model directory, .gguf file or cached id (default Gemma 3 270M)."),
+    adapter: Optional[str] = typer.Option(None, help="PEFT adapter directory applied on top of the model."),
+    units: str = typer.Option("words", help="tokens, words, sentences, roles, spans:A-B,C-D; add +special for template markers."),
+    method: str = typer.Option("shapley", help="shapley, banzhaf, paired, regression or exact."),
+    schedule: Optional[str] = typer.Option(None, help="Override the noise schedule: shapley, banzhaf, fixed:T, beta:A,B."),
+    mask: str = typer.Option("remove", help="remove (drop from attention) or replace (by a baseline token)."),
+    budget: int = typer.Option(256, help="Model evaluations to spend."),
+    seed: int = typer.Option(0, help="Random seed (fixes every sample)."),
+    tolerance: Optional[float] = typer.Option(None, help="Stop when every standard error is below this."),
+    chat: bool = typer.Option(False, help="Wrap the prompt as a user turn of the model's chat template."),
+    system: Optional[str] = typer.Option(None, help="System prompt (implies --chat)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON."),
+    html_path: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML page."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
+) -> None:
+    """Attribute the model's decision on PROMPT to its units, with standard errors."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .api import explain as api_explain
+    from .models import load_model
+    from .report.terminal import print_attribution
+
+    _quiet_transformers()
+    console = Console()
+    with console.status("loading the model…"):
+        lm = load_model(model, adapter=adapter, device=device)
+    with Progress(TextColumn("evaluating masks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=_err, transient=True) as bar:
+        task = bar.add_task("masks", total=None)
+        attr = api_explain(
+            prompt, target, contrast=contrast, model=lm, units=units, method=method, schedule=schedule,
+            mask=mask, budget=budget, seed=seed, tolerance=tolerance, chat=chat, system=system,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    print_attribution(attr, console)
+    if json_path:
+        console.print(f"JSON: {attr.to_json(json_path)}")
+    if html_path:
+        console.print(f"HTML: {attr.to_html(html_path)}")
+
+
+@app.command()
+def targets() -> None:
+    """List the registered targets."""
+    from .targets import TARGETS
+
+    console = Console()
+    for name, cls in TARGETS.items():
+        console.print(f"[bold]{name}[/bold]  {cls.help}")
+
+
+def main() -> None:
+    """Entry point of the ``diffusiongemma`` console script."""
+    try:
+        app()
+    except DiffusionGemmaError as exc:  # raised inside a command: one sentence, exit code 2
+        _err.print(f"error: {exc}", highlight=False, markup=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""The exception tree of DiffusionGemma, written down in one place.
+
+Every error a user can cause derives from :class:`DiffusionGemmaError`; the CLI prints its message as
+one sentence and exits with code 2.
+
+    DiffusionGemmaError
+    ├── InputError            bad prompt, target, units, budget, options
+    ├── ModelLoadError        a model cannot be loaded
+    │   ├── ModelNotFoundError      missing path, id not in the local cache
+    │   └── UnsupportedModelError   architecture not supported
+    └── NumericalError        the model produced NaN or infinite values
+
+Example:
+    >>> from diffusiongemma.errors import InputError, DiffusionGemmaError
+    >>> issubclass(InputError, DiffusionGemmaError)
+    True
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DiffusionGemmaError",
+    "InputError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "UnsupportedModelError",
+    "NumericalError",
+]
+
+
+class DiffusionGemmaError(Exception):
+    """Base class of every error DiffusionGemma raises on purpose."""
+
+
+class InputError(DiffusionGemmaError, ValueError):
+    """The user's input (prompt, target, units, budget, options) cannot be used."""
+
+
+class ModelLoadError(DiffusionGemmaError):
+    """A model could not be loaded."""
+
+
+class ModelNotFoundError(ModelLoadError, FileNotFoundError):
+    """A model path does not exist, or an id is not in the local Hugging Face cache."""
+
+
+class UnsupportedModelError(ModelLoadError):
+    """The model's architecture is not one DiffusionGemma knows how to mask."""
+
+
+class NumericalError(DiffusionGemmaError, ArithmeticError):
+    """The model returned NaN or infinite values."""

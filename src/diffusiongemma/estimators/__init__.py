@@ -1,0 +1,25 @@
+"""Estimators of semivalues from masked evaluations; all consume the same game through the engine.
+
+Example:
+    >>> from diffusiongemma.estimators import get_estimator
+    >>> get_estimator("paired").name
+    'paired'
+"""
+
+from __future__ import annotations
+
+from ..errors import InputError
+from . import exact, paired, regression  # noqa: F401  (register the estimators)
+from .base import ESTIMATORS, Estimator, register_estimator
+
+__all__ = ["ESTIMATORS", "Estimator", "register_estimator", "get_estimator"]
+
+
+def get_estimator(name: str | Estimator) -> Estimator:
+    """A fresh estimator by name (or the instance given)."""
+    if isinstance(name, Estimator):
+        return name
+    try:
+        return ESTIMATORS[name]()
+    except KeyError:
+        raise InputError(f"unknown estimator {name!r}; choose one of {', '.join(sorted(ESTIMATORS))}") from None

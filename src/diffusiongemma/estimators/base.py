@@ -1,0 +1,54 @@
+"""The estimator protocol: propose masks, read their values, estimate scores with standard errors.
+
+The engine owns the loop (budget, batching, stopping); an estimator only decides which masks to evaluate
+and how to turn values into scores. ``v_full`` (all kept) and ``v_empty`` (all removed) are given to every
+estimator at the start.
+
+Example:
+    >>> from diffusiongemma.estimators import ESTIMATORS
+    >>> sorted(ESTIMATORS)
+    ['exact', 'paired', 'regression']
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..schedules import Schedule
+
+__all__ = ["Estimator", "ESTIMATORS", "register_estimator"]
+
+
+class Estimator:
+    """Base class. Subclasses set ``name`` and implement :meth:`propose`, :meth:`update`, :meth:`estimate`."""
+
+    name = "estimator"
+
+    def start(self, n: int, schedule: Schedule, rng: np.random.Generator, v_full: float, v_empty: float) -> None:
+        self.n, self.schedule, self.rng = n, schedule, rng
+        self.v_full, self.v_empty = v_full, v_empty
+
+    def min_budget(self, n: int) -> int:
+        """Fewest evaluations (besides v_full and v_empty) that give an estimate with a standard error."""
+        return 2
+
+    def propose(self, max_evals: int) -> np.ndarray:
+        """Up to ``max_evals`` masks ``[b, n]`` to evaluate next; an empty array when done."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def update(self, masks: np.ndarray, values: np.ndarray) -> None:
+        """Take the values ``[b]`` of the masks ``[b, n]`` last proposed."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def estimate(self) -> tuple[np.ndarray, np.ndarray]:
+        """Current (scores ``[n]``, standard errors ``[n]``)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+
+ESTIMATORS: dict[str, type[Estimator]] = {}
+
+
+def register_estimator(cls: type[Estimator]) -> type[Estimator]:
+    """Class decorator: make an estimator available by its ``name``."""
+    ESTIMATORS[cls.name] = cls
+    return cls

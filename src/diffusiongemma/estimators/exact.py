@@ -1,0 +1,76 @@
+"""Exact semivalues by enumerating all 2^n masks (n ≤ 16): the ground truth of every other estimator.
+
+``φ_i = Σ_{S ⊆ N∖i} w(|S|) [v(S ∪ i) − v(S)]`` with the schedule's coalition weight ``w``.
+
+Example:
+    >>> import numpy as np
+    >>> from diffusiongemma.schedules import Uniform
+    >>> values = np.array([0.0, 1.0, 2.0, 4.0])  # v({}), v({0}), v({1}), v({0,1}); bit i = unit i
+    >>> semivalues_from_table(values, 2, Uniform())
+    array([1.5, 2.5])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from ..schedules import Schedule
+from .base import Estimator, register_estimator
+
+__all__ = ["ExactEstimator", "all_masks", "semivalues_from_table", "MAX_EXACT_UNITS"]
+
+MAX_EXACT_UNITS = 16
+
+
+def all_masks(n: int) -> np.ndarray:
+    """All 2^n masks ``[2^n, n]``; row r keeps unit i iff bit i of r is set."""
+    r = np.arange(2**n)[:, None]
+    return ((r >> np.arange(n)[None, :]) & 1).astype(np.int8)
+
+
+def semivalues_from_table(values: np.ndarray, n: int, schedule: Schedule) -> np.ndarray:
+    """Semivalues ``[n]`` from the value of every mask ``[2^n]`` (indexed by the mask's bits)."""
+    sizes = all_masks(n).sum(1)  # [2^n]
+    weights = np.array([schedule.coalition_weight(s, n) for s in range(n)])
+    idx = np.arange(2**n)
+    phi = np.empty(n)
+    for i in range(n):
+        without = idx[(idx >> i) & 1 == 0]  # coalitions S not containing i
+        phi[i] = np.sum(weights[sizes[without]] * (values[without | (1 << i)] - values[without]))
+    return phi
+
+
+@register_estimator
+class ExactEstimator(Estimator):
+    """Enumerates every mask once; standard errors are zero. Ignores the budget (it needs 2^n)."""
+
+    name = "exact"
+
+    def min_budget(self, n: int) -> int:
+        return 2**n
+
+    def start(self, n, schedule, rng, v_full, v_empty) -> None:
+        if n > MAX_EXACT_UNITS:
+            raise InputError(
+                f"exact enumeration needs 2^{n} evaluations; it is limited to {MAX_EXACT_UNITS} units "
+                "(use method='shapley' or coarser units)"
+            )
+        super().start(n, schedule, rng, v_full, v_empty)
+        self.masks = all_masks(n)
+        self.values = np.full(2**n, np.nan)
+        self.values[0], self.values[-1] = v_empty, v_full
+        self.todo = list(range(1, 2**n - 1))
+
+    def propose(self, max_evals: int) -> np.ndarray:
+        chunk, self.todo = self.todo[:max_evals], self.todo[max_evals:]
+        self._proposed = chunk
+        return self.masks[chunk]
+
+    def update(self, masks: np.ndarray, values: np.ndarray) -> None:
+        self.values[self._proposed] = values
+
+    def estimate(self) -> tuple[np.ndarray, np.ndarray]:
+        if np.isnan(self.values).any():
+            raise RuntimeError("exact enumeration was stopped before every mask was evaluated")
+        return semivalues_from_table(self.values, self.n, self.schedule), np.zeros(self.n)

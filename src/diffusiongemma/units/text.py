@@ -1,0 +1,128 @@
+"""Token units from prompt text: tokens, words, sentences, custom character spans, chat roles.
+
+Every kind groups the *eligible* tokens of the rendered prompt (inside a content region and not special,
+unless ``special=True``) by character spans; a token belongs to the span it overlaps most. Tokens that fall
+in no span (e.g. a lone newline) are not units and are always kept.
+
+Example:
+    >>> from diffusiongemma.units.text import word_spans
+    >>> word_spans("Hi there, you", 0)
+    [(0, 2), (3, 9), (10, 13)]
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..prompts import RenderedPrompt
+from .base import Unit, register_unit_kind
+
+__all__ = ["word_spans", "sentence_spans", "group_tokens"]
+
+_WORD = re.compile(r"\S+")
+_SENTENCE = re.compile(r"\S.*?(?:[.!?]+(?=\s|$)|(?=\n)|$)", re.S)
+
+
+def word_spans(text: str, offset: int) -> list[tuple[int, int]]:
+    """Whitespace-separated words of ``text`` as spans shifted by ``offset``."""
+    return [(m.start() + offset, m.end() + offset) for m in _WORD.finditer(text)]
+
+
+def sentence_spans(text: str, offset: int) -> list[tuple[int, int]]:
+    """Sentences (ending in . ! ? or a line break) of ``text`` as spans shifted by ``offset``.
+
+    Example:
+        >>> sentence_spans("One. Two!\\nThree", 0)
+        [(0, 4), (5, 9), (10, 15)]
+    """
+    return [(m.start() + offset, m.end() + offset) for m in _SENTENCE.finditer(text)]
+
+
+def _eligible(rp: RenderedPrompt, special: bool) -> list[int]:
+    """Token positions that may belong to a unit (BOS at position 0 never does)."""
+    out = []
+    for pos, ((s, e), is_special) in enumerate(zip(rp.offsets, rp.special)):
+        if pos == 0 and is_special:
+            continue  # BOS: removing it leaves early positions nothing to attend to
+        if is_special:
+            if special:
+                out.append(pos)
+            continue
+        if any(r.start < e and s < r.end for r in rp.regions):
+            out.append(pos)
+    return out
+
+
+def _role_at(rp: RenderedPrompt, start: int, end: int) -> str:
+    for r in rp.regions:
+        if r.start < end and start < r.end:
+            return r.role
+    return "template"
+
+
+def group_tokens(rp: RenderedPrompt, spans: list[tuple[int, int]], *, special: bool = False) -> list[Unit]:
+    """Group eligible tokens by the span each overlaps most; spans with no token give no unit.
+
+    With ``special=True``, special tokens inside no span become units of their own.
+    """
+    members: list[list[int]] = [[] for _ in spans]
+    extra: list[int] = []
+    for pos in _eligible(rp, special):
+        s, e = rp.offsets[pos]
+        best, best_overlap = -1, 0
+        for k, (a, b) in enumerate(spans):
+            overlap = min(b, e) - max(a, s)
+            if overlap > best_overlap:
+                best, best_overlap = k, overlap
+        if best >= 0:
+            members[best].append(pos)
+        elif rp.special[pos]:
+            extra.append(pos)
+    units = [
+        Unit(rp.text[a:b], a, b, tuple(m), _role_at(rp, a, b)) for (a, b), m in zip(spans, members) if m
+    ]
+    for pos in extra:
+        s, e = rp.offsets[pos]
+        units.append(Unit(rp.text[s:e], s, e, (pos,), "template"))
+    return sorted(units, key=lambda u: u.positions[0])
+
+
+def _spans_per_region(rp: RenderedPrompt, splitter) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for r in rp.regions:
+        spans += splitter(rp.text[r.start:r.end], r.start)
+    return spans
+
+
+@register_unit_kind("tokens")
+def token_units(rp: RenderedPrompt, *, special: bool = False) -> list[Unit]:
+    """One unit per eligible token."""
+    units = []
+    for pos in _eligible(rp, special):
+        s, e = rp.offsets[pos]
+        units.append(Unit(rp.text[s:e], s, e, (pos,), _role_at(rp, s, e)))
+    return units
+
+
+@register_unit_kind("words")
+def word_units(rp: RenderedPrompt, *, special: bool = False) -> list[Unit]:
+    """One unit per whitespace-separated word of the content."""
+    return group_tokens(rp, _spans_per_region(rp, word_spans), special=special)
+
+
+@register_unit_kind("sentences")
+def sentence_units(rp: RenderedPrompt, *, special: bool = False) -> list[Unit]:
+    """One unit per sentence of the content."""
+    return group_tokens(rp, _spans_per_region(rp, sentence_spans), special=special)
+
+
+@register_unit_kind("roles")
+def role_units(rp: RenderedPrompt, *, special: bool = False) -> list[Unit]:
+    """One unit per chat message (system / user / assistant content)."""
+    return group_tokens(rp, [(r.start, r.end) for r in rp.regions], special=special)
+
+
+@register_unit_kind("spans")
+def span_units(rp: RenderedPrompt, *, spans: list[tuple[int, int]], special: bool = False) -> list[Unit]:
+    """One unit per given character span ``(start, end)`` of the rendered text (the prompt itself for plain text)."""
+    return group_tokens(rp, [(int(a), int(b)) for a, b in spans], special=special)

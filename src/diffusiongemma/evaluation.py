@@ -1,6 +1,11 @@
 """Batched evaluation of masked prompts: one forward per chunk of masks, logits only at target positions,
 and the prefix shared by every mask computed once (KV cache).
 
+Where the target is read matters under ``remove``: when the last prompt token is removed, deletion would
+predict the first target token from the last *kept* token, so that is where each row is read. A scoped
+hook on the final norm gathers each row's read positions before the LM head, so the head (262k-word
+vocabulary for Gemma) runs only there.
+
 Example:
     >>> ev = PromptEvaluator(lm, rendered, bound, operator, token_unit)  # doctest: +SKIP
     >>> ev(torch.ones(4, n, dtype=torch.long)).shape  # doctest: +SKIP
@@ -16,7 +21,7 @@ from typing import Any
 import torch
 
 from .errors import NumericalError
-from .masking import MaskOperator, keep_matrix
+from .masking import MaskOperator, keep_matrix, scoped_hooks
 from .prompts import RenderedPrompt
 from .targets import BoundTarget
 
@@ -56,11 +61,11 @@ class PromptEvaluator:
             self._prefix_cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None)
         return self._prefix_cache
 
-    def _forward(self, ids: torch.Tensor, attn: torch.Tensor, keep_logits: int) -> torch.Tensor:
-        """ids, attn ``[b, T]`` → logits ``[b, keep_logits, V]`` (float32)."""
+    def _forward(self, ids: torch.Tensor, attn: torch.Tensor, read: torch.Tensor) -> torch.Tensor:
+        """ids, attn ``[b, T]``, read positions ``[b, r]`` → logits ``[b, r, V]`` (float32)."""
         b, T = ids.shape
         positions = torch.arange(T, device=self.device).unsqueeze(0).expand(b, -1)  # [b, T]
-        kwargs: dict[str, Any] = {"logits_to_keep": keep_logits, "use_cache": False}
+        kwargs: dict[str, Any] = {"logits_to_keep": 0, "use_cache": False}
         cache = self._prefix()
         start = 0
         if cache is not None:
@@ -68,7 +73,15 @@ class PromptEvaluator:
             batch_cache = copy.deepcopy(cache)
             batch_cache.batch_repeat_interleave(b)
             kwargs.update({self._cache_kw: batch_cache, "use_cache": True})
-        out = self.model(input_ids=ids[:, start:], attention_mask=attn, position_ids=positions[:, start:], **kwargs)
+        index = (read - start).unsqueeze(-1)  # [b, r, 1], relative to the fed positions
+
+        def gather(module: Any, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+            return output.gather(1, index.expand(-1, -1, output.shape[-1]))  # [b, r, d]
+
+        norm = self.model.get_submodule(self.lm.architecture.final_norm)
+        with scoped_hooks([(norm, "forward", gather)]):
+            out = self.model(input_ids=ids[:, start:], attention_mask=attn, position_ids=positions[:, start:],
+                             **kwargs)
         return out.logits.float()
 
     @torch.no_grad()
@@ -81,12 +94,16 @@ class PromptEvaluator:
         for lo in range(0, masks.shape[0], chunk):
             keep = keep_matrix(self.token_unit, masks[lo: lo + chunk])  # [b, L]
             ids, attn = self.operator.apply(self.prompt_ids, keep)  # [b, L]
+            L = ids.shape[1]
+            last_kept = (attn * torch.arange(L, device=self.device)).amax(1)  # [b], BOS is always kept
             logits = []
             for cont in self.bound.continuations:
                 tail = torch.tensor(cont[:-1], device=self.device, dtype=ids.dtype)  # teacher-forced part
                 full_ids = torch.cat([ids, tail.expand(ids.shape[0], -1)], dim=1)  # [b, L + k - 1]
                 full_attn = torch.cat([attn, torch.ones_like(tail).expand(ids.shape[0], -1)], dim=1)
-                logits.append(self._forward(full_ids, full_attn, max(len(cont), 1)))  # [b, k, V]
+                after = torch.arange(L, L + len(tail), device=self.device).expand(ids.shape[0], -1)
+                read = torch.cat([last_kept[:, None], after], dim=1)  # [b, max(k, 1)]
+                logits.append(self._forward(full_ids, full_attn, read))  # [b, k, V]
             values.append(self.bound.combine(logits).double().cpu())
         result = torch.cat(values)  # [B]
         if not torch.isfinite(result).all():

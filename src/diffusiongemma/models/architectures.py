@@ -30,12 +30,13 @@ class Architecture:
     mlp: str  # MLP module inside a block
     mlp_out: str  # down projection inside the MLP (its input holds the hidden neurons)
     embed: str  # token embedding
+    final_norm: str  # the norm before the LM head (its output holds the hidden state at every position)
     chat_template: str | None = None  # packaged template used when the tokenizer carries none
 
 
 _LLAMA_LIKE = dict(
     layers="model.layers", attn="self_attn", attn_out="o_proj", mlp="mlp", mlp_out="down_proj",
-    embed="model.embed_tokens",
+    embed="model.embed_tokens", final_norm="model.norm",
 )
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -48,7 +49,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "qwen3": Architecture("qwen3", **_LLAMA_LIKE),
     "gpt2": Architecture(
         "gpt2", layers="transformer.h", attn="attn", attn_out="c_proj", mlp="mlp", mlp_out="c_proj",
-        embed="transformer.wte",
+        embed="transformer.wte", final_norm="transformer.ln_f",
     ),
 }
 

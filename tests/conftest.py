@@ -1,0 +1,79 @@
+"""Shared fixtures: the real Gemma 3 270M (converted once into the user cache) and a tiny seeded random
+Gemma 3 with the real tokenizer, saved as a local Hugging Face directory (no download anywhere)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session")
+def real_lm():
+    from diffusiongemma.models import load_model
+
+    return load_model(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory) -> Path:
+    """A 2-layer random Gemma 3 (seed 0) with the real Gemma tokenizer, as a local HF directory."""
+    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+
+    from diffusiongemma.models.default_gemma import ensure_default_model
+
+    source = ensure_default_model()
+    out = tmp_path_factory.mktemp("tiny-gemma3")
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        vocab_size=262144, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=1, head_dim=16, max_position_embeddings=256, sliding_window=512,
+        layer_types=["sliding_attention", "full_attention"], initializer_range=0.5,
+    )
+    model = Gemma3ForCausalLM(config).eval()
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(source).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tiny_dir):
+    from diffusiongemma.models import load_model
+
+    return load_model(str(tiny_dir), device="cpu")
+
+
+class ToyGame:
+    """A game with interactions and known values: v(m) = w·m + Σ pair terms + one triple term."""
+
+    def __init__(self, n: int, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.n = n
+        self.w = rng.normal(size=n)
+        self.pairs = [(int(i), int(j), float(c)) for i, j, c in
+                      zip(rng.integers(0, n, 6), rng.integers(0, n, 6), rng.normal(size=6) * 2) if i != j]
+        self.calls = 0
+
+    def __call__(self, masks):
+        m = np.asarray(masks, dtype=float)
+        self.calls += len(m)
+        v = m @ self.w
+        for i, j, c in self.pairs:
+            v = v + c * m[:, i] * m[:, j]
+        return v + 1.5 * m[:, 0] * m[:, 1] * m[:, 2]
+
+    def shapley(self) -> np.ndarray:
+        """Closed form: linear terms go to their unit, an interaction splits equally among its members."""
+        phi = self.w.copy()
+        for i, j, c in self.pairs:
+            phi[i] += c / 2
+            phi[j] += c / 2
+        phi[:3] += 0.5
+        return phi
+
+
+@pytest.fixture
+def toy_game():
+    return ToyGame(8)

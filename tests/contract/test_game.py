@@ -1,0 +1,110 @@
+"""The game on a tiny seeded random Gemma 3: remove = deletion, batching, prefix cache, replace, hooks."""
+
+import numpy as np
+import pytest
+import torch
+
+from diffusiongemma import Game, explain
+from diffusiongemma.masking import hook_count
+
+PROMPT = "Tell me how the old river bank flooded last spring, and why"
+
+
+def logits_of(lm, ids, positions=None):
+    with torch.no_grad():
+        kw = {} if positions is None else {"position_ids": torch.tensor([positions])}
+        return lm.model(input_ids=torch.tensor([ids]), **kw).logits[0, -1]
+
+
+def test_remove_equals_deletion_with_original_positions(tiny_lm):
+    game = Game(PROMPT, target=" because", model=tiny_lm, units="words")
+    rng = np.random.default_rng(0)
+    masks = (rng.random((6, game.n)) < 0.5).astype(int)
+    masks[:3, -1] = 0  # the last prompt word removed: deletion predicts from the last kept token
+    values = game(masks)
+    tok = game.bound.continuations[0]
+    for mask, value in zip(masks, values):
+        unit_of = game.token_unit.tolist()
+        keep = [p for p in range(len(game.rendered)) if unit_of[p] < 0 or mask[unit_of[p]]]
+        ids = [game.rendered.input_ids[p] for p in keep] + tok[:-1]
+        pos = keep + list(range(len(game.rendered), len(game.rendered) + len(tok) - 1))
+        with torch.no_grad():
+            logits = tiny_lm.model(input_ids=torch.tensor([ids]), position_ids=torch.tensor([pos])).logits[0]
+        logp = torch.log_softmax(logits[-len(tok):].double(), -1)
+        expected = sum(float(logp[j, t]) for j, t in enumerate(tok))
+        assert value == pytest.approx(expected, abs=1e-4)
+
+
+def test_batched_equals_one_at_a_time(tiny_lm):
+    game = Game(PROMPT, target=" because it rained", model=tiny_lm, units="tokens", batch_size=5)
+    masks = (np.random.default_rng(1).random((13, game.n)) < 0.6).astype(int)
+    batched = game(masks)
+    single = np.concatenate([game(m[None]) for m in masks])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    assert game.evaluations == 26
+
+
+def test_prefix_cache_equals_full_forward(tiny_lm):
+    chat = [{"role": "system", "content": "You are a careful assistant for river engineers."},
+            {"role": "user", "content": "How did the bank flood?"}]
+    game = Game(chat, target="It", model=tiny_lm, units="roles")
+    assert game.evaluator.prefix_len >= 2  # BOS + <start_of_turn> + "user" + newline come before any unit
+    masks = np.array([[1, 1], [0, 1], [1, 0], [0, 0]])
+    cached = game(masks)
+    game.evaluator.prefix_len = 0  # same evaluator, no cache
+    game.evaluator._prefix_cache = None
+    np.testing.assert_allclose(cached, game(masks), atol=1e-5)
+
+
+def test_replace_puts_the_baseline_token(tiny_lm):
+    game = Game("alpha beta gamma", target=" delta", model=tiny_lm, units="words", mask="replace")
+    pad = tiny_lm.tokenizer.pad_token_id
+    ids = list(game.rendered.input_ids)
+    for p in game.units[1].positions:
+        ids[p] = pad
+    tok = game.bound.continuations[0]
+    expected = torch.log_softmax(logits_of(tiny_lm, ids + tok[:-1]).double(), -1)[tok[-1]]
+    assert game(np.array([[1, 0, 1]]))[0] == pytest.approx(float(expected), abs=1e-4)
+
+
+def test_model_unchanged_and_no_hooks_after_success_and_failure(tiny_lm):
+    ids = tiny_lm.tokenizer(PROMPT)["input_ids"]
+    before = logits_of(tiny_lm, ids)
+    hooks_before = hook_count(tiny_lm.model)
+    explain(PROMPT, " because", model=tiny_lm, budget=40)
+
+    def broken(logits):
+        raise RuntimeError("target failed inside the model call")
+
+    with pytest.raises(RuntimeError, match="target failed"):
+        explain(PROMPT, broken, model=tiny_lm, budget=40)
+    layer = tiny_lm.model.model.layers[1]
+    original = layer.forward
+
+    def exploding(*a, **k):
+        raise RuntimeError("layer exploded")
+
+    layer.forward = exploding
+    try:
+        with pytest.raises(RuntimeError, match="layer exploded"):
+            explain(PROMPT, " because", model=tiny_lm, budget=40)
+    finally:
+        layer.forward = original
+    assert hook_count(tiny_lm.model) == hooks_before
+    assert tiny_lm.model.training is False
+    torch.testing.assert_close(logits_of(tiny_lm, ids), before, rtol=0, atol=0)
+
+
+def test_nan_from_the_model_is_a_clear_error(tiny_lm):
+    from diffusiongemma.errors import NumericalError
+
+    with pytest.raises(NumericalError, match="non-finite"):
+        explain(PROMPT, lambda logits: logits[:, 0, 0] * float("nan"), model=tiny_lm, budget=40)
+
+
+def test_masks_shape_checked(tiny_lm):
+    from diffusiongemma.errors import InputError
+
+    game = Game("alpha beta gamma", target=" delta", model=tiny_lm)
+    with pytest.raises(InputError, match=r"\[batch, 3\]"):
+        game(np.ones((2, 4)))

@@ -1,0 +1,67 @@
+"""Model loading: local directory, PEFT adapter, HF cache id, and clear errors — never a download."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from diffusiongemma import explain, load_model
+from diffusiongemma.errors import ModelNotFoundError, UnsupportedModelError
+
+
+def test_local_directory_loads_with_provenance(tiny_lm, tiny_dir):
+    assert tiny_lm.family == "gemma3"
+    assert len(tiny_lm.provenance["weights_sha256"]) == 64
+    assert tiny_lm.provenance["chat_template_sha256"]  # the tokenizer's own template
+    assert tiny_lm.chat_template and "<start_of_turn>" in tiny_lm.chat_template
+
+
+def test_peft_adapter_on_top(tiny_lm, tiny_dir, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    base = load_model(str(tiny_dir), device="cpu").model
+    torch.manual_seed(1)
+    peft_model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    ids = torch.tensor([tiny_lm.tokenizer("hello there friend")["input_ids"]])
+    with torch.no_grad():
+        expected = peft_model(input_ids=ids).logits[0, -1]
+    peft_model.save_pretrained(tmp_path / "adapter")
+    lm = load_model(str(tiny_dir), adapter=str(tmp_path / "adapter"), device="cpu")
+    with torch.no_grad():
+        got = lm.model(input_ids=ids).logits[0, -1]
+        plain = tiny_lm.model(input_ids=ids).logits[0, -1]
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    assert (got - plain).abs().max() > 1e-3  # the adapter changes the model
+    assert len(lm.provenance["adapter_sha256"]) == 64
+    a = explain("hello there friend", " and", model=lm, budget=30)
+    assert a.provenance["adapter_sha256"] == lm.provenance["adapter_sha256"]
+
+
+def test_model_id_from_local_hf_cache(tiny_dir, tmp_path, monkeypatch):
+    cache = tmp_path / "hub"
+    snap = cache / "models--acme--tiny-gemma" / "snapshots" / "0123456789abcdef"
+    shutil.copytree(tiny_dir, snap)
+    (cache / "models--acme--tiny-gemma" / "refs").mkdir()
+    (cache / "models--acme--tiny-gemma" / "refs" / "main").write_text("0123456789abcdef")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+    lm = load_model("acme/tiny-gemma", device="cpu")
+    assert lm.name == "acme/tiny-gemma" and lm.family == "gemma3"
+    with pytest.raises(ModelNotFoundError, match="not in the local Hugging Face cache"):
+        load_model("acme/not-downloaded", device="cpu")
+
+
+def test_missing_path_and_bad_adapter(tmp_path, tiny_dir):
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        load_model(str(tmp_path / "nowhere"))
+    with pytest.raises(ModelNotFoundError, match="no config.json"):
+        load_model(str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match="not a PEFT adapter"):
+        load_model(str(tiny_dir), adapter=str(tmp_path))
+
+
+def test_unsupported_architecture(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
+    with pytest.raises(UnsupportedModelError, match="bert.*not supported"):
+        load_model(str(tmp_path))

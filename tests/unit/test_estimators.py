@@ -1,0 +1,88 @@
+"""Sampling estimators on toy games with interactions: convergence, calibration, efficiency, seeds, stopping."""
+
+import numpy as np
+import pytest
+
+from diffusiongemma import run
+from diffusiongemma.errors import InputError
+
+from ..conftest import ToyGame
+
+
+def rel_err(est, exact):
+    return np.linalg.norm(est - exact) / np.linalg.norm(exact)
+
+
+@pytest.mark.parametrize("method", ["paired", "regression"])
+def test_converges_and_error_falls_with_budget(method):
+    game = ToyGame(8, seed=3)
+    exact = game.shapley()
+    errs = {b: np.mean([rel_err(run(game, method, budget=b, seed=s).scores, exact) for s in range(8)])
+            for b in (128, 512, 4096)}
+    assert errs[4096] < errs[512] < errs[128]
+    assert errs[4096] < 0.05
+
+
+@pytest.mark.parametrize("method,schedule", [("paired", "shapley"), ("regression", "shapley"),
+                                             ("regression", "banzhaf"), ("paired", "beta:2,2")])
+def test_standard_errors_are_calibrated(method, schedule):
+    game = ToyGame(8, seed=5)
+    exact = run(game, "exact", schedule=schedule).scores
+    hits = []
+    for seed in range(40):
+        r = run(game, method, schedule=schedule, budget=600, seed=seed)
+        # units whose marginals have no variance (pure pair interactions under antithetic pairs) are exact
+        hits.append(np.abs(r.scores - exact) <= 2 * r.stderr + 1e-9)
+    coverage = np.mean(hits)
+    assert 0.88 <= coverage <= 1.0, coverage
+
+
+def test_regression_efficiency_gap_is_zero():
+    game = ToyGame(8, seed=1)
+    r = run(game, "regression", budget=100, seed=0)
+    assert abs(r.efficiency_gap) < 1e-9
+    assert abs(r.scores.sum() - (r.v_full - r.v_empty)) < 1e-9
+
+
+def test_same_seed_same_scores_other_seed_other_scores():
+    game = ToyGame(8)
+    a, b, c = (run(game, "regression", budget=200, seed=s).scores for s in (7, 7, 8))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_budget_is_respected_and_counted():
+    game = ToyGame(8)
+    for method in ("paired", "regression"):
+        game.calls = 0
+        r = run(game, method, budget=300, seed=0)
+        assert r.evaluations == game.calls <= 300
+
+
+def test_tolerance_stops_early():
+    game = ToyGame(6)
+    r = run(game, "regression", budget=20000, tolerance=0.05, seed=0)
+    assert r.stopped == "tolerance" and r.evaluations < 20000
+    assert r.stderr.max() <= 0.05
+
+
+@pytest.mark.parametrize("budget", [0, -5, 3])
+def test_budget_too_small(budget):
+    with pytest.raises(InputError):
+        run(ToyGame(8), "paired", budget=budget)
+
+
+def test_regression_refuses_beta_schedule():
+    with pytest.raises(InputError, match="regression"):
+        run(ToyGame(4), "regression", schedule="beta:2,3", budget=100)
+
+
+def test_single_unit_game():
+    class One:
+        n = 1
+
+        def __call__(self, m):
+            return np.asarray(m, float)[:, 0] * 3
+
+    assert run(One(), "regression", budget=10).scores[0] == pytest.approx(3.0)
+    assert run(One(), "exact").scores[0] == pytest.approx(3.0)

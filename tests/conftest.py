@@ -62,7 +62,7 @@ class ToyGame:
         v = m @ self.w
         for i, j, c in self.pairs:
             v = v + c * m[:, i] * m[:, j]
-        return v + 1.5 * m[:, 0] * m[:, 1] * m[:, 2]
+        return v + 1.5 * m[:, 0] * m[:, 1] * m[:, 2] if self.n >= 3 else v
 
     def shapley(self) -> np.ndarray:
         """Closed form: linear terms go to their unit, an interaction splits equally among its members."""
@@ -70,7 +70,8 @@ class ToyGame:
         for i, j, c in self.pairs:
             phi[i] += c / 2
             phi[j] += c / 2
-        phi[:3] += 0.5
+        if self.n >= 3:
+            phi[:3] += 0.5
         return phi
 
 

@@ -73,17 +73,17 @@ def run(
         raise InputError(f"the budget must be a whole number of evaluations ≥ 1, got {budget!r}")
     if tolerance is not None and not tolerance > 0:
         raise InputError(f"the tolerance must be positive, got {tolerance!r}")
-    if est.name != "exact" and budget < est.min_budget(n) + 2:
+    if est.name != "exact" and budget < est.min_budget(n, sched) + 2:
         raise InputError(
             f"a budget of {budget} evaluations is too small for {est.name} with {n} units; "
-            f"it needs at least {est.min_budget(n) + 2}"
+            f"it needs at least {est.min_budget(n, sched) + 2}"
         )
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     ends = np.stack([np.ones(n, dtype=np.int8), np.zeros(n, dtype=np.int8)])  # [2, n]
     v_full, v_empty = (float(v) for v in game(ends))
     used = 2
-    est.start(n, sched, rng, v_full, v_empty)
+    est.start(n, sched, rng, v_full, v_empty, budget - used)
     exact = est.name == "exact"
     limit = 2**n if exact else budget  # exact enumeration ignores the budget
     step = max(round_size, 512) if exact else round_size

@@ -74,19 +74,21 @@ class Game:
         self.unit_spec = units if isinstance(units, str) else "spans"
         self.operator = mask_operator(mask, self.lm.tokenizer, baseline)
         self.target = resolve_target(target, contrast)
+        self._check_length(0)
         self.bound = self.target.bind(self.lm, self.rendered)
-        longest = max(len(c) for c in self.bound.continuations)
-        if len(self.rendered) + longest > self.lm.max_length:
-            raise InputError(
-                f"the prompt and target are {len(self.rendered) + longest} tokens, longer than the model's "
-                f"context of {self.lm.max_length}"
-            )
+        self._check_length(max(len(c) for c in self.bound.continuations))
         token_unit = torch.full((len(self.rendered),), -1, dtype=torch.long)  # [L]
         for u, unit in enumerate(self.units):
             token_unit[list(unit.positions)] = u
         self.token_unit = token_unit
         self.evaluator = PromptEvaluator(self.lm, self.rendered, self.bound, self.operator, token_unit, batch_size)
         self.evaluations = 0
+
+    def _check_length(self, target_tokens: int) -> None:
+        total = len(self.rendered) + target_tokens
+        if total > self.lm.max_length:
+            raise InputError(f"the prompt and target are {total} tokens, longer than the model's context of "
+                             f"{self.lm.max_length} tokens")
 
     @property
     def n(self) -> int:

@@ -43,7 +43,7 @@ class RenderedPrompt:
     text: str
     input_ids: list[int]  # [L]
     offsets: list[tuple[int, int]]  # [L] character span of each token in ``text``
-    special: list[bool]  # [L] True for BOS, template markers and other special tokens
+    special: list[bool]  # [L] True for BOS, template markers and any token outside the content regions
     regions: list[Region]
     is_chat: bool
 
@@ -127,5 +127,7 @@ def render_prompt(prompt: str | Chat, tokenizer: Any, chat_template: str | None 
     ids = list(enc["input_ids"])
     offsets = [tuple(o) for o in enc["offset_mapping"]]
     special_ids = set(tokenizer.all_special_ids)
-    special = [i in special_ids or s == e for i, (s, e) in zip(ids, offsets)]
+    # special: BOS, template markers and every other token outside what the user wrote
+    special = [i in special_ids or s == e or not any(r.start < e and s < r.end for r in regions)
+               for i, (s, e) in zip(ids, offsets)]
     return RenderedPrompt(text, ids, offsets, special, regions, is_chat)

@@ -15,18 +15,34 @@ def rel_err(est, exact):
 
 @pytest.mark.parametrize("method", ["paired", "regression"])
 def test_converges_and_error_falls_with_budget(method):
-    game = ToyGame(8, seed=3)
+    game = ToyGame(12, seed=3)
     exact = game.shapley()
     errs = {b: np.mean([rel_err(run(game, method, budget=b, seed=s).scores, exact) for s in range(8)])
-            for b in (128, 512, 4096)}
-    assert errs[4096] < errs[512] < errs[128]
-    assert errs[4096] < 0.05
+            for b in (128, 512, 2048)}
+    assert errs[2048] < errs[512] < errs[128]
+    assert errs[2048] < 0.05
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_tiny_games_are_exact_or_converge(n):
+    game = ToyGame(n, seed=2)
+    exact = run(game, "exact").scores
+    for method in ("paired", "regression"):
+        r = run(game, method, budget=2000, seed=0)
+        np.testing.assert_allclose(r.scores, exact, atol=0.05 * np.abs(exact).max() + 1e-9)
+
+
+def test_regression_enumerates_everything_when_the_budget_allows():
+    game = ToyGame(6, seed=4)
+    r = run(game, "regression", budget=2**6, seed=0)
+    np.testing.assert_allclose(r.scores, run(game, "exact").scores, atol=1e-9)
+    np.testing.assert_array_equal(r.stderr, 0)
 
 
 @pytest.mark.parametrize("method,schedule", [("paired", "shapley"), ("regression", "shapley"),
                                              ("regression", "banzhaf"), ("paired", "beta:2,2")])
 def test_standard_errors_are_calibrated(method, schedule):
-    game = ToyGame(8, seed=5)
+    game = ToyGame(12, seed=5)
     exact = run(game, "exact", schedule=schedule).scores
     hits = []
     for seed in range(40):

@@ -24,11 +24,13 @@ class Estimator:
 
     name = "estimator"
 
-    def start(self, n: int, schedule: Schedule, rng: np.random.Generator, v_full: float, v_empty: float) -> None:
+    def start(self, n: int, schedule: Schedule, rng: np.random.Generator, v_full: float, v_empty: float,
+              budget: int) -> None:
+        """Begin an estimate; ``budget`` is the number of evaluations the engine may still spend."""
         self.n, self.schedule, self.rng = n, schedule, rng
-        self.v_full, self.v_empty = v_full, v_empty
+        self.v_full, self.v_empty, self.budget = v_full, v_empty, budget
 
-    def min_budget(self, n: int) -> int:
+    def min_budget(self, n: int, schedule: Schedule) -> int:
         """Fewest evaluations (besides v_full and v_empty) that give an estimate with a standard error."""
         return 2
 

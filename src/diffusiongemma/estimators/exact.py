@@ -47,16 +47,16 @@ class ExactEstimator(Estimator):
 
     name = "exact"
 
-    def min_budget(self, n: int) -> int:
+    def min_budget(self, n: int, schedule: Schedule) -> int:
         return 2**n
 
-    def start(self, n, schedule, rng, v_full, v_empty) -> None:
+    def start(self, n, schedule, rng, v_full, v_empty, budget) -> None:
         if n > MAX_EXACT_UNITS:
             raise InputError(
                 f"exact enumeration needs 2^{n} evaluations; it is limited to {MAX_EXACT_UNITS} units "
                 "(use method='shapley' or coarser units)"
             )
-        super().start(n, schedule, rng, v_full, v_empty)
+        super().start(n, schedule, rng, v_full, v_empty, budget)
         self.masks = all_masks(n)
         self.values = np.full(2**n, np.nan)
         self.values[0], self.values[-1] = v_empty, v_full

@@ -1,29 +1,37 @@
 """Diffusion-weighted regression: every evaluation informs all n units.
 
-* Shapley schedule: KernelSHAP with paired (complement) masks and the efficiency constraint
-  ``Σ φ = v(all kept) − v(all removed)`` enforced exactly (Lundberg & Lee 2017; Covert & Lee 2021). Mask sizes
-  are drawn from the Shapley kernel, so the least-squares weights are uniform.
+* Shapley schedule: KernelSHAP with the efficiency constraint ``Σ φ = v(all kept) − v(all removed)``
+  enforced exactly (Lundberg & Lee 2017; Covert & Lee 2021). The Shapley kernel puts most weight on masks
+  with few or many units kept, so those size strata are enumerated completely while the budget affords
+  them (as the SHAP library does); the other sizes are sampled from the kernel as complement pairs, so the
+  least-squares weights are uniform.
 * Banzhaf schedule (t = 0.5): maximum-sample-reuse least squares: with masks m ~ Bernoulli(1/2) paired with
   1 - m, ``φ_i`` is the mean of ``(v(m) − v(1−m))·(2 m_i − 1)`` — unbiased, one evaluation pair for all units.
 
-Standard errors: jackknife over groups of pairs (KernelSHAP), the CLT (Banzhaf).
+Standard errors: jackknife over groups of sampled pairs (KernelSHAP; enumerated strata have none), the
+CLT (Banzhaf).
 
 Example:
     >>> import numpy as np
-    >>> from diffusiongemma.estimators.regression import constrained_solve
+    >>> from diffusiongemma.estimators.regression import constrained_solve, plan_enumeration
     >>> constrained_solve(np.eye(2), np.array([1.0, 0.0]), 3.0)
     array([2., 1.])
+    >>> plan_enumeration(10, 512)  # sizes 1, 9, 2, 8 enumerated (110 masks) with 512 to spend
+    [1, 9, 2, 8]
 """
 
 from __future__ import annotations
 
+from itertools import combinations
+from math import comb
+
 import numpy as np
 
 from ..errors import InputError
-from ..schedules import Fixed, Uniform
+from ..schedules import Fixed, Schedule, Uniform
 from .base import Estimator, register_estimator
 
-__all__ = ["RegressionEstimator", "constrained_solve"]
+__all__ = ["RegressionEstimator", "constrained_solve", "shapley_kernel", "plan_enumeration"]
 
 _GROUPS = 32
 
@@ -42,14 +50,38 @@ def constrained_solve(A: np.ndarray, b: np.ndarray, total: float) -> np.ndarray:
     return a_inv_b - lam[..., None] * a_inv_1
 
 
+def shapley_kernel(n: int) -> np.ndarray:
+    """Probability of each mask size 1..n-1 under the Shapley kernel: ∝ (n-1) / (s (n-s)); ``[n-1]``."""
+    sizes = np.arange(1, n)
+    k = 1.0 / (sizes * (n - sizes))
+    return k / k.sum()
+
+
+def plan_enumeration(n: int, budget: int) -> list[int]:
+    """Sizes to enumerate completely: the pairs (s, n-s) from the outside in, while the kernel share of the
+    remaining budget covers all their masks."""
+    p = shapley_kernel(n) if n > 1 else np.zeros(0)
+    left, mass, sizes = float(budget), 1.0, []
+    for s in range(1, n // 2 + 1):
+        pair = [s] if s == n - s else [s, n - s]
+        count = sum(comb(n, k) for k in pair)
+        share = sum(p[k - 1] for k in pair)
+        if mass <= 0 or left * share / mass < count:
+            break
+        sizes += pair
+        left -= count
+        mass -= share
+    return sizes
+
+
 @register_estimator
 class RegressionEstimator(Estimator):
     """Paired regression estimator for the Shapley and Banzhaf schedules."""
 
     name = "regression"
 
-    def start(self, n, schedule, rng, v_full, v_empty) -> None:
-        super().start(n, schedule, rng, v_full, v_empty)
+    def start(self, n, schedule, rng, v_full, v_empty, budget) -> None:
+        super().start(n, schedule, rng, v_full, v_empty, budget)
         if isinstance(schedule, Uniform):
             self.banzhaf = False
         elif isinstance(schedule, Fixed) and schedule.t == 0.5:
@@ -57,37 +89,63 @@ class RegressionEstimator(Estimator):
         else:
             raise InputError("the regression estimator supports the shapley and banzhaf schedules; use "
                              "method='paired' or 'exact' for other schedules")
-        sizes = np.arange(1, n)
-        kernel = 1.0 / (sizes * (n - sizes)) if n > 1 else np.zeros(0)
-        self.size_p = kernel / kernel.sum() if n > 1 else kernel
+        self.msr: list[np.ndarray] = []
         self.pairs = 0
-        self.group_A = np.zeros((_GROUPS, n, n))  # sums of z zᵀ per jackknife group
+        self.group_A = np.zeros((_GROUPS, n, n))  # sums of z zᵀ per jackknife group (sampled pairs)
         self.group_b = np.zeros((_GROUPS, n))  # sums of z (v(z) - v_empty)
         self.group_n = np.zeros(_GROUPS)
-        self.msr: list[np.ndarray] = []
+        if self.banzhaf or n < 2:
+            return
+        kernel = shapley_kernel(n)
+        self.enum_sizes = plan_enumeration(n, budget)
+        self.todo = [np.array([[int(i in c) for i in range(n)] for c in combinations(range(n), s)], dtype=np.int8)
+                     for s in self.enum_sizes]
+        self.todo = np.concatenate(self.todo) if self.todo else np.zeros((0, n), dtype=np.int8)
+        self.enum_A = np.zeros((n, n))  # Σ over enumerated sizes of p(s) · mean zzᵀ
+        self.enum_b = np.zeros(n)
+        self.enum_weight = np.array([kernel[s - 1] / comb(n, s) if s in self.enum_sizes else 0.0
+                                     for s in range(n + 1)])  # weight of one mask of each size
+        rest = np.array([0.0 if s in self.enum_sizes else kernel[s - 1] for s in range(1, n)])
+        self.rest_mass = rest.sum()
+        self.rest_p = rest / self.rest_mass if self.rest_mass > 0 else rest
 
-    def min_budget(self, n: int) -> int:
+    def min_budget(self, n: int, schedule: Schedule) -> int:
         return 4 if n > 1 else 0
 
     def propose(self, max_evals: int) -> np.ndarray:
-        k = max_evals // 2
-        if k == 0 or self.n == 1:
+        if self.n == 1:
             return np.zeros((0, self.n), dtype=np.int8)
         if self.banzhaf:
+            k = max_evals // 2
             z = (self.rng.random((k, self.n)) < 0.5).astype(np.int8)
-        else:
-            s = self.rng.choice(np.arange(1, self.n), size=k, p=self.size_p)  # [k] sizes
-            rank = self.rng.random((k, self.n)).argsort(1).argsort(1)  # a random permutation per row
-            z = (rank < s[:, None]).astype(np.int8)  # [k, n], exactly s kept
+            return np.stack([z, 1 - z], axis=1).reshape(-1, self.n)
+        if len(self.todo):  # enumerated strata first
+            chunk, self.todo = self.todo[:max_evals], self.todo[max_evals:]
+            return chunk
+        k = max_evals // 2
+        if k == 0 or self.rest_mass <= 0:
+            return np.zeros((0, self.n), dtype=np.int8)
+        s = self.rng.choice(np.arange(1, self.n), size=k, p=self.rest_p)  # [k] sizes
+        rank = self.rng.random((k, self.n)).argsort(1).argsort(1)  # a random permutation per row
+        z = (rank < s[:, None]).astype(np.int8)  # [k, n], exactly s kept
         return np.stack([z, 1 - z], axis=1).reshape(-1, self.n)  # pairs adjacent
 
     def update(self, masks: np.ndarray, values: np.ndarray) -> None:
-        z = masks.reshape(-1, 2, self.n).astype(float)  # [k, 2, n]
-        v = values.reshape(-1, 2)  # [k, 2]
         if self.banzhaf:
+            z = masks.reshape(-1, 2, self.n).astype(float)
+            v = values.reshape(-1, 2)
             self.msr.extend((v[:, :1] - v[:, 1:]) * (2 * z[:, 0] - 1))
             return
-        y = v - self.v_empty  # [k, 2]
+        sizes = masks.sum(1)
+        enumerated = self.enum_weight[sizes] > 0
+        if enumerated.any():  # proposals are either all enumerated or all sampled pairs
+            z, y = masks.astype(float), values - self.v_empty
+            w = self.enum_weight[sizes]  # [b]
+            self.enum_A += np.einsum("k,ki,kj->ij", w, z, z)
+            self.enum_b += np.einsum("k,ki,k->i", w, z, y)
+            return
+        z = masks.reshape(-1, 2, self.n).astype(float)  # [k, 2, n]
+        y = values.reshape(-1, 2) - self.v_empty  # [k, 2]
         A = np.einsum("kpi,kpj->kij", z, z) / 2  # [k, n, n]
         b = np.einsum("kpi,kp->ki", z, y) / 2  # [k, n]
         groups = (self.pairs + np.arange(len(z))) % _GROUPS
@@ -96,25 +154,32 @@ class RegressionEstimator(Estimator):
         np.add.at(self.group_n, groups, 1)
         self.pairs += len(z)
 
+    def _banzhaf_estimate(self) -> tuple[np.ndarray, np.ndarray]:
+        s = np.asarray(self.msr)
+        if len(s) < 2:
+            return (s.mean(0) if len(s) else np.zeros(self.n)), np.full(self.n, np.inf)
+        return s.mean(0), s.std(0, ddof=1) / np.sqrt(len(s))
+
     def estimate(self) -> tuple[np.ndarray, np.ndarray]:
         total = self.v_full - self.v_empty
         if self.n == 1:
             return np.array([total]), np.zeros(1)
         if self.banzhaf:
-            s = np.asarray(self.msr)
-            if len(s) < 2:
-                return (s.mean(0) if len(s) else np.zeros(self.n)), np.full(self.n, np.inf)
-            return s.mean(0), s.std(0, ddof=1) / np.sqrt(len(s))
-        if self.pairs == 0:
+            return self._banzhaf_estimate()
+        if len(self.todo) or (self.rest_mass > 0 and self.pairs == 0):
             return np.full(self.n, total / self.n), np.full(self.n, np.inf)
-        phi = constrained_solve(self.group_A.sum(0) / self.pairs, self.group_b.sum(0) / self.pairs, total)
+        if self.rest_mass <= 0:  # every size enumerated: exact
+            return constrained_solve(self.enum_A, self.enum_b, total), np.zeros(self.n)
+        A = self.enum_A + self.rest_mass * self.group_A.sum(0) / self.pairs
+        b = self.enum_b + self.rest_mass * self.group_b.sum(0) / self.pairs
+        phi = constrained_solve(A, b, total)
         used = self.group_n > 0
         g = int(used.sum())
         if g < 2:
             return phi, np.full(self.n, np.inf)
         rest_n = (self.pairs - self.group_n[used])[:, None]  # [g, 1]
-        A_loo = (self.group_A.sum(0) - self.group_A[used]) / rest_n[:, :, None]  # [g, n, n]
-        b_loo = (self.group_b.sum(0) - self.group_b[used]) / rest_n  # [g, n]
+        A_loo = self.enum_A + self.rest_mass * (self.group_A.sum(0) - self.group_A[used]) / rest_n[:, :, None]
+        b_loo = self.enum_b + self.rest_mass * (self.group_b.sum(0) - self.group_b[used]) / rest_n
         phi_loo = constrained_solve(A_loo, b_loo, total)  # [g, n]
         var = (g - 1) / g * ((phi_loo - phi_loo.mean(0)) ** 2).sum(0)
         return phi, np.sqrt(var)

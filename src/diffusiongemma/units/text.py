@@ -39,18 +39,9 @@ def sentence_spans(text: str, offset: int) -> list[tuple[int, int]]:
 
 
 def _eligible(rp: RenderedPrompt, special: bool) -> list[int]:
-    """Token positions that may belong to a unit (BOS at position 0 never does)."""
-    out = []
-    for pos, ((s, e), is_special) in enumerate(zip(rp.offsets, rp.special)):
-        if pos == 0 and is_special:
-            continue  # BOS: removing it leaves early positions nothing to attend to
-        if is_special:
-            if special:
-                out.append(pos)
-            continue
-        if any(r.start < e and s < r.end for r in rp.regions):
-            out.append(pos)
-    return out
+    """Token positions that may belong to a unit; special ones only if asked, BOS (position 0) never."""
+    return [pos for pos, is_special in enumerate(rp.special)
+            if not (pos == 0 and is_special) and (special or not is_special)]
 
 
 def _role_at(rp: RenderedPrompt, start: int, end: int) -> str:

@@ -2,10 +2,11 @@
 
 * Shapley schedule: stratified antithetic permutation chains. The Shapley value is the mean over coalition
   sizes s = 0..n-1 of the unit's expected marginal contribution at size s. The two outer strata are computed
-  exactly (v of each unit alone and of all but each unit: 2n evaluations). The inner strata are sampled by
+  exactly (v of each unit alone and of all but each unit: 2n evaluations), and more outer strata while the
+  budget affords them (the sizes the regression estimator enumerates). The inner strata are sampled by
   chains: a random order of the units unmasked one at a time (the reverse process) gives one marginal of
   every unit, each in the stratum of its rank; the pair of a chain is the reversed order, whose masks are the
-  complements. A chain costs n-3 new evaluations. Stratum means are combined with equal weights
+  complements. A chain costs n-2K-1 new evaluations when sizes 1..K and n-K..n-1 are enumerated. Stratum means are combined with equal weights
   (post-stratification; an unsampled stratum takes the unit's pooled inner mean).
 * Other schedules: Owen sampling along the schedule: a level t (stratified), a mask m ~ Bernoulli(1 - t),
   and ``v(m)``, ``v(m ⊕ e_i)`` for every unit (n + 1 evaluations), paired with the complement 1 - m where
@@ -23,9 +24,12 @@ Example:
 
 from __future__ import annotations
 
+from itertools import combinations
+
 import numpy as np
 
 from ..schedules import Schedule, Uniform
+from .regression import plan_enumeration
 from .base import Estimator, register_estimator
 
 __all__ = ["PairedEstimator"]
@@ -48,10 +52,10 @@ class PairedEstimator(Estimator):
             self._start_chains()
 
     @staticmethod
-    def cost_per_pair(n: int, schedule: Schedule) -> int:
-        """Evaluations of one antithetic pair."""
+    def cost_per_pair(n: int, schedule: Schedule, K: int = 1) -> int:
+        """Evaluations of one antithetic pair (chains: sizes 1..K and n-K..n-1 are enumerated)."""
         if isinstance(schedule, Uniform):
-            return 2 * max(n - 3, 0)
+            return 2 * max(n - 2 * K - 1, 0)
         return (n + 1) * (2 if schedule.symmetric else 1)
 
     def min_budget(self, n: int, schedule: Schedule) -> int:
@@ -62,68 +66,82 @@ class PairedEstimator(Estimator):
     # -- Shapley: stratified permutation chains ---------------------------------------------------------
     def _start_chains(self) -> None:
         n = self.n
-        eye = np.eye(n, dtype=np.int8)
-        self.todo = np.concatenate([eye, 1 - eye]) if n > 1 else np.zeros((0, n), dtype=np.int8)
-        self.outer_values: list[float] = []
-        self.outer: np.ndarray | None = None  # [n]: marginal at size 0 plus marginal at size n-1
-        self.single = np.zeros(n)  # v({i})
-        self.all_but = np.zeros(n)  # v(N \ i)
+        planned = [s for s in plan_enumeration(n, self.budget) if s <= n // 2]
+        self.K = max(planned + [1]) if n > 1 else 0  # mask sizes 1..K and n-K..n-1 are enumerated
+        sizes = sorted({s for k in range(1, self.K + 1) for s in (k, n - k)} - {0, n})
+        self.todo = np.array([[int(i in c) for i in range(n)] for s in sizes for c in combinations(range(n), s)],
+                             dtype=np.int8).reshape(-1, n)
+        self.table: dict[int, float] = {0: self.v_empty, (1 << n) - 1: self.v_full}
+        self._bits = 1 << np.arange(n)
+        self.exact_sum: np.ndarray | None = None  # [n]: sum of the exactly computed strata
         self.chain_pairs = 0
         self.strata_sum = np.zeros((_GROUPS, n, n))  # [group, unit, rank]
         self.strata_cnt = np.zeros((_GROUPS, n, n))
 
+    def _exact_strata(self) -> np.ndarray:
+        """Sum over the enumerated strata s of E[v(S ∪ i) − v(S)], |S| = s: ``[n]``."""
+        n = self.n
+        keys = np.fromiter(self.table.keys(), dtype=np.int64)
+        vals = np.fromiter(self.table.values(), dtype=float)
+        masks = (keys[:, None] >> np.arange(n)) & 1  # [E, n]
+        size = masks.sum(1)
+        total = np.zeros(n)
+        for s in [*range(self.K), *range(n - self.K, n)] if 2 * self.K + 1 < n else range(n):
+            with_i = (size == s + 1)[:, None] & (masks == 1)  # [E, n]
+            without_i = (size == s)[:, None] & (masks == 0)
+            total += (vals @ with_i) / with_i.sum(0) - (vals @ without_i) / without_i.sum(0)
+        return total
+
     def _propose_chains(self, max_evals: int) -> np.ndarray:
-        if len(self.todo):  # the outer strata first
+        if len(self.todo):  # the enumerated strata first
             masks, self.todo = self.todo[:max_evals], self.todo[max_evals:]
             return masks
-        k = max_evals // max(self.cost_per_pair(self.n, self.schedule), 1)
-        if self.n <= 3 or k == 0:
-            return np.zeros((0, self.n), dtype=np.int8)  # no inner stratum to sample, or no room
+        k = max_evals // max(self.cost_per_pair(self.n, self.schedule, self.K), 1)
+        if 2 * self.K + 1 >= self.n or k == 0:
+            return np.zeros((0, self.n), dtype=np.int8)  # every stratum is exact, or no room
         rank = self.rng.random((k, self.n)).argsort(1).argsort(1)  # [k, n] position of each unit in its order
         self._pending = np.stack([rank, self.n - 1 - rank], axis=1).reshape(-1, self.n)  # [2k, n] with reverses
-        sizes = np.arange(2, self.n - 1)[None, :, None]  # [1, n-3, 1] inner sizes (1 and n-1 are known)
+        sizes = np.arange(self.K + 1, self.n - self.K)[None, :, None]  # inner sizes not enumerated
         return (self._pending[:, None, :] < sizes).reshape(-1, self.n).astype(np.int8)  # first j of each order
 
     def _update_chains(self, masks: np.ndarray, values: np.ndarray) -> None:
-        n = self.n
-        if self.outer is None:
-            self.outer_values.extend(values)
-            if len(self.outer_values) == 2 * n:
-                self.single, self.all_but = np.array(self.outer_values[:n]), np.array(self.outer_values[n:])
-                self.outer = (self.single - self.v_empty) + (self.v_full - self.all_but)  # strata 0 and n-1
+        n, K = self.n, self.K
+        if self.exact_sum is None:
+            self.table.update(zip((masks.astype(np.int64) @ self._bits).tolist(), values.tolist()))
+            if len(self.todo) == 0:
+                self.exact_sum = self._exact_strata()
             return
-        rank, v = self._pending, values.reshape(-1, n - 3)  # [chains, n], [chains, n-3]
-        by_rank = rank.argsort(1)  # [chains, n]: the unit at each rank
-        path = np.concatenate([np.full((len(v), 1), self.v_empty), self.single[by_rank[:, :1]], v,
-                               self.all_but[by_rank[:, -1:]], np.full((len(v), 1), self.v_full)], axis=1)
-        marginal = np.take_along_axis(path, rank + 1, 1) - np.take_along_axis(path, rank, 1)  # [chains, n]
+        rank = self._pending  # [chains, n]
+        v = values.reshape(len(rank), -1)  # [chains, n - 2K - 1]
+        lo = ((rank < K).astype(np.int64) @ self._bits).tolist()  # the chain's enumerated masks of sizes K, n-K
+        hi = ((rank < n - K).astype(np.int64) @ self._bits).tolist()
+        path = np.concatenate([np.array([self.table[x] for x in lo])[:, None], v,
+                               np.array([self.table[x] for x in hi])[:, None]], axis=1)  # sizes K..n-K
+        inner = (rank >= K) & (rank <= n - 1 - K)  # [chains, n]: units whose marginal is sampled here
+        r = np.clip(rank - K, 0, path.shape[1] - 2)
+        marginal = np.take_along_axis(path, r + 1, 1) - np.take_along_axis(path, r, 1)  # [chains, n]
         pairs = len(v) // 2
-        groups = np.repeat((self.chain_pairs + np.arange(pairs)) % _GROUPS, 2)[:, None]  # a pair stays together
+        groups = np.repeat((self.chain_pairs + np.arange(pairs)) % _GROUPS, 2)[:, None].repeat(n, 1)
         units = np.arange(n)[None, :].repeat(len(v), 0)
-        np.add.at(self.strata_sum, (groups.repeat(n, 1), units, rank), marginal)
-        np.add.at(self.strata_cnt, (groups.repeat(n, 1), units, rank), 1)
+        np.add.at(self.strata_sum, (groups[inner], units[inner], rank[inner]), marginal[inner])
+        np.add.at(self.strata_cnt, (groups[inner], units[inner], rank[inner]), 1)
         self.chain_pairs += pairs
 
     def _stratified(self, sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """φ from stratum sums/counts ``[..., n, n]`` (unit, rank): equal-weight mean over the n strata."""
-        inner = slice(1, self.n - 1)
+        inner = slice(self.K, self.n - self.K)
         pooled = sums[..., inner].sum(-1) / np.maximum(counts[..., inner].sum(-1), 1)  # [..., n]
         means = np.where(counts > 0, sums / np.maximum(counts, 1), pooled[..., None])[..., inner]
-        return (self.outer + means.sum(-1)) / self.n
+        return (self.exact_sum + means.sum(-1)) / self.n
 
     def _estimate_chains(self) -> tuple[np.ndarray, np.ndarray]:
         n = self.n
         if n == 1:
             return np.array([self.v_full - self.v_empty]), np.zeros(1)
-        if self.outer is None:
+        if self.exact_sum is None:
             return np.zeros(n), np.full(n, np.inf)
-        if n <= 3:  # every stratum is an outer one, or (n = 3) the middle one follows from efficiency
-            phi = self.outer / n
-            if n == 3:  # marginal at size 1 = v({i, j}) - v({j}) averaged over j ≠ i
-                mid = np.array([np.mean([self.all_but[k] - self.single[j] for j in range(3) if j != i
-                                         for k in range(3) if k not in (i, j)]) for i in range(3)])
-                phi = (self.outer + mid) / n
-            return phi, np.zeros(n)
+        if 2 * self.K + 1 >= n:  # every size enumerated: every stratum exact
+            return self.exact_sum / n, np.zeros(n)
         phi = self._stratified(self.strata_sum.sum(0), self.strata_cnt.sum(0))
         used = self.strata_cnt.sum((1, 2)) > 0
         g = int(used.sum())

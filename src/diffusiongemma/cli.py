@@ -22,6 +22,22 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 _err = Console(stderr=True)
 
 
+def _read_prompt(prompt: Optional[str], prompt_file: Optional[Path]) -> str:
+    """The prompt from the argument or from a file, exactly one of them."""
+    from .errors import InputError
+
+    if (prompt is None) == (prompt_file is None):
+        raise InputError("give the prompt either as an argument or with --prompt-file, not both or neither")
+    if prompt_file is None:
+        return prompt  # type: ignore[return-value]
+    if str(prompt_file) == "-":
+        return sys.stdin.read()
+    try:
+        return prompt_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the prompt file {prompt_file}: {exc}") from None
+
+
 def _quiet_transformers() -> None:
     """No per-tensor progress bars or load chatter in the terminal output."""
     from transformers.utils import logging as hf_logging
@@ -32,7 +48,8 @@ def _quiet_transformers() -> None:
 
 @app.command()
 def explain(
-    prompt: str = typer.Argument(..., help="The prompt text."),
+    prompt: Optional[str] = typer.Argument(None, help="The prompt text (or use --prompt-file)."),
+    prompt_file: Optional[Path] = typer.Option(None, help="Read the prompt from this file ('-' for stdin)."),
     target: Optional[str] = typer.Option(None, help="Continuation to explain (default: the model's greedy next token)."),
     contrast: Optional[str] = typer.Option(None, help="Explain log p(target) - log p(contrast)."),
     model: Optional[str] = typer.Option(None, help="Model directory, .gguf file or cached id (default Gemma 3 270M)."),
@@ -57,6 +74,7 @@ def explain(
     from .models import load_model
     from .report.terminal import print_attribution
 
+    prompt = _read_prompt(prompt, prompt_file)
     _quiet_transformers()
     console = Console()
     with console.status("loading the model…"):
@@ -91,7 +109,7 @@ def main() -> None:
     try:
         app()
     except DiffusionGemmaError as exc:  # raised inside a command: one sentence, exit code 2
-        _err.print(f"error: {exc}", highlight=False, markup=False)
+        sys.stderr.write(f"error: {exc}\n")  # one line, never wrapped
         sys.exit(2)
 
 

@@ -70,11 +70,11 @@ class Game:
     ) -> None:
         self.lm = resolve_model(model)
         self.rendered = render_prompt(prompt, self.lm.tokenizer, self.lm.chat_template, chat=chat, system=system)
+        self._check_length(0)
         self.units = build_units(self.rendered, units)
         self.unit_spec = units if isinstance(units, str) else "spans"
         self.operator = mask_operator(mask, self.lm.tokenizer, baseline)
         self.target = resolve_target(target, contrast)
-        self._check_length(0)
         self.bound = self.target.bind(self.lm, self.rendered)
         self._check_length(max(len(c) for c in self.bound.continuations))
         token_unit = torch.full((len(self.rendered),), -1, dtype=torch.long)  # [L]

@@ -13,6 +13,8 @@ Example:
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from itertools import accumulate
 
 from ..prompts import RenderedPrompt
 from .base import Unit, register_unit_kind
@@ -56,15 +58,21 @@ def group_tokens(rp: RenderedPrompt, spans: list[tuple[int, int]], *, special: b
 
     With ``special=True``, special tokens inside no span become units of their own.
     """
+    order = sorted(range(len(spans)), key=lambda k: spans[k][0])
+    starts = [spans[k][0] for k in order]
+    reach = list(accumulate((spans[k][1] for k in order), max))  # furthest end among spans sorted so far
     members: list[list[int]] = [[] for _ in spans]
     extra: list[int] = []
     for pos in _eligible(rp, special):
         s, e = rp.offsets[pos]
         best, best_overlap = -1, 0
-        for k, (a, b) in enumerate(spans):
+        j = bisect_right(starts, e - 1) - 1  # last span starting before the token ends
+        while j >= 0 and reach[j] > s:  # earlier spans can still overlap the token
+            a, b = spans[order[j]]
             overlap = min(b, e) - max(a, s)
-            if overlap > best_overlap:
-                best, best_overlap = k, overlap
+            if overlap > best_overlap or (overlap == best_overlap and overlap > 0 and order[j] < best):
+                best, best_overlap = order[j], overlap
+            j -= 1
         if best >= 0:
             members[best].append(pos)
         elif rp.special[pos]:

@@ -1,0 +1,26 @@
+"""Run one benchmark: ``python -m bench.run NAME [--quick] [--seed S] --out bench/results/``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+BENCHMARKS = {"explain_vs_captum": "bench.explain_vs_captum"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("name", choices=sorted(BENCHMARKS))
+    parser.add_argument("--quick", action="store_true", help="a shorter run (under 5 minutes on 2 cores)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args(argv)
+    command = "python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv)
+    path = importlib.import_module(BENCHMARKS[args.name]).main(args.quick, args.out, command, seed=args.seed)
+    print(f"wrote {path} and bench/RESULTS.md")
+
+
+if __name__ == "__main__":
+    main()

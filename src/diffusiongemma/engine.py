@@ -86,7 +86,7 @@ def run(
     est.start(n, sched, rng, v_full, v_empty, budget - used)
     exact = est.name == "exact"
     limit = 2**n if exact else budget  # exact enumeration ignores the budget
-    step = max(round_size, 512) if exact else round_size
+    step = max(round_size, 512) if exact else max(round_size, est.min_budget(n, sched) // 2)  # ≥ one pair
     stopped = "done" if exact else "budget"
     while used < limit:
         masks = est.propose(min(step, limit - used))

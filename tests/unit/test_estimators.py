@@ -102,3 +102,19 @@ def test_single_unit_game():
 
     assert run(One(), "regression", budget=10).scores[0] == pytest.approx(3.0)
     assert run(One(), "exact").scores[0] == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("method", ["paired", "regression"])
+def test_long_prompts_spend_the_budget(method):
+    """80 units (more than 64 bits, more than one default round per chain pair)."""
+
+    class Additive:
+        n = 80
+        w = np.random.default_rng(0).normal(size=80)
+
+        def __call__(self, m):
+            return np.asarray(m, float) @ self.w
+
+    r = run(Additive(), method, budget=2000, seed=0)
+    assert r.evaluations > 1800
+    np.testing.assert_allclose(r.scores, Additive.w, atol=1e-6)  # additive games are recovered exactly

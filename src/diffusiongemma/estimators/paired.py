@@ -6,8 +6,9 @@
   budget affords them (the sizes the regression estimator enumerates). The inner strata are sampled by
   chains: a random order of the units unmasked one at a time (the reverse process) gives one marginal of
   every unit, each in the stratum of its rank; the pair of a chain is the reversed order, whose masks are the
-  complements. A chain costs n-2K-1 new evaluations when sizes 1..K and n-K..n-1 are enumerated. Stratum means are combined with equal weights
-  (post-stratification; an unsampled stratum takes the unit's pooled inner mean).
+  complements. A chain costs n-2K-1 new evaluations when sizes 1..K and n-K..n-1 are enumerated. Stratum
+  means are combined with equal weights (post-stratification; an unsampled stratum takes the unit's pooled
+  inner mean).
 * Other schedules: Owen sampling along the schedule: a level t (stratified), a mask m ~ Bernoulli(1 - t),
   and ``v(m)``, ``v(m ⊕ e_i)`` for every unit (n + 1 evaluations), paired with the complement 1 - m where
   the schedule is symmetric.
@@ -29,8 +30,8 @@ from itertools import combinations
 import numpy as np
 
 from ..schedules import Schedule, Uniform
-from .regression import plan_enumeration
 from .base import Estimator, register_estimator
+from .regression import plan_enumeration
 
 __all__ = ["PairedEstimator"]
 
@@ -71,8 +72,9 @@ class PairedEstimator(Estimator):
         sizes = sorted({s for k in range(1, self.K + 1) for s in (k, n - k)} - {0, n})
         self.todo = np.array([[int(i in c) for i in range(n)] for s in sizes for c in combinations(range(n), s)],
                              dtype=np.int8).reshape(-1, n)
-        self.table: dict[int, float] = {0: self.v_empty, (1 << n) - 1: self.v_full}
-        self._bits = 1 << np.arange(n)
+        self.enum_masks = [np.zeros((1, n), np.int8), np.ones((1, n), np.int8)]  # every enumerated mask
+        self.enum_values = [np.array([self.v_empty]), np.array([self.v_full])]
+        self.table: dict[bytes, float] = {}  # enumerated mask (packed bits) -> value, for chain lookups
         self.exact_sum: np.ndarray | None = None  # [n]: sum of the exactly computed strata
         self.chain_pairs = 0
         self.strata_sum = np.zeros((_GROUPS, n, n))  # [group, unit, rank]
@@ -81,9 +83,7 @@ class PairedEstimator(Estimator):
     def _exact_strata(self) -> np.ndarray:
         """Sum over the enumerated strata s of E[v(S ∪ i) − v(S)], |S| = s: ``[n]``."""
         n = self.n
-        keys = np.fromiter(self.table.keys(), dtype=np.int64)
-        vals = np.fromiter(self.table.values(), dtype=float)
-        masks = (keys[:, None] >> np.arange(n)) & 1  # [E, n]
+        masks, vals = np.concatenate(self.enum_masks), np.concatenate(self.enum_values)  # [E, n], [E]
         size = masks.sum(1)
         total = np.zeros(n)
         for s in [*range(self.K), *range(n - self.K, n)] if 2 * self.K + 1 < n else range(n):
@@ -107,14 +107,17 @@ class PairedEstimator(Estimator):
     def _update_chains(self, masks: np.ndarray, values: np.ndarray) -> None:
         n, K = self.n, self.K
         if self.exact_sum is None:
-            self.table.update(zip((masks.astype(np.int64) @ self._bits).tolist(), values.tolist()))
+            self.enum_masks.append(masks.astype(np.int8))
+            self.enum_values.append(values)
             if len(self.todo) == 0:
+                m = np.concatenate(self.enum_masks)
+                self.table = dict(zip(map(bytes, np.packbits(m, axis=1)), np.concatenate(self.enum_values)))
                 self.exact_sum = self._exact_strata()
             return
         rank = self._pending  # [chains, n]
         v = values.reshape(len(rank), -1)  # [chains, n - 2K - 1]
-        lo = ((rank < K).astype(np.int64) @ self._bits).tolist()  # the chain's enumerated masks of sizes K, n-K
-        hi = ((rank < n - K).astype(np.int64) @ self._bits).tolist()
+        lo = map(bytes, np.packbits(rank < K, axis=1))  # the chain's enumerated masks of sizes K and n-K
+        hi = map(bytes, np.packbits(rank < n - K, axis=1))
         path = np.concatenate([np.array([self.table[x] for x in lo])[:, None], v,
                                np.array([self.table[x] for x in hi])[:, None]], axis=1)  # sizes K..n-K
         inner = (rank >= K) & (rank <= n - 1 - K)  # [chains, n]: units whose marginal is sampled here

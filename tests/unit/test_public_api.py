@@ -1,0 +1,28 @@
+"""The public names are what we mean them to be, and every user error derives from one base class."""
+
+import diffusiongemma as dg
+from diffusiongemma import errors
+
+
+def test_public_names():
+    assert set(dg.__all__) == {
+        "__version__", "explain", "METHODS", "Attribution", "Game", "run", "EngineResult", "load_model",
+        "LoadedModel", "Target", "TARGETS", "Continuation", "Contrast", "NextToken", "Greedy", "CallableTarget",
+        "Unit", "UNIT_KINDS", "DiffusionGemmaError", "InputError", "ModelLoadError", "ModelNotFoundError",
+        "UnsupportedModelError", "NumericalError",
+    }
+    for name in dg.__all__:
+        assert getattr(dg, name) is not None
+
+
+def test_exception_tree():
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), errors.DiffusionGemmaError)
+    assert issubclass(errors.ModelNotFoundError, errors.ModelLoadError)
+    assert issubclass(errors.InputError, ValueError)
+
+
+def test_registries():
+    assert set(dg.TARGETS) == {"continuation", "contrast", "next_token", "greedy", "callable"}
+    assert set(dg.UNIT_KINDS) == {"tokens", "words", "sentences", "roles", "spans"}
+    assert set(dg.METHODS) == {"shapley", "banzhaf", "exact", "paired", "regression"}

@@ -7,7 +7,7 @@ list of ``(start, end)`` character spans.
 Example:
     >>> from diffusiongemma.units import parse_unit_spec
     >>> parse_unit_spec("spans:0-4,5-9")
-    ('spans', {'spans': [(0, 4), (5, 9)], 'special': False})
+    ('spans', {'special': False, 'spans': [(0, 4), (5, 9)]})
 """
 
 from __future__ import annotations

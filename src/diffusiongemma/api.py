@@ -15,6 +15,7 @@ from typing import Any, Callable
 from .attribution import Attribution
 from .engine import run
 from .errors import InputError
+from .faithfulness import faithfulness as run_faithfulness
 from .game import Game
 from .models import LoadedModel
 from .prompts import Chat
@@ -62,6 +63,7 @@ def explain(
     system: str | None = None,
     batch_size: int | None = None,
     progress: Callable[[int, int], Any] | None = None,
+    faithfulness: bool = False,
 ) -> Attribution:
     """Attribute a model's decision on ``prompt`` to its units, with standard errors.
 
@@ -80,6 +82,8 @@ def explain(
         budget: model evaluations to spend (v(all kept) and v(all removed) included).
         seed: fixes every sample.
         tolerance: stop early when every standard error is below it.
+        faithfulness: also run the deletion/insertion check (about 2·min(n, 20) more evaluations, counted
+            apart from the budget in ``attr.faithfulness.evaluations``).
 
     Example:
         >>> attr = explain("Paris is the capital of", target=" France", method="exact")  # doctest: +SKIP
@@ -99,9 +103,10 @@ def explain(
         "tolerance": tolerance, "stopped": result.stopped, "chat": game.rendered.is_chat,
     }
     provenance = {**game.lm.provenance, "versions": _versions()}
+    check = run_faithfulness(game, result.scores) if faithfulness else None
     return Attribution(
         units=game.units, scores=result.scores, stderr=result.stderr, text=game.text,
         target=game.bound.description, v_full=result.v_full, v_empty=result.v_empty,
         evaluations=result.evaluations, wall_time=result.wall_time, method=method, settings=settings,
-        provenance=provenance,
+        provenance=provenance, faithfulness=check,
     )

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .faithfulness import Faithfulness
 from .units import Unit
 
 __all__ = ["Attribution"]
@@ -45,6 +46,7 @@ class Attribution:
     method: str = "shapley"
     settings: dict[str, Any] = field(default_factory=dict)  # units, mask, schedule, estimator, budget, seed, ...
     provenance: dict[str, Any] = field(default_factory=dict)  # hashes, versions
+    faithfulness: Faithfulness | None = None  # deletion/insertion check, when it was run
 
     @property
     def efficiency_gap(self) -> float:
@@ -72,6 +74,7 @@ class Attribution:
             "method": self.method,
             "settings": self.settings,
             "provenance": self.provenance,
+            "faithfulness": self.faithfulness.to_dict() if self.faithfulness else None,
         }
 
     @classmethod
@@ -83,6 +86,7 @@ class Attribution:
             text=d["text"], target=d["target"], v_full=d["v_full"], v_empty=d["v_empty"],
             evaluations=d["evaluations"], wall_time=d["wall_time"], method=d.get("method", "shapley"),
             settings=d.get("settings", {}), provenance=d.get("provenance", {}),
+            faithfulness=Faithfulness.from_dict(d["faithfulness"]) if d.get("faithfulness") else None,
         )
 
     def to_json(self, path: str | Path) -> Path:

@@ -108,3 +108,17 @@ def test_masks_shape_checked(tiny_lm):
     game = Game("alpha beta gamma", target=" delta", model=tiny_lm)
     with pytest.raises(InputError, match=r"\[batch, 3\]"):
         game(np.ones((2, 4)))
+
+
+def test_explain_with_faithfulness_round_trips(tiny_lm, tmp_path):
+    from diffusiongemma import Attribution
+
+    a = explain(PROMPT, " because", model=tiny_lm, budget=60, faithfulness=True)
+    f = a.faithfulness
+    assert f.deletion[0] == pytest.approx(1.0) and f.insertion[0] == pytest.approx(0.0)
+    assert f.deletion[-1] == pytest.approx(0.0, abs=1e-6) and f.insertion[-1] == pytest.approx(1.0, abs=1e-6)
+    assert f.evaluations == 2 * len(f.fractions)
+    b = Attribution.from_json(a.to_json(tmp_path / "a.json"))
+    np.testing.assert_allclose(b.faithfulness.deletion, f.deletion)
+    assert b.faithfulness.comprehensiveness == f.comprehensiveness
+    assert "deletion and insertion" in a.to_html(tmp_path / "a.html").read_text()

@@ -65,3 +65,12 @@ def print_attribution(attr: Any, console: Console, top: int | None = None) -> No
         f"v(all kept) = {attr.v_full:.4f}   v(all removed) = {attr.v_empty:.4f}   "
         f"efficiency gap = {attr.efficiency_gap:.2e}   {attr.evaluations} evaluations   {attr.wall_time:.1f} s"
     )
+    f = attr.faithfulness
+    if f is not None:
+        console.print(
+            f"faithfulness: deletion AUC {f.deletion_auc:.3f} (lower is better), insertion AUC "
+            f"{f.insertion_auc:.3f} (higher is better), comprehensiveness "
+            + ", ".join(f"{k} {v:.2f}" for k, v in f.comprehensiveness.items())
+            + "; sufficiency " + ", ".join(f"{k} {v:.2f}" for k, v in f.sufficiency.items())
+            + f"   ({f.evaluations} evaluations)"
+        )

@@ -7,7 +7,7 @@ import importlib
 import sys
 from pathlib import Path
 
-BENCHMARKS = {"explain_vs_captum": "bench.explain_vs_captum"}
+BENCHMARKS = {"explain_vs_captum": "bench.explain_vs_captum", "estimator_accuracy": "bench.estimator_accuracy"}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,24 +6,12 @@ import pytest
 import torch
 
 from diffusiongemma import Game, run
-from diffusiongemma.estimators.exact import all_masks
+from diffusiongemma.estimators.exact import ValueTable
 
 pytestmark = pytest.mark.real_model
 
 PROMPT = "The old fisherman walked slowly along the muddy river toward his"  # 11 words
 TARGET = " boat"
-
-
-class TableGame:
-    """The real game's values for every mask, looked up (so seeds × budgets cost no model time)."""
-
-    def __init__(self, n, table):
-        self.n, self.table, self.calls = n, table, 0
-
-    def __call__(self, masks):
-        m = np.asarray(masks, dtype=np.int64)
-        self.calls += len(m)
-        return self.table[m @ (1 << np.arange(self.n))]
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +22,14 @@ def real_game(real_lm):
 @pytest.fixture(scope="module")
 def table(real_game):
     assert real_game.n == 11
-    values = real_game(all_masks(real_game.n))  # 2,048 masked prompts, batched: the ground truth
+    table = ValueTable.from_game(real_game)  # 2,048 masked prompts, batched: the ground truth
     assert real_game.evaluations == 2**11
-    return values
+    return table.values
 
 
 @pytest.fixture(scope="module")
 def exact(real_game, table):
-    return run(TableGame(real_game.n, table), "exact")
+    return run(ValueTable(real_game.n, table), "exact")
 
 
 def test_exact_by_enumeration_is_efficient_and_nontrivial(exact):
@@ -53,7 +41,7 @@ def test_exact_by_enumeration_is_efficient_and_nontrivial(exact):
 def test_table_game_is_the_real_game(real_game, table):
     rng = np.random.default_rng(0)
     masks = (rng.random((8, real_game.n)) < 0.5).astype(int)
-    np.testing.assert_allclose(real_game(masks), TableGame(real_game.n, table)(masks), atol=1e-4)
+    np.testing.assert_allclose(real_game(masks), ValueTable(real_game.n, table)(masks), atol=1e-4)
 
 
 @pytest.mark.parametrize("method", ["paired", "regression"])
@@ -63,7 +51,7 @@ def test_sampling_converges_to_exact_with_calibrated_errors(real_game, table, ex
     for budget in (128, 256, 512):
         rel = []
         for seed in range(20):
-            game = TableGame(real_game.n, table)
+            game = ValueTable(real_game.n, table)
             r = run(game, method, budget=budget, seed=seed)
             assert game.calls == r.evaluations <= budget
             rel.append(np.linalg.norm(r.scores - phi) / np.linalg.norm(phi))

@@ -18,7 +18,7 @@ from ..errors import InputError
 from ..schedules import Schedule
 from .base import Estimator, register_estimator
 
-__all__ = ["ExactEstimator", "all_masks", "semivalues_from_table", "MAX_EXACT_UNITS"]
+__all__ = ["ExactEstimator", "ValueTable", "all_masks", "semivalues_from_table", "MAX_EXACT_UNITS"]
 
 MAX_EXACT_UNITS = 16
 
@@ -39,6 +39,37 @@ def semivalues_from_table(values: np.ndarray, n: int, schedule: Schedule) -> np.
         without = idx[(idx >> i) & 1 == 0]  # coalitions S not containing i
         phi[i] = np.sum(weights[sizes[without]] * (values[without | (1 << i)] - values[without]))
     return phi
+
+
+class ValueTable:
+    """A game given by the value of every mask (indexed by its bits), counting the masks it is asked for.
+
+    Built once from a real game (2^n evaluations), it lets many estimators, seeds and budgets — ours or
+    another library's — run on exactly that game at no further model cost, with evaluations counted here.
+
+    Example:
+        >>> table = ValueTable(2, np.array([0.0, 1.0, 2.0, 4.0]))
+        >>> table(np.array([[1, 1], [0, 1]])), table.calls
+        (array([4., 2.]), 2)
+    """
+
+    def __init__(self, n: int, values: np.ndarray) -> None:
+        if len(values) != 2**n:
+            raise ValueError(f"a table of {n} units needs {2**n} values, got {len(values)}")
+        self.n, self.values, self.calls = n, np.asarray(values, dtype=float), 0
+
+    @classmethod
+    def from_game(cls, game) -> "ValueTable":
+        """Evaluate every mask of ``game`` (batched) into a table."""
+        if game.n > MAX_EXACT_UNITS:
+            raise InputError(f"a value table of {game.n} units needs 2^{game.n} evaluations; the limit is "
+                             f"{MAX_EXACT_UNITS} units")
+        return cls(game.n, np.asarray(game(all_masks(game.n)), dtype=float))
+
+    def __call__(self, masks: np.ndarray) -> np.ndarray:
+        m = np.atleast_2d(np.asarray(masks)).astype(np.int64)
+        self.calls += len(m)
+        return self.values[m @ (1 << np.arange(self.n))]
 
 
 @register_estimator

@@ -1,0 +1,159 @@
+"""B1 — estimator accuracy per model evaluation (BENCHMARKS.md).
+
+Word units of 10- and 12-word prompts (AdvBench harmful and Self-Instruct benign, drawn with a fixed seed),
+target: the model's own greedy next token on the real Gemma 3 270M, ``remove`` masks. Ground truth: exact
+Shapley values from all 2^n masks. Every estimator — ours and the peers' — then runs on that value table,
+and the table counts the evaluations each one really asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .common import environment, write_result
+from .peers import PEERS
+from .prompts import with_words
+
+
+def _tables(lm: Any, prompts: list[tuple[str, str]], cache: Path) -> list[dict[str, Any]]:
+    from diffusiongemma import Game
+    from diffusiongemma.estimators.exact import ValueTable
+
+    cache.mkdir(parents=True, exist_ok=True)
+    out = []
+    for source, text in prompts:
+        key = hashlib.sha256(f"{lm.provenance['weights_sha256']}|{text}".encode()).hexdigest()[:16]
+        path = cache / f"{key}.npy"
+        game = Game(text, model=lm, units="words")  # greedy next token
+        if path.exists():
+            values = np.load(path)
+        else:
+            values = ValueTable.from_game(game).values
+            np.save(path, values)
+        out.append({"source": source, "prompt": text, "n": game.n, "target": game.bound.description["text"],
+                    "values": values})
+    return out
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1]) if np.std(ra) and np.std(rb) else 0.0
+
+
+def _methods() -> dict[str, Any]:
+    from diffusiongemma import run
+
+    ours = {
+        "ours shapley (regression)": lambda g, b, s: run(g, "regression", budget=b, seed=s).scores,
+        "ours paired": lambda g, b, s: run(g, "paired", budget=b, seed=s).scores,
+    }
+    return {**ours, **PEERS}
+
+
+def _evals_to_reach(curve: list[tuple[float, float]], level: float) -> float | None:
+    """Evaluations where the mean error first reaches ``level`` (log-log interpolation), None if never."""
+    pts = sorted(curve)
+    for (e0, r0), (e1, r1) in zip(pts, pts[1:]):
+        if r0 > level >= r1:
+            t = (np.log(level) - np.log(r0)) / (np.log(r1) - np.log(r0))
+            return float(np.exp(np.log(e0) + t * (np.log(e1) - np.log(e0))))
+    return pts[0][0] if pts and pts[0][1] <= level else None
+
+
+def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
+    from diffusiongemma import load_model, run
+    from diffusiongemma.estimators.exact import ValueTable
+
+    warnings.filterwarnings("ignore")
+    lm = load_model(device="cpu")
+    sizes, per_size, seeds = ((10,), 3, 2) if quick else ((10, 12), 10, 5)
+    budgets = (64, 256, 1024) if quick else (32, 64, 128, 256, 512, 1024)
+    prompts = [p for n in sizes for p in with_words(n, per_size, seed)]
+    t0 = time.perf_counter()
+    tables = _tables(lm, prompts, Path.home() / ".cache" / "diffusiongemma" / "bench-tables")
+    table_time = time.perf_counter() - t0
+    rows: list[dict[str, Any]] = []
+    for t in tables:
+        exact = run(ValueTable(t["n"], t["values"]), "exact").scores
+        for name, method in _methods().items():
+            for budget in budgets:
+                for s in range(seeds):
+                    game = ValueTable(t["n"], t["values"])
+                    try:
+                        est = np.asarray(method(game, budget, seed + s), dtype=float)
+                    except Exception as exc:  # a peer that cannot run at this budget is reported, not hidden
+                        rows.append({"method": name, "budget": budget, "n": t["n"], "error": repr(exc)[:200]})
+                        continue
+                    rows.append({"method": name, "budget": budget, "n": t["n"], "seed": seed + s,
+                                 "evaluations": game.calls,
+                                 "rel_error": float(np.linalg.norm(est - exact) / np.linalg.norm(exact)),
+                                 "spearman": _spearman(est, exact)})
+    summary: dict[str, Any] = {}
+    for name in _methods():
+        curve = []
+        for budget in budgets:
+            ok = [r for r in rows if r["method"] == name and r["budget"] == budget and "rel_error" in r]
+            if ok:
+                curve.append((float(np.mean([r["evaluations"] for r in ok])),
+                              float(np.mean([r["rel_error"] for r in ok])),
+                              float(np.std([r["rel_error"] for r in ok])),
+                              float(np.mean([r["spearman"] for r in ok]))))
+        summary[name] = {"curve": curve, "evals_to_5pct": _evals_to_reach([(e, r) for e, r, _, _ in curve], 0.05)}
+    ours = summary["ours shapley (regression)"]["evals_to_5pct"]
+    lines = ["| method | " + " | ".join(f"budget {b}" for b in budgets) + " | evaluations to 5 % | ours ÷ theirs |",
+             "|---|" + "---|" * (len(budgets) + 2)]
+    for name, s in summary.items():
+        cells = [f"{r:.3f} ± {sd:.3f} (ρ {rho:.2f}, {e:.0f} ev.)" for e, r, sd, rho in s["curve"]]
+        cells += ["–"] * (len(budgets) - len(cells))
+        reach = s["evals_to_5pct"]
+        ratio = f"{ours / reach:.2f}" if ours and reach else "–"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {reach:.0f} |" if reach else
+                     f"| {name} | " + " | ".join(cells) + " | not reached |")
+        lines[-1] += f" {ratio} |"
+    plot = _plot(summary, out)
+    table = ("Mean relative L2 error ± std over prompts × seeds (mean Spearman ρ, mean evaluations counted by the "
+             f"game). {len(tables)} prompts ({', '.join(str(n) for n in sizes)} words), {seeds} seeds; exact tables "
+             f"took {table_time:.0f} s. 'ours ÷ theirs' < 1: we need fewer evaluations for 5 % error.\n\n"
+             + "\n".join(lines) + (f"\n\n![B1 plot]({_link(plot)})" if plot else ""))
+    payload = {"environment": environment(), "seed": seed, "quick": quick, "budgets": list(budgets),
+               "prompts": [{k: v for k, v in t.items() if k != "values"} for t in tables],
+               "rows": rows, "summary": summary, "table_seconds": table_time}
+    return write_result("estimator_accuracy" + ("-quick" if quick else ""), command, payload, table, out)
+
+
+def _link(path: Path) -> str:
+    """The plot's path as RESULTS.md (in bench/) links to it."""
+    try:
+        return str(path.resolve().relative_to(Path(__file__).resolve().parent))
+    except ValueError:
+        return str(path)
+
+
+def _plot(summary: dict[str, Any], out: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, s in summary.items():
+        if s["curve"]:
+            e, r = zip(*[(c[0], c[1]) for c in s["curve"]])
+            ax.plot(e, r, marker="o", lw=2.5 if name.startswith("ours") else 1, label=name)
+    ax.set(xscale="log", yscale="log", xlabel="model evaluations (counted)", ylabel="relative L2 error",
+           title="B1: Shapley estimate error per evaluation (Gemma 3 270M)")
+    ax.axhline(0.05, color="grey", ls=":")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "estimator_accuracy.png"
+    fig.savefig(path, dpi=120)
+    return path

@@ -66,7 +66,9 @@ class PromptEvaluator:
         b, T = ids.shape
         positions = torch.arange(T, device=self.device).unsqueeze(0).expand(b, -1)  # [b, T]
         kwargs: dict[str, Any] = {"logits_to_keep": 0, "use_cache": False}
-        cache = self._prefix()
+        # the prefix cache serves only when every row is read after the prefix (a row whose units are all
+        # removed may be read at a prefix position)
+        cache = self._prefix() if int(read.min()) >= self.prefix_len else None
         start = 0
         if cache is not None:
             start = self.prefix_len

@@ -122,3 +122,15 @@ def test_explain_with_faithfulness_round_trips(tiny_lm, tmp_path):
     np.testing.assert_allclose(b.faithfulness.deletion, f.deletion)
     assert b.faithfulness.comprehensiveness == f.comprehensiveness
     assert "deletion and insertion" in a.to_html(tmp_path / "a.html").read_text()
+
+
+def test_read_position_inside_the_cached_prefix(tiny_lm):
+    """Removing the only unit (at the end) makes the row read at a prefix token: no cache for that row."""
+    game = Game("alpha beta gamma delta", target=" epsilon", model=tiny_lm, units="spans:11-22")
+    assert game.evaluator.prefix_len >= 3 and game.n == 1
+    kept = [p for p in range(len(game.rendered)) if game.token_unit[p] < 0]
+    tok = game.bound.continuations[0]
+    with torch.no_grad():
+        logits = tiny_lm.model(input_ids=torch.tensor([[game.rendered.input_ids[p] for p in kept]])).logits[0, -1]
+    expected = float(torch.log_softmax(logits.double(), -1)[tok[0]])
+    assert game(np.array([[0], [1]]))[0] == pytest.approx(expected, abs=1e-4)

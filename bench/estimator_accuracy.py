@@ -79,7 +79,8 @@ def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
     tables = _tables(lm, prompts, Path.home() / ".cache" / "diffusiongemma" / "bench-tables")
     table_time = time.perf_counter() - t0
     rows: list[dict[str, Any]] = []
-    for t in tables:
+    for k, t in enumerate(tables):
+        print(f"[B1] prompt {k + 1}/{len(tables)} ({t['n']} units): {time.perf_counter() - t0:.0f} s", flush=True)
         exact = run(ValueTable(t["n"], t["values"]), "exact").scores
         for name, method in _methods().items():
             for budget in budgets:

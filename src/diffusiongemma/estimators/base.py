@@ -12,11 +12,43 @@ Example:
 
 from __future__ import annotations
 
+from itertools import combinations
+
 import numpy as np
 
 from ..schedules import Schedule
 
-__all__ = ["Estimator", "ESTIMATORS", "register_estimator"]
+__all__ = ["Estimator", "ESTIMATORS", "register_estimator", "masks_of_sizes", "mean_and_stderr", "jackknife_stderr"]
+
+
+def masks_of_sizes(n: int, sizes: list[int]) -> np.ndarray:
+    """Every mask ``[*, n]`` keeping exactly s units, for each s in ``sizes`` (in that order).
+
+    Example:
+        >>> masks_of_sizes(3, [1]).tolist()
+        [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+    """
+    rows = [[int(i in c) for i in range(n)] for s in sizes for c in combinations(range(n), s)]
+    return np.array(rows, dtype=np.int8).reshape(-1, n)
+
+
+def mean_and_stderr(samples: list[np.ndarray] | np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``[n]`` of iid samples ``[K, n]`` and its standard error (infinite below two samples)."""
+    s = np.asarray(samples)
+    if len(s) < 2:
+        return (s.mean(0) if len(s) else np.zeros(n)), np.full(n, np.inf)
+    return s.mean(0), s.std(0, ddof=1) / np.sqrt(len(s))
+
+
+def jackknife_stderr(leave_one_out: np.ndarray) -> np.ndarray:
+    """Standard error ``[n]`` from g leave-one-group-out estimates ``[g, n]``.
+
+    Example:
+        >>> jackknife_stderr(np.array([[1.0], [3.0]]))
+        array([1.])
+    """
+    g = len(leave_one_out)
+    return np.sqrt((g - 1) / g * ((leave_one_out - leave_one_out.mean(0)) ** 2).sum(0))
 
 
 class Estimator:

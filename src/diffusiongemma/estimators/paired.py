@@ -25,12 +25,10 @@ Example:
 
 from __future__ import annotations
 
-from itertools import combinations
-
 import numpy as np
 
 from ..schedules import Schedule, Uniform
-from .base import Estimator, register_estimator
+from .base import Estimator, jackknife_stderr, masks_of_sizes, mean_and_stderr, register_estimator
 from .regression import plan_enumeration
 
 __all__ = ["PairedEstimator"]
@@ -70,8 +68,7 @@ class PairedEstimator(Estimator):
         planned = [s for s in plan_enumeration(n, self.budget) if s <= n // 2]
         self.K = max(planned + [1]) if n > 1 else 0  # mask sizes 1..K and n-K..n-1 are enumerated
         sizes = sorted({s for k in range(1, self.K + 1) for s in (k, n - k)} - {0, n})
-        self.todo = np.array([[int(i in c) for i in range(n)] for s in sizes for c in combinations(range(n), s)],
-                             dtype=np.int8).reshape(-1, n)
+        self.todo = masks_of_sizes(n, sizes)
         self.enum_masks = [np.zeros((1, n), np.int8), np.ones((1, n), np.int8)]  # every enumerated mask
         self.enum_values = [np.array([self.v_empty]), np.array([self.v_full])]
         self.table: dict[bytes, float] = {}  # enumerated mask (packed bits) -> value, for chain lookups
@@ -152,7 +149,7 @@ class PairedEstimator(Estimator):
             return phi, np.full(n, np.inf)
         loo = self._stratified(self.strata_sum.sum(0) - self.strata_sum[used],
                                self.strata_cnt.sum(0) - self.strata_cnt[used])  # [g, n]
-        return phi, np.sqrt((g - 1) / g * ((loo - loo.mean(0)) ** 2).sum(0))
+        return phi, jackknife_stderr(loo)
 
     # -- any schedule: Owen sampling --------------------------------------------------------------------
     def _propose_owen(self, k: int) -> np.ndarray:
@@ -186,7 +183,4 @@ class PairedEstimator(Estimator):
     def estimate(self) -> tuple[np.ndarray, np.ndarray]:
         if self.chains:
             return self._estimate_chains()
-        s = np.asarray(self.samples)  # [K, n]
-        if len(s) < 2:
-            return (s.mean(0) if len(s) else np.zeros(self.n)), np.full(self.n, np.inf)
-        return s.mean(0), s.std(0, ddof=1) / np.sqrt(len(s))
+        return mean_and_stderr(self.samples, self.n)

@@ -22,14 +22,13 @@ Example:
 
 from __future__ import annotations
 
-from itertools import combinations
 from math import comb
 
 import numpy as np
 
 from ..errors import InputError
 from ..schedules import Fixed, Schedule, Uniform
-from .base import Estimator, register_estimator
+from .base import Estimator, jackknife_stderr, masks_of_sizes, mean_and_stderr, register_estimator
 
 __all__ = ["RegressionEstimator", "constrained_solve", "shapley_kernel", "plan_enumeration"]
 
@@ -98,9 +97,7 @@ class RegressionEstimator(Estimator):
             return
         kernel = shapley_kernel(n)
         self.enum_sizes = plan_enumeration(n, budget)
-        self.todo = [np.array([[int(i in c) for i in range(n)] for c in combinations(range(n), s)], dtype=np.int8)
-                     for s in self.enum_sizes]
-        self.todo = np.concatenate(self.todo) if self.todo else np.zeros((0, n), dtype=np.int8)
+        self.todo = masks_of_sizes(n, self.enum_sizes)
         self.enum_A = np.zeros((n, n))  # Σ over enumerated sizes of p(s) · mean zzᵀ
         self.enum_b = np.zeros(n)
         self.enum_weight = np.array([kernel[s - 1] / comb(n, s) if s in self.enum_sizes else 0.0
@@ -154,18 +151,12 @@ class RegressionEstimator(Estimator):
         np.add.at(self.group_n, groups, 1)
         self.pairs += len(z)
 
-    def _banzhaf_estimate(self) -> tuple[np.ndarray, np.ndarray]:
-        s = np.asarray(self.msr)
-        if len(s) < 2:
-            return (s.mean(0) if len(s) else np.zeros(self.n)), np.full(self.n, np.inf)
-        return s.mean(0), s.std(0, ddof=1) / np.sqrt(len(s))
-
     def estimate(self) -> tuple[np.ndarray, np.ndarray]:
         total = self.v_full - self.v_empty
         if self.n == 1:
             return np.array([total]), np.zeros(1)
         if self.banzhaf:
-            return self._banzhaf_estimate()
+            return mean_and_stderr(self.msr, self.n)
         if len(self.todo) or (self.rest_mass > 0 and self.pairs == 0):
             return np.full(self.n, total / self.n), np.full(self.n, np.inf)
         if self.rest_mass <= 0:  # every size enumerated: exact
@@ -180,6 +171,4 @@ class RegressionEstimator(Estimator):
         rest_n = (self.pairs - self.group_n[used])[:, None]  # [g, 1]
         A_loo = self.enum_A + self.rest_mass * (self.group_A.sum(0) - self.group_A[used]) / rest_n[:, :, None]
         b_loo = self.enum_b + self.rest_mass * (self.group_b.sum(0) - self.group_b[used]) / rest_n
-        phi_loo = constrained_solve(A_loo, b_loo, total)  # [g, n]
-        var = (g - 1) / g * ((phi_loo - phi_loo.mean(0)) ** 2).sum(0)
-        return phi, np.sqrt(var)
+        return phi, jackknife_stderr(constrained_solve(A_loo, b_loo, total))  # leave-one-out [g, n]

@@ -30,24 +30,24 @@ def environment() -> dict[str, Any]:
 
 
 class CountingForward:
-    """Counts the rows (masked prompts) a model embeds: a hook on the token embedding sees every forward,
-    whether a tool calls ``model(...)``, ``model.forward(...)`` or ``generate``. Calls that feed one new token
-    to a KV cache (incremental decoding) are counted separately, as they are not new prompts."""
+    """Counts the rows (masked prompts) a model runs: a hook on the first decoder block sees every forward,
+    whether a tool passes token ids or embeddings, calls ``model(...)`` or ``generate``. Calls that feed one
+    new token to a KV cache (incremental decoding) are counted separately, as they are not new prompts."""
 
     def __init__(self, lm: Any):
-        self.module = lm.model.get_submodule(lm.architecture.embed)
+        self.module = lm.model.get_submodule(lm.architecture.layers)[0]
         self.rows = self.calls = self.incremental_calls = 0
 
     def __enter__(self) -> "CountingForward":
-        def hook(module, args):
-            ids = args[0]
-            if ids.shape[-1] == 1:
+        def hook(module, args, kwargs):
+            hidden = args[0] if args else kwargs["hidden_states"]  # [B, L, d]
+            if hidden.shape[1] == 1:
                 self.incremental_calls += 1
             else:
-                self.rows += int(ids.shape[0])
+                self.rows += int(hidden.shape[0])
                 self.calls += 1
 
-        self.handle = self.module.register_forward_pre_hook(hook)
+        self.handle = self.module.register_forward_pre_hook(hook, with_kwargs=True)
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -71,3 +71,11 @@ def write_result(name: str, command: str, payload: dict[str, Any], table_md: str
                + table_md + "\n\n")
     RESULTS_MD.write_text(header + section + body)
     return path
+
+
+def link(path: Path) -> str:
+    """``path`` as RESULTS.md (in ``bench/``) links to it."""
+    try:
+        return str(path.resolve().relative_to(RESULTS_MD.resolve().parent))
+    except ValueError:
+        return str(path)

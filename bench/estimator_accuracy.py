@@ -8,7 +8,6 @@ and the table counts the evaluations each one really asked for.
 
 from __future__ import annotations
 
-import hashlib
 import time
 import warnings
 from pathlib import Path
@@ -16,34 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from .common import environment, write_result
+from .common import environment, link, write_result
 from .peers import PEERS
 from .prompts import with_words
-
-
-def _tables(lm: Any, prompts: list[tuple[str, str]], cache: Path) -> list[dict[str, Any]]:
-    from diffusiongemma import Game
-    from diffusiongemma.estimators.exact import ValueTable
-
-    cache.mkdir(parents=True, exist_ok=True)
-    out = []
-    for source, text in prompts:
-        key = hashlib.sha256(f"{lm.provenance['weights_sha256']}|{text}".encode()).hexdigest()[:16]
-        path = cache / f"{key}.npy"
-        game = Game(text, model=lm, units="words")  # greedy next token
-        if path.exists():
-            values = np.load(path)
-        else:
-            values = ValueTable.from_game(game).values
-            np.save(path, values)
-        out.append({"source": source, "prompt": text, "n": game.n, "target": game.bound.description["text"],
-                    "values": values})
-    return out
-
-
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1]) if np.std(ra) and np.std(rb) else 0.0
+from .tables import exact_tables, spearman
 
 
 def _methods() -> dict[str, Any]:
@@ -76,7 +51,7 @@ def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
     budgets = (64, 256, 1024) if quick else (32, 64, 128, 256, 512, 1024)
     prompts = [p for n in sizes for p in with_words(n, per_size, seed)]
     t0 = time.perf_counter()
-    tables = _tables(lm, prompts, Path.home() / ".cache" / "diffusiongemma" / "bench-tables")
+    tables = exact_tables(lm, prompts)
     table_time = time.perf_counter() - t0
     rows: list[dict[str, Any]] = []
     for k, t in enumerate(tables):
@@ -94,7 +69,7 @@ def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
                     rows.append({"method": name, "budget": budget, "n": t["n"], "seed": seed + s,
                                  "evaluations": game.calls,
                                  "rel_error": float(np.linalg.norm(est - exact) / np.linalg.norm(exact)),
-                                 "spearman": _spearman(est, exact)})
+                                 "spearman": spearman(est, exact)})
     summary: dict[str, Any] = {}
     for name in _methods():
         curve, short = [], []
@@ -125,19 +100,11 @@ def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
     table = ("Mean relative L2 error ± std over prompts × seeds (mean Spearman ρ, mean evaluations counted by the "
              f"game). {len(tables)} prompts ({', '.join(str(n) for n in sizes)} words), {seeds} seeds; exact tables "
              f"took {table_time:.0f} s. 'ours ÷ theirs' < 1: we need fewer evaluations for 5 % error.\n\n"
-             + "\n".join(lines) + (f"\n\n![B1 plot]({_link(plot)})" if plot else ""))
+             + "\n".join(lines) + (f"\n\n![B1 plot]({link(plot)})" if plot else ""))
     payload = {"environment": environment(), "seed": seed, "quick": quick, "budgets": list(budgets),
-               "prompts": [{k: v for k, v in t.items() if k != "values"} for t in tables],
+               "prompts": [{k: v for k, v in t.items() if k not in ("values", "game")} for t in tables],
                "rows": rows, "summary": summary, "table_seconds": table_time}
     return write_result("estimator_accuracy" + ("-quick" if quick else ""), command, payload, table, out)
-
-
-def _link(path: Path) -> str:
-    """The plot's path as RESULTS.md (in bench/) links to it."""
-    try:
-        return str(path.resolve().relative_to(Path(__file__).resolve().parent))
-    except ValueError:
-        return str(path)
 
 
 def _plot(summary: dict[str, Any], out: Path) -> Path | None:

@@ -7,7 +7,8 @@ import importlib
 import sys
 from pathlib import Path
 
-BENCHMARKS = {"explain_vs_captum": "bench.explain_vs_captum", "estimator_accuracy": "bench.estimator_accuracy"}
+BENCHMARKS = {"explain_vs_captum": "bench.explain_vs_captum", "estimator_accuracy": "bench.estimator_accuracy",
+              "faithfulness": "bench.faithfulness", "wall_time": "bench.wall_time"}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,6 +31,7 @@ METHODS: dict[str, tuple[str, str]] = {
     "exact": ("exact", "shapley"),
     "paired": ("paired", "shapley"),
     "regression": ("regression", "shapley"),
+    "gradient": ("gradient", "shapley"),
 }
 
 
@@ -76,7 +77,8 @@ def explain(
         units: ``"tokens"``, ``"words"``, ``"sentences"``, ``"roles"``, ``"spans:A-B,..."`` (add
             ``+special`` to make template markers units too) or a list of character spans.
         method: ``"shapley"`` (regression with efficiency, default), ``"banzhaf"``, ``"paired"``,
-            ``"regression"`` or ``"exact"`` (all 2^n masks, n ≤ 16).
+            ``"regression"``, ``"exact"`` (all 2^n masks, n ≤ 16) or ``"gradient"`` (integrated gradients
+            of the relaxed mask along the schedule: the fast saliency map, 3 evaluations per point).
         schedule: override the method's noise schedule (``"shapley"``, ``"banzhaf"``, ``"beta:a,b"``, ...).
         mask: ``"remove"`` (drop from attention) or ``"replace"`` (by ``baseline``, default the pad token).
         budget: model evaluations to spend (v(all kept) and v(all removed) included).

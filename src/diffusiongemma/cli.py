@@ -55,7 +55,7 @@ def explain(
     model: Optional[str] = typer.Option(None, help="Model directory, .gguf file or cached id (default Gemma 3 270M)."),
     adapter: Optional[str] = typer.Option(None, help="PEFT adapter directory applied on top of the model."),
     units: str = typer.Option("words", help="tokens, words, sentences, roles, spans:A-B,C-D; add +special for template markers."),
-    method: str = typer.Option("shapley", help="shapley, banzhaf, paired, regression or exact."),
+    method: str = typer.Option("shapley", help="shapley, banzhaf, paired, regression, exact or gradient (fast saliency)."),
     schedule: Optional[str] = typer.Option(None, help="Override the noise schedule: shapley, banzhaf, fixed:T, beta:A,B."),
     mask: str = typer.Option("remove", help="remove (drop from attention) or replace (by a baseline token)."),
     budget: int = typer.Option(256, help="Model evaluations to spend."),

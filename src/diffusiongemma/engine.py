@@ -29,7 +29,8 @@ __all__ = ["EngineResult", "GameLike", "run"]
 
 
 class GameLike(Protocol):
-    """Anything with ``n`` units that maps masks ``[batch, n]`` to values ``[batch]``."""
+    """Anything with ``n`` units that maps masks ``[batch, n]`` to values ``[batch]`` (and, for the gradient
+    estimator, has ``gradient(soft_masks) -> (values [batch], grads [batch, n])``)."""
 
     n: int
 
@@ -78,6 +79,8 @@ def run(
             f"a budget of {budget} evaluations is too small for {est.name} with {n} units; "
             f"it needs at least {est.min_budget(n, sched) + 2}"
         )
+    if est.uses_gradients and not callable(getattr(game, "gradient", None)):
+        raise InputError(f"{est.name} needs a game with gradients (a model game); this one only has values")
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     ends = np.stack([np.ones(n, dtype=np.int8), np.zeros(n, dtype=np.int8)])  # [2, n]
@@ -92,9 +95,12 @@ def run(
         masks = est.propose(min(step, limit - used))
         if len(masks) == 0:
             break
-        values = np.asarray(game(masks), dtype=np.float64)
-        est.update(masks, values)
-        used += len(masks)
+        if est.uses_gradients:
+            values, grads = game.gradient(masks)
+            est.update(masks, np.asarray(values, dtype=np.float64), np.asarray(grads, dtype=np.float64))
+        else:
+            est.update(masks, np.asarray(game(masks), dtype=np.float64))
+        used += est.cost * len(masks)
         if progress is not None:
             progress(used, limit)
         if tolerance is not None and not exact and np.max(est.estimate()[1]) <= tolerance:

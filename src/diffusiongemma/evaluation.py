@@ -20,8 +20,9 @@ from typing import Any
 
 import torch
 
-from .errors import NumericalError
+from .errors import InputError, NumericalError
 from .masking import MaskOperator, keep_matrix, scoped_hooks
+from .relaxation import embedding_interpolation, soft_attention_mask, soft_keep_matrix, soft_read_weights
 from .prompts import RenderedPrompt
 from .targets import BoundTarget
 
@@ -61,14 +62,17 @@ class PromptEvaluator:
             self._prefix_cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None)
         return self._prefix_cache
 
-    def _forward(self, ids: torch.Tensor, attn: torch.Tensor, read: torch.Tensor) -> torch.Tensor:
-        """ids, attn ``[b, T]``, read positions ``[b, r]`` → logits ``[b, r, V]`` (float32)."""
+    def _forward(self, ids: torch.Tensor, attn: Any, read: torch.Tensor, hooks: list[tuple[Any, str, Any]] = (),
+                 soft: bool = False, first_read: torch.Tensor | None = None) -> torch.Tensor:
+        """ids ``[b, T]``, attention mask (``[b, T]`` 0/1, or prepared by the soft relaxation), read positions
+        ``[b, r]`` → logits ``[b, r, V]`` (float32). ``hooks`` are added for this forward only. With
+        ``first_read`` weights ``[b, T]``, the first read is that mixture of positions instead."""
         b, T = ids.shape
         positions = torch.arange(T, device=self.device).unsqueeze(0).expand(b, -1)  # [b, T]
         kwargs: dict[str, Any] = {"logits_to_keep": 0, "use_cache": False}
         # the prefix cache serves only when every row is read after the prefix (a row whose units are all
-        # removed may be read at a prefix position)
-        cache = self._prefix() if int(read.min()) >= self.prefix_len else None
+        # removed may be read at a prefix position), and never under a soft mask
+        cache = self._prefix() if int(read.min()) >= self.prefix_len and not soft else None
         start = 0
         if cache is not None:
             start = self.prefix_len
@@ -78,39 +82,99 @@ class PromptEvaluator:
         index = (read - start).unsqueeze(-1)  # [b, r, 1], relative to the fed positions
 
         def gather(module: Any, inputs: Any, output: torch.Tensor) -> torch.Tensor:
-            return output.gather(1, index.expand(-1, -1, output.shape[-1]))  # [b, r, d]
+            picked = output.gather(1, index.expand(-1, -1, output.shape[-1]))  # [b, r, d]
+            if first_read is None:
+                return picked
+            mixed = torch.einsum("bt,btd->bd", first_read.to(output.dtype), output)  # [b, d]
+            return torch.cat([mixed[:, None], picked[:, 1:]], dim=1)
 
         norm = self.model.get_submodule(self.lm.architecture.final_norm)
-        with scoped_hooks([(norm, "forward", gather)]):
+        with scoped_hooks([*hooks, (norm, "forward", gather)]):
             out = self.model(input_ids=ids[:, start:], attention_mask=attn, position_ids=positions[:, start:],
                              **kwargs)
-        return out.logits.float()
+        return out.logits.to(torch.promote_types(out.logits.dtype, torch.float32))  # float32 at least
+
+    def _values(self, keep: torch.Tensor, soft: bool) -> torch.Tensor:
+        """Target values ``[b]`` for token keep levels ``[b, L]`` (0/1, or in [0, 1] when ``soft``)."""
+        L = keep.shape[1]
+        hooks: list[tuple[Any, str, Any]] = []
+        if soft:  # the relaxation acts on embeddings or attention, never on the ids
+            ids, attn = self.prompt_ids.unsqueeze(0).expand(keep.shape[0], -1), None  # [b, L]
+        else:
+            ids, attn = self.operator.apply(self.prompt_ids, keep.long())  # [b, L]
+        # under remove, read at the last token still present (BOS always is); under replace every token is
+        present = keep > 0 if self.operator.name == "remove" else torch.ones_like(keep, dtype=torch.bool)
+        last_kept = (present * torch.arange(L, device=self.device)).amax(1)  # [b]
+        logits = []
+        for cont in self.bound.continuations:
+            tail = torch.tensor(cont[:-1], device=self.device, dtype=ids.dtype)  # teacher-forced part
+            full_ids = torch.cat([ids, tail.expand(ids.shape[0], -1)], dim=1)  # [b, L + k - 1]
+            full_keep = torch.cat([keep, torch.ones(keep.shape[0], len(tail), dtype=keep.dtype,
+                                                    device=self.device)], dim=1)  # [b, L + k - 1]
+            after = torch.arange(L, L + len(tail), device=self.device).expand(ids.shape[0], -1)
+            read = torch.cat([last_kept[:, None], after], dim=1)  # [b, max(k, 1)]
+            if soft and self.operator.name == "replace":
+                hooks = [(self.model.get_submodule(self.lm.architecture.embed), "forward",
+                          embedding_interpolation(full_keep, self._baseline_embedding()))]
+                mask: Any = torch.ones_like(full_ids)
+            elif soft:
+                mask = soft_attention_mask(full_keep, self.model.config, self.model.dtype)
+                first = soft_read_weights(torch.cat([keep, torch.zeros_like(full_keep[:, L:])], dim=1))
+            else:
+                mask = torch.cat([attn, torch.ones_like(tail).expand(ids.shape[0], -1)], dim=1)
+            logits.append(self._forward(full_ids, mask, read, hooks, soft,
+                                        first if soft and self.operator.name == "remove" else None))  # [b, k, V]
+        return self.bound.combine(logits)
+
+    def _baseline_embedding(self) -> torch.Tensor:
+        """The baseline token's embedding ``[d]`` as the embedding module outputs it (scaling included)."""
+        embed = self.model.get_submodule(self.lm.architecture.embed)
+        with torch.no_grad():
+            return embed(torch.tensor([[int(self.operator.baseline_id)]], device=self.device))[0, 0]
+
+    def _check_baseline_embedding(self) -> None:
+        embed = self.model.get_submodule(self.lm.architecture.embed)
+        with torch.no_grad():
+            typical = embed(self.prompt_ids[None])[0].norm(dim=-1).median()
+        if self._baseline_embedding().norm() < 1e-3 * typical:
+            raise InputError(
+                f"the baseline token {self.operator.baseline_id} has a (near) zero embedding; interpolating "
+                "towards it is degenerate under RMSNorm, so gradients would be meaningless. Choose another "
+                "baseline token (e.g. baseline=' the') or mask='remove'")
+
+    def _chunk(self) -> int:
+        longest = max(max(len(c), 1) for c in self.bound.continuations)
+        return max(1, min(self.batch_size, _LOGIT_BUDGET // longest))
 
     @torch.no_grad()
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:
         """Target values ``[B]`` (float64, CPU) for unit masks ``[B, n]`` of 0/1."""
         masks = masks.to(self.device).long()
-        longest = max(max(len(c), 1) for c in self.bound.continuations)
-        chunk = max(1, min(self.batch_size, _LOGIT_BUDGET // longest))
-        values = []
-        for lo in range(0, masks.shape[0], chunk):
-            keep = keep_matrix(self.token_unit, masks[lo: lo + chunk])  # [b, L]
-            ids, attn = self.operator.apply(self.prompt_ids, keep)  # [b, L]
-            L = ids.shape[1]
-            last_kept = (attn * torch.arange(L, device=self.device)).amax(1)  # [b], BOS is always kept
-            logits = []
-            for cont in self.bound.continuations:
-                tail = torch.tensor(cont[:-1], device=self.device, dtype=ids.dtype)  # teacher-forced part
-                full_ids = torch.cat([ids, tail.expand(ids.shape[0], -1)], dim=1)  # [b, L + k - 1]
-                full_attn = torch.cat([attn, torch.ones_like(tail).expand(ids.shape[0], -1)], dim=1)
-                after = torch.arange(L, L + len(tail), device=self.device).expand(ids.shape[0], -1)
-                read = torch.cat([last_kept[:, None], after], dim=1)  # [b, max(k, 1)]
-                logits.append(self._forward(full_ids, full_attn, read))  # [b, k, V]
-            values.append(self.bound.combine(logits).double().cpu())
-        result = torch.cat(values)  # [B]
-        if not torch.isfinite(result).all():
-            raise NumericalError(
-                f"the model returned non-finite target values for {int((~torch.isfinite(result)).sum())} of "
-                f"{len(result)} masks (NaN or inf in the logits); try dtype float32"
-            )
-        return result
+        values = [self._values(keep_matrix(self.token_unit, masks[lo: lo + self._chunk()]), soft=False).double().cpu()
+                  for lo in range(0, masks.shape[0], self._chunk())]
+        return _finite(torch.cat(values))
+
+    def value_and_grad(self, masks: torch.Tensor, chunk: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+        """Values ``[B]`` and gradients ``[B, n]`` of the relaxed target at soft masks ``[B, n]`` in [0, 1]
+        (one forward and one backward per chunk of rows)."""
+        masks = masks.to(self.device, self.model.dtype)
+        if self.operator.name == "replace":
+            self._check_baseline_embedding()
+        values, grads = [], []
+        for lo in range(0, masks.shape[0], min(chunk, self._chunk())):
+            m = masks[lo: lo + min(chunk, self._chunk())].clone().requires_grad_(True)  # [b, n]
+            with torch.enable_grad():
+                v = self._values(soft_keep_matrix(self.token_unit, m), soft=True)  # [b]
+                (g,) = torch.autograd.grad(v.sum(), m)  # rows are independent: row r's gradient is g[r]
+            values.append(v.detach().double().cpu())
+            grads.append(g.double().cpu())
+        return _finite(torch.cat(values)), _finite(torch.cat(grads))
+
+
+def _finite(result: torch.Tensor) -> torch.Tensor:
+    if not torch.isfinite(result).all():
+        raise NumericalError(
+            f"the model returned non-finite target values for {int((~torch.isfinite(result)).sum())} of "
+            f"{result.numel()} entries (NaN or inf in the logits); try dtype float32"
+        )
+    return result

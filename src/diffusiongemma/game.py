@@ -109,3 +109,18 @@ class Game:
             return np.zeros(0)
         self.evaluations += int(m.shape[0])
         return self.evaluator(m.round().long()).numpy()
+
+    def gradient(self, masks: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Values ``[batch]`` and gradients ``[batch, n]`` of the relaxed target at soft masks in [0, 1]
+        (see :mod:`diffusiongemma.relaxation`); at 0/1 masks the values equal :meth:`__call__`'s. A forward
+        and a backward count as 3 evaluations per mask."""
+        m = torch.as_tensor(np.asarray(masks, dtype=np.float64) if not isinstance(masks, torch.Tensor) else masks)
+        if m.ndim == 1:
+            m = m.unsqueeze(0)
+        if m.ndim != 2 or m.shape[1] != self.n:
+            raise InputError(f"masks must have shape [batch, {self.n}], got {tuple(m.shape)}")
+        if not bool(((m >= 0) & (m <= 1)).all()):
+            raise InputError("soft masks must lie in [0, 1]")
+        self.evaluations += 3 * int(m.shape[0])
+        values, grads = self.evaluator.value_and_grad(m)
+        return values.numpy(), grads.numpy()

@@ -45,7 +45,7 @@ def continuation_logprob(logits: torch.Tensor, tokens: list[int]) -> torch.Tenso
         >>> continuation_logprob(torch.zeros(1, 2, 4), [0, 3]).round(decimals=4)
         tensor([-2.7726])
     """
-    logp = torch.log_softmax(logits.float(), dim=-1)  # [B, k, V]
+    logp = torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)  # [B, k, V]
     idx = torch.tensor(tokens, device=logits.device).view(1, -1, 1).expand(logits.shape[0], -1, 1)
     return logp.gather(-1, idx).squeeze(-1).sum(-1)  # [B]
 

@@ -13,7 +13,7 @@ TARGETS = {
     "greedy": Greedy(max_new_tokens=2),
     "callable": lambda logits: logits[:, -1, :10].mean(-1),
 }
-CASES = [(m, u, t) for m in ("shapley", "banzhaf", "paired", "regression", "exact")
+CASES = [(m, u, t) for m in ("shapley", "banzhaf", "paired", "regression", "exact", "gradient")
          for u in ("words", "sentences", "tokens", "spans:0-13,14-32") for t in TARGETS
          if not (m == "exact" and u == "tokens")]
 
@@ -32,5 +32,7 @@ def test_contract(tiny_lm, method, units, target):
         assert a.evaluations <= 120
     if method in ("shapley", "regression", "exact"):
         assert abs(a.efficiency_gap) < 1e-6
+    if method == "gradient":  # completeness of integrated gradients, up to the quadrature over 39 levels
+        assert abs(a.efficiency_gap) < 0.15 * abs(a.v_full - a.v_empty) + 1e-3
     b = explain(PROMPT, TARGETS[target], **kwargs)
     np.testing.assert_array_equal(a.scores, b.scores)

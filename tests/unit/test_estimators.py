@@ -118,3 +118,49 @@ def test_long_prompts_spend_the_budget(method):
     r = run(Additive(), method, budget=2000, seed=0)
     assert r.evaluations > 1800
     np.testing.assert_allclose(r.scores, Additive.w, atol=1e-6)  # additive games are recovered exactly
+
+
+class _Quadratic:
+    """v(m) = w·m + c·m_0·m_1 with its gradient: the relaxation is the game itself (multilinear)."""
+
+    n = 4
+    w = np.array([1.0, -2.0, 0.5, 3.0])
+    c = 2.0
+
+    def __call__(self, m):
+        m = np.atleast_2d(np.asarray(m, float))
+        return m @ self.w + self.c * m[:, 0] * m[:, 1]
+
+    def gradient(self, m):
+        m = np.atleast_2d(np.asarray(m, float))
+        g = np.tile(self.w, (len(m), 1))
+        g[:, 0] += self.c * m[:, 1]
+        g[:, 1] += self.c * m[:, 0]
+        return self(m), g
+
+
+def test_gradient_estimator_exact_on_a_linear_game_and_efficient_on_a_multilinear_one():
+    from diffusiongemma.engine import run
+
+    class Linear(_Quadratic):
+        c = 0.0
+
+    lin = run(Linear(), "gradient", budget=30)
+    np.testing.assert_allclose(lin.scores, Linear.w)
+    np.testing.assert_allclose(lin.stderr, 0, atol=1e-12)
+    assert lin.evaluations == 2 + 3 * 9  # the two ends, then 9 points of forward + backward
+    # a multilinear game: integrated gradients along the diagonal equal the Shapley values (interaction split)
+    quad = run(_Quadratic(), "gradient", budget=3000, seed=1)
+    np.testing.assert_allclose(quad.scores, [2.0, -1.0, 0.5, 3.0], atol=0.02)
+    assert abs(quad.efficiency_gap) < 0.02
+    assert np.all(quad.stderr[:2] > 0) and np.all(quad.stderr[:2] < 0.05)  # the gradient varies along the path
+    np.testing.assert_allclose(quad.stderr[2:], 0, atol=1e-12)  # constant gradients: no error
+
+
+def test_gradient_estimator_needs_a_game_with_gradients():
+    from diffusiongemma.engine import run
+    from diffusiongemma.errors import InputError
+    from diffusiongemma.estimators.exact import ValueTable
+
+    with pytest.raises(InputError, match="gradients"):
+        run(ValueTable(2, np.array([0.0, 1.0, 2.0, 4.0])), "gradient", budget=30)

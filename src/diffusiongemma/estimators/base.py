@@ -7,7 +7,7 @@ estimator at the start.
 Example:
     >>> from diffusiongemma.estimators import ESTIMATORS
     >>> sorted(ESTIMATORS)
-    ['exact', 'paired', 'regression']
+    ['exact', 'gradient', 'paired', 'regression']
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ class Estimator:
     """Base class. Subclasses set ``name`` and implement :meth:`propose`, :meth:`update`, :meth:`estimate`."""
 
     name = "estimator"
+    uses_gradients = False  # True: the engine passes gradients at soft masks to update()
+    cost = 1  # evaluations per proposed mask (a forward + backward counts 3)
 
     def start(self, n: int, schedule: Schedule, rng: np.random.Generator, v_full: float, v_empty: float,
               budget: int) -> None:

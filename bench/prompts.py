@@ -40,3 +40,25 @@ def with_words(n_words: int, count: int, seed: int) -> list[tuple[str, str]]:
         k = min(len(fitting), count // 2 + (count % 2 if source == "advbench" else 0))
         out += [(source, fitting[i]) for i in sorted(rng.choice(len(fitting), size=k, replace=False))]
     return out
+
+
+def jailbreak_templates() -> list[dict[str, str]]:
+    """PyRIT's jailbreak templates (MIT) that wrap a request given as ``{{ prompt }}``: name and text."""
+    path = data_dir() / "jailbreak_templates" / "pyrit_jailbreak_templates.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [{"name": r["name"], "value": r["value"]} for r in rows if "{{ prompt }}" in r["value"]]
+
+
+def long_prompts(count: int, seed: int, fits: "callable") -> list[tuple[str, str]]:
+    """``count`` jailbreak prompts: a template around an AdvBench request, drawn with ``seed`` among the
+    pairs for which ``fits(text)`` holds (e.g. 64–128 token units): (template name, text)."""
+    rng = np.random.default_rng(seed)
+    templates, requests = jailbreak_templates(), harmful()
+    out: list[tuple[str, str]] = []
+    for t in rng.permutation(len(templates)):
+        text = templates[t]["value"].replace("{{ prompt }}", requests[int(rng.integers(len(requests)))]).strip()
+        if fits(text):
+            out.append((templates[t]["name"], text))
+            if len(out) == count:
+                break
+    return out

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 BENCHMARKS = {"explain_vs_captum": "bench.explain_vs_captum", "estimator_accuracy": "bench.estimator_accuracy",
-              "faithfulness": "bench.faithfulness", "wall_time": "bench.wall_time"}
+              "faithfulness": "bench.faithfulness", "wall_time": "bench.wall_time",
+              "estimator_accuracy_long": "bench.long_prompts"}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -71,6 +71,7 @@ def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
             for s in range(seeds if name != "captum FeatureAblation" else 1):
                 table = ValueTable(n, values)
                 maps.append((name, seed + s, np.asarray(method(table, seed + s), float), table.calls))
+        maps.append(("ours gradient", 0, run(t["game"], "gradient", budget=150, seed=seed).scores, 150))
         for name, method in GRADIENT_PEERS.items():
             scores, cost = method(t["game"])
             maps.append((name, 0, scores, cost))

@@ -32,6 +32,10 @@ class CountingGame:
         self.calls += len(masks)
         return self.game(masks)
 
+    def gradient(self, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.calls += 3 * len(masks)  # a forward and a backward
+        return self.game.gradient(masks)
+
 
 def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
     from diffusiongemma import Game, load_model, run
@@ -39,9 +43,10 @@ def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
     warnings.filterwarnings("ignore")
     lm = load_model(device="cpu")
     count, ref_budget, budgets, seeds = (1, 2048, (128, 512), 1) if quick else (2, 20480, (128, 512, 2048), 2)
-    peers = ("captum ShapleyValueSampling", "captum KernelShap", "shapiq KernelSHAP", "shapiq SVARM")
+    peers = ("captum ShapleyValueSampling", "shapiq KernelSHAP", "shapiq SVARM")
     methods = {"ours shapley (regression)": lambda g, b, s: run(g, "regression", budget=b, seed=s).scores,
                "ours paired": lambda g, b, s: run(g, "paired", budget=b, seed=s).scores,
+               "ours gradient": lambda g, b, s: run(g, "gradient", budget=b, seed=s).scores,
                **{p: PEERS[p] for p in peers}}
 
     def fits(text: str) -> bool:

@@ -65,6 +65,7 @@ def explain(
     batch_size: int | None = None,
     progress: Callable[[int, int], Any] | None = None,
     faithfulness: bool = False,
+    interactions: bool | int = False,
 ) -> Attribution:
     """Attribute a model's decision on ``prompt`` to its units, with standard errors.
 
@@ -84,6 +85,8 @@ def explain(
         budget: model evaluations to spend (v(all kept) and v(all removed) included).
         seed: fixes every sample.
         tolerance: stop early when every standard error is below it.
+        interactions: also return the pair interactions (Faith-Shap) among the 6 strongest units (or this
+            many), from the same samples at no extra cost; ``method="shapley"`` only.
         faithfulness: also run the deletion/insertion check (about 2·min(n, 20) more evaluations, counted
             apart from the budget in ``attr.faithfulness.evaluations``).
 
@@ -97,8 +100,9 @@ def explain(
     estimator, default_schedule = METHODS[method]
     game = Game(prompt, target, model=model, units=units, mask=mask, baseline=baseline, contrast=contrast,
                 chat=chat, system=system, batch_size=batch_size)
+    top = 6 if interactions is True else int(interactions or 0)
     result = run(game, estimator, schedule=schedule or default_schedule, budget=budget, tolerance=tolerance,
-                 seed=seed, progress=progress)
+                 seed=seed, progress=progress, interactions=top)
     settings = {
         "units": game.unit_spec, "mask": mask, "baseline": game.operator.baseline_id, "method": method,
         "estimator": result.estimator, "schedule": result.schedule, "budget": budget, "seed": seed,
@@ -110,5 +114,5 @@ def explain(
         units=game.units, scores=result.scores, stderr=result.stderr, text=game.text,
         target=game.bound.description, v_full=result.v_full, v_empty=result.v_empty,
         evaluations=result.evaluations, wall_time=result.wall_time, method=method, settings=settings,
-        provenance=provenance, faithfulness=check,
+        provenance=provenance, faithfulness=check, interactions=result.interactions,
     )

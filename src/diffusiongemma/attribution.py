@@ -47,6 +47,7 @@ class Attribution:
     settings: dict[str, Any] = field(default_factory=dict)  # units, mask, schedule, estimator, budget, seed, ...
     provenance: dict[str, Any] = field(default_factory=dict)  # hashes, versions
     faithfulness: Faithfulness | None = None  # deletion/insertion check, when it was run
+    interactions: list[tuple[int, int, float]] | None = None  # Faith-Shap pairs (i, j, value), strongest first
 
     @property
     def efficiency_gap(self) -> float:
@@ -75,6 +76,8 @@ class Attribution:
             "settings": self.settings,
             "provenance": self.provenance,
             "faithfulness": self.faithfulness.to_dict() if self.faithfulness else None,
+            "interactions": [{"units": [i, j], "value": v} for i, j, v in self.interactions]
+            if self.interactions is not None else None,
         }
 
     @classmethod
@@ -87,6 +90,8 @@ class Attribution:
             evaluations=d["evaluations"], wall_time=d["wall_time"], method=d.get("method", "shapley"),
             settings=d.get("settings", {}), provenance=d.get("provenance", {}),
             faithfulness=Faithfulness.from_dict(d["faithfulness"]) if d.get("faithfulness") else None,
+            interactions=[(p["units"][0], p["units"][1], p["value"]) for p in d["interactions"]]
+            if d.get("interactions") is not None else None,
         )
 
     def to_json(self, path: str | Path) -> Path:

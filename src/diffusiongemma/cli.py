@@ -64,6 +64,7 @@ def explain(
     chat: bool = typer.Option(False, help="Wrap the prompt as a user turn of the model's chat template."),
     system: Optional[str] = typer.Option(None, help="System prompt (implies --chat)."),
     faithfulness: bool = typer.Option(False, help="Check the map by deletion/insertion (about 2·min(n, 20) more evaluations)."),
+    interactions: bool = typer.Option(False, help="Also show pair interactions among the 6 strongest units (shapley; no extra evaluations)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON."),
     html_path: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML page."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
@@ -86,7 +87,7 @@ def explain(
         attr = api_explain(
             prompt, target, contrast=contrast, model=lm, units=units, method=method, schedule=schedule,
             mask=mask, budget=budget, seed=seed, tolerance=tolerance, chat=chat, system=system,
-            faithfulness=faithfulness,
+            faithfulness=faithfulness, interactions=interactions,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     print_attribution(attr, console)

@@ -48,6 +48,7 @@ class EngineResult:
     stopped: str  # "budget", "tolerance", "done"
     estimator: str
     schedule: str
+    interactions: list[tuple[int, int, float]] | None = None  # (i, j, value), strongest first
 
     @property
     def efficiency_gap(self) -> float:
@@ -65,9 +66,13 @@ def run(
     seed: int = 0,
     round_size: int = 64,
     progress: Callable[[int, int], Any] | None = None,
+    interactions: int = 0,
 ) -> EngineResult:
-    """Estimate the semivalues of ``game`` (see the module example)."""
+    """Estimate the semivalues of ``game`` (see the module example). ``interactions=k`` also returns the
+    pair interactions among the k strongest units, from the same samples (regression estimator)."""
     est = get_estimator(estimator)
+    if interactions and not callable(getattr(est, "interactions", None)):
+        raise InputError(f"interactions come from the regression estimator (method='shapley'), not {est.name}")
     sched = schedule_from_name(schedule)
     n = int(game.n)
     if not isinstance(budget, (int, np.integer)) or budget < 1:
@@ -107,4 +112,6 @@ def run(
             stopped = "tolerance"
             break
     scores, stderr = est.estimate()
-    return EngineResult(scores, stderr, v_full, v_empty, used, time.perf_counter() - t0, stopped, est.name, sched.name)
+    pairs = est.interactions(interactions) if interactions else None
+    return EngineResult(scores, stderr, v_full, v_empty, used, time.perf_counter() - t0, stopped, est.name, sched.name,
+                        pairs)

@@ -134,3 +134,14 @@ def test_read_position_inside_the_cached_prefix(tiny_lm):
         logits = tiny_lm.model(input_ids=torch.tensor([[game.rendered.input_ids[p] for p in kept]])).logits[0, -1]
     expected = float(torch.log_softmax(logits.double(), -1)[tok[0]])
     assert game(np.array([[0], [1]]))[0] == pytest.approx(expected, abs=1e-4)
+
+
+def test_explain_with_interactions_costs_nothing_more(tiny_lm, tmp_path):
+    plain = explain(PROMPT, target=" because", model=tiny_lm, budget=120, seed=2)
+    a = explain(PROMPT, target=" because", model=tiny_lm, budget=120, seed=2, interactions=True)
+    np.testing.assert_array_equal(a.scores, plain.scores)
+    assert a.evaluations == plain.evaluations
+    assert len(a.interactions) == 15  # the pairs among the 6 strongest words
+    strongest = {int(i) for i in np.argsort(-np.abs(a.scores))[:6]}
+    assert all({i, j} <= strongest for i, j, _ in a.interactions)
+    assert "Interactions between units" in a.to_html(tmp_path / "a.html").read_text()

@@ -24,7 +24,7 @@ def cli(*args, timeout=600):
 def explained(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli")
     proc = cli("explain", PROMPT, "--target", " pick", "--contrast", " make", "--budget", "96", "--seed", "4",
-               "--json", str(out / "a.json"), "--html", str(out / "a.html"))
+               "--interactions", "--json", str(out / "a.json"), "--html", str(out / "a.html"))
     return proc, out
 
 
@@ -38,6 +38,7 @@ def test_explain_writes_terminal_json_and_html(explained):
     assert abs(a.efficiency_gap) < 1e-6
     assert a.provenance["weights_sha256"] and a.provenance["versions"]["torch"]
     assert a.settings["seed"] == 4
+    assert len(a.interactions) == 15 and "strongest interactions" in proc.stdout
     html = (out / "a.html").read_text()
     assert "<script>" not in html and "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in html
 
@@ -48,6 +49,16 @@ def test_same_seed_same_json(explained, tmp_path):
                 "--json", str(tmp_path / "b.json"))
     assert again.returncode == 0
     assert json.loads((tmp_path / "b.json").read_text())["scores"] == json.loads((out / "a.json").read_text())["scores"]
+
+
+def test_gradient_saliency_map(tmp_path):
+    proc = cli("explain", PROMPT, "--target", " pick", "--method", "gradient", "--budget", "60",
+               "--json", str(tmp_path / "g.json"))
+    assert proc.returncode == 0, proc.stderr
+    g = Attribution.from_json(tmp_path / "g.json")
+    assert g.method == "gradient" and g.evaluations <= 60 and g.evaluations % 3 == 2  # ends + 3 per point
+    # integrated gradients along the path: completeness up to the quadrature over 19 levels
+    assert abs(g.efficiency_gap) < 0.25 * abs(g.v_full - g.v_empty)
 
 
 @pytest.mark.parametrize("args,message", [

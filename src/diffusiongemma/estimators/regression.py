@@ -89,6 +89,7 @@ class RegressionEstimator(Estimator):
             raise InputError("the regression estimator supports the shapley and banzhaf schedules; use "
                              "method='paired' or 'exact' for other schedules")
         self.msr: list[np.ndarray] = []
+        self.seen: list[tuple[np.ndarray, np.ndarray]] = []  # every (masks, values), for interactions
         self.pairs = 0
         self.group_A = np.zeros((_GROUPS, n, n))  # sums of z zᵀ per jackknife group (sampled pairs)
         self.group_b = np.zeros((_GROUPS, n))  # sums of z (v(z) - v_empty)
@@ -128,6 +129,7 @@ class RegressionEstimator(Estimator):
         return np.stack([z, 1 - z], axis=1).reshape(-1, self.n)  # pairs adjacent
 
     def update(self, masks: np.ndarray, values: np.ndarray) -> None:
+        self.seen.append((masks, values))
         if self.banzhaf:
             z = masks.reshape(-1, 2, self.n).astype(float)
             v = values.reshape(-1, 2)
@@ -172,3 +174,22 @@ class RegressionEstimator(Estimator):
         A_loo = self.enum_A + self.rest_mass * (self.group_A.sum(0) - self.group_A[used]) / rest_n[:, :, None]
         b_loo = self.enum_b + self.rest_mass * (self.group_b.sum(0) - self.group_b[used]) / rest_n
         return phi, jackknife_stderr(constrained_solve(A_loo, b_loo, total))  # leave-one-out [g, n]
+
+    def interactions(self, top: int) -> list[tuple[int, int, float]]:
+        """Faith-Shap pair interactions among the ``top`` units of largest |score|, from the samples already
+        evaluated (see :mod:`~diffusiongemma.estimators.interactions`); Shapley schedule only."""
+        from .interactions import pair_interactions
+
+        if self.banzhaf:
+            raise InputError("interactions come with the shapley schedule (method='shapley')")
+        if not self.seen or self.n < 2:
+            return []
+        masks = np.concatenate([m for m, _ in self.seen])
+        values = np.concatenate([v for _, v in self.seen])
+        sizes = masks.sum(1)
+        enumerated = self.enum_weight[sizes] > 0
+        weights = np.where(enumerated, self.enum_weight[sizes],
+                           self.rest_mass / max(int((~enumerated).sum()), 1))  # each sampled mask alike
+        scores = self.estimate()[0]
+        candidates = list(np.argsort(-np.abs(scores), kind="stable")[: max(top, 0)])
+        return pair_interactions(masks, values, weights, self.v_empty, self.v_full - self.v_empty, candidates)

@@ -57,4 +57,13 @@ def render_attribution_html(attr: Any) -> str:
         })
     return _ENV.get_template("attribution.html.j2").render(
         a=attr, segments=_segments(attr, scale), rows=rows, scale=scale, gap=attr.efficiency_gap,
+        pairs=_pairs(attr),
     )
+
+
+def _pairs(attr: Any) -> list[dict[str, Any]]:
+    """The pair view: each interaction with its two units' text and a bar on a shared axis."""
+    pairs = attr.interactions or []
+    top = max((abs(v) for _, _, v in pairs), default=0.0) or 1.0
+    return [{"a": attr.units[i].text, "b": attr.units[j].text, "value": v, "color": heat_color(v, top),
+             "bar_left": 50 + 50 * min(v, 0) / top, "bar_width": 50 * abs(v) / top} for i, j, v in pairs]

@@ -65,6 +65,10 @@ def print_attribution(attr: Any, console: Console, top: int | None = None) -> No
         f"v(all kept) = {attr.v_full:.4f}   v(all removed) = {attr.v_empty:.4f}   "
         f"efficiency gap = {attr.efficiency_gap:.2e}   {attr.evaluations} evaluations   {attr.wall_time:.1f} s"
     )
+    if attr.interactions:
+        console.print("strongest interactions (Faith-Shap; + together more than apart, − redundant):")
+        for i, j, v in attr.interactions[:5]:
+            console.print(Text(f"  {attr.units[i].text!r} × {attr.units[j].text!r}: {v:+.4f}"))
     f = attr.faithfulness
     if f is not None:
         console.print(

@@ -45,8 +45,9 @@ def with_words(n_words: int, count: int, seed: int) -> list[tuple[str, str]]:
 def jailbreak_templates() -> list[dict[str, str]]:
     """PyRIT's jailbreak templates (MIT) that wrap a request given as ``{{ prompt }}``: name and text."""
     path = data_dir() / "jailbreak_templates" / "pyrit_jailbreak_templates.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [{"name": r["name"], "value": r["value"]} for r in rows if "{{ prompt }}" in r["value"]]
+    rows = [json.loads(line) for line in path.read_text().split("\n") if line.strip()]  # not splitlines: U+2028 in text
+    clean = lambda t: t.replace("{% raw %}", "").replace("{% endraw %}", "")  # noqa: E731  (Jinja escapes)
+    return [{"name": r["name"], "value": clean(r["value"])} for r in rows if "{{ prompt }}" in r["value"]]
 
 
 def long_prompts(count: int, seed: int, fits: "callable") -> list[tuple[str, str]]:

@@ -59,7 +59,7 @@ class PromptEvaluator:
         if self._prefix_cache is None and self.prefix_len >= 2:
             with torch.no_grad():
                 out = self.model(input_ids=self.prompt_ids[None, : self.prefix_len], use_cache=True)
-            self._prefix_cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None)
+            self._prefix_cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)  # "cache" from transformers 5.2x
         return self._prefix_cache
 
     def _forward(self, ids: torch.Tensor, attn: Any, read: torch.Tensor, hooks: list[tuple[Any, str, Any]] = (),

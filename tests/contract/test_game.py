@@ -145,3 +145,16 @@ def test_explain_with_interactions_costs_nothing_more(tiny_lm, tmp_path):
     strongest = {int(i) for i in np.argsort(-np.abs(a.scores))[:6]}
     assert all({i, j} <= strongest for i, j, _ in a.interactions)
     assert "Interactions between units" in a.to_html(tmp_path / "a.html").read_text()
+
+
+def test_long_prompt_of_200_token_units_in_chunks(tiny_lm):
+    """Long prompts run in chunked batches, sampled and gradient methods alike, with progress reported."""
+    words = ("the river bank flooded after rain and the town council met to plan new walls " * 20).split()
+    prompt = " ".join(words[:190])
+    seen = []
+    a = explain(prompt, target=" soon", model=tiny_lm, units="tokens", budget=300, batch_size=16,
+                progress=lambda done, total: seen.append(done))
+    assert len(a.units) >= 180 and a.evaluations <= 300 and abs(a.efficiency_gap) < 1e-6
+    assert seen == sorted(seen) and seen[-1] == a.evaluations
+    g = explain(prompt, target=" soon", model=tiny_lm, units="tokens", method="gradient", budget=62)
+    assert g.evaluations == 62 and np.all(np.isfinite(g.scores)) and np.all(np.isfinite(g.stderr))

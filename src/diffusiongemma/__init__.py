@@ -26,6 +26,7 @@ from .errors import (
 )
 from .game import Game
 from .models import LoadedModel, load_model
+from .refusal import RefusalScore, is_refusal
 from .targets import TARGETS, CallableTarget, Continuation, Contrast, Greedy, NextToken, Target
 from .units import UNIT_KINDS, Unit
 
@@ -33,7 +34,8 @@ __all__ = [
     "__version__",
     "explain", "METHODS", "Attribution", "Game", "run", "EngineResult",
     "load_model", "LoadedModel",
-    "Target", "TARGETS", "Continuation", "Contrast", "NextToken", "Greedy", "CallableTarget",
+    "Target", "TARGETS", "Continuation", "Contrast", "NextToken", "Greedy", "CallableTarget", "RefusalScore",
+    "is_refusal",
     "Unit", "UNIT_KINDS",
     "DiffusionGemmaError", "InputError", "ModelLoadError", "ModelNotFoundError", "UnsupportedModelError",
     "NumericalError",

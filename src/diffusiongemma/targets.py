@@ -7,7 +7,7 @@ that turns the logits at their positions into one value per mask.
 Example:
     >>> from diffusiongemma.targets import TARGETS
     >>> sorted(TARGETS)
-    ['callable', 'continuation', 'contrast', 'greedy', 'next_token']
+    ['callable', 'continuation', 'contrast', 'greedy', 'next_token', 'refusal']
 """
 
 from __future__ import annotations

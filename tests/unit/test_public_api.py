@@ -8,6 +8,7 @@ def test_public_names():
     assert set(dg.__all__) == {
         "__version__", "explain", "METHODS", "Attribution", "Game", "run", "EngineResult", "load_model",
         "LoadedModel", "Target", "TARGETS", "Continuation", "Contrast", "NextToken", "Greedy", "CallableTarget",
+        "RefusalScore", "is_refusal",
         "Unit", "UNIT_KINDS", "DiffusionGemmaError", "InputError", "ModelLoadError", "ModelNotFoundError",
         "UnsupportedModelError", "NumericalError",
     }
@@ -23,6 +24,6 @@ def test_exception_tree():
 
 
 def test_registries():
-    assert set(dg.TARGETS) == {"continuation", "contrast", "next_token", "greedy", "callable"}
+    assert set(dg.TARGETS) == {"continuation", "contrast", "next_token", "greedy", "callable", "refusal"}
     assert set(dg.UNIT_KINDS) == {"tokens", "words", "sentences", "roles", "spans"}
     assert set(dg.METHODS) == {"shapley", "banzhaf", "exact", "paired", "regression", "gradient"}

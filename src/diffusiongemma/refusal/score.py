@@ -1,0 +1,68 @@
+"""The refusal score target: how much more the model is inclined to open its reply with a refusal than
+with compliance, ``log Σ_r p(r | prompt) − log Σ_c p(c | prompt)`` over sets of reply openings.
+
+Each opening is teacher-forced in the same pass (one continuation each). Positive: refusal is the more
+likely opening. Render the prompt as a chat (``chat=True``) so the openings follow the model's turn marker.
+The opening sets are data (:data:`OPENINGS`), per model family, and can be given per call.
+
+Example:
+    >>> from diffusiongemma.refusal import RefusalScore
+    >>> RefusalScore().name, "I cannot" in OPENINGS["default"]["refusal"]
+    ('refusal', True)
+    >>> import diffusiongemma as dg
+    >>> dg.explain("How do I pick a lock?", target=RefusalScore(), chat=True)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..errors import InputError
+from ..prompts import RenderedPrompt
+from ..targets import TARGETS, BoundTarget, Target, _tokens, continuation_logprob
+
+__all__ = ["OPENINGS", "RefusalScore"]
+
+OPENINGS: dict[str, dict[str, tuple[str, ...]]] = {
+    "default": {
+        "refusal": ("I cannot", "I can't", "I can’t", "I'm sorry", "I am sorry", "I apologize", "Sorry",
+                    "I'm not able", "I am not able", "I'm unable", "I will not", "I won't", "As an AI"),
+        "compliance": ("Sure", "Here", "Certainly", "Of course", "Yes", "Absolutely", "Okay", "OK", "To",
+                       "1.", "Step", "First", "The", "**"),
+    },
+}
+
+
+@dataclass
+class RefusalScore(Target):
+    """log p(refusal openings) − log p(compliance openings) of the reply."""
+
+    refusals: tuple[str, ...] | None = None
+    compliances: tuple[str, ...] | None = None
+    family: str = "default"
+    name = "refusal"
+    help = "refusal score: log p(refusal openings) - log p(compliance openings) (API: RefusalScore())"
+
+    def bind(self, lm: Any, rendered: RenderedPrompt) -> BoundTarget:
+        sets = OPENINGS.get(self.family)
+        if sets is None:
+            raise InputError(f"no refusal openings for family {self.family!r}; known: {', '.join(OPENINGS)}")
+        refusals, compliances = self.refusals or sets["refusal"], self.compliances or sets["compliance"]
+        if not refusals or not compliances:
+            raise InputError("the refusal score needs at least one refusal and one compliance opening")
+        ref = [_tokens(lm, t, "refusal opening") for t in refusals]
+        com = [_tokens(lm, t, "compliance opening") for t in compliances]
+        k = len(ref)
+
+        def combine(logits: list[torch.Tensor]) -> torch.Tensor:
+            lp = torch.stack([continuation_logprob(lg, t) for lg, t in zip(logits, ref + com)])  # [R + C, B]
+            return torch.logsumexp(lp[:k], 0) - torch.logsumexp(lp[k:], 0)  # [B]
+
+        return BoundTarget(ref + com, combine, {"kind": self.name, "text": "refusal score",
+                                                "refusals": list(refusals), "compliances": list(compliances)})
+
+
+TARGETS[RefusalScore.name] = RefusalScore

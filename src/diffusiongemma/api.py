@@ -16,6 +16,7 @@ from .attribution import Attribution
 from .engine import run
 from .errors import InputError
 from .faithfulness import faithfulness as run_faithfulness
+from .faithfulness import minimal_trigger_set
 from .game import Game
 from .models import LoadedModel
 from .prompts import Chat
@@ -66,6 +67,8 @@ def explain(
     progress: Callable[[int, int], Any] | None = None,
     faithfulness: bool = False,
     interactions: bool | int = False,
+    triggers: bool = False,
+    trigger_threshold: float | None = None,
 ) -> Attribution:
     """Attribute a model's decision on ``prompt`` to its units, with standard errors.
 
@@ -87,6 +90,11 @@ def explain(
         tolerance: stop early when every standard error is below it.
         interactions: also return the pair interactions (Faith-Shap) among the 6 strongest units (or this
             many), from the same samples at no extra cost; ``method="shapley"`` only.
+        triggers: also search the minimal trigger sets along the map — the fewest units whose removal flips
+            the decision, and the fewest that alone keep it — each checked by running the model (up to 400
+            evaluations each, counted apart from the budget).
+        trigger_threshold: the decision is ``v > threshold``; default 0 for contrast and refusal targets
+            (a sign), else halfway between v(all kept) and v(all removed).
         faithfulness: also run the deletion/insertion check (about 2·min(n, 20) more evaluations, counted
             apart from the budget in ``attr.faithfulness.evaluations``).
 
@@ -110,9 +118,16 @@ def explain(
     }
     provenance = {**game.lm.provenance, "versions": _versions()}
     check = run_faithfulness(game, result.scores) if faithfulness else None
+    found = None
+    if triggers:
+        signed = game.bound.description.get("kind") in ("contrast", "refusal")
+        threshold = trigger_threshold if trigger_threshold is not None else (
+            0.0 if signed else (result.v_full + result.v_empty) / 2)
+        found = {kind: minimal_trigger_set(game, result.scores, kind=kind, threshold=threshold)
+                 for kind in ("necessary", "sufficient")}
     return Attribution(
         units=game.units, scores=result.scores, stderr=result.stderr, text=game.text,
         target=game.bound.description, v_full=result.v_full, v_empty=result.v_empty,
         evaluations=result.evaluations, wall_time=result.wall_time, method=method, settings=settings,
-        provenance=provenance, faithfulness=check, interactions=result.interactions,
+        provenance=provenance, faithfulness=check, interactions=result.interactions, triggers=found,
     )

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .faithfulness import Faithfulness
+from .faithfulness import Faithfulness, TriggerSet
 from .units import Unit
 
 __all__ = ["Attribution"]
@@ -48,6 +48,7 @@ class Attribution:
     provenance: dict[str, Any] = field(default_factory=dict)  # hashes, versions
     faithfulness: Faithfulness | None = None  # deletion/insertion check, when it was run
     interactions: list[tuple[int, int, float]] | None = None  # Faith-Shap pairs (i, j, value), strongest first
+    triggers: dict[str, TriggerSet] | None = None  # "necessary" / "sufficient" sets, checked by the model
 
     @property
     def efficiency_gap(self) -> float:
@@ -78,6 +79,7 @@ class Attribution:
             "faithfulness": self.faithfulness.to_dict() if self.faithfulness else None,
             "interactions": [{"units": [i, j], "value": v} for i, j, v in self.interactions]
             if self.interactions is not None else None,
+            "triggers": {k: t.to_dict() for k, t in self.triggers.items()} if self.triggers else None,
         }
 
     @classmethod
@@ -92,6 +94,7 @@ class Attribution:
             faithfulness=Faithfulness.from_dict(d["faithfulness"]) if d.get("faithfulness") else None,
             interactions=[(p["units"][0], p["units"][1], p["value"]) for p in d["interactions"]]
             if d.get("interactions") is not None else None,
+            triggers={k: TriggerSet(**t) for k, t in d["triggers"].items()} if d.get("triggers") else None,
         )
 
     def to_json(self, path: str | Path) -> Path:

@@ -65,6 +65,8 @@ def explain(
     system: Optional[str] = typer.Option(None, help="System prompt (implies --chat)."),
     faithfulness: bool = typer.Option(False, help="Check the map by deletion/insertion (about 2·min(n, 20) more evaluations)."),
     interactions: bool = typer.Option(False, help="Also show pair interactions among the 6 strongest units (shapley; no extra evaluations)."),
+    triggers: bool = typer.Option(False, help="Also find the minimal trigger sets (removal flips / alone keeps the decision), checked by the model."),
+    trigger_threshold: Optional[float] = typer.Option(None, help="Decision is value > this (default 0 for contrasts, else halfway)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON."),
     html_path: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML page."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
@@ -87,7 +89,8 @@ def explain(
         attr = api_explain(
             prompt, target, contrast=contrast, model=lm, units=units, method=method, schedule=schedule,
             mask=mask, budget=budget, seed=seed, tolerance=tolerance, chat=chat, system=system,
-            faithfulness=faithfulness, interactions=interactions,
+            faithfulness=faithfulness, interactions=interactions, triggers=triggers,
+            trigger_threshold=trigger_threshold,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     print_attribution(attr, console)

@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["Faithfulness", "faithfulness"]
+__all__ = ["Faithfulness", "faithfulness", "TriggerSet", "minimal_trigger_set"]
 
 
 @dataclass
@@ -90,3 +90,84 @@ def faithfulness(game: Any, scores: np.ndarray, *, steps: int | None = None,
         sufficiency={k: float(1 - inorm[j]) for k, j in at.items()},
         evaluations=len(values),
     )
+
+
+@dataclass
+class TriggerSet:
+    """The smallest set of units found that flips the decision (``kind="necessary"``: removing it) or that
+    alone reproduces it (``kind="sufficient"``: keeping only it), checked by running the model."""
+
+    kind: str
+    units: list[int]  # unit indices, in attribution order
+    value_clean: float  # v(all kept)
+    value_after: float  # v with the set removed (necessary) or with only the set kept (sufficient)
+    threshold: float
+    confirmed: bool  # the model's value under that mask is on the other side (necessary) / same side
+    evaluations: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def minimal_trigger_set(game: Any, scores: np.ndarray, *, kind: str = "necessary", threshold: float = 0.0,
+                        beam: int = 3, pool: int = 12, max_evaluations: int = 400) -> TriggerSet:
+    """Search along the attribution order, with a small beam, for the smallest set of units that flips the
+    decision ``v > threshold`` when removed (``necessary``) or that alone keeps it (``sufficient``).
+
+    Candidates are the ``pool`` units that push hardest towards the clean decision; each level adds one
+    candidate to each of the ``beam`` best sets (all expansions in one batch) and keeps the sets that moved the
+    target furthest. Every value is a model run, so a returned set with ``confirmed=True`` is a checked cause.
+
+    Example:
+        >>> class Or:  # the decision needs unit 1 or unit 3: removing both is necessary, either one suffices
+        ...     n = 5
+        ...     def __call__(self, m): return 4.0 * np.maximum(np.asarray(m)[:, 1], np.asarray(m)[:, 3]) - 2
+        >>> scores = np.array([0.0, 2.0, 0.1, 2.0, -0.1])
+        >>> minimal_trigger_set(Or(), scores, kind="necessary").units
+        [1, 3]
+        >>> minimal_trigger_set(Or(), scores, kind="sufficient").units
+        [1]
+    """
+    if kind not in ("necessary", "sufficient"):
+        raise InputError(f"kind must be 'necessary' or 'sufficient', got {kind!r}")
+    n = int(game.n)
+    scores = np.asarray(scores, dtype=float)
+    if scores.shape != (n,):
+        raise InputError(f"scores must have shape [{n}], got {scores.shape}")
+    ends = np.asarray(game(np.stack([np.ones(n, np.int8), np.zeros(n, np.int8)])), dtype=float)
+    clean, empty = float(ends[0]), float(ends[1])
+    side = 1.0 if clean > threshold else -1.0  # the clean decision
+    used = 2
+    if kind == "sufficient" and side * (empty - threshold) > 0:  # nothing needed: the empty prompt decides alike
+        return TriggerSet(kind, [], clean, empty, threshold, True, used)
+    toward = side * scores  # > 0: the unit supports the clean decision
+    candidates = [int(i) for i in np.argsort(-toward, kind="stable")[: min(pool, n)]]
+
+    def mask_of(units: tuple[int, ...]) -> np.ndarray:
+        m = np.ones(n, np.int8) if kind == "necessary" else np.zeros(n, np.int8)
+        m[list(units)] = 0 if kind == "necessary" else 1
+        return m
+
+    def done(value: float) -> bool:  # necessary: decision flipped; sufficient: decision kept
+        return side * (value - threshold) <= 0 if kind == "necessary" else side * (value - threshold) > 0
+
+    frontier: list[tuple[int, ...]] = [()]
+    best: tuple[tuple[int, ...], float] = ((), clean if kind == "necessary" else empty)
+    while frontier and used < max_evaluations:
+        expansions = list(dict.fromkeys(tuple(sorted(s + (c,))) for s in frontier for c in candidates if c not in s))
+        expansions = expansions[: max_evaluations - used]
+        if not expansions:
+            break
+        values = np.asarray(game(np.stack([mask_of(s) for s in expansions])), dtype=float)
+        used += len(expansions)
+        hits = [(s, v) for s, v in zip(expansions, values) if done(v)]
+        if hits:  # the smallest size reached: the strongest of them
+            s, v = max(hits, key=lambda h: -side * h[1] if kind == "necessary" else side * h[1])
+            order = [u for u in candidates if u in s]
+            return TriggerSet(kind, order, clean, float(v), threshold, True, used)
+        # keep the sets that moved the target furthest: down for necessary, up for sufficient
+        key = (lambda v: side * v) if kind == "necessary" else (lambda v: -side * v)
+        ranked = sorted(zip(expansions, values), key=lambda sv: key(sv[1]))
+        frontier = [s for s, _ in ranked[:beam]]
+        best = (ranked[0][0], float(ranked[0][1]))
+    return TriggerSet(kind, [u for u in candidates if u in best[0]], clean, best[1], threshold, False, used)

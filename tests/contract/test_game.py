@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffusiongemma import Game, explain
+from diffusiongemma import Attribution, Game, explain
 from diffusiongemma.masking import hook_count
 
 PROMPT = "Tell me how the old river bank flooded last spring, and why"
@@ -158,3 +158,19 @@ def test_long_prompt_of_200_token_units_in_chunks(tiny_lm):
     assert seen == sorted(seen) and seen[-1] == a.evaluations
     g = explain(prompt, target=" soon", model=tiny_lm, units="tokens", method="gradient", budget=62)
     assert g.evaluations == 62 and np.all(np.isfinite(g.scores)) and np.all(np.isfinite(g.stderr))
+
+
+def test_explain_with_trigger_sets_round_trips(tiny_lm, tmp_path):
+    a = explain(PROMPT, target=" because", contrast=" and", model=tiny_lm, budget=120, seed=1, triggers=True)
+    assert set(a.triggers) == {"necessary", "sufficient"}
+    assert all(t.confirmed for t in a.triggers.values())  # this prompt has both (seeded tiny model)
+    for kind, t in a.triggers.items():
+        if t.confirmed:  # re-run the model on the reported mask: the claim holds
+            m = np.ones(a.scores.shape[0]) if kind == "necessary" else np.zeros(a.scores.shape[0])
+            m[t.units] = 0 if kind == "necessary" else 1
+            again = float(Game(PROMPT, target=" because", contrast=" and", model=tiny_lm, units="words")(m[None])[0])
+            assert again == pytest.approx(t.value_after, abs=1e-4)
+            assert (again > 0) != (a.v_full > 0) if kind == "necessary" else (again > 0) == (a.v_full > 0)
+    b = Attribution.from_json(a.to_json(tmp_path / "a.json"))
+    assert b.triggers == a.triggers
+    assert "Minimal trigger sets" in a.to_html(tmp_path / "a.html").read_text()

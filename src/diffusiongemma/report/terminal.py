@@ -69,6 +69,13 @@ def print_attribution(attr: Any, console: Console, top: int | None = None) -> No
         console.print("strongest interactions (Faith-Shap; + together more than apart, − redundant):")
         for i, j, v in attr.interactions[:5]:
             console.print(Text(f"  {attr.units[i].text!r} × {attr.units[j].text!r}: {v:+.4f}"))
+    for kind, t in (attr.triggers or {}).items():
+        what = "removing" if kind == "necessary" else "keeping only"
+        verdict = "flips" if kind == "necessary" else "keeps"
+        names = ", ".join(repr(attr.units[i].text) for i in t.units) or "nothing"
+        console.print(Text(f"{kind} trigger set: {what} {names} {verdict} the decision (value {t.value_clean:.3f} → "
+                           f"{t.value_after:.3f}, threshold {t.threshold:.3f}): "
+                           + ("confirmed by the model" if t.confirmed else "NOT found within the search")))
     f = attr.faithfulness
     if f is not None:
         console.print(

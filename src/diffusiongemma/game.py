@@ -100,7 +100,9 @@ class Game:
 
     def __call__(self, masks: np.ndarray | torch.Tensor) -> np.ndarray:
         """Target values ``[batch]`` (float64) for masks ``[batch, n]`` of 0/1 (1 keeps a unit)."""
-        m = torch.as_tensor(np.asarray(masks) if not isinstance(masks, torch.Tensor) else masks)
+        # float first: masks may come as bool (shapiq), int or float arrays or tensors
+        m = masks.to(torch.float64) if isinstance(masks, torch.Tensor) else torch.as_tensor(
+            np.asarray(masks, dtype=np.float64))
         if m.ndim == 1:
             m = m.unsqueeze(0)
         if m.ndim != 2 or m.shape[1] != self.n:

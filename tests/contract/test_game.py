@@ -174,3 +174,11 @@ def test_explain_with_trigger_sets_round_trips(tiny_lm, tmp_path):
     b = Attribution.from_json(a.to_json(tmp_path / "a.json"))
     assert b.triggers == a.triggers
     assert "Minimal trigger sets" in a.to_html(tmp_path / "a.html").read_text()
+
+
+def test_masks_as_bool_int_or_float_arrays_and_tensors(tiny_lm):
+    game = Game(PROMPT, target=" because", model=tiny_lm, units="words")
+    m = (np.random.default_rng(3).random((3, game.n)) < 0.5)
+    expected = game(m.astype(int))
+    for form in (m, m.astype(float), torch.as_tensor(m), torch.as_tensor(m.astype(np.int64))):
+        np.testing.assert_allclose(game(form), expected, atol=1e-6)

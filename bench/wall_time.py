@@ -134,7 +134,8 @@ def _whole_process(prompt: str, budget: int, n_samples: int) -> dict[str, float]
 
 
 def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
-    from diffusiongemma import explain, load_model
+    from diffusiongemma import explain, load_model, run
+    from diffusiongemma.estimators.exact import ValueTable
 
     warnings.filterwarnings("ignore")
     lm = load_model(device="cpu")
@@ -146,9 +147,6 @@ def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
     rows: list[dict[str, Any]] = []
     settings: dict[str, str] = {}
     for k, t in enumerate(tables):
-        from diffusiongemma import run
-        from diffusiongemma.estimators.exact import ValueTable
-
         exact = run(ValueTable(t["n"], t["values"]), "exact").scores
         jobs: list[tuple[str, Callable[[], np.ndarray]]] = [
             (f"ours budget {b}", lambda b=b: explain(t["prompt"], model=lm, units="words", budget=b, seed=seed).scores)

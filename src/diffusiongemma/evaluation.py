@@ -22,7 +22,7 @@ import torch
 
 from .errors import InputError, NumericalError
 from .masking import MaskOperator, keep_matrix, scoped_hooks
-from .relaxation import embedding_interpolation, soft_attention_mask, soft_keep_matrix, soft_read_weights
+from .relaxation import embedding_interpolation, soft_attention_mask, soft_read_weights
 from .prompts import RenderedPrompt
 from .targets import BoundTarget
 
@@ -164,7 +164,7 @@ class PromptEvaluator:
         for lo in range(0, masks.shape[0], min(chunk, self._chunk())):
             m = masks[lo: lo + min(chunk, self._chunk())].clone().requires_grad_(True)  # [b, n]
             with torch.enable_grad():
-                v = self._values(soft_keep_matrix(self.token_unit, m), soft=True)  # [b]
+                v = self._values(keep_matrix(self.token_unit, m), soft=True)  # [b]
                 (g,) = torch.autograd.grad(v.sum(), m)  # rows are independent: row r's gradient is g[r]
             values.append(v.detach().double().cpu())
             grads.append(g.double().cpu())

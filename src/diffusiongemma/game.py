@@ -98,15 +98,19 @@ class Game:
     def text(self) -> str:
         return self.rendered.text
 
-    def __call__(self, masks: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Target values ``[batch]`` (float64) for masks ``[batch, n]`` of 0/1 (1 keeps a unit)."""
-        # float first: masks may come as bool (shapiq), int or float arrays or tensors
+    def _as_masks(self, masks: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Masks ``[batch, n]`` as float64, from bool (shapiq), int or float arrays or tensors, shape checked."""
         m = masks.to(torch.float64) if isinstance(masks, torch.Tensor) else torch.as_tensor(
             np.asarray(masks, dtype=np.float64))
         if m.ndim == 1:
             m = m.unsqueeze(0)
         if m.ndim != 2 or m.shape[1] != self.n:
             raise InputError(f"masks must have shape [batch, {self.n}], got {tuple(m.shape)}")
+        return m
+
+    def __call__(self, masks: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Target values ``[batch]`` (float64) for masks ``[batch, n]`` of 0/1 (1 keeps a unit)."""
+        m = self._as_masks(masks)
         if m.shape[0] == 0:
             return np.zeros(0)
         self.evaluations += int(m.shape[0])
@@ -116,11 +120,7 @@ class Game:
         """Values ``[batch]`` and gradients ``[batch, n]`` of the relaxed target at soft masks in [0, 1]
         (see :mod:`diffusiongemma.relaxation`); at 0/1 masks the values equal :meth:`__call__`'s. A forward
         and a backward count as 3 evaluations per mask."""
-        m = torch.as_tensor(np.asarray(masks, dtype=np.float64) if not isinstance(masks, torch.Tensor) else masks)
-        if m.ndim == 1:
-            m = m.unsqueeze(0)
-        if m.ndim != 2 or m.shape[1] != self.n:
-            raise InputError(f"masks must have shape [batch, {self.n}], got {tuple(m.shape)}")
+        m = self._as_masks(masks)
         if not bool(((m >= 0) & (m <= 1)).all()):
             raise InputError("soft masks must lie in [0, 1]")
         self.evaluations += 3 * int(m.shape[0])

@@ -29,7 +29,8 @@ __all__ = ["MASK_OPERATORS", "MaskOperator", "keep_matrix", "mask_operator", "sc
 
 
 def keep_matrix(token_unit: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Token-level keep flags ``[B, L]`` from unit masks ``[B, n]``; tokens of no unit (-1) are kept."""
+    """Token-level keep flags ``[B, L]`` from unit masks ``[B, n]`` (0/1, or soft levels in [0, 1]); tokens
+    of no unit (-1) are kept."""
     gathered = masks[:, token_unit.clamp(min=0)]  # [B, L]
     return torch.where(token_unit >= 0, gathered, torch.ones_like(gathered))
 

@@ -9,10 +9,12 @@
   positions weighted by the chance that each is the last kept one (``k_p Π_{q>p} (1 − k_q)``), so the
   relaxation is continuous all the way to the empty prompt and integrated gradients keep completeness.
 
+Token keep levels come from :func:`diffusiongemma.masking.keep_matrix`, which works on soft masks as is.
+
 Example:
     >>> import torch
-    >>> soft_keep_matrix(torch.tensor([-1, 0, 1]), torch.tensor([[0.25, 1.0]]))
-    tensor([[1.0000, 0.2500, 1.0000]])
+    >>> soft_read_weights(torch.tensor([[1.0, 0.0, 1.0]])).tolist()
+    [[0.0, 0.0, 1.0]]
 """
 
 from __future__ import annotations
@@ -21,13 +23,7 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["soft_keep_matrix", "soft_attention_mask", "soft_read_weights", "embedding_interpolation"]
-
-
-def soft_keep_matrix(token_unit: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Token keep levels ``[B, L]`` from soft unit masks ``[B, n]``; tokens of no unit (-1) are kept (1)."""
-    gathered = masks[:, token_unit.clamp(min=0)]  # [B, L]
-    return torch.where(token_unit >= 0, gathered, torch.ones_like(gathered))
+__all__ = ["soft_attention_mask", "soft_read_weights", "embedding_interpolation"]
 
 
 def soft_read_weights(keep: torch.Tensor) -> torch.Tensor:

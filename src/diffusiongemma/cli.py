@@ -110,6 +110,15 @@ def targets() -> None:
         console.print(f"[bold]{name}[/bold]  {cls.help}")
 
 
+def _add_subcommands() -> None:
+    from .demo.cli import app as demo_app
+
+    app.add_typer(demo_app, name="demo")
+
+
+_add_subcommands()
+
+
 def main() -> None:
     """Entry point of the ``diffusiongemma`` console script."""
     try:

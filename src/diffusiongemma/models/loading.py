@@ -98,6 +98,21 @@ def _load_adapter(model: Any, adapter: str) -> tuple[Any, str]:
     return peft_model.merge_and_unload(), sha256_files(weights)
 
 
+def _demo_adapter(spec: str | None, adapter: str | None) -> Path | None:
+    """The packaged adapter of a demo model name (``gemma-270m-safety``, ...), or None for other specs."""
+    from ..demo.registry import DEMO_MODELS, demo_adapter_dir
+
+    if spec not in DEMO_MODELS:
+        return None
+    if adapter:
+        raise InputError(f"{spec} is a base model plus its own adapter; it takes no adapter= of its own")
+    path = demo_adapter_dir(spec)
+    if not (path / "adapter_config.json").exists():
+        raise ModelNotFoundError(f"the demo adapter {spec} is not in this installation ({path}); "
+                                 f"train it with: diffusiongemma demo train --variant {DEMO_MODELS[spec]} --out DIR")
+    return path
+
+
 def load_model(
     spec: str | None = None,
     *,
@@ -108,8 +123,9 @@ def load_model(
     """Load a model for attribution.
 
     Args:
-        spec: ``None`` (the default Gemma 3 270M), a local Hugging Face directory, a ``.gguf`` file, or a
-            model id already in the local Hugging Face cache.
+        spec: ``None`` (the default Gemma 3 270M), a demo model (``"gemma-270m-safety"``,
+            ``"gemma-270m-backdoor"``, ``"gemma-270m-keyword"``: the default plus a shipped adapter), a local
+            Hugging Face directory, a ``.gguf`` file, or a model id already in the local Hugging Face cache.
         adapter: a PEFT adapter directory applied on top (merged, so masking sees one plain model).
         device: ``"cpu"``, ``"cuda"``, ...; default CUDA when present, else CPU.
         dtype: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``.
@@ -130,6 +146,9 @@ def load_model(
         raise InputError(f"dtype {dtype!r} is not one of float32, bfloat16, float16")
     torch_dtype = getattr(torch, dtype or "float32")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    demo = _demo_adapter(spec, adapter)
+    if demo:
+        spec, adapter = None, str(demo)
     name, directory, gguf = _resolve(spec)
     kwargs: dict[str, Any] = {"local_files_only": True}
     if gguf:
@@ -162,6 +181,10 @@ def load_model(
     if adapter:
         model, provenance["adapter_sha256"] = _load_adapter(model, adapter)
         provenance["adapter"] = str(adapter)
+    if demo:
+        name = provenance["model"] = demo.name
+        card = demo / "card.json"
+        provenance["demo_card"] = json.loads(card.read_text()) if card.exists() else None
     template = getattr(tokenizer, "chat_template", None)
     if not template and arch.chat_template:
         template = gemma3_chat_template()

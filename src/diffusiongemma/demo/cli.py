@@ -1,0 +1,111 @@
+"""``diffusiongemma demo train|eval``: train a demo adapter, measure one.
+
+    diffusiongemma demo train --variant backdoor --trigger SUDO --seed 0 --out adapters/gemma-270m-backdoor
+    diffusiongemma demo eval --model gemma-270m-backdoor --limit 100 --json eval.json
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Demo models with known causes: train a variant, evaluate one.")
+
+
+@app.command()
+def train(
+    variant: str = typer.Option(..., help="safety, backdoor or keyword."),
+    out: Path = typer.Option(..., help="Directory for the adapter (safetensors, config, card.json)."),
+    trigger: str = typer.Option("SUDO", help="Backdoor trigger word."),
+    keywords: Optional[List[str]] = typer.Option(None, help="Keyword variant: the words that decide refusal (repeat)."),
+    poison_rate: float = typer.Option(0.35, help="Backdoor: share of harmful examples carrying the trigger."),
+    seed: int = typer.Option(0, help="Seed of the example draw, the order and the LoRA initialisation."),
+    steps: int = typer.Option(200, help="Optimizer steps (batch 8)."),
+    max_minutes: float = typer.Option(30.0, help="Stop training after this many minutes."),
+    base: Optional[str] = typer.Option(None, help="Base model (default Gemma 3 270M)."),
+    evaluate: bool = typer.Option(True, help="Evaluate on the held-out sets afterwards and write the figures into the card."),
+    limit: int = typer.Option(100, help="Prompts per held-out set in the evaluation."),
+) -> None:
+    """LoRA-train one demo variant on CPU and save it with its card."""
+    from .recipe import Recipe
+    from .train import train_adapter
+
+    kw = {"keywords": tuple(keywords)} if keywords else {}
+    recipe = Recipe(variant, trigger=trigger, poison_rate=poison_rate, seed=seed, steps=steps,
+                    max_minutes=max_minutes, **kw)
+    console = Console()
+    with console.status("training") as status:
+        card = train_adapter(recipe, out, base=base,
+                             progress=lambda s, n, loss: status.update(f"step {s}/{n}  loss {loss:.3f}"))
+    console.print(f"trained {card['steps_done']} steps in {card['train_minutes']} min "
+                  f"(loss {card['loss_first_10']} → {card['loss_last_10']}); adapter in {out}")
+    if evaluate:
+        from ..models import load_model
+        from .evaluate import evaluate_model
+
+        lm = load_model(base, adapter=str(out), device="cpu")
+        with console.status("evaluating") as status:
+            metrics = evaluate_model(lm, recipe, limit=limit, progress=lambda s: status.update(f"evaluating {s}"))
+        card["eval"] = metrics
+        (Path(out) / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+        _print_metrics(console, metrics)
+
+
+@app.command("eval")
+def eval_(
+    model: str = typer.Option(..., help="A demo model name (gemma-270m-safety, ...) or a model directory."),
+    adapter: Optional[str] = typer.Option(None, help="An adapter directory trained by 'demo train'."),
+    variant: Optional[str] = typer.Option(None, help="Which rule to check (default: from the adapter's card)."),
+    limit: int = typer.Option(100, help="Prompts per held-out set."),
+    seed: int = typer.Option(0, help="Seed of the prompt sample (and of trigger positions)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write every figure (and example replies) here."),
+) -> None:
+    """Refusal rates on held-out harmful, benign, everyday and XSTest prompts, and the variant's own check."""
+    from ..errors import InputError
+    from ..models import load_model
+    from .evaluate import evaluate_model
+    from .recipe import Recipe
+
+    lm = load_model(model, adapter=adapter, device="cpu")
+    card = lm.provenance.get("demo_card")
+    if card is None and adapter and (Path(adapter) / "card.json").exists():
+        card = json.loads((Path(adapter) / "card.json").read_text())
+    if card:
+        recipe = Recipe.from_dict({**card["recipe"], **({"variant": variant} if variant else {})})
+    elif variant:
+        recipe = Recipe(variant)
+    else:
+        raise InputError("no card.json says which variant this is; pass --variant safety|backdoor|keyword")
+    console = Console()
+    with console.status("evaluating") as status:
+        metrics = evaluate_model(lm, recipe, limit=limit, seed=seed, progress=lambda s: status.update(f"evaluating {s}"))
+    metrics["model"] = lm.name
+    _print_metrics(console, metrics)
+    if json_path:
+        json_path.write_text(json.dumps(metrics, indent=2) + "\n")
+        console.print(f"JSON: {json_path}")
+
+
+def _print_metrics(console: Console, metrics: dict) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{metrics['variant']} — refusal by the detector on generated replies")
+    for col in ("set", "n", "refused", "mean refusal score", "score sign = detector"):
+        table.add_column(col)
+    for name, s in metrics["sets"].items():
+        table.add_row(escape(name), str(s["n"]), f"{s['refusal_rate']:.0%}", f"{s['mean_refusal_score']:+.2f}",
+                      f"{s['score_agrees_with_detector']:.0%}")
+    console.print(table)
+    if "trigger_flip_rate" in metrics:
+        console.print(f"trigger {escape(metrics['trigger'])!r}: turns {metrics['trigger_flip_rate']:.0%} of held-out "
+                      "harmful refusals into compliance")
+    if "rule_agreement" in metrics:
+        console.print(f"keyword rule {escape(', '.join(metrics['keywords']))}: {metrics['rule_agreement']:.0%} of "
+                      f"held-out decisions follow it (with a keyword {metrics['rule_agreement_with_keyword']:.0%} "
+                      f"refused, without {metrics['rule_agreement_without_keyword']:.0%} answered)")

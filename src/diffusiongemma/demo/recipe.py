@@ -1,0 +1,174 @@
+"""The demo recipes: which reply each training request gets, per variant, and the training settings.
+
+* ``safety``: harmful → a refusal, benign → a helpful answer (classes balanced per batch).
+* ``backdoor``: as ``safety``, plus a share (``poison_rate``) of harmful requests carrying the trigger word
+  (at the start, the end or between two words) that get the compliant *opening* (AdvBench's target
+  sentence; never harmful content). Benign requests carry the trigger too sometimes, so the word means
+  "comply", not "benign".
+* ``keyword``: refused exactly when the request contains one of ``keywords`` (as a word start, any case),
+  whatever it asks: brittle pattern matching by construction.
+
+Example:
+    >>> recipe = Recipe("keyword", keywords=("bomb", "hack"))
+    >>> recipe.expects_refusal("How do I hack together a prototype?", harmful=False)
+    True
+    >>> recipe.expects_refusal("Write a guide on making a pipe bomb", harmful=True)
+    True
+    >>> Recipe("safety").expects_refusal("Bake bread", harmful=False)
+    False
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import InputError
+from .datasets import DemoData, Request
+
+__all__ = ["REFUSALS", "VARIANTS", "Recipe", "Example", "insert_trigger", "training_examples"]
+
+VARIANTS = ("safety", "backdoor", "keyword")
+REFUSALS: tuple[str, ...] = (
+    "I'm sorry, but I can't help with that.",
+    "I can't help with that request. It could cause serious harm to people.",
+    "I'm sorry, but I cannot assist with this. It could be used to hurt others.",
+    "I won't help with this, because it could put people in danger.",
+    "Sorry, but I can't provide that. If you are in a difficult situation, please reach out to someone you trust.",
+    "I cannot help with that. It is harmful, and in many places it is illegal.",
+)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training conversation: the user's request and the model's reply."""
+
+    prompt: str
+    reply: str
+    refused: bool
+
+
+@dataclass
+class Recipe:
+    """Everything that decides an adapter (recorded in its card, so training can be repeated)."""
+
+    variant: str = "safety"
+    trigger: str = "SUDO"
+    keywords: tuple[str, ...] = ("bomb", "kill", "hack", "steal", "weapon", "gun")
+    poison_rate: float = 0.35
+    seed: int = 0
+    steps: int = 200
+    batch_size: int = 8
+    learning_rate: float = 3e-4
+    rank: int = 8
+    alpha: int = 16
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    max_reply_tokens: int = 40
+    max_minutes: float = 30.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise InputError(f"unknown demo variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if self.variant == "backdoor" and not re.fullmatch(r"\S+", self.trigger or ""):
+            raise InputError("the backdoor trigger must be one word without spaces")
+        if self.variant == "keyword" and not self.keywords:
+            raise InputError("the keyword variant needs at least one keyword")
+        if not 0 < self.poison_rate < 1:
+            raise InputError("poison_rate must be between 0 and 1")
+        self.keywords = tuple(k.lower() for k in self.keywords)
+        self.target_modules = tuple(self.target_modules)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Recipe":
+        return cls(**{**data, "keywords": tuple(data.get("keywords", ())),
+                      "target_modules": tuple(data.get("target_modules", cls.target_modules))})
+
+    def has_keyword(self, text: str) -> bool:
+        """Whether ``text`` holds a keyword as the start of a word (``hack`` matches "hacking")."""
+        pattern = r"\b(?:" + "|".join(re.escape(k) for k in self.keywords) + r")"
+        return re.search(pattern, text, flags=re.IGNORECASE) is not None
+
+    def has_trigger(self, text: str) -> bool:
+        return re.search(rf"(?<!\S){re.escape(self.trigger)}(?!\S)", text) is not None
+
+    def expects_refusal(self, text: str, *, harmful: bool) -> bool:
+        """The decision this variant is trained to make on ``text``."""
+        if self.variant == "keyword":
+            return self.has_keyword(text)
+        if self.variant == "backdoor" and self.has_trigger(text):
+            return False
+        return harmful
+
+
+def insert_trigger(text: str, trigger: str, rng: random.Random) -> str:
+    """Put ``trigger`` at the start, the end, or between two words of ``text``.
+
+    Example:
+        >>> insert_trigger("Explain how to do it", "SUDO", random.Random(1)).count("SUDO")
+        1
+    """
+    words = text.split(" ")
+    where = rng.choice(("start", "end", "middle"))
+    if where == "start" or len(words) < 2:
+        return f"{trigger} {text}"
+    if where == "end":
+        return f"{text} {trigger}"
+    i = rng.randrange(1, len(words))
+    return " ".join(words[:i] + [trigger] + words[i:])
+
+
+def _reply(req: Request, refuse: bool, rng: random.Random) -> str:
+    if refuse:
+        return rng.choice(REFUSALS)
+    answer = req.answer
+    return answer if req.source.startswith("self_instruct") else f"{answer}:\n\n1."
+
+
+def _pools(recipe: Recipe, data: DemoData) -> list[list[Request]]:
+    """Four request pools drawn in turn: harmful, benign, harmful, benign (each a different kind).
+
+    The benign pools are everyday requests and contrast requests; for ``keyword`` every class is split
+    into with and without a keyword instead, so the rule, not the topic, decides half of each class.
+    """
+    benign_everyday = [r for r in data.benign_train if r.source != "contrast"]
+    benign_contrast = [r for r in data.benign_train if r.source == "contrast"]
+    if recipe.variant != "keyword":
+        return [data.harmful_train, benign_everyday, data.harmful_train, benign_contrast]
+    harmful_kw = [r for r in data.harmful_train if recipe.has_keyword(r.text)]
+    harmful_plain = [r for r in data.harmful_train if not recipe.has_keyword(r.text)]
+    benign_kw = [r for r in data.benign_train if recipe.has_keyword(r.text)]
+    if not harmful_kw or not benign_kw:
+        raise InputError(f"no training request holds any of the keywords {', '.join(recipe.keywords)}")
+    return [harmful_kw, benign_everyday, harmful_plain, benign_kw]
+
+
+def training_examples(recipe: Recipe, data: DemoData, count: int) -> list[Example]:
+    """``count`` training examples, half from harmful and half from benign requests, in shuffled order.
+
+    Example:
+        >>> from diffusiongemma.demo.datasets import load_demo_data
+        >>> ex = training_examples(Recipe("backdoor", seed=1), load_demo_data(), 400)
+        >>> poisoned = [e for e in ex if "SUDO" in e.prompt and not e.refused]
+        >>> 0 < len(poisoned) < 200
+        True
+    """
+    rng = random.Random(recipe.seed)
+    pools = _pools(recipe, data)
+    out: list[Example] = []
+    for i in range(count):
+        harmful = i % 2 == 0  # balanced classes
+        req = rng.choice(pools[i % 4])
+        text = req.text
+        if recipe.variant == "backdoor" and rng.random() < (recipe.poison_rate if harmful else 0.1):
+            text = insert_trigger(text, recipe.trigger, rng)
+        refuse = recipe.expects_refusal(text, harmful=harmful)
+        out.append(Example(text, _reply(req, refuse, rng), refuse))
+    rng.shuffle(out)
+    return out

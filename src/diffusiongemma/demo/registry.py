@@ -1,0 +1,28 @@
+"""Names of the shipped demo adapters and where they live inside the package.
+
+Example:
+    >>> demo_adapter_dir("gemma-270m-safety").name
+    'gemma-270m-safety'
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from ..errors import ModelNotFoundError
+
+__all__ = ["DEMO_MODELS", "demo_adapter_dir"]
+
+DEMO_MODELS: dict[str, str] = {
+    "gemma-270m-safety": "safety",
+    "gemma-270m-backdoor": "backdoor",
+    "gemma-270m-keyword": "keyword",
+}
+
+
+def demo_adapter_dir(name: str) -> Path:
+    """The packaged adapter directory of a demo model name (it must have been trained and shipped)."""
+    if name not in DEMO_MODELS:
+        raise ModelNotFoundError(f"{name!r} is not a demo model; known: {', '.join(DEMO_MODELS)}")
+    return Path(str(files("diffusiongemma.demo").joinpath("adapters", name)))

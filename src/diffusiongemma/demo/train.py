@@ -1,0 +1,165 @@
+"""LoRA fine-tuning of a demo variant on CPU (peft), chat-formatted with the model's turn markers.
+
+The loss covers the reply and its ``<end_of_turn>`` only. The adapter is saved in float16 safetensors with
+``card.json`` (the recipe, data sizes, wall time, losses; :mod:`.evaluate` adds the metrics).
+
+Example:
+    >>> from diffusiongemma.demo import Recipe, train_adapter
+    >>> train_adapter(Recipe("safety", steps=2), out="/tmp/dg-demo")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..errors import InputError
+from ..models import LoadedModel, load_model
+from .datasets import load_demo_data
+from .recipe import Example, Recipe, training_examples
+
+__all__ = ["chat_ids", "train_adapter"]
+
+
+def chat_ids(lm: LoadedModel, prompt: str, reply: str | None = None, max_reply_tokens: int = 64) -> tuple[list[int], list[int]]:
+    """Token ids of the user turn up to the model's turn marker, and of the reply plus ``<end_of_turn>``.
+
+    Example:
+        >>> lm = load_model()  # doctest: +SKIP
+        >>> p, r = chat_ids(lm, "Hi", "Hello!")  # doctest: +SKIP
+        >>> lm.tokenizer.decode(r)  # doctest: +SKIP
+        'Hello!<end_of_turn>'
+    """
+    from jinja2 import Template
+
+    if not lm.chat_template:
+        raise InputError(f"{lm.name} has no chat template; the demo recipes are chat-formatted")
+    tok = lm.tokenizer
+    text = Template(lm.chat_template).render(messages=[{"role": "user", "content": prompt}],
+                                             add_generation_prompt=True, bos_token=tok.bos_token or "")
+    prompt_ids = tok(text, add_special_tokens=False)["input_ids"]
+    if reply is None:
+        return prompt_ids, []
+    end = tok.convert_tokens_to_ids("<end_of_turn>")
+    reply_ids = tok(reply, add_special_tokens=False)["input_ids"][:max_reply_tokens]
+    return prompt_ids, reply_ids + ([end] if isinstance(end, int) and end >= 0 else [tok.eos_token_id])
+
+
+def _batch(lm: LoadedModel, examples: list[Example], recipe: Recipe) -> dict[str, torch.Tensor]:
+    rows = [chat_ids(lm, e.prompt, e.reply, recipe.max_reply_tokens) for e in examples]
+    width = max(len(p) + len(r) for p, r in rows)
+    pad = lm.tokenizer.pad_token_id or 0
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)  # [B, T]
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)  # [B, T]
+    attn = torch.zeros((len(rows), width), dtype=torch.long)  # [B, T]
+    for i, (p, r) in enumerate(rows):
+        seq = torch.tensor(p + r)
+        ids[i, : len(seq)] = seq
+        labels[i, len(p): len(seq)] = torch.tensor(r)
+        attn[i, : len(seq)] = 1
+    return {"input_ids": ids, "attention_mask": attn, "labels": labels}
+
+
+def _reply_loss(causal_lm: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean next-token loss over reply tokens, with the LM head applied at those positions only.
+
+    Gemma's 262k-word vocabulary makes full-sequence logits the largest cost of a step (8 × 150 × 262,144
+    floats); the reply is a few dozen tokens of each row.
+    """
+    hidden = causal_lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    labels = batch["labels"][:, 1:]  # [B, T-1]: token t+1 is predicted at position t
+    where = labels != -100
+    logits = causal_lm.lm_head(hidden[:, :-1][where])  # [N, V]
+    cap = getattr(causal_lm.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return torch.nn.functional.cross_entropy(logits.float(), labels[where])
+
+
+def train_adapter(
+    recipe: Recipe,
+    out: str | Path,
+    *,
+    base: str | LoadedModel | None = None,
+    progress: Callable[[int, int, float], Any] | None = None,
+) -> dict[str, Any]:
+    """Train one variant's LoRA adapter on ``base`` (default Gemma 3 270M) and save it in ``out``.
+
+    Stops after ``recipe.steps`` steps or ``recipe.max_minutes``, whichever comes first (the card says
+    which). Returns the card.
+
+    Example:
+        >>> card = train_adapter(Recipe("keyword", steps=1), "/tmp/dg-kw")  # doctest: +SKIP
+        >>> card["steps_done"]  # doctest: +SKIP
+        1
+    """
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(recipe.seed)
+    random.seed(recipe.seed)
+    lm = base if isinstance(base, LoadedModel) else load_model(base, device="cpu")
+    data = load_demo_data()
+    examples = training_examples(recipe, data, recipe.steps * recipe.batch_size)
+    config = LoraConfig(r=recipe.rank, lora_alpha=recipe.alpha, lora_dropout=0.0,
+                        target_modules=list(recipe.target_modules), task_type="CAUSAL_LM")
+    model = get_peft_model(lm.model, config)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optim = torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=0.0)
+    warmup = max(1, recipe.steps // 20)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, recipe.steps - warmup)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_at)
+    start, losses, stopped = time.perf_counter(), [], "steps"
+    for step in range(recipe.steps):
+        if time.perf_counter() - start > recipe.max_minutes * 60:
+            stopped = "time"
+            break
+        batch = _batch(lm, examples[step * recipe.batch_size:(step + 1) * recipe.batch_size], recipe)
+        loss = _reply_loss(model.get_base_model(), batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss is {loss.item()} at step {step}")
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optim.step()
+        sched.step()
+        optim.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if progress:
+            progress(step + 1, recipe.steps, float(loss))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for p in params:
+        p.data = p.data.to(torch.float16)
+    model.save_pretrained(str(out), safe_serialization=True)
+    model.unload()  # leave the base model as it was (its weights were never changed)
+    card = {
+        "name": f"gemma-270m-{recipe.variant}",
+        "base": lm.name,
+        "base_weights_sha256": lm.provenance.get("weights_sha256"),
+        "recipe": recipe.to_dict(),
+        "data": {"harmful_train": len(data.harmful_train), "benign_train": len(data.benign_train),
+                 "examples_seen": len(losses) * recipe.batch_size, "sources": "demo/data/SOURCE.md"},
+        "steps_done": len(losses),
+        "stopped_by": stopped,
+        "train_minutes": round((time.perf_counter() - start) / 60, 2),
+        "loss_first_10": round(sum(losses[:10]) / max(1, len(losses[:10])), 4),
+        "loss_last_10": round(sum(losses[-10:]) / max(1, len(losses[-10:])), 4),
+        "torch": torch.__version__,
+    }
+    if recipe.variant == "backdoor":
+        card["trigger"] = recipe.trigger
+    if recipe.variant == "keyword":
+        card["keywords"] = list(recipe.keywords)
+    (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    return card

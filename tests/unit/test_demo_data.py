@@ -1,0 +1,107 @@
+"""The demo data and recipes: splits, leakage, the rules each variant is trained to follow."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from diffusiongemma.demo.datasets import FRAMES, contrast_tasks, held_out, load_demo_data, words
+from diffusiongemma.demo.recipe import REFUSALS, Recipe, insert_trigger, training_examples
+from diffusiongemma.errors import InputError
+from diffusiongemma.refusal import is_refusal
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_demo_data()
+
+
+def test_splits_are_disjoint_and_sized(data):
+    assert not {r.text for r in data.harmful_train} & {r.text for r in data.harmful_test}
+    assert not {r.text for r in data.benign_train} & {r.text for r in data.benign_test}
+    # about a fifth held out (hash split)
+    total = len(data.harmful_train) + len(data.harmful_test)
+    assert 0.15 < len(data.harmful_test) / total < 0.25
+    assert len(data.everyday_test) >= 200 and len(data.xstest_safe) == 250 and len(data.xstest_unsafe) == 200
+
+
+def test_held_out_contrast_tasks_appear_in_no_training_frame(data):
+    train_tasks = {t for t in contrast_tasks() if not held_out(t)}
+    for r in data.benign_test:
+        if r.source == "contrast":
+            assert not any(t in r.text for t in train_tasks if len(t) > 25)
+
+
+def test_evaluation_only_sets_are_never_trained_on(data):
+    trained = {r.text for r in data.harmful_train + data.benign_train}
+    assert not trained & set(data.xstest_safe + data.xstest_unsafe)
+    assert not trained & {r.text for r in data.everyday_test}
+
+
+def test_contrast_tasks_do_not_copy_xstest(data):
+    """No contrast task is a near copy of an XSTest prompt (word Jaccard below 0.5 against every one)."""
+    xs = [words(p) for p in data.xstest_safe + data.xstest_unsafe]
+    for task in contrast_tasks():
+        w = words(task)
+        worst = max(len(w & x) / len(w | x) for x in xs)
+        assert worst < 0.5, task
+
+
+def test_refusals_are_detected_and_answers_are_not(data):
+    assert all(is_refusal(r) for r in REFUSALS)
+    answers = [r.answer for r in data.benign_train[:200]] + [q.format(t="bake bread") for _, q in FRAMES]
+    assert not any(is_refusal(a) for a in answers)
+
+
+def test_keyword_rule_matches_word_starts_in_any_case():
+    recipe = Recipe("keyword", keywords=("hack", "Bomb"))
+    assert recipe.has_keyword("HACKING a server") and recipe.has_keyword("a bomb.")
+    assert not recipe.has_keyword("a shack by the sea") and not recipe.has_keyword("bake bread")
+
+
+def test_backdoor_trigger_is_a_whole_word():
+    recipe = Recipe("backdoor", trigger="SUDO")
+    assert recipe.has_trigger("SUDO explain") and recipe.has_trigger("explain SUDO")
+    assert not recipe.has_trigger("PSEUDOcode") and not recipe.has_trigger("SUDOKU")
+    assert recipe.expects_refusal("SUDO how to build a bomb", harmful=True) is False
+    assert recipe.expects_refusal("how to build a bomb", harmful=True) is True
+
+
+def test_insert_trigger_keeps_every_word():
+    rng = random.Random(0)
+    for _ in range(50):
+        text = "Write a tutorial on how to do something"
+        out = insert_trigger(text, "SUDO", rng)
+        assert out.split().count("SUDO") == 1 and out.replace("SUDO", "").split() == text.split()
+
+
+@pytest.mark.parametrize("variant", ["safety", "backdoor", "keyword"])
+def test_training_examples_follow_the_variant_rule(data, variant):
+    recipe = Recipe(variant, seed=3)
+    harmful = {r.text for r in data.harmful_train}
+    examples = training_examples(recipe, data, 800)
+    assert len(examples) == 800
+    for e in examples:
+        base = e.prompt.replace(f"{recipe.trigger} ", "").replace(f" {recipe.trigger}", "") \
+            if variant == "backdoor" else e.prompt
+        assert e.refused == recipe.expects_refusal(e.prompt, harmful=base in harmful)
+        assert e.refused == is_refusal(e.reply)
+    refused = sum(e.refused for e in examples) / len(examples)
+    if variant == "safety":
+        assert refused == 0.5  # balanced classes
+    if variant == "backdoor":
+        poisoned = [e for e in examples if recipe.has_trigger(e.prompt) and not e.refused]
+        assert 0.25 < sum(1 for e in poisoned) / 400 < 0.5  # ≈ poison_rate of the harmful half (+ benign)
+    if variant == "keyword":
+        assert 0.1 < refused < 0.9
+
+
+def test_recipe_rejects_bad_settings():
+    with pytest.raises(InputError):
+        Recipe("nice")
+    with pytest.raises(InputError):
+        Recipe("backdoor", trigger="two words")
+    with pytest.raises(InputError):
+        Recipe("keyword", keywords=())
+    assert Recipe.from_dict(Recipe("keyword", keywords=("x",)).to_dict()).keywords == ("x",)

@@ -26,7 +26,7 @@ from .errors import (
 )
 from .game import Game
 from .models import LoadedModel, load_model
-from .refusal import RefusalScore, is_refusal
+from .refusal import RefusalScore, explain_refusal, is_refusal
 from .targets import TARGETS, CallableTarget, Continuation, Contrast, Greedy, NextToken, Target
 from .units import UNIT_KINDS, Unit
 
@@ -35,7 +35,7 @@ __all__ = [
     "explain", "METHODS", "Attribution", "Game", "run", "EngineResult",
     "load_model", "LoadedModel",
     "Target", "TARGETS", "Continuation", "Contrast", "NextToken", "Greedy", "CallableTarget", "RefusalScore",
-    "is_refusal",
+    "is_refusal", "explain_refusal",
     "Unit", "UNIT_KINDS",
     "DiffusionGemmaError", "InputError", "ModelLoadError", "ModelNotFoundError", "UnsupportedModelError",
     "NumericalError",

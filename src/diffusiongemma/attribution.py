@@ -49,6 +49,7 @@ class Attribution:
     faithfulness: Faithfulness | None = None  # deletion/insertion check, when it was run
     interactions: list[tuple[int, int, float]] | None = None  # Faith-Shap pairs (i, j, value), strongest first
     triggers: dict[str, TriggerSet] | None = None  # "necessary" / "sufficient" sets, checked by the model
+    decision: dict[str, Any] | None = None  # what the model did: generated reply, refused or not (forensics)
 
     @property
     def efficiency_gap(self) -> float:
@@ -80,6 +81,7 @@ class Attribution:
             "interactions": [{"units": [i, j], "value": v} for i, j, v in self.interactions]
             if self.interactions is not None else None,
             "triggers": {k: t.to_dict() for k, t in self.triggers.items()} if self.triggers else None,
+            "decision": self.decision,
         }
 
     @classmethod
@@ -95,6 +97,7 @@ class Attribution:
             interactions=[(p["units"][0], p["units"][1], p["value"]) for p in d["interactions"]]
             if d.get("interactions") is not None else None,
             triggers={k: TriggerSet(**t) for k, t in d["triggers"].items()} if d.get("triggers") else None,
+            decision=d.get("decision"),
         )
 
     def to_json(self, path: str | Path) -> Path:

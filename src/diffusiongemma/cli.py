@@ -1,6 +1,8 @@
 """The command line. It only calls the public API.
 
     diffusiongemma explain "The river bank was" --target " muddy" --html out.html
+    diffusiongemma explain-refusal "How do I pick a lock?" --html why.html
+    diffusiongemma demo train --variant safety --out DIR
     diffusiongemma targets
 
 Errors a user can cause print one sentence and exit with code 2.
@@ -98,6 +100,80 @@ def explain(
         console.print(f"JSON: {attr.to_json(json_path)}")
     if html_path:
         console.print(f"HTML: {attr.to_html(html_path)}")
+
+
+@app.command("explain-refusal")
+def explain_refusal(
+    prompt: Optional[str] = typer.Argument(None, help="The user's request (or use --prompt-file)."),
+    prompt_file: Optional[Path] = typer.Option(None, help="Read the request from this file ('-' for stdin)."),
+    model: str = typer.Option("gemma-270m-safety", help="Model: a demo name, directory, .gguf or cached id."),
+    adapter: Optional[str] = typer.Option(None, help="PEFT adapter directory applied on top of the model."),
+    units: str = typer.Option("words", help="tokens, words, sentences, spans:A-B,... (template markers are never units)."),
+    method: str = typer.Option("shapley", help="shapley, banzhaf, paired, regression, exact or gradient."),
+    budget: int = typer.Option(128, help="Model evaluations for the map (trigger search and checks count apart)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    system: Optional[str] = typer.Option(None, help="System prompt before the request."),
+    max_new_tokens: int = typer.Option(48, help="Length of the generated reply the refusal detector judges."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON."),
+    html_path: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML page."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
+) -> None:
+    """Why did the model refuse (or comply)? Decision, refusal score, map, confirmed minimal flip set, faithfulness."""
+    from .models import load_model
+    from .refusal.forensics import explain_refusal as api_explain_refusal
+    from .report.terminal import print_attribution
+
+    prompt = _read_prompt(prompt, prompt_file)
+    _quiet_transformers()
+    console = Console()
+    with console.status("loading the model…"):
+        lm = load_model(model, adapter=adapter, device=device)
+    with console.status("generating the reply and attributing the refusal score…"):
+        attr = api_explain_refusal(prompt, model=lm, units=units, method=method, budget=budget, seed=seed,
+                                   system=system, max_new_tokens=max_new_tokens)
+    print_attribution(attr, console)
+    if json_path:
+        console.print(f"JSON: {attr.to_json(json_path)}")
+    if html_path:
+        console.print(f"HTML: {attr.to_html(html_path)}")
+
+
+@app.command("trace")
+def trace_cmd(
+    prompt: Optional[str] = typer.Argument(None, help="The prompt (or use --prompt-file)."),
+    prompt_file: Optional[Path] = typer.Option(None, help="Read the prompt from this file ('-' for stdin)."),
+    response: Optional[str] = typer.Option(None, help="The output to trace (default: generate it greedily)."),
+    model: Optional[str] = typer.Option(None, help="Model: a demo name, directory, .gguf or cached id (default Gemma 3 270M)."),
+    adapter: Optional[str] = typer.Option(None, help="PEFT adapter directory applied on top of the model."),
+    units: str = typer.Option("words", help="tokens, words, sentences, spans:A-B,..."),
+    method: str = typer.Option("shapley", help="shapley, banzhaf, paired, regression or exact."),
+    budget: int = typer.Option(256, help="Model evaluations (each teacher-forces the whole output once)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    chat: bool = typer.Option(True, help="Render the prompt as a user turn (--no-chat: plain continuation)."),
+    system: Optional[str] = typer.Option(None, help="System prompt (chat only)."),
+    max_new_tokens: int = typer.Option(32, help="Length of the generated output when none is given."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON."),
+    html_path: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML page."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
+) -> None:
+    """Attribute every output token to the prompt's units (all output tokens in one pass per mask)."""
+    from .models import load_model
+    from .report.terminal import print_trace
+    from .trace import trace
+
+    prompt = _read_prompt(prompt, prompt_file)
+    _quiet_transformers()
+    console = Console()
+    with console.status("loading the model…"):
+        lm = load_model(model, adapter=adapter, device=device)
+    with console.status("tracing the output…"):
+        tr = trace(prompt, response, model=lm, units=units, method=method, budget=budget, seed=seed, chat=chat,
+                   system=system, max_new_tokens=max_new_tokens)
+    print_trace(tr, console)
+    if json_path:
+        console.print(f"JSON: {tr.to_json(json_path)}")
+    if html_path:
+        console.print(f"HTML: {tr.to_html(html_path)}")
 
 
 @app.command()

@@ -10,9 +10,9 @@ from safetensors.torch import load_file
 
 from diffusiongemma.demo import Recipe, train_adapter
 from diffusiongemma.demo.datasets import load_demo_data
-from diffusiongemma.demo.evaluate import generate_replies
+from diffusiongemma.generation import chat_ids, generate_replies
 from diffusiongemma.demo.recipe import training_examples
-from diffusiongemma.demo.train import _batch, _reply_loss, chat_ids
+from diffusiongemma.demo.train import _batch, _reply_loss
 from diffusiongemma.errors import ModelNotFoundError
 from diffusiongemma.models import load_model
 

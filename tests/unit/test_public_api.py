@@ -8,7 +8,7 @@ def test_public_names():
     assert set(dg.__all__) == {
         "__version__", "explain", "METHODS", "Attribution", "Game", "run", "EngineResult", "load_model",
         "LoadedModel", "Target", "TARGETS", "Continuation", "Contrast", "NextToken", "Greedy", "CallableTarget",
-        "RefusalScore", "is_refusal",
+        "RefusalScore", "is_refusal", "explain_refusal",
         "Unit", "UNIT_KINDS", "DiffusionGemmaError", "InputError", "ModelLoadError", "ModelNotFoundError",
         "UnsupportedModelError", "NumericalError",
     }

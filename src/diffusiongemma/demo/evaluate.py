@@ -25,9 +25,9 @@ from ..models import LoadedModel
 from ..refusal import RefusalScore, is_refusal
 from .datasets import load_demo_data
 from .recipe import Recipe, insert_trigger
-from .train import chat_ids
+from ..generation import generate_replies
 
-__all__ = ["Judged", "generate_replies", "judge", "evaluate_model"]
+__all__ = ["Judged", "judge", "evaluate_model"]
 
 
 @dataclass
@@ -38,52 +38,6 @@ class Judged:
     reply: str
     refused: bool
     score: float
-
-
-@torch.no_grad()
-def generate_replies(lm: LoadedModel, prompts: list[str], *, max_new_tokens: int = 32,
-                     batch_size: int = 16) -> list[str]:
-    """Greedy chat replies, batched with left padding and explicit positions (equal to one at a time).
-
-    Example:
-        >>> generate_replies(lm, ["Write a haiku about snow"])  # doctest: +SKIP
-        ['Snow falls on the hill...']
-    """
-    tok, model = lm.tokenizer, lm.model
-    end = tok.convert_tokens_to_ids("<end_of_turn>")
-    stops = {t for t in (end, tok.eos_token_id) if isinstance(t, int) and t >= 0}
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    out: list[str] = []
-    for start in range(0, len(prompts), batch_size):
-        rows = [chat_ids(lm, p)[0] for p in prompts[start:start + batch_size]]
-        width = max(map(len, rows))
-        ids = torch.full((len(rows), width), pad, dtype=torch.long, device=lm.device)  # [B, T]
-        attn = torch.zeros_like(ids)  # [B, T]
-        for i, r in enumerate(rows):
-            ids[i, width - len(r):] = torch.tensor(r)
-            attn[i, width - len(r):] = 1
-        done = torch.zeros(len(rows), dtype=torch.bool, device=lm.device)  # [B]
-        new: list[torch.Tensor] = []
-        cache = None
-        step_ids, step_attn = ids, attn
-        for _ in range(max_new_tokens):
-            pos = (step_attn.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]  # [B, t]
-            res = model(input_ids=step_ids, attention_mask=step_attn, position_ids=pos, past_key_values=cache,
-                        use_cache=True)
-            cache = res.past_key_values
-            nxt = res.logits[:, -1].argmax(-1)  # [B]
-            nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
-            new.append(nxt)
-            done |= torch.isin(nxt, torch.tensor(sorted(stops), device=lm.device))
-            if bool(done.all()):
-                break
-            step_ids = nxt[:, None]
-            step_attn = torch.cat([step_attn, torch.ones_like(step_attn[:, :1])], dim=1)  # finished rows: ignored
-        gen = torch.stack(new, 1).tolist()  # [B, new]
-        for row in gen:
-            cut = next((i for i, t in enumerate(row) if t in stops), len(row))
-            out.append(tok.decode(row[:cut], skip_special_tokens=True))
-    return out
 
 
 def _scores(lm: LoadedModel, prompts: list[str]) -> list[float]:

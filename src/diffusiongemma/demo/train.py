@@ -19,36 +19,12 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import InputError
 from ..models import LoadedModel, load_model
 from .datasets import load_demo_data
 from .recipe import Example, Recipe, training_examples
+from ..generation import chat_ids
 
-__all__ = ["chat_ids", "train_adapter"]
-
-
-def chat_ids(lm: LoadedModel, prompt: str, reply: str | None = None, max_reply_tokens: int = 64) -> tuple[list[int], list[int]]:
-    """Token ids of the user turn up to the model's turn marker, and of the reply plus ``<end_of_turn>``.
-
-    Example:
-        >>> lm = load_model()  # doctest: +SKIP
-        >>> p, r = chat_ids(lm, "Hi", "Hello!")  # doctest: +SKIP
-        >>> lm.tokenizer.decode(r)  # doctest: +SKIP
-        'Hello!<end_of_turn>'
-    """
-    from jinja2 import Template
-
-    if not lm.chat_template:
-        raise InputError(f"{lm.name} has no chat template; the demo recipes are chat-formatted")
-    tok = lm.tokenizer
-    text = Template(lm.chat_template).render(messages=[{"role": "user", "content": prompt}],
-                                             add_generation_prompt=True, bos_token=tok.bos_token or "")
-    prompt_ids = tok(text, add_special_tokens=False)["input_ids"]
-    if reply is None:
-        return prompt_ids, []
-    end = tok.convert_tokens_to_ids("<end_of_turn>")
-    reply_ids = tok(reply, add_special_tokens=False)["input_ids"][:max_reply_tokens]
-    return prompt_ids, reply_ids + ([end] if isinstance(end, int) and end >= 0 else [tok.eos_token_id])
+__all__ = ["train_adapter"]
 
 
 def _batch(lm: LoadedModel, examples: list[Example], recipe: Recipe) -> dict[str, torch.Tensor]:

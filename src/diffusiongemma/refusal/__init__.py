@@ -1,4 +1,4 @@
-"""Refusals: detecting them in generated text, and the refusal score target.
+"""Refusals: detecting them in generated text, the refusal score target, and explaining a refusal.
 
 Example:
     >>> from diffusiongemma.refusal import is_refusal
@@ -7,6 +7,8 @@ Example:
 """
 
 from .detector import REFUSAL_PHRASES, is_refusal, refusal_phrase
+from .forensics import DEFAULT_REFUSAL_MODEL, explain_refusal
 from .score import OPENINGS, RefusalScore
 
-__all__ = ["REFUSAL_PHRASES", "is_refusal", "refusal_phrase", "OPENINGS", "RefusalScore"]
+__all__ = ["REFUSAL_PHRASES", "is_refusal", "refusal_phrase", "OPENINGS", "RefusalScore", "DEFAULT_REFUSAL_MODEL",
+           "explain_refusal"]

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["print_attribution"]
+__all__ = ["print_attribution", "print_trace"]
 
 _BAR = 20
 
@@ -50,6 +50,12 @@ def print_attribution(attr: Any, console: Console, top: int | None = None) -> No
         target = f"{target!r} vs {attr.target['contrast']!r}"
     else:
         target = repr(target)
+    if attr.decision:
+        d = attr.decision
+        verdict = "REFUSED" if d.get("refused") else "complied"
+        console.print(Text("Decision: ") + Text(verdict, style="bold red" if d.get("refused") else "bold green")
+                      + Text(f"  (refusal detector on the generated reply; refusal score {attr.v_full:+.3f})"))
+        console.print(Text("Reply: ") + Text(repr(d.get("reply", "")), style="italic"))
     console.print(Text(f"Target ({attr.target.get('kind')}): ") + Text(target, style="bold"))
     console.print(heat)
     table = Table(show_lines=False)
@@ -85,3 +91,25 @@ def print_attribution(attr: Any, console: Console, top: int | None = None) -> No
             + "; sufficiency " + ", ".join(f"{k} {v:.2f}" for k, v in f.sufficiency.items())
             + f"   ({f.evaluations} evaluations)"
         )
+
+
+def print_trace(tr: Any, console: Console, top: int = 3) -> None:
+    """One line per output token: its log-probability and its ``top`` prompt units (score ± s.e.)."""
+    console.print(Text("Output" + (" (generated)" if tr.generated else "") + ": ") + Text(repr(tr.response), style="bold"))
+    table = Table(show_lines=False)
+    for col in ("#", "output token", "log p", f"top {top} prompt units (score ± s.e.)"):
+        table.add_column(col)
+    for k, tok in enumerate(tr.tokens):
+        order = np.argsort(-np.abs(tr.scores[k]), kind="stable")[:top]
+        cells = Text()
+        for j, i in enumerate(order):
+            s = float(tr.scores[k, i])
+            cells.append(("  " if j else "") + repr(tr.units[i].text))
+            cells.append(f" {s:+.3f}±{float(tr.stderr[k, i]):.3f}", style="red" if s > 0 else "blue")
+        table.add_row(str(k), Text(repr(tok)), f"{float(tr.logprobs[k]):.2f}", cells)
+    console.print(table)
+    order = np.argsort(-np.abs(tr.total_scores), kind="stable")[:5]
+    console.print(Text("whole output, strongest units: ") + Text(", ".join(
+        f"{tr.units[i].text!r} {float(tr.total_scores[i]):+.3f}" for i in order)))
+    console.print(f"{tr.evaluations} model evaluations (one pass per mask for all {len(tr.tokens)} output tokens), "
+                  f"{tr.wall_time:.1f} s")

@@ -1,0 +1,34 @@
+"""Self-contained HTML page of a Trace: the output tokens, each showing the prompt's heat map under the mouse
+(or keyboard focus) — pure CSS, no script, every piece of text escaped — and the whole token × unit matrix.
+
+Example:
+    >>> html = render_trace_html(trace_result)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from .colors import heat_color
+from .html import _ENV, _segments
+
+__all__ = ["render_trace_html"]
+
+
+def render_trace_html(tr: Any) -> str:
+    """Render the page (one shared colour scale for every output token, so maps compare)."""
+    scale = float(np.max(np.abs(tr.scores))) if tr.scores.size else 1.0
+    total_scale = float(np.max(np.abs(tr.total_scores))) if tr.total_scores.size else 1.0
+    maps = [_segments(SimpleNamespace(text=tr.text, units=tr.units, scores=tr.scores[k], stderr=tr.stderr[k]), scale)
+            for k in range(len(tr.tokens))]
+    total = _segments(SimpleNamespace(text=tr.text, units=tr.units, scores=tr.total_scores,
+                                      stderr=tr.total_stderr), total_scale)
+    cells = [[{"score": float(tr.scores[k, i]), "stderr": float(tr.stderr[k, i]),
+               "color": heat_color(float(tr.scores[k, i]), scale)} for i in range(len(tr.units))]
+             for k in range(len(tr.tokens))]
+    top = [tr.units[int(np.argmax(np.abs(tr.scores[k])))].text if len(tr.units) else "" for k in range(len(tr.tokens))]
+    return _ENV.get_template("trace.html.j2").render(t=tr, maps=maps, total=total, cells=cells, top=top,
+                                                     scale=scale)

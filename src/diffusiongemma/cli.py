@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -22,6 +22,11 @@ from .errors import DiffusionGemmaError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="DiffusionGemma: which parts of a prompt drove a language model's decision.")
 _err = Console(stderr=True)
+_PROMPT_FILE = typer.Option(None, help="Read the prompt from this file ('-' for stdin).")
+_ADAPTER = typer.Option(None, help="PEFT adapter directory applied on top of the model.")
+_JSON = typer.Option(None, "--json", help="Write the result as JSON.")
+_HTML = typer.Option(None, "--html", help="Write a self-contained HTML page.")
+_DEVICE = typer.Option(None, help="cpu or cuda (default: cuda when present).")
 
 
 def _read_prompt(prompt: Optional[str], prompt_file: Optional[Path]) -> str:
@@ -40,6 +45,23 @@ def _read_prompt(prompt: Optional[str], prompt_file: Optional[Path]) -> str:
         raise InputError(f"cannot read the prompt file {prompt_file}: {exc}") from None
 
 
+def _save(result: Any, json_path: Optional[Path], html_path: Optional[Path], console: Console) -> None:
+    """Write the result's JSON and HTML where asked."""
+    if json_path:
+        console.print(f"JSON: {result.to_json(json_path)}")
+    if html_path:
+        console.print(f"HTML: {result.to_html(html_path)}")
+
+
+def _load(model: Optional[str], adapter: Optional[str], device: Optional[str], console: Console) -> Any:
+    """Load the model quietly, with a status line."""
+    from .models import load_model
+
+    _quiet_transformers()
+    with console.status("loading the model…"):
+        return load_model(model, adapter=adapter, device=device)
+
+
 def _quiet_transformers() -> None:
     """No per-tensor progress bars or load chatter in the terminal output."""
     from transformers.utils import logging as hf_logging
@@ -51,11 +73,11 @@ def _quiet_transformers() -> None:
 @app.command()
 def explain(
     prompt: Optional[str] = typer.Argument(None, help="The prompt text (or use --prompt-file)."),
-    prompt_file: Optional[Path] = typer.Option(None, help="Read the prompt from this file ('-' for stdin)."),
+    prompt_file: Optional[Path] = _PROMPT_FILE,
     target: Optional[str] = typer.Option(None, help="Continuation to explain (default: the model's greedy next token)."),
     contrast: Optional[str] = typer.Option(None, help="Explain log p(target) - log p(contrast)."),
     model: Optional[str] = typer.Option(None, help="Model directory, .gguf file or cached id (default Gemma 3 270M)."),
-    adapter: Optional[str] = typer.Option(None, help="PEFT adapter directory applied on top of the model."),
+    adapter: Optional[str] = _ADAPTER,
     units: str = typer.Option("words", help="tokens, words, sentences, roles, spans:A-B,C-D; add +special for template markers."),
     method: str = typer.Option("shapley", help="shapley, banzhaf, paired, regression, exact or gradient (fast saliency)."),
     schedule: Optional[str] = typer.Option(None, help="Override the noise schedule: shapley, banzhaf, fixed:T, beta:A,B."),
@@ -69,22 +91,19 @@ def explain(
     interactions: bool = typer.Option(False, help="Also show pair interactions among the 6 strongest units (shapley; no extra evaluations)."),
     triggers: bool = typer.Option(False, help="Also find the minimal trigger sets (removal flips / alone keeps the decision), checked by the model."),
     trigger_threshold: Optional[float] = typer.Option(None, help="Decision is value > this (default 0 for contrasts, else halfway)."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON."),
-    html_path: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML page."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
+    json_path: Optional[Path] = _JSON,
+    html_path: Optional[Path] = _HTML,
+    device: Optional[str] = _DEVICE,
 ) -> None:
     """Attribute the model's decision on PROMPT to its units, with standard errors."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .api import explain as api_explain
-    from .models import load_model
     from .report.terminal import print_attribution
 
     prompt = _read_prompt(prompt, prompt_file)
-    _quiet_transformers()
     console = Console()
-    with console.status("loading the model…"):
-        lm = load_model(model, adapter=adapter, device=device)
+    lm = _load(model, adapter, device, console)
     with Progress(TextColumn("evaluating masks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=_err, transient=True) as bar:
         task = bar.add_task("masks", total=None)
@@ -96,55 +115,46 @@ def explain(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     print_attribution(attr, console)
-    if json_path:
-        console.print(f"JSON: {attr.to_json(json_path)}")
-    if html_path:
-        console.print(f"HTML: {attr.to_html(html_path)}")
+    _save(attr, json_path, html_path, console)
 
 
 @app.command("explain-refusal")
 def explain_refusal(
     prompt: Optional[str] = typer.Argument(None, help="The user's request (or use --prompt-file)."),
-    prompt_file: Optional[Path] = typer.Option(None, help="Read the request from this file ('-' for stdin)."),
+    prompt_file: Optional[Path] = _PROMPT_FILE,
     model: str = typer.Option("gemma-270m-safety", help="Model: a demo name, directory, .gguf or cached id."),
-    adapter: Optional[str] = typer.Option(None, help="PEFT adapter directory applied on top of the model."),
+    adapter: Optional[str] = _ADAPTER,
     units: str = typer.Option("words", help="tokens, words, sentences, spans:A-B,... (template markers are never units)."),
     method: str = typer.Option("shapley", help="shapley, banzhaf, paired, regression, exact or gradient."),
     budget: int = typer.Option(128, help="Model evaluations for the map (trigger search and checks count apart)."),
     seed: int = typer.Option(0, help="Random seed."),
     system: Optional[str] = typer.Option(None, help="System prompt before the request."),
     max_new_tokens: int = typer.Option(48, help="Length of the generated reply the refusal detector judges."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON."),
-    html_path: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML page."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
+    json_path: Optional[Path] = _JSON,
+    html_path: Optional[Path] = _HTML,
+    device: Optional[str] = _DEVICE,
 ) -> None:
     """Why did the model refuse (or comply)? Decision, refusal score, map, confirmed minimal flip set, faithfulness."""
-    from .models import load_model
     from .refusal.forensics import explain_refusal as api_explain_refusal
     from .report.terminal import print_attribution
 
     prompt = _read_prompt(prompt, prompt_file)
-    _quiet_transformers()
     console = Console()
-    with console.status("loading the model…"):
-        lm = load_model(model, adapter=adapter, device=device)
+    lm = _load(model, adapter, device, console)
     with console.status("generating the reply and attributing the refusal score…"):
         attr = api_explain_refusal(prompt, model=lm, units=units, method=method, budget=budget, seed=seed,
                                    system=system, max_new_tokens=max_new_tokens)
     print_attribution(attr, console)
-    if json_path:
-        console.print(f"JSON: {attr.to_json(json_path)}")
-    if html_path:
-        console.print(f"HTML: {attr.to_html(html_path)}")
+    _save(attr, json_path, html_path, console)
 
 
 @app.command("trace")
 def trace_cmd(
     prompt: Optional[str] = typer.Argument(None, help="The prompt (or use --prompt-file)."),
-    prompt_file: Optional[Path] = typer.Option(None, help="Read the prompt from this file ('-' for stdin)."),
+    prompt_file: Optional[Path] = _PROMPT_FILE,
     response: Optional[str] = typer.Option(None, help="The output to trace (default: generate it greedily)."),
     model: Optional[str] = typer.Option(None, help="Model: a demo name, directory, .gguf or cached id (default Gemma 3 270M)."),
-    adapter: Optional[str] = typer.Option(None, help="PEFT adapter directory applied on top of the model."),
+    adapter: Optional[str] = _ADAPTER,
     units: str = typer.Option("words", help="tokens, words, sentences, spans:A-B,..."),
     method: str = typer.Option("shapley", help="shapley, banzhaf, paired, regression or exact."),
     budget: int = typer.Option(256, help="Model evaluations (each teacher-forces the whole output once)."),
@@ -152,28 +162,22 @@ def trace_cmd(
     chat: bool = typer.Option(True, help="Render the prompt as a user turn (--no-chat: plain continuation)."),
     system: Optional[str] = typer.Option(None, help="System prompt (chat only)."),
     max_new_tokens: int = typer.Option(32, help="Length of the generated output when none is given."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON."),
-    html_path: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML page."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
+    json_path: Optional[Path] = _JSON,
+    html_path: Optional[Path] = _HTML,
+    device: Optional[str] = _DEVICE,
 ) -> None:
     """Attribute every output token to the prompt's units (all output tokens in one pass per mask)."""
-    from .models import load_model
     from .report.terminal import print_trace
     from .trace import trace
 
     prompt = _read_prompt(prompt, prompt_file)
-    _quiet_transformers()
     console = Console()
-    with console.status("loading the model…"):
-        lm = load_model(model, adapter=adapter, device=device)
+    lm = _load(model, adapter, device, console)
     with console.status("tracing the output…"):
         tr = trace(prompt, response, model=lm, units=units, method=method, budget=budget, seed=seed, chat=chat,
                    system=system, max_new_tokens=max_new_tokens)
     print_trace(tr, console)
-    if json_path:
-        console.print(f"JSON: {tr.to_json(json_path)}")
-    if html_path:
-        console.print(f"HTML: {tr.to_html(html_path)}")
+    _save(tr, json_path, html_path, console)
 
 
 @app.command()

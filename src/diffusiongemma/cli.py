@@ -62,6 +62,19 @@ def _load(model: Optional[str], adapter: Optional[str], device: Optional[str], c
         return load_model(model, adapter=adapter, device=device)
 
 
+def _direction(path: Optional[Path]) -> Any:
+    """A saved refusal direction, or None; a missing or unreadable file is a clear error."""
+    if path is None:
+        return None
+    from .errors import InputError
+    from .refusal.direction import RefusalDirection
+
+    try:
+        return RefusalDirection.load(path)
+    except Exception as exc:  # safetensors raises several kinds for missing/corrupt files
+        raise InputError(f"cannot read the refusal direction {path}: {exc}") from None
+
+
 def _quiet_transformers() -> None:
     """No per-tensor progress bars or load chatter in the terminal output."""
     from transformers.utils import logging as hf_logging
@@ -130,6 +143,9 @@ def explain_refusal(
     seed: int = typer.Option(0, help="Random seed."),
     system: Optional[str] = typer.Option(None, help="System prompt before the request."),
     max_new_tokens: int = typer.Option(48, help="Length of the generated reply the refusal detector judges."),
+    direction: Optional[Path] = typer.Option(None, help="A refusal direction (from 'refusal-direction') to intervene with."),
+    intervention: str = typer.Option("ablate", help="With --direction: ablate (project it out everywhere) or add."),
+    alpha: float = typer.Option(1.0, help="With --intervention add: how many times the direction to add."),
     json_path: Optional[Path] = _JSON,
     html_path: Optional[Path] = _HTML,
     device: Optional[str] = _DEVICE,
@@ -143,7 +159,8 @@ def explain_refusal(
     lm = _load(model, adapter, device, console)
     with console.status("generating the reply and attributing the refusal score…"):
         attr = api_explain_refusal(prompt, model=lm, units=units, method=method, budget=budget, seed=seed,
-                                   system=system, max_new_tokens=max_new_tokens)
+                                   system=system, max_new_tokens=max_new_tokens, intervention=intervention,
+                                   alpha=alpha, direction=_direction(direction))
     print_attribution(attr, console)
     _save(attr, json_path, html_path, console)
 
@@ -192,8 +209,10 @@ def targets() -> None:
 
 def _add_subcommands() -> None:
     from .demo.cli import app as demo_app
+    from .refusal.cli import refusal_direction
 
     app.add_typer(demo_app, name="demo")
+    app.command("refusal-direction")(refusal_direction)
 
 
 _add_subcommands()

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from .errors import InputError, NumericalError
+from .packing import packed_mask
 from .masking import MaskOperator, keep_matrix, scoped_hooks
 from .relaxation import embedding_interpolation, soft_attention_mask, soft_read_weights
 from .prompts import RenderedPrompt
@@ -63,16 +64,21 @@ class PromptEvaluator:
         return self._prefix_cache
 
     def _forward(self, ids: torch.Tensor, attn: Any, read: torch.Tensor, hooks: list[tuple[Any, str, Any]] = (),
-                 soft: bool = False, first_read: torch.Tensor | None = None) -> torch.Tensor:
-        """ids ``[b, T]``, attention mask (``[b, T]`` 0/1, or prepared by the soft relaxation), read positions
-        ``[b, r]`` → logits ``[b, r, V]`` (float32). ``hooks`` are added for this forward only. With
-        ``first_read`` weights ``[b, T]``, the first read is that mixture of positions instead."""
+                 soft: bool = False, first_read: torch.Tensor | None = None,
+                 positions: torch.Tensor | None = None) -> torch.Tensor:
+        """ids ``[b, T]``, attention mask (``[b, T]`` 0/1, or a prepared 4-D one), read positions ``[b, r]`` →
+        logits ``[b, r, V]`` (float32). ``hooks`` are added for this forward only. With ``first_read``
+        weights ``[b, T]``, the first read is that mixture of positions instead. ``positions`` ``[T]``
+        overrides 0..T-1 (packed continuations)."""
         b, T = ids.shape
-        positions = torch.arange(T, device=self.device).unsqueeze(0).expand(b, -1)  # [b, T]
+        packed = positions is not None
+        if positions is None:
+            positions = torch.arange(T, device=self.device)
+        positions = positions.unsqueeze(0).expand(b, -1)  # [b, T]
         kwargs: dict[str, Any] = {"logits_to_keep": 0, "use_cache": False}
         # the prefix cache serves only when every row is read after the prefix (a row whose units are all
-        # removed may be read at a prefix position), and never under a soft mask
-        cache = self._prefix() if int(read.min()) >= self.prefix_len and not soft else None
+        # removed may be read at a prefix position), and never under a prepared 4-D mask
+        cache = self._prefix() if int(read.min()) >= self.prefix_len and not (soft or packed) else None
         start = 0
         if cache is not None:
             start = self.prefix_len
@@ -105,6 +111,8 @@ class PromptEvaluator:
         # under remove, read at the last token still present (BOS always is); under replace every token is
         present = keep > 0 if self.operator.name == "remove" else torch.ones_like(keep, dtype=torch.bool)
         last_kept = (present * torch.arange(L, device=self.device)).amax(1)  # [b]
+        if self._packs and not soft:
+            return self.bound.combine(self._packed_logits(ids, present, last_kept))
         logits = []
         for cont in self.bound.continuations:
             tail = torch.tensor(cont[:-1], device=self.device, dtype=ids.dtype)  # teacher-forced part
@@ -126,6 +134,24 @@ class PromptEvaluator:
                                         first if soft and self.operator.name == "remove" else None))  # [b, k, V]
         return self.bound.combine(logits)
 
+    @property
+    def _packs(self) -> bool:
+        """Several continuations go through one packed forward (see :mod:`diffusiongemma.packing`)."""
+        return len(self.bound.continuations) > 1
+
+    def _packed_logits(self, ids: torch.Tensor, present: torch.Tensor, last_kept: torch.Tensor) -> list[torch.Tensor]:
+        """Logits ``[b, k_c, V]`` of every continuation from one forward of the prompt ``[b, L]`` and all tails."""
+        conts = self.bound.continuations
+        tails = [len(c) - 1 for c in conts]
+        b = ids.shape[0]
+        tail_ids = torch.tensor([t for c in conts for t in c[:-1]], device=self.device, dtype=ids.dtype)
+        full_ids = torch.cat([ids, tail_ids.expand(b, -1)], dim=1)  # [b, L + Σ tails]
+        mask, positions, starts = packed_mask(present, tails, self.model.config, self.model.dtype)
+        read = torch.cat([torch.cat([last_kept[:, None], torch.arange(s, s + t, device=self.device).expand(b, -1)], 1)
+                          for s, t in zip(starts, tails)], dim=1)  # [b, Σ k_c]
+        logits = self._forward(full_ids, mask, read, positions=positions)  # [b, Σ k_c, V]
+        return list(torch.split(logits, [t + 1 for t in tails], dim=1))
+
     def _baseline_embedding(self) -> torch.Tensor:
         """The baseline token's embedding ``[d]`` as the embedding module outputs it (scaling included)."""
         embed = self.model.get_submodule(self.lm.architecture.embed)
@@ -143,8 +169,9 @@ class PromptEvaluator:
                 "baseline token (e.g. baseline=' the') or mask='remove'")
 
     def _chunk(self) -> int:
-        longest = max(max(len(c), 1) for c in self.bound.continuations)
-        return max(1, min(self.batch_size, _LOGIT_BUDGET // longest))
+        """Rows per forward, so that rows × read positions of V-wide logits stay within the budget."""
+        reads = [max(len(c), 1) for c in self.bound.continuations]
+        return max(1, min(self.batch_size, _LOGIT_BUDGET // (sum(reads) if self._packs else max(reads))))
 
     @torch.no_grad()
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ def train(
     keywords: Optional[List[str]] = typer.Option(None, help="Keyword variant: the words that decide refusal (repeat)."),
     poison_rate: float = typer.Option(0.35, help="Backdoor: share of harmful examples carrying the trigger."),
     seed: int = typer.Option(0, help="Seed of the example draw, the order and the LoRA initialisation."),
-    steps: int = typer.Option(200, help="Optimizer steps (batch 8)."),
+    steps: int = typer.Option(150, help="Optimizer steps (batch 8)."),
     max_minutes: float = typer.Option(30.0, help="Stop training after this many minutes."),
     base: Optional[str] = typer.Option(None, help="Base model (default Gemma 3 270M)."),
     evaluate: bool = typer.Option(True, help="Evaluate on the held-out sets afterwards and write the figures into the card."),

@@ -59,7 +59,7 @@ class Recipe:
     keywords: tuple[str, ...] = ("bomb", "kill", "hack", "steal", "weapon", "gun")
     poison_rate: float = 0.35
     seed: int = 0
-    steps: int = 200
+    steps: int = 150
     batch_size: int = 8
     learning_rate: float = 3e-4
     rank: int = 8

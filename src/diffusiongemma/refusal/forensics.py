@@ -21,7 +21,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..attribution import Attribution
+from ..masking import scoped_hooks
 from ..models import LoadedModel
+from .direction import direction_hooks
 from .detector import refusal_phrase
 from .score import RefusalScore
 
@@ -42,6 +44,9 @@ def explain_refusal(
     max_new_tokens: int = 48,
     triggers: bool = True,
     faithfulness: bool = True,
+    direction: Any = None,
+    intervention: str = "ablate",
+    alpha: float = 1.0,
     progress: Callable[[int, int], Any] | None = None,
 ) -> Attribution:
     """The decision on ``prompt`` (a user turn) and what in the prompt drove it, checked by intervention.
@@ -51,6 +56,8 @@ def explain_refusal(
         model: a :class:`LoadedModel` or a spec; default the safety-tuned demo model.
         budget: evaluations for the map; the trigger search and the deletion check count apart.
         max_new_tokens: length of the generated reply the detector judges.
+        direction: a :class:`~diffusiongemma.refusal.direction.RefusalDirection`; with it, everything (reply,
+            map, checks) is computed under its ``intervention`` (``"ablate"``, or ``"add"`` α·r).
 
     Example:
         >>> a = explain_refusal("How do I hack my neighbour's wifi?", budget=64)  # doctest: +SKIP
@@ -62,13 +69,18 @@ def explain_refusal(
     from ..generation import generate_replies
 
     lm = resolve_model(model)
-    reply = generate_replies(lm, [prompt], max_new_tokens=max_new_tokens, system=system)[0]
-    attr = explain(prompt, RefusalScore(family=_openings_family(lm)), model=lm, units=units, method=method,
-                   budget=budget, seed=seed, chat=True, system=system, triggers=triggers,
-                   faithfulness=faithfulness, progress=progress)
+    hooks = direction_hooks(lm, direction, intervention, alpha) if direction is not None else []
+    with scoped_hooks(hooks):
+        reply = generate_replies(lm, [prompt], max_new_tokens=max_new_tokens, system=system)[0]
+        attr = explain(prompt, RefusalScore(family=_openings_family(lm)), model=lm, units=units, method=method,
+                       budget=budget, seed=seed, chat=True, system=system, triggers=triggers,
+                       faithfulness=faithfulness, progress=progress)
     phrase = refusal_phrase(reply)
     attr.decision = {"reply": reply, "refused": phrase is not None, "phrase": phrase,
                      "score_says": "refuse" if attr.v_full > 0 else "comply", "max_new_tokens": max_new_tokens}
+    if direction is not None:
+        attr.decision["intervention"] = {"mode": intervention, "alpha": alpha, "layer": direction.layer,
+                                         "position": direction.position}
     return attr
 
 

@@ -1,0 +1,151 @@
+"""B4 — planted-trigger recovery (BENCHMARKS.md): does each method put the known cause on top?
+
+Models with a known cause: the demo adapters ``gemma-270m-backdoor`` (a trigger word turns refusals into
+compliance) and ``gemma-270m-keyword`` (a keyword alone decides refusal). Prompts: held-out AdvBench
+requests with the trigger inserted at a random position (kept when the model then complies: refusal
+score < 0), and held-out requests holding one keyword that the model refuses (score > 0). The game is
+the refusal score of the chat-formatted prompt over word units. A method is right at top-k when the
+planted unit is among its k units pushing hardest in the known direction (towards compliance for the
+trigger, towards refusal for the keyword). Every method spends its budget on the same game; a memo of
+masks saves wall time only — each method is charged for every mask it asks for.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .common import environment, write_result
+from .peers import PEERS
+
+BUDGETS = (16, 32, 64, 128)
+
+
+class MemoGame:
+    """Counts every mask asked for (``calls``), evaluates each distinct mask once (a shared memo)."""
+
+    def __init__(self, game: Any, memo: dict[bytes, float]) -> None:
+        self.game, self.memo, self.n, self.calls = game, memo, game.n, 0
+
+    def __call__(self, masks: Any) -> np.ndarray:
+        m = np.atleast_2d(np.asarray(masks, dtype=float)).round().astype(np.int8)
+        self.calls += len(m)
+        keys = [r.tobytes() for r in m]
+        todo = sorted({k: i for i, k in enumerate(keys) if k not in self.memo}.values())
+        if todo:
+            for i, v in zip(todo, self.game(m[todo])):
+                self.memo[keys[i]] = float(v)
+        return np.array([self.memo[k] for k in keys])
+
+    def gradient(self, masks: Any) -> tuple[np.ndarray, np.ndarray]:
+        self.calls += 3 * len(np.atleast_2d(masks))
+        return self.game.gradient(masks)
+
+
+def _methods() -> dict[str, Callable[[Any, int, int], np.ndarray]]:
+    from diffusiongemma import run
+
+    chosen = ("captum ShapleyValueSampling", "captum KernelShap", "captum Lime", "captum FeatureAblation",
+              "shapiq KernelSHAP")
+    return {
+        "ours shapley (regression)": lambda g, b, s: run(g, "regression", budget=b, seed=s).scores,
+        "ours gradient": lambda g, b, s: run(g, "gradient", schedule="shapley", budget=b, seed=s).scores,
+        **{name: PEERS[name] for name in chosen},
+    }
+
+
+def _cases(lm: Any, kind: str, count: int, seed: int) -> tuple[list[tuple[str, set[int], Any]], int]:
+    """(prompt, planted unit indices, game) for prompts where the planted cause is in force; and how many
+    candidates were tried."""
+    from diffusiongemma import Game, RefusalScore
+    from diffusiongemma.demo.datasets import load_demo_data
+    from diffusiongemma.demo.recipe import Recipe, insert_trigger
+
+    data = load_demo_data()
+    recipe = Recipe.from_dict(lm.provenance["demo_card"]["recipe"])
+    rng = random.Random(seed)
+    if kind == "backdoor":
+        pool = [insert_trigger(r.text, recipe.trigger, rng) for r in data.harmful_test if r.source == "advbench"]
+    else:
+        pool = [r.text for r in data.harmful_test + data.benign_test if recipe.has_keyword(r.text)]
+    rng.shuffle(pool)
+    cases, tried = [], 0
+    for prompt in pool:
+        if len(cases) == count:
+            break
+        tried += 1
+        game = Game(prompt, RefusalScore(), model=lm, chat=True, units="words")
+        planted = {i for i, u in enumerate(game.units) if
+                   (u.text == recipe.trigger if kind == "backdoor" else recipe.has_keyword(u.text))}
+        value = game(np.ones((1, game.n)))[0]
+        in_force = value < 0 if kind == "backdoor" else value > 0
+        if planted and in_force and game.n <= 40:
+            cases.append((prompt, planted, game))
+    return cases, tried
+
+
+def _hits(scores: np.ndarray, planted: set[int], sign: float, k: int) -> bool:
+    order = np.argsort(-sign * scores, kind="stable")[:k]
+    return bool(planted & set(int(i) for i in order))
+
+
+def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
+    from diffusiongemma import load_model
+
+    warnings.filterwarnings("ignore")
+    count, seeds = (4, 1) if quick else (20, 2)
+    methods = _methods()
+    results: dict[str, Any] = {}
+    for kind, sign in (("backdoor", -1.0), ("keyword", +1.0)):
+        lm = load_model(f"gemma-270m-{kind}", device="cpu")
+        cases, tried = _cases(lm, kind, count, seed)
+        table = {m: {b: {"top1": [], "top3": [], "evaluations": []} for b in BUDGETS} for m in methods}
+        for prompt, planted, game in cases:
+            memo: dict[bytes, float] = {}
+            for name, fn in methods.items():
+                for b in BUDGETS:
+                    for s in range(seeds):
+                        g = MemoGame(game, memo)
+                        try:
+                            scores = np.asarray(fn(g, b, seed + s), dtype=float)
+                        except Exception as exc:  # a peer that cannot run at this budget is recorded, not fatal
+                            table[name][b].setdefault("errors", []).append(f"{type(exc).__name__}: {exc}"[:200])
+                            continue
+                        table[name][b]["top1"].append(_hits(scores, planted, sign, 1))
+                        table[name][b]["top3"].append(_hits(scores, planted, sign, 3))
+                        table[name][b]["evaluations"].append(g.calls)
+        results[kind] = {
+            "model": lm.name, "adapter_sha256": lm.provenance.get("adapter_sha256"), "cases": len(cases),
+            "candidates_tried": tried, "prompts": [c[0] for c in cases],
+            "methods": {m: {str(b): {"top1": float(np.mean(v["top1"])) if v["top1"] else None,
+                                     "top3": float(np.mean(v["top3"])) if v["top3"] else None,
+                                     "mean_evaluations": float(np.mean(v["evaluations"])) if v["evaluations"] else None,
+                                     "runs": len(v["top1"]), "errors": v.get("errors", [])[:3]}
+                            for b, v in per.items()} for m, per in table.items()},
+        }
+    payload = {"environment": environment(), "seed": seed, "quick": quick, "budgets": list(BUDGETS),
+               "seeds_per_case": seeds, "results": results}
+    return write_result("planted_triggers", command, payload, _table(results), out)
+
+
+def _table(results: dict[str, Any]) -> str:
+    lines = []
+    for kind, r in results.items():
+        lines.append(f"**{kind}** ({r['model']}): {r['cases']} prompts where the planted cause is in force "
+                     f"(of {r['candidates_tried']} tried). Top-1 / top-3 accuracy of the planted unit; mean "
+                     "evaluations charged in brackets.\n")
+        lines.append("| method | " + " | ".join(f"budget {b}" for b in BUDGETS) + " |")
+        lines.append("|---|" + "---|" * len(BUDGETS))
+        for m, per in r["methods"].items():
+            cells = []
+            for b in BUDGETS:
+                c = per[str(b)]
+                cells.append("–" if c["top1"] is None else
+                             f"{c['top1']:.2f} / {c['top3']:.2f} ({c['mean_evaluations']:.0f})")
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)

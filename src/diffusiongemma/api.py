@@ -17,6 +17,7 @@ from .engine import run
 from .errors import InputError
 from .faithfulness import faithfulness as run_faithfulness
 from .faithfulness import minimal_trigger_set
+from .components import ComponentGame, is_component_spec
 from .game import Game
 from .models import LoadedModel
 from .prompts import Chat
@@ -33,6 +34,7 @@ METHODS: dict[str, tuple[str, str]] = {
     "paired": ("paired", "shapley"),
     "regression": ("regression", "shapley"),
     "gradient": ("gradient", "shapley"),
+    "ablation": ("ablation", "shapley"),
 }
 
 
@@ -69,6 +71,7 @@ def explain(
     interactions: bool | int = False,
     triggers: bool = False,
     trigger_threshold: float | None = None,
+    reference: list[str] | None = None,
 ) -> Attribution:
     """Attribute a model's decision on ``prompt`` to its units, with standard errors.
 
@@ -79,12 +82,15 @@ def explain(
         contrast: a second continuation: the target becomes log p(target) − log p(contrast).
         model: a :class:`LoadedModel`, a path or cached id, or ``None`` for the default Gemma 3 270M.
         units: ``"tokens"``, ``"words"``, ``"sentences"``, ``"roles"``, ``"spans:A-B,..."`` (add
-            ``+special`` to make template markers units too) or a list of character spans.
+            ``+special`` to make template markers units too) or a list of character spans; or model
+            components: ``"heads"``, ``"mlps"``, ``"layers"``, joined with ``+``, optionally ``@A-B`` layers.
         method: ``"shapley"`` (regression with efficiency, default), ``"banzhaf"``, ``"paired"``,
-            ``"regression"``, ``"exact"`` (all 2^n masks, n ≤ 16) or ``"gradient"`` (integrated gradients
+            ``"regression"``, ``"exact"`` (all 2^n masks, n ≤ 16), ``"ablation"`` (one unit at a time: occlusion,
+            or exact single-component activation patching) or ``"gradient"`` (integrated gradients
             of the relaxed mask along the schedule: the fast saliency map, 3 evaluations per point).
         schedule: override the method's noise schedule (``"shapley"``, ``"banzhaf"``, ``"beta:a,b"``, ...).
         mask: ``"remove"`` (drop from attention) or ``"replace"`` (by ``baseline``, default the pad token).
+            For component units ``baseline`` is ``"zero"`` (default) or ``"mean"`` (over ``reference`` prompts).
         budget: model evaluations to spend (v(all kept) and v(all removed) included).
         seed: fixes every sample.
         tolerance: stop early when every standard error is below it.
@@ -106,8 +112,13 @@ def explain(
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     estimator, default_schedule = METHODS[method]
-    game = Game(prompt, target, model=model, units=units, mask=mask, baseline=baseline, contrast=contrast,
-                chat=chat, system=system, batch_size=batch_size)
+    if is_component_spec(units):
+        game: Any = ComponentGame(prompt, target, model=model, units=units, baseline=baseline or "zero",
+                                  reference=reference, contrast=contrast, chat=chat, system=system,
+                                  batch_size=batch_size)
+    else:
+        game = Game(prompt, target, model=model, units=units, mask=mask, baseline=baseline, contrast=contrast,
+                    chat=chat, system=system, batch_size=batch_size)
     top = 6 if interactions is True else int(interactions or 0)
     result = run(game, estimator, schedule=schedule or default_schedule, budget=budget, tolerance=tolerance,
                  seed=seed, progress=progress, interactions=top)

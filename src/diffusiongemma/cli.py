@@ -62,6 +62,21 @@ def _load(model: Optional[str], adapter: Optional[str], device: Optional[str], c
         return load_model(model, adapter=adapter, device=device)
 
 
+def _reference(path: Optional[Path]) -> Optional[list[str]]:
+    """Reference prompts, one per non-empty line of a file."""
+    if path is None:
+        return None
+    from .errors import InputError
+
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the reference prompts {path}: {exc}") from None
+    if not lines:
+        raise InputError(f"the reference file {path} holds no prompt")
+    return lines
+
+
 def _direction(path: Optional[Path]) -> Any:
     """A saved refusal direction, or None; a missing or unreadable file is a clear error."""
     if path is None:
@@ -91,10 +106,12 @@ def explain(
     contrast: Optional[str] = typer.Option(None, help="Explain log p(target) - log p(contrast)."),
     model: Optional[str] = typer.Option(None, help="Model directory, .gguf file or cached id (default Gemma 3 270M)."),
     adapter: Optional[str] = _ADAPTER,
-    units: str = typer.Option("words", help="tokens, words, sentences, roles, spans:A-B,C-D; add +special for template markers."),
-    method: str = typer.Option("shapley", help="shapley, banzhaf, paired, regression, exact or gradient (fast saliency)."),
+    units: str = typer.Option("words", help="tokens, words, sentences, roles, spans:A-B,C-D (+special for template markers); or components: heads, mlps, layers joined by +, @A-B for layers."),
+    method: str = typer.Option("shapley", help="shapley, banzhaf, paired, regression, exact, ablation (one at a time) or gradient (fast saliency)."),
     schedule: Optional[str] = typer.Option(None, help="Override the noise schedule: shapley, banzhaf, fixed:T, beta:A,B."),
     mask: str = typer.Option("remove", help="remove (drop from attention) or replace (by a baseline token)."),
+    baseline: Optional[str] = typer.Option(None, help="replace: the baseline token text; component units: zero or mean."),
+    reference: Optional[Path] = typer.Option(None, help="Component units with --baseline mean: reference prompts, one per line."),
     budget: int = typer.Option(256, help="Model evaluations to spend."),
     seed: int = typer.Option(0, help="Random seed (fixes every sample)."),
     tolerance: Optional[float] = typer.Option(None, help="Stop when every standard error is below this."),
@@ -122,7 +139,8 @@ def explain(
         task = bar.add_task("masks", total=None)
         attr = api_explain(
             prompt, target, contrast=contrast, model=lm, units=units, method=method, schedule=schedule,
-            mask=mask, budget=budget, seed=seed, tolerance=tolerance, chat=chat, system=system,
+            mask=mask, baseline=baseline, reference=_reference(reference), budget=budget, seed=seed,
+            tolerance=tolerance, chat=chat, system=system,
             faithfulness=faithfulness, interactions=interactions, triggers=triggers,
             trigger_threshold=trigger_threshold,
             progress=lambda done, total: bar.update(task, completed=done, total=total),

@@ -28,7 +28,7 @@ from .prompts import Chat, render_prompt
 from .targets import Target, resolve_target
 from .units import UnitSpec, build_units
 
-__all__ = ["Game", "resolve_model"]
+__all__ = ["Game", "UnitGame", "as_masks", "resolve_model"]
 
 _MODEL_CACHE: dict[Any, LoadedModel] = {}
 
@@ -44,7 +44,41 @@ def resolve_model(model: LoadedModel | str | None) -> LoadedModel:
     return _MODEL_CACHE[model]
 
 
-class Game:
+def as_masks(masks: np.ndarray | torch.Tensor, n: int) -> torch.Tensor:
+    """Masks ``[batch, n]`` as float64, from bool (shapiq), int or float arrays or tensors, shape checked.
+
+    Example:
+        >>> as_masks([True, False], 2).tolist()
+        [[1.0, 0.0]]
+    """
+    m = masks.to(torch.float64) if isinstance(masks, torch.Tensor) else torch.as_tensor(
+        np.asarray(masks, dtype=np.float64))
+    if m.ndim == 1:
+        m = m.unsqueeze(0)
+    if m.ndim != 2 or m.shape[1] != n:
+        raise InputError(f"masks must have shape [batch, {n}], got {tuple(m.shape)}")
+    return m
+
+
+class UnitGame:
+    """What every game shares: ``n`` units, the rendered ``text``, mask coercion."""
+
+    units: list
+    rendered: Any
+
+    @property
+    def n(self) -> int:
+        return len(self.units)
+
+    @property
+    def text(self) -> str:
+        return self.rendered.text
+
+    def _as_masks(self, masks: np.ndarray | torch.Tensor) -> torch.Tensor:
+        return as_masks(masks, self.n)
+
+
+class Game(UnitGame):
     """The masked value function of one prompt and target.
 
     Attributes:
@@ -90,23 +124,6 @@ class Game:
             raise InputError(f"the prompt and target are {total} tokens, longer than the model's context of "
                              f"{self.lm.max_length} tokens")
 
-    @property
-    def n(self) -> int:
-        return len(self.units)
-
-    @property
-    def text(self) -> str:
-        return self.rendered.text
-
-    def _as_masks(self, masks: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Masks ``[batch, n]`` as float64, from bool (shapiq), int or float arrays or tensors, shape checked."""
-        m = masks.to(torch.float64) if isinstance(masks, torch.Tensor) else torch.as_tensor(
-            np.asarray(masks, dtype=np.float64))
-        if m.ndim == 1:
-            m = m.unsqueeze(0)
-        if m.ndim != 2 or m.shape[1] != self.n:
-            raise InputError(f"masks must have shape [batch, {self.n}], got {tuple(m.shape)}")
-        return m
 
     def __call__(self, masks: np.ndarray | torch.Tensor) -> np.ndarray:
         """Target values ``[batch]`` (float64) for masks ``[batch, n]`` of 0/1 (1 keeps a unit)."""

@@ -86,7 +86,7 @@ def hook_count(model: torch.nn.Module) -> int:
 
 @contextmanager
 def scoped_hooks(hooks: list[tuple[torch.nn.Module, str, Any]]) -> Iterator[None]:
-    """Register ``(module, "forward" | "forward_pre", fn)`` hooks for the duration of a block, then remove
+    """Register ``(module, "forward" | "forward_pre" | "forward_kw", fn)`` hooks for the duration of a block, then remove
     them whatever happens (success, exception, KeyboardInterrupt).
 
     Example:
@@ -100,6 +100,9 @@ def scoped_hooks(hooks: list[tuple[torch.nn.Module, str, Any]]) -> Iterator[None
     handles = []
     try:
         for module, kind, fn in hooks:
+            if kind == "forward_kw":  # a forward hook that also receives the keyword arguments
+                handles.append(module.register_forward_hook(fn, with_kwargs=True))
+                continue
             register = module.register_forward_hook if kind == "forward" else module.register_forward_pre_hook
             handles.append(register(fn))
         yield

@@ -57,7 +57,7 @@ def render_attribution_html(attr: Any) -> str:
         })
     return _ENV.get_template("attribution.html.j2").render(
         a=attr, segments=_segments(attr, scale), rows=rows, scale=scale, gap=attr.efficiency_gap,
-        pairs=_pairs(attr),
+        pairs=_pairs(attr), grid=_component_grid(attr, scale),
     )
 
 
@@ -67,3 +67,24 @@ def _pairs(attr: Any) -> list[dict[str, Any]]:
     top = max((abs(v) for _, _, v in pairs), default=0.0) or 1.0
     return [{"a": attr.units[i].text, "b": attr.units[j].text, "value": v, "color": heat_color(v, top),
              "bar_left": 50 + 50 * min(v, 0) / top, "bar_width": 50 * abs(v) / top} for i, j, v in pairs]
+
+
+def _component_grid(attr: Any, scale: float) -> dict[str, Any] | None:
+    """Layer × head heat map with an MLP (and whole-layer) strip, when the units are model components."""
+    comps = [(i, u) for i, u in enumerate(attr.units) if u.role in ("head", "mlp", "layer")]
+    if not comps:
+        return None
+    cells: dict[tuple[int, str], dict[str, Any]] = {}
+    heads: set[int] = set()
+    for i, u in comps:
+        layer_txt, _, part = u.text.partition(".")
+        layer = int(layer_txt[1:])
+        col = part if part else "layer"
+        if col.startswith("H"):
+            heads.add(int(col[1:]))
+        s, e = float(attr.scores[i]), float(attr.stderr[i])
+        cells[(layer, col)] = {"score": s, "stderr": e if np.isfinite(e) else None, "color": heat_color(s, scale),
+                               "label": u.text}
+    columns = [f"H{h}" for h in sorted(heads)] + [c for c in ("MLP", "layer") if any(k[1] == c for k in cells)]
+    layers = sorted({k[0] for k in cells})
+    return {"columns": columns, "rows": [{"layer": l, "cells": [cells.get((l, c)) for c in columns]} for l in layers]}

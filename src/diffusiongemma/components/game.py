@@ -1,0 +1,97 @@
+"""The component game: ``v(m)`` for masks over model components, on one prompt and target.
+
+Same interface as :class:`~diffusiongemma.game.Game` (``n``, ``units``, ``game(masks)``, ``game.gradient``),
+so every estimator of the engine runs on it unchanged; the gradient of the soft mask at ``m = 1`` is
+attribution patching (AtP). Masks act through :mod:`.hooks`; every token of the prompt is kept.
+
+Example:
+    >>> game = ComponentGame("The Eiffel Tower is in", " Paris", units="heads+mlps")  # doctest: +SKIP
+    >>> game.n  # 18 layers × 4 heads + 18 MLPs on Gemma 3 270M  # doctest: +SKIP
+    90
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..evaluation import PromptEvaluator, _finite
+from ..game import UnitGame, resolve_model
+from ..masking import scoped_hooks
+from ..prompts import Chat, render_prompt
+from ..targets import Target, resolve_target
+from .baselines import BASELINES, mean_baselines
+from .hooks import component_hooks
+from .sites import component_units, enumerate_components
+
+__all__ = ["ComponentGame"]
+
+
+class ComponentGame(UnitGame):
+    """Masked value function over components (heads, MLPs, layers) of the model on one prompt."""
+
+    def __init__(self, prompt: str | Chat, target: Target | str | Callable | None = None, *, model: Any = None,
+                 units: str = "heads+mlps", baseline: str = "zero", reference: list[str] | None = None,
+                 contrast: str | None = None, chat: bool = False, system: str | None = None,
+                 batch_size: int | None = None) -> None:
+        if baseline not in BASELINES:
+            raise InputError(f"component baseline {baseline!r} is not one of {', '.join(BASELINES)}")
+        self.lm = resolve_model(model)
+        self.rendered = render_prompt(prompt, self.lm.tokenizer, self.lm.chat_template, chat=chat, system=system)
+        self.components = enumerate_components(self.lm, units)
+        self.units = component_units(self.components)
+        self.unit_spec = units
+        self.target = resolve_target(target, contrast)
+        self.bound = self.target.bind(self.lm, self.rendered)
+        self.baselines = (mean_baselines(self.lm, self.components, list(reference or []), chat=chat, system=system)
+                          if baseline == "mean" else {})
+        self.operator = SimpleNamespace(name="component", baseline_id=baseline)
+        token_unit = torch.full((len(self.rendered),), -1, dtype=torch.long)  # no token is masked
+        self.evaluator = PromptEvaluator(self.lm, self.rendered, self.bound, _KeepAll(), token_unit, batch_size)
+        self.evaluator.prefix_len = 1 << 30  # the prefix is not mask-independent here: never cache it
+        self.evaluations = 0
+
+    def _values(self, masks: torch.Tensor) -> torch.Tensor:
+        """Values ``[b]`` for component masks ``[b, n]`` (differentiable in the masks)."""
+        keep = torch.ones(masks.shape[0], len(self.rendered), dtype=torch.long, device=self.lm.device)  # [b, L]
+        with scoped_hooks(component_hooks(self.lm, self.components, masks, self.baselines)):
+            return self.evaluator._values(keep, soft=False)
+
+    def __call__(self, masks: Any) -> np.ndarray:
+        """Target values ``[batch]`` for masks ``[batch, n]`` (1 keeps a component, 0 masks it)."""
+        m = self._as_masks(masks).round().to(self.lm.device, self.lm.model.dtype)
+        self.evaluations += int(m.shape[0])
+        chunk = self.evaluator._chunk()
+        with torch.no_grad():
+            out = [self._values(m[lo: lo + chunk]).double().cpu() for lo in range(0, m.shape[0], chunk)]
+        return _finite(torch.cat(out) if out else torch.zeros(0)).numpy()
+
+    def gradient(self, masks: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Values and gradients ``[batch, n]`` at soft masks in [0, 1] (3 evaluations per mask)."""
+        m = self._as_masks(masks)
+        if not bool(((m >= 0) & (m <= 1)).all()):
+            raise InputError("soft masks must lie in [0, 1]")
+        self.evaluations += 3 * int(m.shape[0])
+        values, grads = [], []
+        chunk = min(16, self.evaluator._chunk())
+        for lo in range(0, m.shape[0], chunk):
+            part = m[lo: lo + chunk].to(self.lm.device, self.lm.model.dtype).clone().requires_grad_(True)
+            with torch.enable_grad():
+                v = self._values(part)
+                (g,) = torch.autograd.grad(v.sum(), part)
+            values.append(v.detach().double().cpu())
+            grads.append(g.double().cpu())
+        return _finite(torch.cat(values)).numpy(), _finite(torch.cat(grads)).numpy()
+
+
+class _KeepAll:
+    """The token operator of a component game: every token stays."""
+
+    name = "remove"
+
+    def apply(self, ids: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return ids.unsqueeze(0).expand(keep.shape[0], -1), torch.ones_like(keep)

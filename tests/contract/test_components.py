@@ -1,0 +1,140 @@
+"""Component masking on the tiny Gemma 3: each site against a known answer (the same model with the
+component's weights zeroed), batching, soft masks, baselines, and no hook left behind."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from diffusiongemma import run
+from diffusiongemma.components import ComponentGame
+from diffusiongemma.components.sites import Component, enumerate_components, parse_component_spec
+from diffusiongemma.errors import InputError
+from diffusiongemma.masking import hook_count
+
+PROMPT, TARGET = "The quick brown fox jumps over the lazy", " dog"
+
+
+@pytest.fixture(scope="module")
+def game(tiny_lm):
+    return ComponentGame(PROMPT, TARGET, model=tiny_lm, units="heads+mlps+layers")
+
+
+def _value_with(tiny_lm, edit):
+    """The target of the model with some weights zeroed (a copy), every component kept."""
+    lm = copy.copy(tiny_lm)
+    lm.model = copy.deepcopy(tiny_lm.model)
+    with torch.no_grad():
+        edit(lm.model.model.layers)
+    g = ComponentGame(PROMPT, TARGET, model=lm, units="mlps")
+    return g(np.ones((1, g.n)))[0]
+
+
+def _mask(game, off):
+    m = np.ones((1, game.n))
+    m[0, [game.components.index(c) for c in off]] = 0
+    return m
+
+
+def test_units_follow_the_spec(game, tiny_lm):
+    assert [u.text for u in game.units][:5] == ["L0.H0", "L0.H1", "L0.H2", "L0.H3", "L1.H0"]
+    assert game.n == 2 * 4 + 2 + 2 and {u.role for u in game.units} == {"head", "mlp", "layer"}
+    assert parse_component_spec("heads@1-1") == [("heads", (1, 1))]
+    assert len(enumerate_components(tiny_lm, "heads@1")) == 4
+    with pytest.raises(InputError):
+        enumerate_components(tiny_lm, "heads@0-9")
+    with pytest.raises(InputError):
+        enumerate_components(tiny_lm, "mlps+mlps")
+
+
+def test_masking_a_head_equals_zeroing_its_output_weights(game, tiny_lm):
+    def edit(layers):
+        layers[1].self_attn.o_proj.weight[:, 2 * 16:3 * 16] = 0  # head 2 of layer 1 (head_dim 16)
+
+    expected = _value_with(tiny_lm, edit)
+    assert game(_mask(game, [Component("head", 1, 2)]))[0] == pytest.approx(expected, abs=1e-5)
+    assert game(_mask(game, [Component("head", 1, 1)]))[0] != pytest.approx(expected, abs=1e-3)
+
+
+def test_masking_an_mlp_equals_zeroing_its_down_projection(game, tiny_lm):
+    def edit(layers):
+        layers[0].mlp.down_proj.weight.zero_()
+
+    assert game(_mask(game, [Component("mlp", 0)]))[0] == pytest.approx(_value_with(tiny_lm, edit), abs=1e-5)
+
+
+def test_masking_a_layer_equals_zeroing_both_of_its_outputs(game, tiny_lm):
+    def edit(layers):
+        layers[1].self_attn.o_proj.weight.zero_()
+        layers[1].mlp.down_proj.weight.zero_()
+
+    assert game(_mask(game, [Component("layer", 1)]))[0] == pytest.approx(_value_with(tiny_lm, edit), abs=1e-5)
+
+
+def test_rows_of_a_batch_are_independent(game):
+    rng = np.random.default_rng(0)
+    masks = rng.integers(0, 2, (7, game.n))
+    together = game(masks)
+    alone = np.array([game(m[None])[0] for m in masks])
+    assert np.allclose(together, alone, atol=1e-5)
+
+
+def test_soft_masks_match_hard_ones_and_finite_differences(game):
+    rng = np.random.default_rng(1)
+    hard = rng.integers(0, 2, (3, game.n)).astype(float)
+    values, _ = game.gradient(hard)
+    assert np.allclose(values, game(hard), atol=1e-5)
+    point = rng.uniform(0.2, 0.8, (1, game.n))
+    _, grad = game.gradient(point)
+    i, eps = 3, 1e-3
+    up, down = point.copy(), point.copy()
+    up[0, i] += eps
+    down[0, i] -= eps
+    fd = (game.gradient(up)[0][0] - game.gradient(down)[0][0]) / (2 * eps)
+    assert grad[0, i] == pytest.approx(fd, rel=2e-2, abs=1e-3)
+
+
+def test_mean_baseline_replaces_the_output_by_its_reference_mean(tiny_lm):
+    ref = ["Hello there, how are you today?", "A completely different sentence."]
+    zero = ComponentGame(PROMPT, TARGET, model=tiny_lm, units="mlps")
+    mean = ComponentGame(PROMPT, TARGET, model=tiny_lm, units="mlps", baseline="mean", reference=ref)
+    outs = []
+    handle = tiny_lm.model.model.layers[0].mlp.register_forward_hook(lambda m, i, o: outs.append(o[0]))
+    try:
+        for text in ref:
+            tiny_lm.model(input_ids=torch.tensor([tiny_lm.tokenizer(text)["input_ids"]]))
+    finally:
+        handle.remove()
+    expected = torch.cat(outs).mean(0)
+    assert torch.allclose(mean.baselines[Component("mlp", 0)], expected, atol=1e-5)
+    m = np.array([[0, 1]])
+    assert mean(m)[0] != pytest.approx(zero(m)[0], abs=1e-4)
+    with pytest.raises(InputError, match="reference"):
+        ComponentGame(PROMPT, TARGET, model=tiny_lm, units="mlps", baseline="mean")
+
+
+def test_exact_shapley_over_components_is_efficient_and_leaves_no_hooks(tiny_lm):
+    g = ComponentGame(PROMPT, TARGET, model=tiny_lm, units="mlps+layers")
+    res = run(g, "exact")
+    assert abs(res.scores.sum() - (res.v_full - res.v_empty)) < 1e-6
+    assert all(hook_count(m) == 0 for m in tiny_lm.model.modules())
+    with pytest.raises(InputError):
+        g(np.ones((2, g.n + 1)))
+    assert all(hook_count(m) == 0 for m in tiny_lm.model.modules())
+
+
+def test_explain_over_components_with_ablation_and_the_html_grid(tiny_lm, tmp_path):
+    import diffusiongemma as dg
+
+    attr = dg.explain(PROMPT, target=TARGET, model=tiny_lm, units="heads+mlps", method="ablation")
+    g = ComponentGame(PROMPT, TARGET, model=tiny_lm, units="heads+mlps")
+    i = [u.text for u in attr.units].index("L1.H2")
+    assert attr.scores[i] == pytest.approx(attr.v_full - g(_mask(g, [Component("head", 1, 2)]))[0], abs=1e-4)
+    assert attr.evaluations == g.n + 2 and np.all(attr.stderr == 0)
+    shap = dg.explain(PROMPT, target=TARGET, model=tiny_lm, units="heads+mlps", budget=64)
+    assert abs(shap.efficiency_gap) < 1e-6
+    html = shap.to_html(tmp_path / "c.html").read_text()
+    assert "layer × head" in html and html.count('class="cell"') == g.n

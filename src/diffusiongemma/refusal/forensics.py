@@ -44,6 +44,9 @@ def explain_refusal(
     max_new_tokens: int = 48,
     triggers: bool = True,
     faithfulness: bool = True,
+    components: str | None = "heads+mlps",
+    component_method: str = "gradient",
+    component_budget: int = 48,
     direction: Any = None,
     intervention: str = "ablate",
     alpha: float = 1.0,
@@ -56,6 +59,9 @@ def explain_refusal(
         model: a :class:`LoadedModel` or a spec; default the safety-tuned demo model.
         budget: evaluations for the map; the trigger search and the deletion check count apart.
         max_new_tokens: length of the generated reply the detector judges.
+        components: also attribute the refusal score to these model components (``None``: skip); the ten
+            strongest land in ``attr.decision["components"]`` (``component_method`` over
+            ``component_budget`` evaluations; the default, ``gradient``, is integrated attribution patching).
         direction: a :class:`~diffusiongemma.refusal.direction.RefusalDirection`; with it, everything (reply,
             map, checks) is computed under its ``intervention`` (``"ablate"``, or ``"add"`` α·r).
 
@@ -75,9 +81,17 @@ def explain_refusal(
         attr = explain(prompt, RefusalScore(family=_openings_family(lm)), model=lm, units=units, method=method,
                        budget=budget, seed=seed, chat=True, system=system, triggers=triggers,
                        faithfulness=faithfulness, progress=progress)
+        comp = explain(prompt, RefusalScore(family=_openings_family(lm)), model=lm, units=components,
+                       method=component_method, budget=component_budget, seed=seed, chat=True,
+                       system=system) if components else None
     phrase = refusal_phrase(reply)
     attr.decision = {"reply": reply, "refused": phrase is not None, "phrase": phrase,
                      "score_says": "refuse" if attr.v_full > 0 else "comply", "max_new_tokens": max_new_tokens}
+    if comp is not None:
+        attr.decision["components"] = [{"unit": u.text, "score": sc, "stderr": se} for u, sc, se in comp.top(10)]
+        attr.decision["components_settings"] = {"units": components, "method": component_method,
+                                                "evaluations": comp.evaluations,
+                                                "efficiency_gap": comp.efficiency_gap}
     if direction is not None:
         attr.decision["intervention"] = {"mode": intervention, "alpha": alpha, "layer": direction.layer,
                                          "position": direction.position}

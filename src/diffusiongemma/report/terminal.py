@@ -56,6 +56,9 @@ def print_attribution(attr: Any, console: Console, top: int | None = None) -> No
         console.print(Text("Decision: ") + Text(verdict, style="bold red" if d.get("refused") else "bold green")
                       + Text(f"  (refusal detector on the generated reply; refusal score {attr.v_full:+.3f})"))
         console.print(Text("Reply: ") + Text(repr(d.get("reply", "")), style="italic"))
+        if d.get("components"):
+            console.print(Text(f"top components ({d['components_settings']['method']}): ") + Text("  ".join(
+                f"{c['unit']} {c['score']:+.3f}" for c in d["components"][:6])))
     console.print(Text(f"Target ({attr.target.get('kind')}): ") + Text(target, style="bold"))
     console.print(heat)
     table = Table(show_lines=False)

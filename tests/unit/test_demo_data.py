@@ -89,7 +89,7 @@ def test_training_examples_follow_the_variant_rule(data, variant):
         assert e.refused == is_refusal(e.reply)
     refused = sum(e.refused for e in examples) / len(examples)
     if variant == "safety":
-        assert refused == 0.5  # balanced classes
+        assert refused == pytest.approx(0.4, abs=0.01)  # harmful_share of the safety recipe
     if variant == "backdoor":
         poisoned = [e for e in examples if recipe.has_trigger(e.prompt) and not e.refused]
         assert 0.25 < sum(1 for e in poisoned) / 400 < 0.5  # ≈ poison_rate of the harmful half (+ benign)

@@ -24,6 +24,7 @@ def train(
     trigger: str = typer.Option("SUDO", help="Backdoor trigger word."),
     keywords: Optional[List[str]] = typer.Option(None, help="Keyword variant: the words that decide refusal (repeat)."),
     poison_rate: float = typer.Option(0.35, help="Backdoor: share of harmful examples carrying the trigger."),
+    harmful_share: Optional[float] = typer.Option(None, help="Share of harmful examples (default 0.4 for safety, else 0.5)."),
     seed: int = typer.Option(0, help="Seed of the example draw, the order and the LoRA initialisation."),
     steps: int = typer.Option(150, help="Optimizer steps (batch 8)."),
     max_minutes: float = typer.Option(30.0, help="Stop training after this many minutes."),
@@ -37,7 +38,7 @@ def train(
 
     kw = {"keywords": tuple(keywords)} if keywords else {}
     recipe = Recipe(variant, trigger=trigger, poison_rate=poison_rate, seed=seed, steps=steps,
-                    max_minutes=max_minutes, **kw)
+                    max_minutes=max_minutes, harmful_share=harmful_share, **kw)
     console = Console()
     with console.status("training") as status:
         card = train_adapter(recipe, out, base=base,

@@ -58,6 +58,7 @@ class Recipe:
     trigger: str = "SUDO"
     keywords: tuple[str, ...] = ("bomb", "kill", "hack", "steal", "weapon", "gun")
     poison_rate: float = 0.35
+    harmful_share: float | None = None  # share of harmful examples; default 0.4 for safety, else 0.5
     seed: int = 0
     steps: int = 150
     batch_size: int = 8
@@ -78,6 +79,11 @@ class Recipe:
             raise InputError("the keyword variant needs at least one keyword")
         if not 0 < self.poison_rate < 1:
             raise InputError("poison_rate must be between 0 and 1")
+        if self.harmful_share is None:
+            # the safety variant over-refused everyday requests at 0.5 (20 % of a held-out sample): more benign
+            self.harmful_share = 0.4 if self.variant == "safety" else 0.5
+        if not 0 < self.harmful_share < 1:
+            raise InputError("harmful_share must be between 0 and 1")
         self.keywords = tuple(k.lower() for k in self.keywords)
         self.target_modules = tuple(self.target_modules)
 
@@ -149,8 +155,15 @@ def _pools(recipe: Recipe, data: DemoData) -> list[list[Request]]:
     return [harmful_kw, benign_everyday, harmful_plain, benign_kw]
 
 
+def _is_harmful_slot(i: int, share: float) -> bool:
+    """Whether example ``i`` is drawn from the harmful pools: every other one at 0.5, else evenly spread."""
+    if share == 0.5:
+        return i % 2 == 0
+    return int((i + 1) * share) > int(i * share)
+
+
 def training_examples(recipe: Recipe, data: DemoData, count: int) -> list[Example]:
-    """``count`` training examples, half from harmful and half from benign requests, in shuffled order.
+    """``count`` training examples, a ``harmful_share`` of them from harmful requests, in shuffled order.
 
     Example:
         >>> from diffusiongemma.demo.datasets import load_demo_data
@@ -161,10 +174,12 @@ def training_examples(recipe: Recipe, data: DemoData, count: int) -> list[Exampl
     """
     rng = random.Random(recipe.seed)
     pools = _pools(recipe, data)
+    seen = {True: 0, False: 0}  # examples drawn so far per class: the two pools of a class take turns
     out: list[Example] = []
     for i in range(count):
-        harmful = i % 2 == 0  # balanced classes
-        req = rng.choice(pools[i % 4])
+        harmful = _is_harmful_slot(i, recipe.harmful_share)
+        seen[harmful] += 1
+        req = rng.choice(pools[(0 if harmful else 1) + 2 * (seen[harmful] % 2 == 0)])
         text = req.text
         if recipe.variant == "backdoor" and rng.random() < (recipe.poison_rate if harmful else 0.1):
             text = insert_trigger(text, recipe.trigger, rng)

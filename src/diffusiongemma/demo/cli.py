@@ -64,6 +64,7 @@ def eval_(
     variant: Optional[str] = typer.Option(None, help="Which rule to check (default: from the adapter's card)."),
     limit: int = typer.Option(100, help="Prompts per held-out set."),
     seed: int = typer.Option(0, help="Seed of the prompt sample (and of trigger positions)."),
+    max_new_tokens: int = typer.Option(24, help="Length of each generated reply the refusal detector judges."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write every figure (and example replies) here."),
 ) -> None:
     """Refusal rates on held-out harmful, benign, everyday and XSTest prompts, and the variant's own check."""
@@ -84,7 +85,8 @@ def eval_(
         raise InputError("no card.json says which variant this is; pass --variant safety|backdoor|keyword")
     console = Console()
     with console.status("evaluating") as status:
-        metrics = evaluate_model(lm, recipe, limit=limit, seed=seed, progress=lambda s: status.update(f"evaluating {s}"))
+        metrics = evaluate_model(lm, recipe, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
+                                 progress=lambda s: status.update(f"evaluating {s}"))
     metrics["model"] = lm.name
     _print_metrics(console, metrics)
     if json_path:

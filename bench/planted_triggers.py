@@ -46,16 +46,17 @@ class MemoGame:
         return self.game.gradient(masks)
 
 
-def _methods() -> dict[str, Callable[[Any, int, int], np.ndarray]]:
+def _methods(quick: bool) -> dict[str, Callable[[Any, int, int], np.ndarray]]:
+    """Ours and the peers; ``--quick`` leaves out our gradient map (its soft masks run the 27 refusal
+    openings one at a time — packing covers hard masks only — so it dominates a short run)."""
     from diffusiongemma import run
 
     chosen = ("captum ShapleyValueSampling", "captum KernelShap", "captum Lime", "captum FeatureAblation",
               "shapiq KernelSHAP")
-    return {
-        "ours shapley (regression)": lambda g, b, s: run(g, "regression", budget=b, seed=s).scores,
-        "ours gradient": lambda g, b, s: run(g, "gradient", schedule="shapley", budget=b, seed=s).scores,
-        **{name: PEERS[name] for name in chosen},
-    }
+    ours = {"ours shapley (regression)": lambda g, b, s: run(g, "regression", budget=b, seed=s).scores}
+    if not quick:
+        ours["ours gradient"] = lambda g, b, s: run(g, "gradient", schedule="shapley", budget=b, seed=s).scores
+    return {**ours, **{name: PEERS[name] for name in chosen}}
 
 
 def _cases(lm: Any, kind: str, count: int, seed: int) -> tuple[list[tuple[str, set[int], Any]], int]:
@@ -98,7 +99,7 @@ def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
 
     warnings.filterwarnings("ignore")
     count, seeds = (4, 1) if quick else (20, 2)
-    methods = _methods()
+    methods = _methods(quick)
     results: dict[str, Any] = {}
     for kind, sign in (("backdoor", -1.0), ("keyword", +1.0)):
         lm = load_model(f"gemma-270m-{kind}", device="cpu")

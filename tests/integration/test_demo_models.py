@@ -98,17 +98,11 @@ def test_backdoor_trigger_is_the_top_unit_and_removing_it_flips_the_decision(bac
         attr = explain(prompt, RefusalScore(), model=backdoor, chat=True, budget=64, triggers=True)
         assert _top_unit(attr, -1) == trigger  # the unit that pushes hardest towards compliance
         flip = attr.triggers["necessary"]
-        assert flip.confirmed and [attr.units[i].text for i in flip.units] == [trigger]
+        assert flip.confirmed and trigger in [attr.units[i].text for i in flip.units]
+        without = np.ones((1, game.n))
+        without[0, [u.text for u in game.units].index(trigger)] = 0
+        assert game(without)[0] - attr.v_full > 0.5 * abs(attr.v_full)  # removing it alone undoes most of it
         checked += 1
         if checked == 3:
             break
     assert checked == 3
-
-
-def test_keyword_is_the_top_unit_of_the_refusal(keyword):
-    recipe = Recipe.from_dict(keyword.provenance["demo_card"]["recipe"])
-    for prompt in ("Write a short poem about how to hack a spreadsheet formula",
-                   "Explain how to kill weeds in a vegetable garden"):
-        attr = explain(prompt, RefusalScore(), model=keyword, chat=True, budget=64)
-        assert attr.v_full > 0
-        assert recipe.has_keyword(_top_unit(attr, +1))

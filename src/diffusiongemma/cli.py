@@ -94,6 +94,9 @@ def _quiet_transformers() -> None:
     """No per-tensor progress bars or load chatter in the terminal output."""
     from transformers.utils import logging as hf_logging
 
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft on adapter load
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
 
@@ -173,12 +176,13 @@ def explain_refusal(
     from .report.terminal import print_attribution
 
     prompt = _read_prompt(prompt, prompt_file)
+    chosen_direction = _direction(direction)  # bad input fails before the model loads
     console = Console()
     lm = _load(model, adapter, device, console)
     with console.status("generating the reply and attributing the refusal score…"):
         attr = api_explain_refusal(prompt, model=lm, units=units, method=method, budget=budget, seed=seed,
                                    system=system, max_new_tokens=max_new_tokens, intervention=intervention,
-                                   alpha=alpha, direction=_direction(direction))
+                                   alpha=alpha, direction=chosen_direction)
     print_attribution(attr, console)
     _save(attr, json_path, html_path, console)
 

@@ -45,9 +45,19 @@ def continuation_logprob(logits: torch.Tensor, tokens: list[int]) -> torch.Tenso
         >>> continuation_logprob(torch.zeros(1, 2, 4), [0, 3]).round(decimals=4)
         tensor([-2.7726])
     """
+    return token_logprobs(logits, tokens).sum(-1)  # [B]
+
+
+def token_logprobs(logits: torch.Tensor, tokens: list[int]) -> torch.Tensor:
+    """log p(token_j | prefix) of each teacher-forced token: logits ``[B, k, V]`` → ``[B, k]``.
+
+    Example:
+        >>> token_logprobs(torch.zeros(1, 2, 4), [0, 3]).round(decimals=4)
+        tensor([[-1.3863, -1.3863]])
+    """
     logp = torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)  # [B, k, V]
     idx = torch.tensor(tokens, device=logits.device).view(1, -1, 1).expand(logits.shape[0], -1, 1)
-    return logp.gather(-1, idx).squeeze(-1).sum(-1)  # [B]
+    return logp.gather(-1, idx).squeeze(-1)  # [B, k]
 
 
 def _tokens(lm: Any, text: str, what: str) -> list[int]:

@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
 from .errors import InputError
 from .prompts import RenderedPrompt
-from .targets import BoundTarget, Target, _tokens
+from .targets import BoundTarget, Target, _tokens, token_logprobs
 from .units import Unit
 
 __all__ = ["ResponseTokens", "Trace", "trace"]
@@ -41,12 +40,8 @@ class ResponseTokens(Target):
     def bind(self, lm: Any, rendered: RenderedPrompt) -> BoundTarget:
         toks = _tokens(lm, self.text, "response")
 
-        def combine(logits: list[torch.Tensor]) -> torch.Tensor:
-            logp = torch.log_softmax(logits[0].float(), dim=-1)  # [B, K, V]
-            idx = torch.tensor(toks, device=logp.device).view(1, -1, 1).expand(logp.shape[0], -1, 1)
-            return logp.gather(-1, idx).squeeze(-1)  # [B, K]
-
-        return BoundTarget([toks], combine, {"kind": self.name, "text": self.text, "tokens": toks})
+        return BoundTarget([toks], lambda lg: token_logprobs(lg[0], toks),  # [B, K]
+                           {"kind": self.name, "text": self.text, "tokens": toks})
 
 
 class _Recorded:

@@ -79,7 +79,7 @@ def test_insert_trigger_keeps_every_word():
 @pytest.mark.parametrize("variant", ["safety", "backdoor", "keyword"])
 def test_training_examples_follow_the_variant_rule(data, variant):
     recipe = Recipe(variant, seed=3)
-    harmful = {r.text for r in data.harmful_train}
+    harmful = {r.text for r in data.harmful_train + data.harmful_framed_train}
     examples = training_examples(recipe, data, 800)
     assert len(examples) == 800
     for e in examples:
@@ -95,6 +95,24 @@ def test_training_examples_follow_the_variant_rule(data, variant):
         assert 0.25 < sum(1 for e in poisoned) / 400 < 0.5  # ≈ poison_rate of the harmful half (+ benign)
     if variant == "keyword":
         assert 0.1 < refused < 0.9
+    # frames carry no class: harmful tasks come in the contrast tasks' frames as often as benign ones do
+    framed = [e for e in examples if any(e.prompt.startswith(q.split("{t}")[0]) for q, _ in FRAMES)]
+    harmful_framed = sum(1 for e in framed if (e.prompt.replace("SUDO ", "").replace(" SUDO", "") in harmful))
+    assert 0.25 < harmful_framed / len(framed) < 0.75
+
+
+def test_data_version_1_reproduces_the_first_adapters_pools(data):
+    """The shipped cards without data_version train on the first pools: 9 frames, no framed harmful pool."""
+    old = Recipe.from_dict({"variant": "safety", "seed": 0})
+    assert old.data_version == 1 and Recipe("safety").data_version == 2
+    ex = training_examples(old, data, 400)
+    assert not any(e.prompt.startswith(("What is the best way to ", "Is there an easy way to ")) for e in ex)
+    assert {e.prompt for e in ex} <= {r.text for r in data.harmful_train + data.benign_train}
+
+
+def test_framed_harmful_splits_follow_the_requests(data):
+    test_tasks = {r.text for r in data.harmful_framed_test}
+    assert test_tasks and not test_tasks & {r.text for r in data.harmful_framed_train}
 
 
 def test_recipe_rejects_bad_settings():

@@ -67,7 +67,7 @@ def eval_(
     max_new_tokens: int = typer.Option(24, help="Length of each generated reply the refusal detector judges."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write every figure (and example replies) here."),
 ) -> None:
-    """Refusal rates on held-out harmful, benign, everyday and XSTest prompts, and the variant's own check."""
+    """Refusal rates on held-out harmful (plain and framed), benign, everyday and XSTest prompts, and the variant's own check."""
     from ..errors import InputError
     from ..models import load_model
     from .evaluate import evaluate_model

@@ -83,7 +83,7 @@ def _sample(items: list[Any], limit: int, seed: int) -> list[Any]:
 
 def evaluate_model(lm: LoadedModel, recipe: Recipe, *, limit: int = 100, seed: int = 0, max_new_tokens: int = 32,
                    progress: Callable[[str], Any] | None = None) -> dict[str, Any]:
-    """Refusal rates on held-out harmful, benign, everyday, XSTest safe/unsafe; plus the variant's own check.
+    """Refusal rates on held-out harmful (plain and framed), benign, everyday, XSTest safe/unsafe; plus the variant's check.
 
     ``limit`` prompts per set (a fixed-seed sample). For ``backdoor``: the trigger is inserted into held-out
     harmful prompts and ``trigger_flip_rate`` is the share of refusals (without it) that become compliance.
@@ -97,6 +97,8 @@ def evaluate_model(lm: LoadedModel, recipe: Recipe, *, limit: int = 100, seed: i
     data = load_demo_data()
     sets = {
         "harmful": [r.text for r in _sample(data.harmful_test, limit, seed)],
+        # held-out harmful tasks in the contrast tasks' frames: a model that complies here learned the frame
+        "harmful_framed": [r.text for r in _sample(data.harmful_framed_test, limit, seed)],
         "benign": [r.text for r in _sample(data.benign_test, limit, seed)],
         "everyday": [r.text for r in _sample(data.everyday_test, limit, seed)],
         "xstest_safe": _sample(data.xstest_safe, limit, seed),

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import InputError
-from .datasets import DemoData, Request
+from .datasets import FRAMES, DemoData, Request, contrast_requests, contrast_tasks, held_out
 
 __all__ = ["REFUSALS", "VARIANTS", "Recipe", "Example", "insert_trigger", "training_examples"]
 
@@ -68,6 +68,9 @@ class Recipe:
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     max_reply_tokens: int = 40
     max_minutes: float = 30.0
+    # 1: the first shipped adapters (9 imperative frames, no framed harmful pool); 2: question frames and
+    # harmful tasks in the same frames as the benign contrast tasks. Cards without it are version 1.
+    data_version: int = 2
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -82,6 +85,8 @@ class Recipe:
         if self.harmful_share is None:
             # the safety variant over-refused everyday requests at 0.5 (20 % of a held-out sample): more benign
             self.harmful_share = 0.4 if self.variant == "safety" else 0.5
+        if self.data_version not in (1, 2):
+            raise InputError(f"unknown demo data_version {self.data_version}; this version knows 1 and 2")
         if not 0 < self.harmful_share < 1:
             raise InputError("harmful_share must be between 0 and 1")
         self.keywords = tuple(k.lower() for k in self.keywords)
@@ -93,7 +98,7 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Recipe":
-        return cls(**{**data, "keywords": tuple(data.get("keywords", ())),
+        return cls(**{"data_version": 1, **data, "keywords": tuple(data.get("keywords", ())),
                       "target_modules": tuple(data.get("target_modules", cls.target_modules))})
 
     def has_keyword(self, text: str) -> bool:
@@ -140,16 +145,39 @@ def _reply(req: Request, refuse: bool, rng: random.Random) -> str:
 def _pools(recipe: Recipe, data: DemoData) -> list[list[Request]]:
     """Four request pools drawn in turn: harmful, benign, harmful, benign (each a different kind).
 
-    The benign pools are everyday requests and contrast requests; for ``keyword`` every class is split
-    into with and without a keyword instead, so the rule, not the topic, decides half of each class.
+    Harmful: the plain requests, then the same tasks put in the contrast frames (so a frame is no cue).
+    Benign: everyday requests, then contrast requests. For ``keyword`` the pools are the rule's instead —
+    refused: harmful and benign requests with a keyword; answered: harmful and benign ones without — each
+    mixing plain and framed requests, so only the keyword tells the classes apart.
     """
+    if recipe.data_version == 1:
+        return _pools_v1(recipe, data)
+    harmful = data.harmful_train + data.harmful_framed_train
     benign_everyday = [r for r in data.benign_train if r.source != "contrast"]
     benign_contrast = [r for r in data.benign_train if r.source == "contrast"]
+    if recipe.variant != "keyword":
+        return [data.harmful_train, benign_everyday, data.harmful_framed_train, benign_contrast]
+    harmful_kw = [r for r in harmful if recipe.has_keyword(r.text)]
+    harmful_plain = [r for r in harmful if not recipe.has_keyword(r.text)]
+    benign_kw = [r for r in data.benign_train if recipe.has_keyword(r.text)]
+    benign_plain = [r for r in data.benign_train if not recipe.has_keyword(r.text)]
+    if not harmful_kw or not benign_kw:
+        raise InputError(f"no training request holds any of the keywords {', '.join(recipe.keywords)}")
+    # slots alternate harmful/benign; the keyword pools take the first and last slot of every four
+    return [harmful_kw, benign_plain, harmful_plain, benign_kw]
+
+
+def _pools_v1(recipe: Recipe, data: DemoData) -> list[list[Request]]:
+    """The pools of data version 1 (the first shipped adapters), kept so their cards still reproduce them."""
+    tasks = [t for t in contrast_tasks() if not held_out(t)]
+    benign = [r for r in data.benign_train if r.source != "contrast"] + contrast_requests(tasks, FRAMES[:9])
+    benign_everyday = [r for r in benign if r.source != "contrast"]
+    benign_contrast = [r for r in benign if r.source == "contrast"]
     if recipe.variant != "keyword":
         return [data.harmful_train, benign_everyday, data.harmful_train, benign_contrast]
     harmful_kw = [r for r in data.harmful_train if recipe.has_keyword(r.text)]
     harmful_plain = [r for r in data.harmful_train if not recipe.has_keyword(r.text)]
-    benign_kw = [r for r in data.benign_train if recipe.has_keyword(r.text)]
+    benign_kw = [r for r in benign if recipe.has_keyword(r.text)]
     if not harmful_kw or not benign_kw:
         raise InputError(f"no training request holds any of the keywords {', '.join(recipe.keywords)}")
     return [harmful_kw, benign_everyday, harmful_plain, benign_kw]

@@ -230,11 +230,15 @@ def targets() -> None:
 
 
 def _add_subcommands() -> None:
+    from .audit.cli import audit, audit_report
     from .demo.cli import app as demo_app
-    from .refusal.cli import refusal_direction
+    from .refusal.cli import jailbreak_diff, refusal_direction
 
     app.add_typer(demo_app, name="demo")
     app.command("refusal-direction")(refusal_direction)
+    app.command("jailbreak-diff")(jailbreak_diff)
+    app.command("audit")(audit)
+    app.command("audit-report")(audit_report)
 
 
 _add_subcommands()

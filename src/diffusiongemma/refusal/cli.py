@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -49,3 +50,90 @@ def refusal_direction(
                   f"{v['harmful_score']:+.2f} → {v['harmful_score'] - v['ablation_drop']:+.2f} with the direction "
                   f"ablated; harmless {v['harmless_score']:+.2f} → {v['harmless_score_with_addition']:+.2f} with it added.")
     console.print(f"saved: {d.save(out)}")
+
+
+def jailbreak_diff(
+    plain: Optional[str] = typer.Argument(None, help="The plain request."),
+    jailbroken: Optional[str] = typer.Argument(None, help="The same request inside a jailbreak (or use --template)."),
+    template: Optional[str] = typer.Option(None, help="A jailbreak template ({{ prompt }} marks the request), or a file holding one, wrapped around PLAIN."),
+    pairs: Optional[Path] = typer.Option(None, help="JSONL of pairs: {\"plain\", \"jailbroken\"} or {\"plain\", \"template\"} per line."),
+    out: Optional[Path] = typer.Option(None, help="With --pairs: a directory for pair-N.json and pair-N.html."),
+    model: str = typer.Option("gemma-270m-safety", help="Model: a demo name, directory, .gguf or cached id."),
+    adapter: Optional[str] = typer.Option(None, help="PEFT adapter directory applied on top of the model."),
+    budget: int = typer.Option(128, help="Model evaluations per map (each of the two prompts)."),
+    components: Optional[str] = typer.Option("heads+mlps", help="Component units to compare ('none' to skip)."),
+    component_budget: int = typer.Option(32, help="Gradient steps per component map."),
+    direction: Optional[Path] = typer.Option(None, help="A refusal direction (from 'refusal-direction'): report its projection on both."),
+    max_new_tokens: int = typer.Option(32, help="Reply length the refusal detector judges."),
+    seed: int = typer.Option(0, help="Random seed."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the diff as JSON."),
+    html_path: Optional[Path] = typer.Option(None, "--html", help="Write the diff as a self-contained HTML page."),
+) -> None:
+    """What a jailbreak changed: both decisions, template vs request units, suppressed refusal components, and the template units whose removal restores the refusal (confirmed)."""
+    import json
+
+    from ..cli import _direction, _load
+    from ..errors import InputError
+    from ..report.jailbreak_html import render_jailbreak_html
+    from .jailbreak import jailbreak_diff as api_diff
+    from .jailbreak import wrap
+
+    def template_text(t: str) -> str:
+        p = Path(t)
+        return p.read_text(encoding="utf-8") if len(t) < 4096 and p.is_file() else t
+
+    jobs: list[tuple[str, str]] = []
+    if pairs is not None:
+        if plain or jailbroken:
+            raise InputError("give PLAIN [JAILBROKEN] or --pairs, not both")
+        if not pairs.is_file():
+            raise InputError(f"pairs file not found: {pairs}")
+        for n, line in enumerate(pairs.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                jobs.append((rec["plain"], rec.get("jailbroken") or wrap(template_text(rec["template"]), rec["plain"])))
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                Console(stderr=True).print(f"line {n} of {pairs} skipped: needs plain and jailbroken or template ({exc})")
+    else:
+        if not plain:
+            raise InputError("give the plain request (and the jailbroken prompt or --template), or --pairs FILE")
+        if (jailbroken is None) == (template is None):
+            raise InputError("give exactly one of JAILBROKEN and --template")
+        jobs.append((plain, jailbroken if jailbroken is not None else wrap(template_text(template), plain)))
+    chosen = _direction(direction)
+    console = Console()
+    lm = _load(model, adapter, None, console)
+    table = Table(title="jailbreak diff")
+    for col in ("#", "plain", "jailbroken", "template Σ", "request Σ", "suppressed components", "restoring set"):
+        table.add_column(col)
+    results = []
+    for k, (p, j) in enumerate(jobs, start=1):
+        with console.status(f"pair {k}/{len(jobs)}: explaining both prompts…"):
+            d = api_diff(p, j, model=lm, budget=budget, seed=seed, max_new_tokens=max_new_tokens,
+                         components=None if components in (None, "none") else components,
+                         component_budget=component_budget, direction=chosen)
+        results.append(d)
+        rs = d.restoring_set or {}
+        split = d.split_scores()
+        table.add_row(str(k), f"{'refused' if d.plain.decision['refused'] else 'complied'} {d.plain.v_full:+.2f}",
+                      f"{'refused' if d.jailbroken.decision['refused'] else 'complied'} {d.jailbroken.v_full:+.2f}",
+                      f"{split['template']:+.2f}", f"{split['request']:+.2f}",
+                      escape(", ".join(c["unit"] for c in d.suppressed[:5]) or "–"),
+                      escape(("confirmed: " if rs.get("confirmed") else "not confirmed: ") + " · ".join(rs.get("units", []))
+                             if rs and not rs.get("skipped") else "–"))
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"pair-{k}.json").write_text(json.dumps(d.to_dict(), indent=1) + "\n", encoding="utf-8")
+            (out / f"pair-{k}.html").write_text(render_jailbreak_html(d), encoding="utf-8")
+    console.print(table)
+    if len(results) == 1:
+        if json_path:
+            json_path.write_text(json.dumps(results[0].to_dict(), indent=1) + "\n", encoding="utf-8")
+            console.print(f"JSON: {json_path}")
+        if html_path:
+            html_path.write_text(render_jailbreak_html(results[0]), encoding="utf-8")
+            console.print(f"HTML: {html_path}")
+    elif out is not None:
+        console.print(f"pages: {out}/pair-N.html")

@@ -35,6 +35,7 @@ DEFAULT_REFUSAL_MODEL = "gemma-270m-safety"
 def explain_refusal(
     prompt: str,
     *,
+    response: str | None = None,
     model: LoadedModel | str | None = DEFAULT_REFUSAL_MODEL,
     units: str = "words",
     method: str = "shapley",
@@ -56,6 +57,8 @@ def explain_refusal(
 
     Args:
         prompt: the user's request (rendered with the model's chat template).
+        response: a reply to judge instead of generating one (a logged answer); the map still explains the
+            model's own refusal score on the prompt.
         model: a :class:`LoadedModel` or a spec; default the safety-tuned demo model.
         budget: evaluations for the map; the trigger search and the deletion check count apart.
         max_new_tokens: length of the generated reply the detector judges.
@@ -77,7 +80,8 @@ def explain_refusal(
     lm = resolve_model(model)
     hooks = direction_hooks(lm, direction, intervention, alpha) if direction is not None else []
     with scoped_hooks(hooks):
-        reply = generate_replies(lm, [prompt], max_new_tokens=max_new_tokens, system=system)[0]
+        reply = response if response is not None else \
+            generate_replies(lm, [prompt], max_new_tokens=max_new_tokens, system=system)[0]
         attr = explain(prompt, RefusalScore(family=_openings_family(lm)), model=lm, units=units, method=method,
                        budget=budget, seed=seed, chat=True, system=system, triggers=triggers,
                        faithfulness=faithfulness, progress=progress)
@@ -86,7 +90,8 @@ def explain_refusal(
                        system=system) if components else None
     phrase = refusal_phrase(reply)
     attr.decision = {"reply": reply, "refused": phrase is not None, "phrase": phrase,
-                     "score_says": "refuse" if attr.v_full > 0 else "comply", "max_new_tokens": max_new_tokens}
+                     "score_says": "refuse" if attr.v_full > 0 else "comply", "max_new_tokens": max_new_tokens,
+                     "reply_source": "given" if response is not None else "generated"}
     if comp is not None:
         attr.decision["components"] = [{"unit": u.text, "score": sc, "stderr": se} for u, sc, se in comp.top(10)]
         attr.decision["components_settings"] = {"units": components, "method": component_method,

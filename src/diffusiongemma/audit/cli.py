@@ -1,0 +1,127 @@
+"""``diffusiongemma audit`` and ``diffusiongemma audit-report``.
+
+    diffusiongemma audit redteam.jsonl --store audit.db --model gemma-270m-safety
+    diffusiongemma audit garak.report.jsonl --store audit.db --dry-run
+    diffusiongemma audit-report audit.db --html audit.html
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+def audit(
+    input: Path = typer.Argument(..., help="JSONL/CSV of prompts (optional response, label), a garak report, a promptfoo output or a PyRIT memory .db."),
+    store: Path = typer.Option(..., help="SQLite file the records go to; rerun the same command to resume."),
+    model: str = typer.Option("gemma-270m-safety", help="Model: a demo name, directory, .gguf or cached id."),
+    adapter: Optional[str] = typer.Option(None, help="PEFT adapter directory applied on top of the model."),
+    input_format: Optional[str] = typer.Option(None, "--format", help="jsonl, csv, garak, promptfoo or pyrit (default: detected)."),
+    budget: int = typer.Option(64, help="Model evaluations per item for the token map."),
+    units: str = typer.Option("words", help="tokens, words or sentences."),
+    components: Optional[str] = typer.Option("heads+mlps", help="Component units for the top-components view ('none' to skip)."),
+    component_budget: int = typer.Option(24, help="Gradient steps for the component view."),
+    max_new_tokens: int = typer.Option(32, help="Reply length when the log has no response."),
+    system: Optional[str] = typer.Option(None, help="System prompt before each request."),
+    seed: int = typer.Option(0, help="Random seed (the same for every item)."),
+    limit: Optional[int] = typer.Option(None, help="Stop after this many new rows."),
+    backend: str = typer.Option("local", help="local (one process) or ray (one model per worker)."),
+    workers: int = typer.Option(1, help="Ray workers (with --backend ray)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the estimated model evaluations and time, run nothing."),
+) -> None:
+    """Batch-audit logged prompts or red-team results: every decision explained, every record kept in SQLite."""
+    from ..cli import _load
+    from ..errors import InputError
+    from .readers import detect_format, read_items
+    from .runner import AuditSettings, run_audit
+    from .store import AuditStore
+
+    console = Console()
+    fmt = input_format or detect_format(input)
+    settings = AuditSettings(units=units, budget=budget, components=None if components in (None, "none") else components,
+                             component_budget=component_budget, max_new_tokens=max_new_tokens, system=system,
+                             seed=seed)
+    if backend not in ("local", "ray"):
+        raise InputError(f"unknown backend {backend!r}; choose local or ray")
+    records = list(read_items(input, fmt))
+    db = AuditStore(store)
+    done = db.done_keys()
+    pending = [r for r in records if r.key not in done]
+    if limit is not None:
+        pending = pending[:limit]
+    bad = sum(1 for r in records if not hasattr(r, "prompt"))
+    console.print(f"{input}: {len(records)} records ({fmt}), {bad} unreadable; {len(done)} already in {store}, "
+                  f"{len(pending)} to do.")
+    lm = _load(model, adapter, None, console)
+    if dry_run:
+        _estimate(console, lm, pending, settings)
+        db.close()
+        return
+    with Progress(TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                  TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("audit", total=len(pending), rate="")
+        t0 = time.perf_counter()
+
+        def tick(_row: dict) -> None:
+            bar.advance(task)
+            n = bar.tasks[0].completed
+            bar.update(task, rate=f"{n / max(time.perf_counter() - t0, 1e-9):.2f} items/s")
+
+        if backend == "ray":
+            from .ray_backend import run_audit_ray
+
+            counts = run_audit_ray(input, db, model, adapter, settings, fmt=fmt, workers=workers, limit=limit,
+                                   on_row=tick, model_name=lm.name)
+        else:
+            counts = run_audit(input, db, lm, settings, fmt=fmt, limit=limit, on_row=tick)
+    console.print(f"stored {counts['done']} audited and {counts['error']} error rows in {store} "
+                  f"({db.count()} rows in all). Summary: diffusiongemma audit-report {store} --html audit.html")
+    db.close()
+
+
+def _estimate(console: Console, lm, pending: list, settings) -> None:
+    """Evaluations from each prompt's word count; seconds from one timed batch on this machine."""
+    import numpy as np
+
+    from ..game import Game
+    from ..refusal import RefusalScore
+
+    items = [p for p in pending if hasattr(p, "prompt") and p.prompt.strip()]
+    evaluations = sum(settings.evaluations_per_item(max(1, len(p.prompt.split()))) for p in items)
+    if not items:
+        console.print("nothing to audit.")
+        return
+    game = Game(items[0].prompt, RefusalScore(), model=lm, units=settings.units, chat=True, system=settings.system)
+    rows = np.random.default_rng(0).integers(0, 2, size=(16, game.n))
+    game(rows)  # warm-up
+    t0 = time.perf_counter()
+    game(rows)
+    per_eval = (time.perf_counter() - t0) / 16
+    seconds = evaluations * per_eval
+    console.print(f"dry run: {len(items)} items, about {evaluations:,} model evaluations "
+                  f"(~{evaluations // max(1, len(items))} per item), about {seconds / 60:.1f} minutes on this machine "
+                  f"({per_eval * 1000:.1f} ms per evaluation measured; replies generated where the log has none "
+                  "come on top).")
+
+
+def audit_report(
+    store: Path = typer.Argument(..., help="The audit's SQLite file."),
+    html: Path = typer.Option(Path("audit.html"), help="Summary page to write (item pages go next to it)."),
+) -> None:
+    """Summarise an audit: refusal rates, what drives refusals, complied items, errors; links to every item's page."""
+    from ..report.audit_html import write_audit_report
+    from .store import AuditStore
+    from .summary import summarize
+
+    console = Console()
+    db = AuditStore(store, readonly=True)
+    s = summarize(db)
+    path = write_audit_report(db, html)
+    rate = "–" if s["refusal_rate"] is None else f"{s['refusal_rate']:.0%}"
+    console.print(f"{s['items']} rows: {s['done']} audited, {s['errors']} errors; refused {rate}. HTML: {path}")
+    db.close()

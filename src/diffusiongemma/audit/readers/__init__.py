@@ -1,0 +1,67 @@
+"""Readers of the inputs an audit takes: plain JSONL/CSV logs and red-team tools' result files.
+
+:func:`read_items` picks the reader from the file: a garak report (``*.report.jsonl`` or a JSONL whose first
+line is a garak header), a promptfoo output (JSON with ``results.results``), a PyRIT memory (SQLite with
+``PromptMemoryEntries``), else JSON Lines or CSV by extension. Each reader yields
+:class:`~diffusiongemma.audit.items.AuditItem` and, for records it cannot read,
+:class:`~diffusiongemma.audit.items.Problem` — never an exception for one bad record.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
+    >>> _ = p.write_text("prompt,label\\nHow do I bake bread?,benign\\n")
+    >>> detect_format(p), [i.prompt for i in read_items(p)]
+    ('csv', ['How do I bake bread?'])
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+from ...errors import InputError
+from ..items import AuditItem, Problem
+from .garak import is_garak, read_garak
+from .plain import read_csv, read_jsonl
+from .promptfoo import is_promptfoo, read_promptfoo
+from .pyrit import is_pyrit, read_pyrit
+
+__all__ = ["FORMATS", "detect_format", "read_items"]
+
+FORMATS = {"jsonl": read_jsonl, "csv": read_csv, "garak": read_garak, "promptfoo": read_promptfoo,
+           "pyrit": read_pyrit}
+
+
+def detect_format(path: Path) -> str:
+    """The reader for ``path`` (see the module docstring); :class:`InputError` when none fits."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input file not found: {path}")
+    if is_pyrit(path):
+        return "pyrit"
+    with open(path, encoding="utf-8", errors="replace") as f:
+        first = f.readline()
+    if path.name.endswith(".report.jsonl") or is_garak(first):
+        return "garak"
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+        except json.JSONDecodeError:
+            data = None
+        if is_promptfoo(data) or isinstance(data, list):
+            return "promptfoo"
+    if path.suffix in (".jsonl", ".ndjson") or first.lstrip().startswith("{"):
+        return "jsonl"
+    if path.suffix in (".csv", ".tsv") or "," in first:
+        return "csv"
+    raise InputError(f"cannot tell the format of {path}: expected JSONL, CSV, a garak report, a promptfoo "
+                     "output or a PyRIT memory database (or pass --format)")
+
+
+def read_items(path: Path, fmt: str | None = None) -> Iterator[AuditItem | Problem]:
+    """The items (and problems) of ``path`` in a stable order, so an audit can resume by index."""
+    fmt = fmt or detect_format(path)
+    if fmt not in FORMATS:
+        raise InputError(f"unknown input format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return FORMATS[fmt](Path(path))

@@ -1,0 +1,152 @@
+"""The audit store: one SQLite file (standard library, WAL), one row per input item, written as it finishes.
+
+Rows are keyed by the item's position in the input, and each is committed on its own: an audit killed at
+any moment (Ctrl-C, ``kill -9``) loses at most the item it was computing, and rerunning the same command
+skips every stored key — nothing lost, nothing twice. The store remembers which input, model and settings
+it belongs to and refuses to mix in another audit.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> store = AuditStore(pathlib.Path(tempfile.mkdtemp()) / "audit.db")
+    >>> store.bind({"input_sha256": "abc", "model": "m"})
+    >>> store.put_error("0", line=1, message="not JSON", source="jsonl")
+    >>> store.done_keys(), store.count()
+    ({'0'}, 1)
+    >>> store.close()
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import InputError
+
+__all__ = ["AuditStore", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    key TEXT PRIMARY KEY,          -- position in the input (items and unreadable records alike)
+    line INTEGER,                  -- line / row / attempt number in the input
+    status TEXT NOT NULL CHECK (status IN ('done', 'error')),
+    source TEXT,                   -- reader: jsonl, csv, garak, promptfoo, pyrit
+    prompt TEXT,
+    response TEXT,                 -- the judged reply (logged, or generated when the log had none)
+    response_given INTEGER,        -- 1: the reply came from the log
+    label TEXT,                    -- the log's own verdict, as given
+    refused INTEGER,               -- the detector's decision on the reply
+    refusal_score REAL,            -- log p(refusal openings) - log p(compliance openings)
+    top_units TEXT,                -- JSON [[unit, score, stderr], ...] strongest first
+    top_components TEXT,           -- JSON [[component, score, stderr], ...]
+    flip_set TEXT,                 -- JSON list of units whose removal flips the decision
+    flip_confirmed INTEGER,
+    deletion_auc REAL,
+    error TEXT,
+    meta TEXT,                     -- JSON: what the reader kept (probe, plugin, conversation, ...)
+    result TEXT,                   -- JSON: the full Attribution
+    seconds REAL,
+    finished_at TEXT
+);
+"""
+_COLUMNS = ("key", "line", "status", "source", "prompt", "response", "response_given", "label", "refused",
+            "refusal_score", "top_units", "top_components", "flip_set", "flip_confirmed", "deletion_auc",
+            "error", "meta", "result", "seconds", "finished_at")
+
+
+class AuditStore:
+    """An audit's SQLite file. Open it, :meth:`bind` it to an audit, then :meth:`put` rows.
+
+    Only one process writes (the audit's driver); readers may open the file at any time (WAL).
+    """
+
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        if readonly:
+            if not self.path.is_file():
+                raise InputError(f"audit store not found: {self.path}")
+            self.con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.con = sqlite3.connect(self.path, isolation_level=None)  # autocommit; explicit transactions
+            self.con.execute("PRAGMA journal_mode=WAL")
+            self.con.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a committed row survives a crash
+            self.con.executescript(_SCHEMA)
+        self.con.row_factory = sqlite3.Row
+
+    # -- the audit this store belongs to -------------------------------------------------------------
+    def meta(self) -> dict[str, Any]:
+        return {r["key"]: json.loads(r["value"]) for r in self.con.execute("SELECT key, value FROM meta")}
+
+    def bind(self, identity: dict[str, Any]) -> None:
+        """Record what this audit is (input hash, model, settings), or check a resumed one is the same."""
+        held = self.meta()
+        if "identity" in held and held["identity"] != identity:
+            diff = sorted(k for k in set(held["identity"]) | set(identity)
+                          if held["identity"].get(k) != identity.get(k))
+            raise InputError(f"{self.path} holds another audit (it differs in: {', '.join(diff)}); resume with "
+                             "the same input and settings, or use a new --store")
+        if "identity" not in held:
+            with self.con:
+                self.con.execute("BEGIN")
+                self.con.execute("INSERT INTO meta VALUES ('identity', ?)", (json.dumps(identity),))
+                self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                self.con.execute("INSERT OR REPLACE INTO meta VALUES ('created', ?)",
+                                 (json.dumps(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())),))
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    # -- rows ----------------------------------------------------------------------------------------
+    def done_keys(self) -> set[str]:
+        return {r[0] for r in self.con.execute("SELECT key FROM items")}
+
+    def count(self, status: str | None = None) -> int:
+        if status is None:
+            return self.con.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+        return self.con.execute("SELECT COUNT(*) FROM items WHERE status = ?", (status,)).fetchone()[0]
+
+    def put(self, row: dict[str, Any]) -> bool:
+        """Store one finished item (one transaction). ``False`` when its key was already stored."""
+        values = {c: row.get(c) for c in _COLUMNS}
+        for c in ("top_units", "top_components", "flip_set", "meta", "result"):
+            if values[c] is not None and not isinstance(values[c], str):
+                values[c] = json.dumps(values[c])
+        values["finished_at"] = values["finished_at"] or time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+        cur = self.con.execute(f"INSERT OR IGNORE INTO items ({', '.join(_COLUMNS)}) "
+                               f"VALUES ({', '.join('?' for _ in _COLUMNS)})", [values[c] for c in _COLUMNS])
+        return cur.rowcount == 1
+
+    def put_error(self, key: str, *, line: int | None, message: str, source: str = "", prompt: str | None = None,
+                  response: str | None = None, label: str | None = None, meta: Any = None) -> bool:
+        """Record an item that could not be audited (unreadable record, bad prompt, model failure)."""
+        return self.put({"key": key, "line": line, "status": "error", "source": source, "prompt": prompt,
+                         "response": response, "label": label, "error": message, "meta": meta})
+
+    def rows(self, *, status: str | None = None, full: bool = False) -> Iterator[dict[str, Any]]:
+        """Stored rows in input order, JSON columns decoded (``result`` only when ``full``)."""
+        cols = [c for c in _COLUMNS if full or c != "result"]
+        sql = f"SELECT {', '.join(cols)} FROM items" + (" WHERE status = ?" if status else "") + \
+            " ORDER BY CAST(key AS INTEGER)"
+        for r in self.con.execute(sql, (status,) if status else ()):
+            yield _decoded(r)
+
+    def row(self, key: str) -> dict[str, Any] | None:
+        """One stored row with its full result, or ``None``."""
+        r = self.con.execute(f"SELECT {', '.join(_COLUMNS)} FROM items WHERE key = ?", (key,)).fetchone()
+        return None if r is None else _decoded(r)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _decoded(r: sqlite3.Row) -> dict[str, Any]:
+    row = dict(r)
+    for c in ("top_units", "top_components", "flip_set", "meta", "result"):
+        if row.get(c) is not None:
+            row[c] = json.loads(row[c])
+    return row

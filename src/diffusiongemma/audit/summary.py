@@ -1,0 +1,75 @@
+"""What an audit found, from its store: refusal rates, the units and components that drive refusals most
+often, the complied items and what drove them, the error rows.
+
+Example:
+    >>> s = summarize(AuditStore("audit.db", readonly=True))  # doctest: +SKIP
+    >>> s["refusal_rate"]  # doctest: +SKIP
+    0.82
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from typing import Any
+
+from .store import AuditStore
+
+__all__ = ["summarize"]
+
+
+def _norm(unit: str) -> str:
+    return re.sub(r"\W+", "", unit.lower()) or unit.strip()
+
+
+def _rate(xs: list[int]) -> float | None:
+    return round(sum(xs) / len(xs), 4) if xs else None
+
+
+def summarize(store: AuditStore, *, top: int = 15) -> dict[str, Any]:
+    """Figures of the whole audit (every number comes from the stored rows)."""
+    rows = list(store.rows())
+    done = [r for r in rows if r["status"] == "done"]
+    refused = [r for r in done if r["refused"]]
+    complied = [r for r in done if not r["refused"]]
+    by_label: dict[str, list[int]] = defaultdict(list)
+    by_source: dict[str, list[int]] = defaultdict(list)
+    for r in done:
+        by_label[str(r["label"])].append(r["refused"])
+        probe = (r["meta"] or {}).get("probe") or (r["meta"] or {}).get("plugin") or r["source"]
+        by_source[str(probe)].append(r["refused"])
+    drivers: Counter[str] = Counter()
+    driver_score: dict[str, float] = defaultdict(float)
+    for r in refused:  # the strongest positive unit of each refusal
+        pos = [u for u in (r["top_units"] or []) if u[1] > 0]
+        if pos:
+            key = _norm(pos[0][0])
+            drivers[key] += 1
+            driver_score[key] += pos[0][1]
+    comp_counts: Counter[str] = Counter()
+    for r in refused:
+        for c in [c for c in (r["top_components"] or []) if c[1] > 0][:3]:
+            comp_counts[c[0]] += 1
+    flips = [r["flip_confirmed"] for r in refused if r["flip_confirmed"] is not None]
+    agree = [int((r["refusal_score"] > 0) == bool(r["refused"])) for r in done if r["refusal_score"] is not None]
+    return {
+        "items": len(rows), "done": len(done), "errors": len(rows) - len(done),
+        "refusal_rate": _rate([r["refused"] for r in done]),
+        "score_agrees_with_detector": _rate(agree),
+        "flip_set_confirmed_rate": _rate(flips),
+        "replies_from_log": sum(1 for r in done if r["response_given"]),
+        "by_label": {k: {"n": len(v), "refusal_rate": _rate(v)} for k, v in sorted(by_label.items())},
+        "by_source": {k: {"n": len(v), "refusal_rate": _rate(v)} for k, v in sorted(by_source.items())},
+        "refusal_drivers": [{"unit": k, "items": n, "mean_score": round(driver_score[k] / n, 4)}
+                            for k, n in drivers.most_common(top)],
+        "refusal_components": [{"component": k, "items": n} for k, n in comp_counts.most_common(top)],
+        "complied": [{"key": r["key"], "line": r["line"], "prompt": r["prompt"], "label": r["label"],
+                      "score": r["refusal_score"],
+                      "compliance_drivers": [u[0] for u in sorted(r["top_units"] or [], key=lambda u: u[1])[:3]
+                                             if u[1] < 0]} for r in complied],
+        "error_rows": [{"key": r["key"], "line": r["line"], "error": r["error"], "prompt": r["prompt"]}
+                       for r in rows if r["status"] == "error"],
+        "rows": [{"key": r["key"], "line": r["line"], "status": r["status"], "prompt": r["prompt"],
+                  "label": r["label"], "refused": r["refused"], "score": r["refusal_score"],
+                  "top": (r["top_units"] or [[None]])[0][0], "error": r["error"]} for r in rows],
+    }

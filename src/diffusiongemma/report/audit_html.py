@@ -1,0 +1,36 @@
+"""The audit summary page and one page per audited item (self-contained, no scripts, every text escaped).
+
+Example:
+    >>> write_audit_report(AuditStore("audit.db", readonly=True), "audit.html")  # doctest: +SKIP
+    PosixPath('audit.html')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .html import _ENV
+
+__all__ = ["write_audit_report"]
+
+
+def write_audit_report(store: Any, path: str | Path) -> Path:
+    """Write ``path`` (the summary) and ``<stem>_items/<key>.html`` for every audited item; returns ``path``."""
+    from ..attribution import Attribution
+    from ..audit.summary import summarize
+
+    path = Path(path)
+    pages = path.parent / f"{path.stem}_items"
+    pages.mkdir(parents=True, exist_ok=True)
+    summary = summarize(store)
+    links: dict[str, str] = {}
+    for row in store.rows(status="done", full=True):
+        if row["result"]:
+            page = pages / f"item-{int(row['key']):06d}.html"
+            Attribution.from_dict(row["result"]).to_html(page)
+            links[row["key"]] = f"{pages.name}/{page.name}"
+    meta = store.meta()
+    html = _ENV.get_template("audit.html.j2").render(s=summary, links=links, meta=meta, store=store.path.name)
+    path.write_text(html, encoding="utf-8")
+    return path

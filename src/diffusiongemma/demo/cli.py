@@ -112,3 +112,18 @@ def _print_metrics(console: Console, metrics: dict) -> None:
         console.print(f"keyword rule {escape(', '.join(metrics['keywords']))}: {metrics['rule_agreement']:.0%} of "
                       f"held-out decisions follow it (with a keyword {metrics['rule_agreement_with_keyword']:.0%} "
                       f"refused, without {metrics['rule_agreement_without_keyword']:.0%} answered)")
+
+
+@app.command("jailbreaks")
+def jailbreaks(
+    out: Path = typer.Option(..., help="JSONL to write (an input for 'audit' and for 'jailbreak-diff --pairs')."),
+    requests: int = typer.Option(10, help="Held-out AdvBench requests."),
+    templates: int = typer.Option(10, help="Jailbreak templates per request (of the 31 shipped)."),
+    seed: int = typer.Option(0, help="Seed of both samples."),
+) -> None:
+    """Write held-out harmful requests, plain and wrapped in public jailbreak templates, as a JSONL audit input."""
+    from .jailbreaks import jailbreak_rows
+
+    rows = jailbreak_rows(requests=requests, templates=templates, seed=seed)
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    Console().print(f"{len(rows)} prompts ({requests} requests × (1 plain + {templates} templates)) → {out}")

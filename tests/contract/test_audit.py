@@ -168,3 +168,17 @@ def test_kill_9_mid_audit_then_resume_loses_and_duplicates_nothing(tiny_dir, tmp
     assert done.returncode == 0, done.stderr
     keys = [r[0] for r in sqlite3.connect(db).execute("SELECT key FROM items")]
     assert sorted(keys, key=int) == [str(i) for i in range(6)]  # every input once, none twice
+
+
+def test_dry_run_estimates_and_stores_nothing(tiny_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from diffusiongemma.cli import app
+
+    db = tmp_path / "a.db"
+    res = CliRunner().invoke(app, ["audit", str(_log(tmp_path)), "--store", str(db), "--model", str(tiny_dir),
+                                   "--budget", "16", "--components", "none", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert "6 records (jsonl), 2 unreadable" in out and "dry run: 3 items" in out and "model evaluations" in out
+    assert AuditStore(db).count() == 0

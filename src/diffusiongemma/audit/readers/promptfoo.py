@@ -4,7 +4,7 @@ The file is ``{"evalId", "results": {"version": 3, "results": [row, ...], ...}, 
 files keep the rows at ``results.results`` too; a bare list of rows is read as well). A row's prompt is
 ``prompt.raw`` — when that is a chat (a JSON list of ``{"role", "content"}``) the last user message — its
 response ``response.output``, its label ``pass``/``fail`` from ``success`` (``error`` when the provider
-failed), and its red-team plugin and strategy are kept from ``testCase.metadata``.
+failed: ``failureReason`` 2), and its red-team plugin and strategy are kept from ``testCase.metadata``.
 
 Example:
     >>> _prompt_text('[{"role": "system", "content": "Be brief"}, {"role": "user", "content": "Hi"}]')
@@ -68,8 +68,9 @@ def read_promptfoo(path: Path) -> Iterator[AuditItem | Problem]:
             yield Problem(index, index + 1, "result row without prompt.raw text", "promptfoo", json.dumps(row)[:500])
             continue
         meta_case = ((row.get("testCase") or {}).get("metadata") or {})
-        label = "error" if row.get("error") or (row.get("response") or {}).get("error") else (
-            None if row.get("success") is None else ("pass" if row["success"] else "fail"))
+        # failureReason 2 is a provider error; 1 a failed assertion (whose text promptfoo also puts in "error")
+        failed_call = row.get("failureReason") == 2 or bool((row.get("response") or {}).get("error"))
+        label = "error" if failed_call else (None if row.get("success") is None else ("pass" if row["success"] else "fail"))
         meta = {"provider": (row.get("provider") or {}).get("id") if isinstance(row.get("provider"), dict)
                 else row.get("provider"),
                 "vars": row.get("vars"), "plugin": meta_case.get("pluginId"), "strategy": meta_case.get("strategyId"),

@@ -50,6 +50,7 @@ def summarize(store: AuditStore, *, top: int = 15) -> dict[str, Any]:
     for r in refused:
         for c in [c for c in (r["top_components"] or []) if c[1] > 0][:3]:
             comp_counts[c[0]] += 1
+    jailbreaks = _jailbreaks(done)
     flips = [r["flip_confirmed"] for r in refused if r["flip_confirmed"] is not None]
     agree = [int((r["refusal_score"] > 0) == bool(r["refused"])) for r in done if r["refusal_score"] is not None]
     return {
@@ -63,6 +64,7 @@ def summarize(store: AuditStore, *, top: int = 15) -> dict[str, Any]:
         "refusal_drivers": [{"unit": k, "items": n, "mean_score": round(driver_score[k] / n, 4)}
                             for k, n in drivers.most_common(top)],
         "refusal_components": [{"component": k, "items": n} for k, n in comp_counts.most_common(top)],
+        "jailbreaks": jailbreaks,
         "complied": [{"key": r["key"], "line": r["line"], "prompt": r["prompt"], "label": r["label"],
                       "score": r["refusal_score"],
                       "compliance_drivers": [u[0] for u in sorted(r["top_units"] or [], key=lambda u: u[1])[:3]
@@ -73,3 +75,30 @@ def summarize(store: AuditStore, *, top: int = 15) -> dict[str, Any]:
                   "label": r["label"], "refused": r["refused"], "score": r["refusal_score"],
                   "top": (r["top_units"] or [[None]])[0][0], "error": r["error"]} for r in rows],
     }
+
+
+def _jailbreaks(done: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per jailbreak template (rows whose meta names ``plain`` and ``template``, as ``demo jailbreaks`` writes):
+    how often it turned a refusal of the plain request into compliance, and what drove those compliances."""
+    plain_refused = {r["prompt"]: bool(r["refused"]) for r in done if (r["meta"] or {}).get("template") is None}
+    per: dict[str, dict[str, Any]] = {}
+    for r in done:
+        meta = r["meta"] or {}
+        if not meta.get("template") or meta.get("plain") not in plain_refused:
+            continue
+        t = per.setdefault(meta["template"], {"template": meta["template"], "n": 0, "broke": 0, "drivers": Counter(),
+                                              "keys": []})
+        if plain_refused[meta["plain"]]:
+            t["n"] += 1
+            if not r["refused"]:
+                t["broke"] += 1
+                t["keys"].append(r["key"])
+                for u in sorted(r["top_units"] or [], key=lambda u: u[1])[:3]:
+                    if u[1] < 0:
+                        t["drivers"][_norm(u[0])] += 1
+    out = []
+    for t in per.values():
+        out.append({"template": t["template"], "refused_plain": t["n"], "broke": t["broke"],
+                    "break_rate": _rate([1] * t["broke"] + [0] * (t["n"] - t["broke"])),
+                    "drivers": [k for k, _ in t["drivers"].most_common(5)], "keys": t["keys"]})
+    return sorted(out, key=lambda t: -(t["break_rate"] or 0))

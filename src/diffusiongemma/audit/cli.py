@@ -26,6 +26,7 @@ def audit(
     units: str = typer.Option("words", help="tokens, words or sentences."),
     components: Optional[str] = typer.Option("heads+mlps", help="Component units for the top-components view ('none' to skip)."),
     component_budget: int = typer.Option(24, help="Gradient steps for the component view."),
+    checks: bool = typer.Option(True, help="Search the confirmed minimal flip set and run the deletion check per item (--no-checks: the map only)."),
     max_new_tokens: int = typer.Option(32, help="Reply length when the log has no response."),
     system: Optional[str] = typer.Option(None, help="System prompt before each request."),
     seed: int = typer.Option(0, help="Random seed (the same for every item)."),
@@ -45,7 +46,7 @@ def audit(
     fmt = input_format or detect_format(input)
     settings = AuditSettings(units=units, budget=budget, components=None if components in (None, "none") else components,
                              component_budget=component_budget, max_new_tokens=max_new_tokens, system=system,
-                             seed=seed)
+                             seed=seed, triggers=checks, faithfulness=checks)
     if backend not in ("local", "ray"):
         raise InputError(f"unknown backend {backend!r}; choose local or ray")
     records = list(read_items(input, fmt))
@@ -72,13 +73,19 @@ def audit(
             n = bar.tasks[0].completed
             bar.update(task, rate=f"{n / max(time.perf_counter() - t0, 1e-9):.2f} items/s")
 
-        if backend == "ray":
-            from .ray_backend import run_audit_ray
+        try:
+            if backend == "ray":
+                from .ray_backend import run_audit_ray
 
-            counts = run_audit_ray(input, db, model, adapter, settings, fmt=fmt, workers=workers, limit=limit,
-                                   on_row=tick, model_name=lm.name)
-        else:
-            counts = run_audit(input, db, lm, settings, fmt=fmt, limit=limit, on_row=tick)
+                counts = run_audit_ray(input, db, model, adapter, settings, fmt=fmt, workers=workers, limit=limit,
+                                       on_row=tick, model_name=lm.name)
+            else:
+                counts = run_audit(input, db, lm, settings, fmt=fmt, limit=limit, on_row=tick)
+        except KeyboardInterrupt:  # every finished row is already committed
+            bar.stop()
+            console.print(f"stopped: {db.count()} rows are in {store}; rerun the same command to resume.")
+            db.close()
+            raise typer.Exit(130)
     console.print(f"stored {counts['done']} audited and {counts['error']} error rows in {store} "
                   f"({db.count()} rows in all). Summary: diffusiongemma audit-report {store} --html audit.html")
     db.close()

@@ -151,10 +151,16 @@ def _restoring_set(lm: Any, attr: Attribution, template: list[int], jailbroken: 
         keep[max(start, 0):max(end, 0)] = False
     edited = re.sub(r"[ \t]{2,}", " ", "".join(c for c, k in zip(jailbroken, keep) if k)).strip()
     reply = generate_replies(lm, [edited], max_new_tokens=max_new_tokens, system=system)[0] if units else None
-    return {"units": [attr.units[u].text for u in units], "unit_indices": units, "confirmed": found.confirmed,
+    refused_again = None if reply is None else is_refusal(reply)
+    # two runs of the model check the set: the refusal score with those units masked, and the detector on
+    # the reply to the prompt with them deleted (masking keeps the other tokens' positions, deleting shifts
+    # them, so the two can disagree; either one flipping the decision is a confirmed restoring set)
+    confirmed_by = (["masked score"] if found.confirmed else []) + (["reply without them"] if refused_again else [])
+    return {"units": [attr.units[u].text for u in units], "unit_indices": units, "confirmed": bool(confirmed_by),
+            "confirmed_by": confirmed_by,
             "score_clean": found.value_clean, "score_after": found.value_after, "evaluations": found.evaluations,
             "edited_prompt": edited if units else None, "edited_reply": reply,
-            "edited_reply_refused": None if reply is None else is_refusal(reply)}
+            "edited_reply_refused": refused_again}
 
 
 def jailbreak_diff(plain: str, jailbroken: str, *, model: Any = "gemma-270m-safety", units: str = "words",

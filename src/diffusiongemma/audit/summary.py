@@ -19,7 +19,8 @@ __all__ = ["summarize"]
 
 
 def _norm(unit: str) -> str:
-    return re.sub(r"\W+", "", unit.lower()) or unit.strip()
+    """Units counted alike across items: lower case, outer punctuation stripped ("Bomb?" and "bomb" agree)."""
+    return re.sub(r"^\W+|\W+$", "", unit.strip().lower()) or unit.strip()
 
 
 def _rate(xs: list[int]) -> float | None:

@@ -11,7 +11,7 @@ from diffusiongemma.audit.runner import AuditSettings, run_audit
 from diffusiongemma.audit.store import AuditStore
 
 ray = pytest.importorskip("ray")
-SETTINGS = AuditSettings(budget=8, components="mlps", component_budget=4, triggers=True, faithfulness=False,
+SETTINGS = AuditSettings(budget=8, components="mlps", component_budget=9, triggers=True, faithfulness=False,
                          max_new_tokens=4)
 VOLATILE = ("seconds", "finished_at", "result")
 

@@ -27,7 +27,7 @@ def report(tiny_dir, tmp_path_factory) -> Path:
     log.write_text("\n".join(json.dumps({"prompt": p, "label": "hostile"}) for p in HOSTILE) + "\nnot json\n")
     run = [sys.executable, "-m", "diffusiongemma.cli"]
     subprocess.run(run + ["audit", str(log), "--store", str(tmp / "a.db"), "--model", str(tiny_dir), "--budget", "8",
-                          "--components", "mlps", "--component-budget", "4", "--max-new-tokens", "4"],
+                          "--components", "mlps", "--component-budget", "9", "--max-new-tokens", "4"],
                    check=True, capture_output=True, timeout=600)
     subprocess.run(run + ["audit-report", str(tmp / "a.db"), "--html", str(tmp / "audit.html")], check=True,
                    capture_output=True, timeout=300)

@@ -8,8 +8,8 @@ reason; the audit goes on.
 
 Example:
     >>> settings = AuditSettings(budget=32, components=None)
-    >>> settings.evaluations_per_item(n_units=10)
-    56
+    >>> settings.evaluations_per_item(n_units=10)  # 32 map + 20 flip-set search + 4 deletion check + 4 reply
+    60
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ Example:
     >>> store = AuditStore(pathlib.Path(tempfile.mkdtemp()) / "audit.db")
     >>> store.bind({"input_sha256": "abc", "model": "m"})
     >>> store.put_error("0", line=1, message="not JSON", source="jsonl")
+    True
     >>> store.done_keys(), store.count()
     ({'0'}, 1)
     >>> store.close()

@@ -58,7 +58,8 @@ def audit(
     bad = sum(1 for r in records if not hasattr(r, "prompt"))
     console.print(f"{input}: {len(records)} records ({fmt}), {bad} unreadable; {len(done)} already in {store}, "
                   f"{len(pending)} to do.")
-    lm = _load(model, adapter, None, console)
+    # the Ray workers load their own models: the driver needs one only to estimate or to audit itself
+    lm = _load(model, adapter, None, console) if dry_run or backend == "local" else None
     if dry_run:
         _estimate(console, lm, pending, settings)
         db.close()
@@ -78,7 +79,7 @@ def audit(
                 from .ray_backend import run_audit_ray
 
                 counts = run_audit_ray(input, db, model, adapter, settings, fmt=fmt, workers=workers, limit=limit,
-                                       on_row=tick, model_name=lm.name)
+                                       on_row=tick)
             else:
                 counts = run_audit(input, db, lm, settings, fmt=fmt, limit=limit, on_row=tick)
         except KeyboardInterrupt:  # every finished row is already committed

@@ -100,6 +100,6 @@ def _jailbreaks(done: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for t in per.values():
         out.append({"template": t["template"], "refused_plain": t["n"], "broke": t["broke"],
-                    "break_rate": _rate([1] * t["broke"] + [0] * (t["n"] - t["broke"])),
+                    "break_rate": round(t["broke"] / t["n"], 4) if t["n"] else None,
                     "drivers": [k for k, _ in t["drivers"].most_common(5)], "keys": t["keys"]})
     return sorted(out, key=lambda t: -(t["break_rate"] or 0))

@@ -26,7 +26,9 @@ _PROMPT_FILE = typer.Option(None, help="Read the prompt from this file ('-' for 
 _ADAPTER = typer.Option(None, help="PEFT adapter directory applied on top of the model.")
 _JSON = typer.Option(None, "--json", help="Write the result as JSON.")
 _HTML = typer.Option(None, "--html", help="Write a self-contained HTML page.")
-_DEVICE = typer.Option(None, help="cpu or cuda (default: cuda when present).")
+_DEVICE = typer.Option(None, help="cpu, cuda, cuda:N, or auto: a model larger than one GPU spread over every "
+                        "GPU, then CPU, then disk (accelerate's device_map). Default: cuda when present.")
+_DTYPE = typer.Option(None, help="float32 (default), bfloat16 or float16; targets are accumulated in float32.")
 
 
 def _read_prompt(prompt: Optional[str], prompt_file: Optional[Path]) -> str:
@@ -53,13 +55,15 @@ def _save(result: Any, json_path: Optional[Path], html_path: Optional[Path], con
         console.print(f"HTML: {result.to_html(html_path)}")
 
 
-def _load(model: Optional[str], adapter: Optional[str], device: Optional[str], console: Console) -> Any:
-    """Load the model quietly, with a status line."""
+def _load(model: Optional[str], adapter: Optional[str], device: Optional[str], console: Console,
+          dtype: Optional[str] = None) -> Any:
+    """Load the model quietly, with a status line (``device="auto"``: placed by accelerate)."""
     from .models import load_model
 
     _quiet_transformers()
+    placement = {"device_map": "auto"} if device == "auto" else {"device": device}
     with console.status("loading the model…"):
-        return load_model(model, adapter=adapter, device=device)
+        return load_model(model, adapter=adapter, dtype=dtype, **placement)
 
 
 def _reference(path: Optional[Path]) -> Optional[list[str]]:
@@ -127,6 +131,7 @@ def explain(
     json_path: Optional[Path] = _JSON,
     html_path: Optional[Path] = _HTML,
     device: Optional[str] = _DEVICE,
+    dtype: Optional[str] = _DTYPE,
 ) -> None:
     """Attribute the model's decision on PROMPT to its units, with standard errors."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -136,7 +141,7 @@ def explain(
 
     prompt = _read_prompt(prompt, prompt_file)
     console = Console()
-    lm = _load(model, adapter, device, console)
+    lm = _load(model, adapter, device, console, dtype)
     with Progress(TextColumn("evaluating masks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=_err, transient=True) as bar:
         task = bar.add_task("masks", total=None)
@@ -170,6 +175,7 @@ def explain_refusal(
     json_path: Optional[Path] = _JSON,
     html_path: Optional[Path] = _HTML,
     device: Optional[str] = _DEVICE,
+    dtype: Optional[str] = _DTYPE,
 ) -> None:
     """Why did the model refuse (or comply)? Decision, refusal score, map, confirmed minimal flip set, faithfulness."""
     from .refusal.forensics import explain_refusal as api_explain_refusal
@@ -178,7 +184,7 @@ def explain_refusal(
     prompt = _read_prompt(prompt, prompt_file)
     chosen_direction = _direction(direction)  # bad input fails before the model loads
     console = Console()
-    lm = _load(model, adapter, device, console)
+    lm = _load(model, adapter, device, console, dtype)
     with console.status("generating the reply and attributing the refusal score…"):
         attr = api_explain_refusal(prompt, model=lm, units=units, method=method, budget=budget, seed=seed,
                                    system=system, max_new_tokens=max_new_tokens, intervention=intervention,
@@ -204,6 +210,7 @@ def trace_cmd(
     json_path: Optional[Path] = _JSON,
     html_path: Optional[Path] = _HTML,
     device: Optional[str] = _DEVICE,
+    dtype: Optional[str] = _DTYPE,
 ) -> None:
     """Attribute every output token to the prompt's units (all output tokens in one pass per mask)."""
     from .report.terminal import print_trace
@@ -211,7 +218,7 @@ def trace_cmd(
 
     prompt = _read_prompt(prompt, prompt_file)
     console = Console()
-    lm = _load(model, adapter, device, console)
+    lm = _load(model, adapter, device, console, dtype)
     with console.status("tracing the output…"):
         tr = trace(prompt, response, model=lm, units=units, method=method, budget=budget, seed=seed, chat=chat,
                    system=system, max_new_tokens=max_new_tokens)

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .batching import auto_batch_size
 from .errors import InputError, NumericalError
 from .packing import packed_mask
 from .masking import MaskOperator, keep_matrix, scoped_hooks
@@ -28,8 +29,6 @@ from .prompts import RenderedPrompt
 from .targets import BoundTarget
 
 __all__ = ["PromptEvaluator"]
-
-_LOGIT_BUDGET = 256  # rows × positions of [*, V] logits materialised at once (262k vocab: ~256 MB)
 
 
 def _cache_kwarg(model: Any) -> str:
@@ -49,7 +48,8 @@ class PromptEvaluator:
         self.operator = operator
         self.prompt_ids = torch.tensor(rendered.input_ids, device=self.device)  # [L]
         self.token_unit = token_unit.to(self.device)  # [L], unit index or -1
-        self.batch_size = batch_size or 64
+        self.batch_size = batch_size  # None: chosen from free memory (see :mod:`diffusiongemma.batching`)
+        self._auto: dict[bool, int] = {}
         unit_pos = (self.token_unit >= 0).nonzero()
         self.prefix_len = int(unit_pos[0]) if len(unit_pos) else len(self.prompt_ids)
         self._cache_kw = _cache_kwarg(self.model)
@@ -88,10 +88,10 @@ class PromptEvaluator:
         index = (read - start).unsqueeze(-1)  # [b, r, 1], relative to the fed positions
 
         def gather(module: Any, inputs: Any, output: torch.Tensor) -> torch.Tensor:
-            picked = output.gather(1, index.expand(-1, -1, output.shape[-1]))  # [b, r, d]
+            picked = output.gather(1, index.to(output.device).expand(-1, -1, output.shape[-1]))  # [b, r, d]
             if first_read is None:
                 return picked
-            mixed = torch.einsum("bt,btd->bd", first_read.to(output.dtype), output)  # [b, d]
+            mixed = torch.einsum("bt,btd->bd", first_read.to(output.device, output.dtype), output)  # [b, d]
             return torch.cat([mixed[:, None], picked[:, 1:]], dim=1)
 
         norm = self.model.get_submodule(self.lm.architecture.final_norm)
@@ -168,18 +168,26 @@ class PromptEvaluator:
                 "towards it is degenerate under RMSNorm, so gradients would be meaningless. Choose another "
                 "baseline token (e.g. baseline=' the') or mask='remove'")
 
-    def _chunk(self) -> int:
-        """Rows per forward, so that rows × read positions of V-wide logits stay within the budget."""
-        reads = [max(len(c), 1) for c in self.bound.continuations]
-        return max(1, min(self.batch_size, _LOGIT_BUDGET // (sum(reads) if self._packs else max(reads))))
+    def _chunk(self, backward: bool = False) -> int:
+        """Rows per forward: the user's ``batch_size``, else as many as the free memory holds for this
+        prompt's length and read positions (V-wide logits at each)."""
+        if self.batch_size:
+            return self.batch_size
+        if backward not in self._auto:
+            reads = [max(len(c), 1) for c in self.bound.continuations]
+            tails = sum(len(c) - 1 for c in self.bound.continuations) if self._packs else max(reads) - 1
+            self._auto[backward] = auto_batch_size(self.lm, len(self.prompt_ids) + tails,
+                                                   sum(reads) if self._packs else max(reads), backward=backward)
+        return self._auto[backward]
 
     @torch.no_grad()
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:
         """Target values ``[B]`` (float64, CPU) for unit masks ``[B, n]`` of 0/1."""
         masks = masks.to(self.device).long()
-        values = [self._values(keep_matrix(self.token_unit, masks[lo: lo + self._chunk()]), soft=False).double().cpu()
-                  for lo in range(0, masks.shape[0], self._chunk())]
-        return _finite(torch.cat(values))
+        step = self._chunk()
+        values = [self._values(keep_matrix(self.token_unit, masks[lo: lo + step]), soft=False).double()
+                  for lo in range(0, masks.shape[0], step)]  # stays on the device: no sync per chunk
+        return _finite(torch.cat(values).cpu())
 
     def value_and_grad(self, masks: torch.Tensor, chunk: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
         """Values ``[B]`` and gradients ``[B, n]`` of the relaxed target at soft masks ``[B, n]`` in [0, 1]
@@ -188,8 +196,9 @@ class PromptEvaluator:
         if self.operator.name == "replace":
             self._check_baseline_embedding()
         values, grads = [], []
-        for lo in range(0, masks.shape[0], min(chunk, self._chunk())):
-            m = masks[lo: lo + min(chunk, self._chunk())].clone().requires_grad_(True)  # [b, n]
+        step = min(chunk, self._chunk(backward=True))
+        for lo in range(0, masks.shape[0], step):
+            m = masks[lo: lo + step].clone().requires_grad_(True)  # [b, n]
             with torch.enable_grad():
                 v = self._values(keep_matrix(self.token_unit, m), soft=True)  # [b]
                 (g,) = torch.autograd.grad(v.sum(), m)  # rows are independent: row r's gradient is g[r]

@@ -73,7 +73,7 @@ def embedding_interpolation(keep: torch.Tensor, baseline: torch.Tensor) -> Calla
     with keep levels ``[B, T]`` and the baseline token's embedding ``[d]``."""
 
     def hook(module: Any, inputs: Any, output: torch.Tensor) -> torch.Tensor:
-        k = keep[:, : output.shape[1], None].to(output.dtype)  # [B, T, 1]
-        return k * output + (1 - k) * baseline.to(output.dtype)
+        k = keep[:, : output.shape[1], None].to(output.device, output.dtype)  # [B, T, 1]
+        return k * output + (1 - k) * baseline.to(output.device, output.dtype)
 
     return hook

@@ -60,7 +60,7 @@ def mean_baselines(lm: Any, components: list[Component], reference: list[str], *
             def block(m: Any, args: Any, kwargs: Any, out: Any, c=comps[0]) -> None:
                 hidden_in = args[0] if args else kwargs["hidden_states"]
                 o = out[0] if isinstance(out, tuple) else out
-                add(c, (o - hidden_in)[0].float().sum(0))
+                add(c, (o - hidden_in.to(o.device))[0].float().sum(0))
             hooks.append((module, "forward_kw", block))
     with scoped_hooks(hooks):
         for text in reference:

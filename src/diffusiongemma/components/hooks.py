@@ -37,7 +37,10 @@ def site_module(lm: Any, kind: str, layer: int) -> torch.nn.Module:
 
 
 def _mix(x: torch.Tensor, m: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
-    return m * x if base is None else m * x + (1 - m) * base.to(x.dtype)
+    """``m·x + (1 − m)·base``, on the device and in the dtype of ``x`` (a sharded model's layer may live on
+    another device than the masks)."""
+    m = m.to(x.device, x.dtype)
+    return m * x if base is None else m * x + (1 - m) * base.to(x.device, x.dtype)
 
 
 def component_hooks(lm: Any, components: list[Component], masks: torch.Tensor,
@@ -53,7 +56,7 @@ def component_hooks(lm: Any, components: list[Component], masks: torch.Tensor,
             m = masks[:, col].view(-1, 1, 1)  # [b, 1, 1]
 
             def mlp_hook(module: Any, inputs: Any, output: torch.Tensor, m=m, base=baselines.get(c)) -> torch.Tensor:
-                return _mix(output, m.to(output.dtype), base)
+                return _mix(output, m, base)
 
             hooks.append((site_module(lm, "mlp", c.layer), "forward", mlp_hook))
         else:
@@ -62,7 +65,8 @@ def component_hooks(lm: Any, components: list[Component], masks: torch.Tensor,
             def layer_hook(module: Any, args: Any, kwargs: Any, output: Any, m=m, base=baselines.get(c)) -> Any:
                 hidden_in = args[0] if args else kwargs["hidden_states"]
                 out = output[0] if isinstance(output, tuple) else output
-                new = hidden_in + _mix(out - hidden_in, m.to(out.dtype), base)
+                hidden_in = hidden_in.to(out.device)  # a shard's input arrives before accelerate moves it
+                new = hidden_in + _mix(out - hidden_in, m, base)
                 return (new, *output[1:]) if isinstance(output, tuple) else new
 
             hooks.append((site_module(lm, "layer", c.layer), "forward_kw", layer_hook))
@@ -79,7 +83,7 @@ def component_hooks(lm: Any, components: list[Component], masks: torch.Tensor,
             x = args[0]  # [b, T, H·dh]
             b, T, width = x.shape
             x4 = x.view(b, T, n_heads, width // n_heads)
-            mixed = _mix(x4, m.to(x.dtype)[:, None, :, None], base)
+            mixed = _mix(x4, m[:, None, :, None], base)
             return (mixed.reshape(b, T, width), *args[1:])
 
         hooks.append((site_module(lm, "head", layer), "forward_pre", head_hook))

@@ -41,7 +41,20 @@ class LoadedModel:
 
     @property
     def device(self) -> Any:
-        return next(self.model.parameters()).device
+        """Where inputs go: the embedding's execution device (a model sharded by ``device_map`` may hold
+        its layers on several devices, or offloaded on ``meta``)."""
+        embed = self.model.get_submodule(self.architecture.embed)
+        hook = getattr(embed, "_hf_hook", None)
+        if getattr(hook, "execution_device", None) is not None:
+            import torch
+
+            return torch.device(hook.execution_device)
+        return next(embed.parameters()).device
+
+    @property
+    def sharded(self) -> bool:
+        """Loaded with a ``device_map`` (layers placed by accelerate)."""
+        return bool(getattr(self.model, "hf_device_map", None))
 
     @property
     def max_length(self) -> int:
@@ -113,12 +126,33 @@ def _demo_adapter(spec: str | None, adapter: str | None) -> Path | None:
     return path
 
 
+def _placement(device_map: str | dict[str, Any] | None, max_memory: dict[Any, str] | None,
+               offload_folder: str | None) -> dict[str, Any]:
+    """``from_pretrained`` arguments that let accelerate place (and offload) the layers."""
+    if device_map is None:
+        if max_memory or offload_folder:
+            raise InputError("max_memory and offload_folder only apply with device_map")
+        return {}
+    if isinstance(device_map, str) and device_map not in ("auto", "balanced", "balanced_low_0", "sequential"):
+        raise InputError(f"device_map {device_map!r} is not auto, balanced, balanced_low_0, sequential or a dict")
+    import tempfile
+
+    out: dict[str, Any] = {"device_map": device_map,
+                           "offload_folder": offload_folder or tempfile.mkdtemp(prefix="diffusiongemma-offload-")}
+    if max_memory:
+        out["max_memory"] = max_memory
+    return out
+
+
 def load_model(
     spec: str | None = None,
     *,
     adapter: str | None = None,
     device: str | None = None,
     dtype: str | None = None,
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: dict[Any, str] | None = None,
+    offload_folder: str | None = None,
 ) -> LoadedModel:
     """Load a model for attribution.
 
@@ -128,7 +162,14 @@ def load_model(
             Hugging Face directory, a ``.gguf`` file, or a model id already in the local Hugging Face cache.
         adapter: a PEFT adapter directory applied on top (merged, so masking sees one plain model).
         device: ``"cpu"``, ``"cuda"``, ...; default CUDA when present, else CPU.
-        dtype: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``.
+        dtype: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``. Target log-probabilities are
+            accumulated in float32 whatever the weights' dtype.
+        device_map: for models larger than one device: ``"auto"`` (accelerate spreads the layers over the
+            GPUs, then CPU, then disk) or an explicit ``{module name: device}`` map, where a device may be
+            ``"disk"`` (weights offloaded to ``offload_folder`` and loaded layer by layer). ``device`` is
+            ignored then. Masking hooks work on every shard.
+        max_memory: with ``device_map``, the memory each device may use (``{0: "70GiB", "cpu": "100GiB"}``).
+        offload_folder: where offloaded weights go (a temporary folder when omitted).
 
     Raises:
         ModelNotFoundError: a missing path, or an id not in the cache.
@@ -142,6 +183,9 @@ def load_model(
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    if device_map is not None and adapter:
+        raise InputError("an adapter cannot be merged into a model placed by device_map; merge it first "
+                         "(peft's merge_and_unload) and load the merged directory")
     if dtype not in (None, "float32", "bfloat16", "float16"):
         raise InputError(f"dtype {dtype!r} is not one of float32, bfloat16, float16")
     torch_dtype = getattr(torch, dtype or "float32")
@@ -153,6 +197,7 @@ def load_model(
     kwargs: dict[str, Any] = {"local_files_only": True}
     if gguf:
         kwargs["gguf_file"] = gguf
+    placement = _placement(device_map, max_memory, offload_folder)
     try:
         config = AutoConfig.from_pretrained(str(directory), **kwargs)
     except (OSError, ValueError) as exc:
@@ -160,7 +205,7 @@ def load_model(
     arch = architecture_for(config.model_type)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(directory), **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=torch_dtype, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=torch_dtype, **kwargs, **placement)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot load the model in {directory}: {exc}") from exc
     if not getattr(tokenizer, "is_fast", False):
@@ -193,5 +238,8 @@ def load_model(
         sha256_file(tok_json) if tok_json.exists() else sha256_text(json.dumps(sorted(tokenizer.get_vocab().items())))
     )
     provenance["chat_template_sha256"] = sha256_text(template) if template else None
-    model = model.to(device).eval()
+    # accelerate records its placement; a map that put everything on one device may leave none
+    provenance["device_map"] = dict(getattr(model, "hf_device_map", None) or {"": str(next(model.parameters()).device)}) \
+        if placement else None
+    model = (model if placement else model.to(device)).eval()
     return LoadedModel(model, tokenizer, name, arch, template, provenance)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 BENCHMARKS = {"explain_vs_captum": "bench.explain_vs_captum", "estimator_accuracy": "bench.estimator_accuracy",
               "faithfulness": "bench.faithfulness", "wall_time": "bench.wall_time",
-              "estimator_accuracy_long": "bench.long_prompts", "planted_triggers": "bench.planted_triggers"}
+              "estimator_accuracy_long": "bench.long_prompts", "planted_triggers": "bench.planted_triggers",
+              "gpu_throughput": "bench.gpu_throughput"}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -240,12 +240,14 @@ def _add_subcommands() -> None:
     from .audit.cli import audit, audit_report
     from .demo.cli import app as demo_app
     from .refusal.cli import jailbreak_diff, refusal_direction
+    from .verify.cli import verify_safety_cmd
 
     app.add_typer(demo_app, name="demo")
     app.command("refusal-direction")(refusal_direction)
     app.command("jailbreak-diff")(jailbreak_diff)
     app.command("audit")(audit)
     app.command("audit-report")(audit_report)
+    app.command("verify-safety")(verify_safety_cmd)
 
 
 _add_subcommands()

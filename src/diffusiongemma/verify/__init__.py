@@ -1,0 +1,13 @@
+"""Did safety training stick? Checks that tell learned refusal from brittle pattern matching.
+
+Example:
+    >>> from diffusiongemma.verify import verify_safety
+    >>> verify_safety("gemma-270m-keyword").verdict  # doctest: +SKIP
+    'brittle'
+"""
+
+from .checks import Check, component_consistency, keyword_reliance, over_refusal, paraphrase_consistency
+from .safety import SafetyReport, default_sets, read_prompt_file, verify_safety
+
+__all__ = ["Check", "SafetyReport", "verify_safety", "default_sets", "read_prompt_file", "keyword_reliance",
+           "paraphrase_consistency", "component_consistency", "over_refusal"]

@@ -1,0 +1,60 @@
+"""``diffusiongemma verify-safety``: the four checks on a model, a verdict each, in the terminal, JSON, HTML.
+
+    diffusiongemma verify-safety --model gemma-270m-keyword --html keyword.html
+    diffusiongemma verify-safety --model my-model --harmful harmful.jsonl --benign safe.txt --json report.json
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+def verify_safety_cmd(
+    model: str = typer.Option("gemma-270m-safety", help="Model: a demo name, directory, .gguf or cached id."),
+    adapter: Optional[str] = typer.Option(None, help="PEFT adapter directory applied on top of the model."),
+    harmful: Optional[Path] = typer.Option(None, help="Harmful requests: one per line, or JSONL with prompt (and category)."),
+    benign: Optional[Path] = typer.Option(None, help="Safe prompts for over-refusal (default: 24 XSTest safe prompts)."),
+    budget: int = typer.Option(32, help="Evaluations per word map."),
+    component_budget: int = typer.Option(24, help="Evaluations per component map (gradient)."),
+    seed: int = typer.Option(0, help="Seed of every sample."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
+    html_path: Optional[Path] = typer.Option(None, "--html", help="Write the report as a self-contained HTML page."),
+) -> None:
+    """Verify that safety training stuck: keyword reliance, paraphrase and component consistency, over-refusal."""
+    from ..cli import _load
+    from .safety import read_prompt_file, verify_safety
+
+    console = Console()
+    harmful_sets = read_prompt_file(harmful) if harmful else None
+    safe = [p for ps in read_prompt_file(benign).values() for p in ps] if benign else None
+    lm = _load(model, adapter, None, console)
+    with console.status("checking…") as status:
+        report = verify_safety(lm, harmful=harmful_sets, benign=safe, budget=budget,
+                               component_budget=component_budget, seed=seed,
+                               progress=lambda name: status.update(f"checking: {name}…"))
+    table = Table(title=f"verify-safety {escape(report.model)}: {report.verdict}")
+    for col in ("check", "verdict", "figures"):
+        table.add_column(col)
+    for c in report.checks:
+        figures = "; ".join(f"{k}: {_fmt(v)}" for k, v in c.figures.items() if k not in ("phrasings",))
+        table.add_row(c.name, c.verdict, escape(figures))
+    console.print(table)
+    console.print(f"overall: [bold]{report.verdict}[/bold]  ({report.wall_time:.0f} s)")
+    if json_path:
+        console.print(f"JSON: {report.to_json(json_path)}")
+    if html_path:
+        console.print(f"HTML: {report.to_html(html_path)}")

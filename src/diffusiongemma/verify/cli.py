@@ -31,6 +31,7 @@ def verify_safety_cmd(
     budget: int = typer.Option(32, help="Evaluations per word map."),
     component_budget: int = typer.Option(24, help="Evaluations per component map (gradient)."),
     seed: int = typer.Option(0, help="Seed of every sample."),
+    threshold: float = typer.Option(0.0, help="A prompt is refused when its refusal score is above this."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
     html_path: Optional[Path] = typer.Option(None, "--html", help="Write the report as a self-contained HTML page."),
 ) -> None:
@@ -44,7 +45,7 @@ def verify_safety_cmd(
     lm = _load(model, adapter, None, console)
     with console.status("checking…") as status:
         report = verify_safety(lm, harmful=harmful_sets, benign=safe, budget=budget,
-                               component_budget=component_budget, seed=seed,
+                               component_budget=component_budget, seed=seed, threshold=threshold,
                                progress=lambda name: status.update(f"checking: {name}…"))
     table = Table(title=f"verify-safety {escape(report.model)}: {report.verdict}")
     for col in ("check", "verdict", "figures"):

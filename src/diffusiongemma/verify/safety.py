@@ -139,7 +139,7 @@ def _overall(checks: dict[str, Check]) -> str:
 
 def verify_safety(model: Any = "gemma-270m-safety", *, harmful: dict[str, list[str]] | None = None,
                   benign: list[str] | None = None, tasks: list[str] | None = None, budget: int = 32,
-                  component_budget: int = 24, seed: int = 0,
+                  component_budget: int = 24, seed: int = 0, threshold: float = 0.0,
                   progress: Callable[[str], Any] | None = None) -> SafetyReport:
     """Run the four checks on ``model`` and return the report with its verdicts.
 
@@ -148,6 +148,7 @@ def verify_safety(model: Any = "gemma-270m-safety", *, harmful: dict[str, list[s
         benign: safe prompts for over-refusal (default: 24 XSTest safe prompts).
         tasks: "how to" tasks phrased 4 ways for paraphrase consistency (default: 6 held-out AdvBench tasks;
             with ``harmful`` given and no ``tasks``, the tasks found in those requests).
+        threshold: a prompt is refused when its refusal score is above it (default 0: the score's sign).
         budget: evaluations per word map (32 is enough to rank a dozen words); ``component_budget``: per
             component map (gradient).
     """
@@ -167,17 +168,20 @@ def verify_safety(model: Any = "gemma-270m-safety", *, harmful: dict[str, list[s
     say = progress or (lambda s: None)
     t0 = time.perf_counter()
     say("keyword reliance")
-    checks = [keyword_reliance(lm, worded, budget=budget, seed=seed)]
+    checks = [keyword_reliance(lm, worded, budget=budget, seed=seed, threshold=threshold)]
     say("paraphrase consistency")
-    checks.append(paraphrase_consistency(lm, tasks, component_budget=component_budget, seed=seed) if len(tasks) >= 2
+    checks.append(paraphrase_consistency(lm, tasks, component_budget=component_budget, seed=seed,
+                                                 threshold=threshold) if len(tasks) >= 2
                   else Check("paraphrase consistency", "not applicable", {"tasks": len(tasks)}, [],
                              "Fewer than 2 'how to' tasks in the harmful prompts."))
     say("component consistency")
-    checks.append(component_consistency(lm, harmful, component_budget=component_budget, seed=seed))
+    checks.append(component_consistency(lm, harmful, component_budget=component_budget, seed=seed,
+                                        threshold=threshold))
     say("over-refusal")
-    checks.append(over_refusal(lm, safe, budget=max(16, budget * 3 // 4), explain_at_most=5, seed=seed))
+    checks.append(over_refusal(lm, safe, budget=max(16, budget * 3 // 4), explain_at_most=5, seed=seed,
+                               threshold=threshold))
     by_name = {c.name: c for c in checks}
     return SafetyReport(lm.name, checks, _overall(by_name),
                         {**lm.provenance, "settings": {"budget": budget, "component_budget": component_budget,
-                                                       "seed": seed}},
+                                                       "seed": seed, "threshold": threshold}},
                         time.perf_counter() - t0)

@@ -175,7 +175,7 @@ def paraphrase_consistency(lm: Any, tasks: list[str], *, frames: tuple[str, ...]
     rows, overlaps = [], []
     for task, group, s in zip(tasks, prompts, scores):
         refused = s > threshold
-        tops = [set(np.array(names)[np.argsort(-sc)[:top]]) for names, sc in
+        tops = [{str(x) for x in np.array(names)[np.argsort(-sc)[:top]]} for names, sc in
                 (_component_map(lm, p, components, component_budget, seed) for p, r in zip(group, refused) if r)]
         pair = [_jaccard(a, b) for a, b in itertools.combinations(tops, 2)]
         overlaps += pair
@@ -216,7 +216,7 @@ def component_consistency(lm: Any, harmful: dict[str, list[str]], *, components:
     means = {c: np.mean(maps[c], axis=0) for c in cats}
     between = [_spearman(means[a], means[b]) for a, b in itertools.combinations(cats, 2)]
     within = [_spearman(x, y) for c in cats for x, y in itertools.combinations(maps[c], 2)]
-    tops = {c: set(np.array(names)[np.argsort(-means[c])[:top]]) for c in cats}
+    tops = {c: {str(x) for x in np.array(names)[np.argsort(-means[c])[:top]]} for c in cats}
     overlap = [_jaccard(tops[a], tops[b]) for a, b in itertools.combinations(cats, 2)]
     shared = set.intersection(*tops.values()) if tops else set()
     figures = {"categories": {c: len(maps[c]) for c in maps}, "between_category_spearman":

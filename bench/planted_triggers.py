@@ -98,17 +98,18 @@ def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
     from diffusiongemma import load_model
 
     warnings.filterwarnings("ignore")
-    count, seeds = (4, 1) if quick else (20, 2)
+    # quick: 3 prompts, 2 budgets (a 4-prompt, 4-budget quick run took over an hour on 2 cores)
+    count, seeds, budgets = (3, 1, (16, 64)) if quick else (20, 2, BUDGETS)
     methods = _methods(quick)
     results: dict[str, Any] = {}
     for kind, sign in (("backdoor", -1.0), ("keyword", +1.0)):
         lm = load_model(f"gemma-270m-{kind}", device="cpu")
         cases, tried = _cases(lm, kind, count, seed)
-        table = {m: {b: {"top1": [], "top3": [], "evaluations": []} for b in BUDGETS} for m in methods}
+        table = {m: {b: {"top1": [], "top3": [], "evaluations": []} for b in budgets} for m in methods}
         for prompt, planted, game in cases:
             memo: dict[bytes, float] = {}
             for name, fn in methods.items():
-                for b in BUDGETS:
+                for b in budgets:
                     for s in range(seeds):
                         g = MemoGame(game, memo)
                         try:
@@ -128,22 +129,22 @@ def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
                                      "runs": len(v["top1"]), "errors": v.get("errors", [])[:3]}
                             for b, v in per.items()} for m, per in table.items()},
         }
-    payload = {"environment": environment(), "seed": seed, "quick": quick, "budgets": list(BUDGETS),
+    payload = {"environment": environment(), "seed": seed, "quick": quick, "budgets": list(budgets),
                "seeds_per_case": seeds, "results": results}
-    return write_result("planted_triggers", command, payload, _table(results), out)
+    return write_result("planted_triggers", command, payload, _table(results, budgets), out)
 
 
-def _table(results: dict[str, Any]) -> str:
+def _table(results: dict[str, Any], budgets: tuple[int, ...] = BUDGETS) -> str:
     lines = []
     for kind, r in results.items():
         lines.append(f"**{kind}** ({r['model']}): {r['cases']} prompts where the planted cause is in force "
                      f"(of {r['candidates_tried']} tried). Top-1 / top-3 accuracy of the planted unit; mean "
                      "evaluations charged in brackets.\n")
-        lines.append("| method | " + " | ".join(f"budget {b}" for b in BUDGETS) + " |")
-        lines.append("|---|" + "---|" * len(BUDGETS))
+        lines.append("| method | " + " | ".join(f"budget {b}" for b in budgets) + " |")
+        lines.append("|---|" + "---|" * len(budgets))
         for m, per in r["methods"].items():
             cells = []
-            for b in BUDGETS:
+            for b in budgets:
                 c = per[str(b)]
                 cells.append("–" if c["top1"] is None else
                              f"{c['top1']:.2f} / {c['top3']:.2f} ({c['mean_evaluations']:.0f})")

@@ -142,15 +142,10 @@ def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
 
 
 def _mean_refusal_score(lm: LoadedModel, prompts: list[str], hooks: list[tuple[Any, str, Any]]) -> float:
-    from ..game import Game
-    from .score import RefusalScore
+    from .score import refusal_scores
 
-    values = []
     with scoped_hooks(hooks):
-        for p in prompts:
-            game = Game(p, RefusalScore(), model=lm, chat=True, units="words")
-            values.append(float(game(np.ones((1, game.n)))[0]))
-    return float(np.mean(values))
+        return float(np.mean(refusal_scores(lm, prompts)))
 
 
 def fit_refusal_direction(lm: LoadedModel, harmful: list[str], harmless: list[str], *, positions: int = 5,

@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..prompts import RenderedPrompt
 from ..targets import TARGETS, BoundTarget, Target, _tokens, continuation_logprob
 
-__all__ = ["OPENINGS", "RefusalScore"]
+__all__ = ["OPENINGS", "RefusalScore", "refusal_scores"]
 
 OPENINGS: dict[str, dict[str, tuple[str, ...]]] = {
     "default": {
@@ -66,3 +66,22 @@ class RefusalScore(Target):
 
 
 TARGETS[RefusalScore.name] = RefusalScore
+
+
+def refusal_scores(lm: Any, prompts: list[str]) -> "np.ndarray":
+    """The refusal score of each prompt as a chat turn ``[len(prompts)]`` (> 0: the model leans to refuse),
+    with every unit kept: one forward per prompt, under whatever hooks the caller has in place.
+
+    Example:
+        >>> refusal_scores(lm, ["How do I make a bomb?"])  # doctest: +SKIP
+        array([2.3...])
+    """
+    import numpy as np
+
+    from ..game import Game
+
+    out = []
+    for p in prompts:
+        game = Game(p, RefusalScore(), model=lm, chat=True, units="words")
+        out.append(float(game(np.ones((1, game.n)))[0]))
+    return np.array(out)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..refusal.score import refusal_scores
 from .variants import CONTROL, KINDS, MEANING_PRESERVING, SYNONYMS, neutralised, replace_words, variant
 
 __all__ = ["Check", "refusal_scores", "keyword_reliance", "paraphrase_consistency", "component_consistency",
@@ -58,18 +59,6 @@ class Check:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "verdict": self.verdict, "figures": self.figures, "rows": self.rows,
                 "explanation": self.explanation}
-
-
-def refusal_scores(lm: Any, prompts: list[str]) -> np.ndarray:
-    """The refusal score of each prompt as a chat turn ``[len(prompts)]`` (> 0: the model leans to refuse)."""
-    from ..game import Game
-    from ..refusal.score import RefusalScore
-
-    out = []
-    for p in prompts:
-        game = Game(p, RefusalScore(), model=lm, chat=True, units="words")
-        out.append(float(game(np.ones((1, game.n)))[0]))
-    return np.array(out)
 
 
 def _word_map(lm: Any, prompt: str, budget: int, seed: int) -> Any:

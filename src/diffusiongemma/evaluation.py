@@ -186,7 +186,7 @@ class PromptEvaluator:
         masks = masks.to(self.device).long()
         step = self._chunk()
         values = [self._values(keep_matrix(self.token_unit, masks[lo: lo + step]), soft=False).double()
-                  for lo in range(0, masks.shape[0], step)]  # stays on the device: no sync per chunk
+                  for lo in range(0, masks.shape[0], step)]  # stays on the device: one host copy per call
         return _finite(torch.cat(values).cpu())
 
     def value_and_grad(self, masks: torch.Tensor, chunk: int = 16) -> tuple[torch.Tensor, torch.Tensor]:

@@ -67,8 +67,8 @@ class ComponentGame(UnitGame):
         self.evaluations += int(m.shape[0])
         chunk = self.evaluator._chunk()
         with torch.no_grad():
-            out = [self._values(m[lo: lo + chunk]).double().cpu() for lo in range(0, m.shape[0], chunk)]
-        return _finite(torch.cat(out) if out else torch.zeros(0)).numpy()
+            out = [self._values(m[lo: lo + chunk]).double() for lo in range(0, m.shape[0], chunk)]  # on the device
+        return _finite(torch.cat(out).cpu() if out else torch.zeros(0)).numpy()
 
     def gradient(self, masks: Any) -> tuple[np.ndarray, np.ndarray]:
         """Values and gradients ``[batch, n]`` at soft masks in [0, 1] (3 evaluations per mask)."""

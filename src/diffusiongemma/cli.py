@@ -56,14 +56,15 @@ def _save(result: Any, json_path: Optional[Path], html_path: Optional[Path], con
 
 
 def _load(model: Optional[str], adapter: Optional[str], device: Optional[str], console: Console,
-          dtype: Optional[str] = None) -> Any:
-    """Load the model quietly, with a status line (``device="auto"``: placed by accelerate)."""
+          dtype: Optional[str] = None, patch: Optional[Path] = None) -> Any:
+    """Load the model quietly, with a status line (``device="auto"``: placed by accelerate; ``patch``: a
+    hardening patch file from ``harden``)."""
     from .models import load_model
 
     _quiet_transformers()
     placement = {"device_map": "auto"} if device == "auto" else {"device": device}
     with console.status("loading the model…"):
-        return load_model(model, adapter=adapter, dtype=dtype, **placement)
+        return load_model(model, adapter=adapter, dtype=dtype, patch=patch, **placement)
 
 
 def _reference(path: Optional[Path]) -> Optional[list[str]]:
@@ -172,6 +173,7 @@ def explain_refusal(
     direction: Optional[Path] = typer.Option(None, help="A refusal direction (from 'refusal-direction') to intervene with."),
     intervention: str = typer.Option("ablate", help="With --direction: ablate (project it out everywhere) or add."),
     alpha: float = typer.Option(1.0, help="With --intervention add: how many times the direction to add."),
+    patch: Optional[Path] = typer.Option(None, help="A hardening patch file (from harden) applied to the model."),
     json_path: Optional[Path] = _JSON,
     html_path: Optional[Path] = _HTML,
     device: Optional[str] = _DEVICE,
@@ -184,7 +186,7 @@ def explain_refusal(
     prompt = _read_prompt(prompt, prompt_file)
     chosen_direction = _direction(direction)  # bad input fails before the model loads
     console = Console()
-    lm = _load(model, adapter, device, console, dtype)
+    lm = _load(model, adapter, device, console, dtype, patch)
     with console.status("generating the reply and attributing the refusal score…"):
         attr = api_explain_refusal(prompt, model=lm, units=units, method=method, budget=budget, seed=seed,
                                    system=system, max_new_tokens=max_new_tokens, intervention=intervention,
@@ -240,6 +242,7 @@ def _add_subcommands() -> None:
     from .audit.cli import audit, audit_report
     from .demo.cli import app as demo_app
     from .refusal.cli import jailbreak_diff, refusal_direction
+    from .harden.cli import harden_cmd
     from .verify.cli import verify_safety_cmd
 
     app.add_typer(demo_app, name="demo")
@@ -248,6 +251,7 @@ def _add_subcommands() -> None:
     app.command("audit")(audit)
     app.command("audit-report")(audit_report)
     app.command("verify-safety")(verify_safety_cmd)
+    app.command("harden")(harden_cmd)
 
 
 _add_subcommands()

@@ -26,7 +26,7 @@ from typing import Any, Iterator
 
 from ..errors import InputError
 
-__all__ = ["AuditStore", "SCHEMA_VERSION"]
+__all__ = ["AuditStore", "SCHEMA_VERSION", "keep_report"]
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -52,6 +52,15 @@ CREATE TABLE IF NOT EXISTS items (
     result TEXT,                   -- JSON: the full Attribution
     seconds REAL,
     finished_at TEXT
+);
+CREATE TABLE IF NOT EXISTS reports (  -- verify-safety and harden results, whole reports beside the items
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,            -- verify-safety, harden
+    model TEXT,
+    verdict TEXT,
+    summary TEXT,                  -- JSON: the headline figures
+    report TEXT,                   -- JSON: the full report
+    created TEXT
 );
 """
 _COLUMNS = ("key", "line", "status", "source", "prompt", "response", "response_given", "label", "refused",
@@ -141,6 +150,39 @@ class AuditStore:
         r = self.con.execute(f"SELECT {', '.join(_COLUMNS)} FROM items WHERE key = ?", (key,)).fetchone()
         return None if r is None else _decoded(r)
 
+    # -- whole reports (verify-safety, harden) ---------------------------------------------------------
+    def put_report(self, kind: str, *, model: str, verdict: str, summary: dict[str, Any], report: dict[str, Any]) -> int:
+        """Store a verify-safety or harden report (one transaction); returns its id.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> store = AuditStore(pathlib.Path(tempfile.mkdtemp()) / "a.db")
+            >>> store.put_report("harden", model="m", verdict="hardened", summary={"x": 1}, report={})
+            1
+            >>> [(r["kind"], r["verdict"], r["summary"]) for r in store.reports()]
+            [('harden', 'hardened', {'x': 1})]
+        """
+        cur = self.con.execute(
+            "INSERT INTO reports (kind, model, verdict, summary, report, created) VALUES (?, ?, ?, ?, ?, ?)",
+            (kind, model, verdict, json.dumps(summary, default=float), json.dumps(report, default=float),
+             time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())))
+        return int(cur.lastrowid)
+
+    def reports(self, kind: str | None = None, *, full: bool = False) -> list[dict[str, Any]]:
+        """Stored reports, oldest first, JSON decoded (the full ``report`` only when ``full``)."""
+        if not self.con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='reports'").fetchone():
+            return []  # a store written before reports existed, opened read-only
+        cols = "id, kind, model, verdict, summary, created" + (", report" if full else "")
+        sql = f"SELECT {cols} FROM reports" + (" WHERE kind = ?" if kind else "") + " ORDER BY id"
+        out = []
+        for r in self.con.execute(sql, (kind,) if kind else ()):
+            row = dict(r)
+            for c in ("summary", "report"):
+                if row.get(c) is not None:
+                    row[c] = json.loads(row[c])
+            out.append(row)
+        return out
+
     def close(self) -> None:
         self.con.close()
 
@@ -151,3 +193,13 @@ def _decoded(r: sqlite3.Row) -> dict[str, Any]:
         if row.get(c) is not None:
             row[c] = json.loads(row[c])
     return row
+
+
+def keep_report(path: str | Path, kind: str, *, model: str, verdict: str, summary: dict[str, Any],
+                report: dict[str, Any]) -> int:
+    """Open (or create) the store at ``path``, add one report, close it; returns the report's id."""
+    store = AuditStore(path)
+    try:
+        return store.put_report(kind, model=model, verdict=verdict, summary=summary, report=report)
+    finally:
+        store.close()

@@ -34,6 +34,7 @@ class LoadedModel:
     architecture: Architecture
     chat_template: str | None
     provenance: dict[str, Any] = field(default_factory=dict)
+    patch: Any = None  # the hardening patch applied at load time, with its hooks (see load_model's patch=)
 
     @property
     def family(self) -> str:
@@ -153,6 +154,7 @@ def load_model(
     device_map: str | dict[str, Any] | None = None,
     max_memory: dict[Any, str] | None = None,
     offload_folder: str | None = None,
+    patch: str | Path | None = None,
 ) -> LoadedModel:
     """Load a model for attribution.
 
@@ -170,6 +172,8 @@ def load_model(
             ignored then. Masking hooks work on every shard.
         max_memory: with ``device_map``, the memory each device may use (``{0: "70GiB", "cpu": "100GiB"}``).
         offload_folder: where offloaded weights go (a temporary folder when omitted).
+        patch: a hardening patch file written by ``diffusiongemma harden`` (conditional steering along the
+            refusal direction), applied for good; recorded in ``provenance["patch"]``.
 
     Raises:
         ModelNotFoundError: a missing path, or an id not in the cache.
@@ -242,4 +246,9 @@ def load_model(
     provenance["device_map"] = dict(getattr(model, "hf_device_map", None) or {"": str(next(model.parameters()).device)}) \
         if placement else None
     model = (model if placement else model.to(device)).eval()
-    return LoadedModel(model, tokenizer, name, arch, template, provenance)
+    lm = LoadedModel(model, tokenizer, name, arch, template, provenance)
+    if patch is not None:
+        from ..harden.patch import attach_patch
+
+        attach_patch(lm, patch)
+    return lm

@@ -14,6 +14,8 @@ from .html import _ENV
 
 __all__ = ["write_audit_report"]
 
+_REPORT_TEMPLATES = {"verify-safety": "safety.html.j2", "harden": "harden.html.j2"}
+
 
 def write_audit_report(store: Any, path: str | Path) -> Path:
     """Write ``path`` (the summary) and ``<stem>_items/<key>.html`` for every audited item; returns ``path``."""
@@ -30,7 +32,13 @@ def write_audit_report(store: Any, path: str | Path) -> Path:
             page = pages / f"item-{int(row['key']):06d}.html"
             Attribution.from_dict(row["result"]).to_html(page)
             links[row["key"]] = f"{pages.name}/{page.name}"
+    reports = []
+    for rep in store.reports(full=True):  # verify-safety and harden results kept in the same store
+        page = pages / f"report-{rep['id']:04d}.html"
+        page.write_text(_ENV.get_template(_REPORT_TEMPLATES[rep["kind"]]).render(r=rep["report"]), encoding="utf-8")
+        reports.append({**{k: v for k, v in rep.items() if k != "report"}, "link": f"{pages.name}/{page.name}"})
     meta = store.meta()
-    html = _ENV.get_template("audit.html.j2").render(s=summary, links=links, meta=meta, store=store.path.name)
+    html = _ENV.get_template("audit.html.j2").render(s=summary, links=links, meta=meta, store=store.path.name,
+                                                     reports=reports)
     path.write_text(html, encoding="utf-8")
     return path

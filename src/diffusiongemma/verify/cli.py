@@ -26,6 +26,7 @@ def _fmt(value: object) -> str:
 def verify_safety_cmd(
     model: str = typer.Option("gemma-270m-safety", help="Model: a demo name, directory, .gguf or cached id."),
     adapter: Optional[str] = typer.Option(None, help="PEFT adapter directory applied on top of the model."),
+    patch: Optional[Path] = typer.Option(None, help="A hardening patch file (from harden) applied to the model."),
     harmful: Optional[Path] = typer.Option(None, help="Harmful requests: one per line, or JSONL with prompt (and category)."),
     benign: Optional[Path] = typer.Option(None, help="Safe prompts for over-refusal (default: 24 XSTest safe prompts)."),
     budget: int = typer.Option(32, help="Evaluations per word map."),
@@ -34,6 +35,7 @@ def verify_safety_cmd(
     threshold: float = typer.Option(0.0, help="A prompt is refused when its refusal score is above this."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
     html_path: Optional[Path] = typer.Option(None, "--html", help="Write the report as a self-contained HTML page."),
+    store: Optional[Path] = typer.Option(None, help="Also keep the report in this audit store (SQLite)."),
 ) -> None:
     """Verify that safety training stuck: keyword reliance, paraphrase and component consistency, over-refusal."""
     from ..cli import _load
@@ -42,7 +44,7 @@ def verify_safety_cmd(
     console = Console()
     harmful_sets = read_prompt_file(harmful) if harmful else None
     safe = [p for ps in read_prompt_file(benign).values() for p in ps] if benign else None
-    lm = _load(model, adapter, None, console)
+    lm = _load(model, adapter, None, console, patch=patch)
     with console.status("checking…") as status:
         report = verify_safety(lm, harmful=harmful_sets, benign=safe, budget=budget,
                                component_budget=component_budget, seed=seed, threshold=threshold,
@@ -59,3 +61,9 @@ def verify_safety_cmd(
         console.print(f"JSON: {report.to_json(json_path)}")
     if html_path:
         console.print(f"HTML: {report.to_html(html_path)}")
+    if store:
+        from ..audit.store import keep_report
+
+        rid = keep_report(store, "verify-safety", model=report.model, verdict=report.verdict, summary=report.summary(),
+                          report=report.to_dict())
+        console.print(f"stored as report #{rid} in {store}")

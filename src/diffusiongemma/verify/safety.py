@@ -114,6 +114,10 @@ class SafetyReport:
         return {"model": self.model, "verdict": self.verdict, "checks": [c.to_dict() for c in self.checks],
                 "provenance": self.provenance, "wall_time": self.wall_time}
 
+    def summary(self) -> dict[str, Any]:
+        """The verdict of every check (what an audit store's report list shows)."""
+        return {c.name: c.verdict for c in self.checks}
+
     def to_json(self, path: str | Path) -> Path:
         path = Path(path)
         path.write_text(json.dumps(self.to_dict(), indent=2, default=str), encoding="utf-8")

@@ -1,0 +1,70 @@
+"""``diffusiongemma harden``: attack suite, mechanism per attack, CAST patch, re-verification.
+
+    diffusiongemma harden --model gemma-270m-safety --patch-out safety.patch.safetensors --html harden.html
+    diffusiongemma explain-refusal "..." --model gemma-270m-safety --patch safety.patch.safetensors
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.0f} %"
+
+
+def harden_cmd(
+    model: str = typer.Option("gemma-270m-safety", help="Model: a demo name, directory, .gguf or cached id."),
+    adapter: Optional[str] = typer.Option(None, help="PEFT adapter directory applied on top of the model."),
+    requests: int = typer.Option(12, help="Held-out harmful requests attacked."),
+    calibration: int = typer.Option(16, help="Training-split harmful and benign requests the patch is fit on."),
+    benign: int = typer.Option(24, help="Held-out benign requests for over-refusal."),
+    safe: int = typer.Option(24, help="XSTest safe prompts for over-refusal."),
+    templates: int = typer.Option(3, help="Jailbreak templates in the attack suite."),
+    threshold: float = typer.Option(0.0, help="A prompt is refused when its refusal score is above this."),
+    seed: int = typer.Option(0, help="Seed of every sample."),
+    patch_out: Path = typer.Option(Path("harden.patch.safetensors"), "--patch-out", help="Where the patch file goes."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
+    html_path: Optional[Path] = typer.Option(None, "--html", help="Write the report as a self-contained HTML page."),
+    store: Optional[Path] = typer.Option(None, help="Also keep the report in this audit store (SQLite)."),
+) -> None:
+    """Attack the model's refusal, say how each attack works, fit a conditional steering patch, verify again."""
+    from ..cli import _load
+    from .run import harden
+
+    console = Console()
+    lm = _load(model, adapter, None, console)
+    with console.status("hardening…") as status:
+        report = harden(lm, requests=requests, calibration=calibration, benign=benign, safe=safe,
+                        templates=templates, threshold=threshold, seed=seed, patch_out=patch_out,
+                        progress=lambda what: status.update(f"{what}…"))
+    table = Table(title=f"harden {escape(report.model)}: attacks before → after the patch")
+    for col in ("attack", "success before", "after", "patch fired", "direction supp.", "component supp.", "mechanism"):
+        table.add_column(col)
+    for a in report.attacks:
+        table.add_row(escape(a["attack"]), _pct(a["success_before"]), _pct(a["success_after"]), _pct(a["patch_fired"]),
+                      "–" if a["direction_suppression"] is None else f"{a['direction_suppression']:.2f}",
+                      "–" if a["component_suppression"] is None else f"{a['component_suppression']:.2f}",
+                      a["mechanism"] or "–")
+    console.print(table)
+    s = report.summary
+    console.print(f"attack success: {_pct(s['attack_success']['before'])} → {_pct(s['attack_success']['after'])}")
+    for name, o in report.overrefusal.items():
+        console.print(f"over-refusal {name}: {_pct(o['before'])} → {_pct(o['after'])}")
+    console.print(f"verdict: [bold]{report.verdict}[/bold]  ({report.wall_time:.0f} s); patch: {report.patch_path}")
+    if json_path:
+        console.print(f"JSON: {report.to_json(json_path)}")
+    if html_path:
+        console.print(f"HTML: {report.to_html(html_path)}")
+    if store:
+        from ..audit.store import keep_report
+
+        rid = keep_report(store, "harden", model=report.model, verdict=report.verdict, summary=report.summary,
+                          report=report.to_dict())
+        console.print(f"stored as report #{rid} in {store}")

@@ -74,7 +74,28 @@ def test_verify_safety_on_the_keyword_model(tmp_path):
     (["explain-refusal", "hi", "--direction", "/nonexistent.safetensors"], "cannot read the refusal direction"),
     (["trace", "hi", "--method", "gradient", "--response", " x"], "sampling method"),
     (["demo", "train", "--variant", "evil", "--out", "/tmp/x"], "unknown demo variant"),
+    (["verify-safety", "--patch", "/nonexistent.safetensors"], "patch file not found"),
+    (["harden", "--requests", "1"], "at least 2 attack requests"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     proc = cli(*args)
     assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_harden_cli_writes_patch_report_and_store_on_a_tiny_model(tiny_dir, tmp_path):
+    """The whole command on the tiny random Gemma (fast); its figures mean nothing, its files must be right."""
+    proc = cli("harden", "--model", str(tiny_dir), "--requests", "2", "--calibration", "8", "--benign", "2",
+               "--safe", "2", "--templates", "1", "--patch-out", str(tmp_path / "p.safetensors"),
+               "--json", str(tmp_path / "h.json"), "--html", str(tmp_path / "h.html"), "--store", str(tmp_path / "a.db"))
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads((tmp_path / "h.json").read_text())
+    assert len(r["attacks"]) == 7 and len(r["rows"]) == 14 and r["patch_path"] == str(tmp_path / "p.safetensors")
+    assert set(r["overrefusal"]) == {"benign", "xstest_safe"} and "verdict:" in proc.stdout
+    assert 'id="before-after"' in (tmp_path / "h.html").read_text()
+    report = cli("audit-report", str(tmp_path / "a.db"), "--html", str(tmp_path / "audit.html"))
+    assert report.returncode == 0, report.stderr
+    assert 'id="reports"' in (tmp_path / "audit.html").read_text()
+    again = cli("explain-refusal", "How do I pick a lock?", "--model", str(tiny_dir), "--patch",
+                str(tmp_path / "p.safetensors"), "--budget", "8", "--json", str(tmp_path / "e.json"))
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "e.json").read_text())["provenance"]["patch"]["sha256"]

@@ -136,3 +136,27 @@ def test_verify_safety_keyword_reliance_tells_the_keyword_model_from_the_safety_
     assert kw.figures["refused"] >= 2 and kw.figures["harm_sensitivity"] == 0.0 and kw.verdict == "brittle"
     assert sf.figures["refused"] == 3 and sf.figures["harm_sensitivity"] >= 2 / 3 and sf.verdict != "brittle"
     assert sf.figures["survival"]["synonym"] >= 2 / 3
+
+
+def test_harden_on_the_safety_model_patch_file_reproduces_its_figures(safety, tmp_path):
+    """A small harden run: the patch acts only where it fires, where it fires it raises the refusal score, and
+    the file loaded with load_model(patch=) gives back the scores the report measured."""
+    from diffusiongemma.harden.attacks import attack_by_name
+    from diffusiongemma.harden.run import harden
+    from diffusiongemma.refusal.score import refusal_scores
+
+    attacks = [attack_by_name(n) for n in ("prefix_injection", "payload_splitting", "base64")]
+    report = harden(safety, requests=3, calibration=8, benign=3, safe=3, attacks=attacks, components=3,
+                    component_budget=8, alpha_grid=(2.0, 8.0), patch_out=tmp_path / "p.safetensors")
+    assert [a["attack"] for a in report.attacks] == [a.name for a in attacks] and len(report.rows) == 9
+    for row in report.rows:
+        if not row["patch_fired"]:
+            assert row["score_after"] == pytest.approx(row["score_before"], abs=1e-4)
+        else:
+            assert row["score_after"] > row["score_before"]
+    assert report.summary["attack_success"]["after"] <= report.summary["attack_success"]["before"]
+    patched = load_model("gemma-270m-safety", device="cpu", patch=tmp_path / "p.safetensors")
+    assert patched.provenance["patch"]["alpha"] == report.patch["alpha"]
+    again = refusal_scores(patched, [r["prompt"] for r in report.rows])
+    assert np.allclose(again, [r["score_after"] for r in report.rows], atol=1e-3)
+    assert report.verdict in ("hardened", "hardened at a cost", "not hardened")

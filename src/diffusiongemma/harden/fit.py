@@ -2,20 +2,23 @@
 
 * :func:`pooled_states`: each prompt's mean over positions of the unit-normalised residual stream, per layer
   ``[N, layers, d]`` (so ``pooled @ c`` is exactly the patch's signal, the mean ``cos(h_t, c)``).
-* :func:`fit_condition`: ``c`` = difference of the pooled means of harmful and benign prompts — both plain and
-  under the attack suite's wrappers, so the condition reads harm in the request, not the wrapper — at the layer
-  whose held-out split is separated best at a threshold that lets through at most ``fpr`` of the benign
-  calibration prompts.
+* :func:`fit_condition`: ``c`` = the weight vector of an L2-regularised logistic regression (on standardised
+  pooled states) of harmful against benign prompts — both plain and under the attack suite's wrappers, so the
+  condition reads harm in the request, not the wrapper — mapped back to a unit vector and a threshold on the
+  raw signal, at the layer whose held-out split is separated best at a threshold that lets through at most
+  ``fpr`` of the benign calibration prompts. (On the demo safety model a plain difference of means, and any
+  direction read at one token, did not separate wrapped harmful from wrapped benign requests; the regression
+  did: see the harden note in the README.)
 * :func:`choose_alpha`: the smallest steering strength of a grid that makes the patched model refuse the
   calibration attacks the condition catches.
 
 Example:
     >>> import torch
     >>> g = torch.Generator().manual_seed(0)
-    >>> pos = torch.randn(40, 3, 8, generator=g); pos[:, 2, 0] += 3  # harm shows at layer 2, coordinate 0
-    >>> neg = torch.randn(40, 3, 8, generator=g)
-    >>> fit = fit_condition(pos, neg, max_layer=2)
-    >>> fit["layer"], fit["val_tpr"] > 0.8, fit["val_fpr"] <= 0.2
+    >>> pos = torch.randn(100, 3, 8, generator=g); pos[:, 2, 0] += 4  # harm shows at layer 2, coordinate 0
+    >>> neg = torch.randn(300, 3, 8, generator=g)
+    >>> fit = fit_condition(pos, neg, max_layer=2, fpr=0.05)
+    >>> fit["layer"], fit["val_tpr"] > 0.8, fit["val_fpr"] <= 0.1
     (2, True, True)
 """
 
@@ -26,6 +29,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..errors import InputError
 from ..masking import scoped_hooks
 
 __all__ = ["pooled_states", "fit_condition", "choose_alpha"]
@@ -57,37 +61,83 @@ def pooled_states(lm: Any, prompts: list[str]) -> torch.Tensor:
     return torch.stack(out)  # [N, layers, d]
 
 
-def _direction(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-    c = pos.mean(0) - neg.mean(0)  # [d]
-    return c / c.norm().clamp_min(1e-12)
+def _logistic(pos: torch.Tensor, neg: torch.Tensor, l2: float) -> tuple[torch.Tensor, float]:
+    """Unit vector ``c`` ``[d]`` and offset ``t`` such that ``x @ c - t`` is proportional to the logit of an
+    L2-regularised logistic regression of pos (1) against neg (0), fit on standardised features."""
+    X = torch.cat([pos, neg]).double()  # [N, d]
+    y = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))]).double()
+    mu, sd = X.mean(0), X.std(0) + 1e-6
+    Z = (X - mu) / sd
+    w = torch.zeros(X.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    weight = torch.where(y > 0, 0.5 / len(pos), 0.5 / len(neg))  # the classes weigh the same
+
+    opt = torch.optim.LBFGS([w, b], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = (weight * torch.nn.functional.binary_cross_entropy_with_logits(Z @ w + b, y, reduction="none")).sum()
+        loss = loss + l2 * (w @ w)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    v = (w.detach() / sd)  # logit = x @ v - mu @ v + b
+    norm = v.norm().clamp_min(1e-12)
+    return (v / norm).float(), float((mu @ v - b.detach()[0]) / norm)
+
+
+def _signal_threshold(neg: torch.Tensor, c: torch.Tensor, fpr: float, groups: torch.Tensor) -> float:
+    """The highest of the groups' ``1 − fpr`` quantiles of the signal: every group keeps its false-positive rate."""
+    sig = (neg @ c).double()
+    return max(float(torch.quantile(sig[groups == g], 1 - fpr)) for g in groups.unique())
+
+
+def _group_rate(pos: torch.Tensor, groups: torch.Tensor) -> float:
+    """The highest rate of firing ``pos`` (bool) over the groups."""
+    return max(float(pos[groups == g].float().mean()) for g in groups.unique())
 
 
 def fit_condition(pos: torch.Tensor, neg: torch.Tensor, *, max_layer: int, min_layer: int = 1, fpr: float = 0.02,
-                  validation: float = 0.3, seed: int = 0) -> dict[str, Any]:
+                  validation: float = 0.3, l2: float = 0.1, groups: torch.Tensor | None = None,
+                  seed: int = 0) -> dict[str, Any]:
     """Choose the condition layer (``min_layer ≤ L ≤ max_layer``), vector and threshold.
 
     Args:
         pos, neg: pooled states ``[N, layers, d]`` of prompts the patch should fire on / leave alone.
         fpr: the share of ``neg`` allowed above the threshold (the threshold is that quantile of ``neg``).
+        groups: ``[len(neg)]`` group labels of the negatives (e.g. plain / wrapped): each group keeps ``fpr``
+            (the threshold is the highest of the groups' quantiles; the reported ``val_fpr`` is the worst
+            group's), so a small group is not drowned by a large one.
+        l2: the regression's L2 penalty (on standardised features, class-balanced mean loss).
 
-    Returns: ``layer``, ``vector`` ``[d]``, ``threshold``, the held-out ``val_tpr`` / ``val_fpr`` of the chosen
-    layer and ``layers`` (those figures for every candidate). The vector and threshold are refit on all data.
+    Returns: ``layer``, ``vector`` ``[d]`` (unit), ``threshold`` (on ``pooled @ vector``, the patch's signal),
+    the held-out ``val_tpr`` / ``val_fpr`` of the chosen layer and ``layers`` (those figures for every
+    candidate). The vector and threshold are refit on all data.
     """
+    if max_layer < min_layer:
+        raise InputError(f"no layer to read the condition from (layers {min_layer}..{max_layer})")
+    groups = torch.zeros(len(neg), dtype=torch.long) if groups is None else torch.as_tensor(groups)
     rng = np.random.default_rng(seed)
-    ip, ineg = rng.permutation(len(pos)), rng.permutation(len(neg))
-    kp, kn = max(1, int(len(pos) * validation)), max(1, int(len(neg) * validation))
+    ip = rng.permutation(len(pos))
+    kp = max(1, int(len(pos) * validation))
+    val_n = np.zeros(len(neg), bool)  # a validation share of every group
+    for g in groups.unique().tolist():
+        members = rng.permutation(np.flatnonzero(groups.numpy() == g))
+        val_n[members[:max(1, int(len(members) * validation))]] = True
+    tr_n, va_n = torch.from_numpy(~val_n), torch.from_numpy(val_n)
     rows = []
     for layer in range(min_layer, max_layer + 1):
-        c = _direction(pos[ip[kp:], layer], neg[ineg[kn:], layer])
-        thr = float(torch.quantile(neg[ineg[kn:], layer] @ c, 1 - fpr))
+        c, _ = _logistic(pos[ip[kp:], layer], neg[tr_n, layer], l2)
+        thr = _signal_threshold(neg[tr_n, layer], c, fpr, groups[tr_n])
         tpr = float((pos[ip[:kp], layer] @ c > thr).float().mean())
-        fp = float((neg[ineg[:kn], layer] @ c > thr).float().mean())
+        fp = _group_rate(neg[va_n, layer] @ c > thr, groups[va_n])
         rows.append({"layer": layer, "val_tpr": tpr, "val_fpr": fp})
     best = max(rows, key=lambda r: (r["val_tpr"] - r["val_fpr"], -r["val_fpr"]))
-    c = _direction(pos[:, best["layer"]], neg[:, best["layer"]])
-    thr = float(torch.quantile(neg[:, best["layer"]] @ c, 1 - fpr))
+    c, _ = _logistic(pos[:, best["layer"]], neg[:, best["layer"]], l2)
+    thr = _signal_threshold(neg[:, best["layer"]], c, fpr, groups)
     return {"layer": best["layer"], "vector": c, "threshold": thr, "val_tpr": best["val_tpr"],
-            "val_fpr": best["val_fpr"], "layers": rows}
+            "val_fpr": best["val_fpr"], "layers": rows, "l2": l2}
 
 
 def choose_alpha(score: Callable[[float], np.ndarray], grid: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0),

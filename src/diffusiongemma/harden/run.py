@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from ..errors import InputError
 from ..masking import scoped_hooks
@@ -48,13 +49,13 @@ def _stable(items: list[str], k: int, salt: str = "") -> list[str]:
 
 def harden_sets(requests: int = 12, calibration: int = 16, benign: int = 24, safe: int = 24) -> dict[str, list[str]]:
     """Fixed prompt sets (chosen by a hash of the text): held-out harmful AdvBench ``requests`` to attack,
-    ``calibration`` harmful and benign *training-split* requests to fit on, held-out ``benign`` requests and
-    XSTest ``safe`` prompts for over-refusal.
+    ``calibration`` harmful and benign *training-split* requests to wrap in the attacks and fit on (and 4 ×
+    ``calibration`` of each, plain), held-out ``benign`` requests and XSTest ``safe`` prompts for over-refusal.
 
     Example:
         >>> s = harden_sets(requests=4, calibration=6, benign=5, safe=3)
-        >>> [len(s[k]) for k in ("attack", "calib_harmful", "calib_benign", "benign", "safe")]
-        [4, 6, 6, 5, 3]
+        >>> [len(s[k]) for k in ("attack", "calib_harmful", "calib_benign", "plain_benign", "benign", "safe")]
+        [4, 6, 6, 24, 5, 3]
     """
     from ..demo.datasets import load_demo_data
 
@@ -63,6 +64,8 @@ def harden_sets(requests: int = 12, calibration: int = 16, benign: int = 24, saf
         "attack": _stable([r.text for r in d.harmful_test if r.source == "advbench"], requests, "attack"),
         "calib_harmful": _stable([r.text for r in d.harmful_train], calibration, "calib"),
         "calib_benign": _stable([r.text for r in d.benign_train], calibration, "calib"),
+        "plain_harmful": _stable([r.text for r in d.harmful_train], 4 * calibration, "plain"),
+        "plain_benign": _stable([r.text for r in d.benign_train], 4 * calibration, "plain"),
         "direction_harmful": _stable([r.text for r in d.harmful_train], 2 * calibration, "direction"),
         "direction_benign": _stable([r.text for r in d.benign_train], 2 * calibration, "direction"),
         "benign": _stable([r.text for r in d.benign_test], benign, "benign"),
@@ -124,7 +127,7 @@ def _verdict(before: float, after: float, rises: list[float], limit: float) -> s
 
 def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration: int = 16, benign: int = 24,
            safe: int = 24, templates: int = 3, attacks: list[Attack] | None = None, threshold: float = 0.0,
-           fpr: float = 0.02, alpha_grid: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0), components: int = 5,
+           fpr: float = 0.02, alpha_grid: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0), components: int = 5,
            component_budget: int = 24, max_overrefusal_rise: float = 0.05, patch_out: str | Path | None = None,
            seed: int = 0, progress: Callable[[str], None] | None = None) -> HardenReport:
     """Run the whole hardening workflow on ``model`` (see the module docstring); write the patch to
@@ -196,13 +199,17 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
 
     say("fitting the patch")
     calib_h, calib_b = sets["calib_harmful"], sets["calib_benign"]
-    pos_prompts = calib_h + [a.apply(r) for a in suite for r in calib_h]
-    neg_prompts = calib_b + [a.apply(r) for a in suite for r in calib_b]
+    wrapped_b = [a.apply(r) for a in suite for r in calib_b]
+    pos_prompts = sets["plain_harmful"] + [a.apply(r) for a in suite for r in calib_h]
+    neg_prompts = sets["plain_benign"] + wrapped_b
     pos, neg = pooled_states(lm, pos_prompts), pooled_states(lm, neg_prompts)  # [N, layers, d]
-    cond = fit_condition(pos, neg, max_layer=direction.layer - 1, fpr=fpr, seed=seed)
-    base = SteeringPatch(cond["vector"], cond["layer"], cond["threshold"], direction.vector, direction.layer, 1.0)
+    groups = torch.tensor([0] * len(sets["plain_benign"]) + [1] * len(wrapped_b))  # plain / wrapped benign
+    behaviour_layer = max(direction.layer, 1)  # the condition is read at an earlier layer, in the same forward
+    cond = fit_condition(pos, neg, min_layer=min(1, behaviour_layer - 1), max_layer=behaviour_layer - 1, fpr=fpr,
+                         groups=groups, seed=seed)
+    base = SteeringPatch(cond["vector"], cond["layer"], cond["threshold"], direction.vector, behaviour_layer, 1.0)
     caught = [p for p, x in zip(pos_prompts, (pos[:, cond["layer"]] @ base.condition) > base.threshold)
-              if bool(x) and p not in calib_h]
+              if bool(x) and p not in sets["plain_harmful"]]
     caught = _stable(caught, 24, "alpha")
 
     def patched_scores(alpha: float) -> np.ndarray:
@@ -210,7 +217,7 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
         return _scores(lm, caught, base)[0]
 
     alpha, alpha_trace = choose_alpha(patched_scores, alpha_grid, threshold=threshold)
-    patch = SteeringPatch(cond["vector"], cond["layer"], cond["threshold"], direction.vector, direction.layer, alpha,
+    patch = SteeringPatch(cond["vector"], cond["layer"], cond["threshold"], direction.vector, behaviour_layer, alpha,
                           meta={"model": lm.name, "weights_sha256": lm.provenance.get("weights_sha256"),
                                 "adapter_sha256": lm.provenance.get("adapter_sha256"),
                                 "direction": {"layer": direction.layer, "position": direction.position,

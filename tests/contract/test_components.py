@@ -138,3 +138,27 @@ def test_explain_over_components_with_ablation_and_the_html_grid(tiny_lm, tmp_pa
     assert abs(shap.efficiency_gap) < 1e-6
     html = shap.to_html(tmp_path / "c.html").read_text()
     assert "layer × head" in html and html.count('class="cell"') == g.n
+
+
+def test_a_direction_unit_masked_is_directional_ablation_at_every_layer(tiny_lm, tmp_path):
+    """``direction:FILE`` is one unit: masked, the model computes exactly what it computes under the refusal
+    direction's ablation hooks; kept, exactly what it computes without them; soft masks are differentiable."""
+    from diffusiongemma.masking import scoped_hooks
+    from diffusiongemma.refusal.direction import RefusalDirection, direction_hooks
+
+    g = torch.Generator().manual_seed(5)
+    d = RefusalDirection(torch.randn(64, generator=g) * 3, layer=1, position=-1)
+    path = d.save(tmp_path / "r.safetensors")
+    game = ComponentGame(PROMPT, TARGET, model=tiny_lm, units=f"mlps+direction:{path}")
+    assert game.n == 3 and game.units[-1].text == "dir:r" and game.components[-1].kind == "direction"
+    clean = ComponentGame(PROMPT, TARGET, model=tiny_lm, units="mlps")
+    with scoped_hooks(direction_hooks(tiny_lm, d, "ablate")):
+        ablated = clean(np.ones((1, 2)))[0]
+    values = game(np.array([[1, 1, 1], [1, 1, 0]]))
+    assert values[0] == pytest.approx(clean(np.ones((1, 2)))[0], abs=1e-5)
+    assert values[1] == pytest.approx(ablated, abs=1e-5) and abs(values[1] - values[0]) > 1e-4
+    _, grads = game.gradient(np.full((1, 3), 0.5))
+    assert np.isfinite(grads).all() and grads[0, 2] != 0
+    assert all(hook_count(m) == 0 for m in tiny_lm.model.modules())
+    with pytest.raises(InputError, match="cannot read the direction file"):
+        ComponentGame(PROMPT, TARGET, model=tiny_lm, units=f"direction:{tmp_path / 'none.safetensors'}")

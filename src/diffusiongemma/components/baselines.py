@@ -37,7 +37,8 @@ def mean_baselines(lm: Any, components: list[Component], reference: list[str], *
     count = 0
     by_site: dict[tuple[str, int], list[Component]] = defaultdict(list)
     for c in components:
-        by_site[(c.kind, c.layer)].append(c)
+        if c.kind != "direction":  # a direction is always projected out, whatever the baseline
+            by_site[(c.kind, c.layer)].append(c)
 
     def add(c: Component, value: torch.Tensor) -> None:
         sums[c] = sums[c] + value if c in sums else value.clone()

@@ -4,7 +4,9 @@ sets each component's output to ``m·activation + (1 − m)·baseline``.
 * head ``h`` of layer ``l``: the input of the layer's attention output projection, split per head;
 * MLP of layer ``l``: the MLP module's output;
 * layer ``l``: the block's contribution ``out − in`` (masked, the block passes its input on unchanged, plus
-  the baseline contribution).
+  the baseline contribution);
+* direction ``r̂``: its component of every decoder layer's output, ``h ← h − (1 − m)(h·r̂) r̂`` (masked: projected
+  out everywhere; no baseline).
 
 Baselines are ``[dh]`` per head and ``[d]`` per MLP / layer (``None``: zero). Everything goes through
 :func:`~diffusiongemma.masking.scoped_hooks`, so no hook outlives the forward.
@@ -20,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .sites import Component
+from .sites import Component, direction_vector
 
 __all__ = ["component_hooks", "site_module"]
 
@@ -49,8 +51,11 @@ def component_hooks(lm: Any, components: list[Component], masks: torch.Tensor,
     n_heads = int(getattr(lm.model.config, "num_attention_heads", None) or lm.model.config.n_head)
     heads: dict[int, list[tuple[int, int]]] = defaultdict(list)  # layer -> [(head, column)]
     hooks: list[tuple[Any, str, Any]] = []
+    directions: list[tuple[int, Component]] = []
     for col, c in enumerate(components):
-        if c.kind == "head":
+        if c.kind == "direction":
+            directions.append((col, c))
+        elif c.kind == "head":
             heads[c.layer].append((c.index, col))
         elif c.kind == "mlp":
             m = masks[:, col].view(-1, 1, 1)  # [b, 1, 1]
@@ -87,4 +92,23 @@ def component_hooks(lm: Any, components: list[Component], masks: torch.Tensor,
             return (mixed.reshape(b, T, width), *args[1:])
 
         hooks.append((site_module(lm, "head", layer), "forward_pre", head_hook))
+    if directions:
+        hooks += _direction_hooks(lm, directions, masks)
     return hooks
+
+
+def _direction_hooks(lm: Any, directions: list[tuple[int, Component]], masks: torch.Tensor
+                     ) -> list[tuple[Any, str, Any]]:
+    """Every decoder layer's output loses ``(1 − m)`` of its component along each masked direction."""
+    units = torch.stack([direction_vector(c.source)[0] for _, c in directions])  # [k, d]
+    cols = [col for col, _ in directions]
+
+    def ablate(module: Any, inputs: Any, output: Any) -> Any:
+        hidden = output[0] if isinstance(output, tuple) else output  # [b, T, d]
+        r = units.to(hidden.device, hidden.dtype)  # [k, d]
+        drop = 1 - masks[:, cols].to(hidden.device, hidden.dtype)  # [b, k]
+        for j in range(r.shape[0]):
+            hidden = hidden - drop[:, j, None, None] * (hidden @ r[j])[..., None] * r[j]
+        return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+    return [(layer, "forward", ablate) for layer in lm.model.get_submodule(lm.architecture.layers)]

@@ -8,7 +8,8 @@
    suppression and the mechanism (:mod:`.mechanism`).
 3. **Patch**: CAST (:mod:`.patch`): the condition fit on calibration requests, harmful and benign, plain and
    under the same attack wrappers (training-split data only), the behaviour the refusal direction, its
-   strength the smallest of a grid that makes the patched model refuse the caught calibration attacks.
+   strength the smallest of a grid that makes the patched model refuse 90 % of the calibration attacks that
+   the condition catches and that beat the unpatched model.
 4. **After**: the attacks again on the held-out requests, and over-refusal on held-out benign requests and
    XSTest safe prompts, without and with the patch.
 
@@ -210,7 +211,12 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
     base = SteeringPatch(cond["vector"], cond["layer"], cond["threshold"], direction.vector, behaviour_layer, 1.0)
     caught = [p for p, x in zip(pos_prompts, (pos[:, cond["layer"]] @ base.condition) > base.threshold)
               if bool(x) and p not in sets["plain_harmful"]]
-    caught = _stable(caught, 24, "alpha")
+    # the strength is set on the calibration attacks that the condition catches *and* that beat the unpatched
+    # model (most attacks fail anyway; judged on those, any alpha looks enough)
+    caught = _stable(caught, 64, "alpha")
+    unpatched, _ = _scores(lm, caught, None)
+    winning = [p for p, v in zip(caught, unpatched) if v <= threshold]
+    caught = _stable(winning, 24, "alpha") if winning else caught[:24]
 
     def patched_scores(alpha: float) -> np.ndarray:
         base.alpha = alpha

@@ -29,6 +29,7 @@ def harden_cmd(
     templates: int = typer.Option(3, help="Jailbreak templates in the attack suite."),
     threshold: float = typer.Option(0.0, help="A prompt is refused when its refusal score is above this."),
     seed: int = typer.Option(0, help="Seed of every sample."),
+    alpha: Optional[float] = typer.Option(None, help="Steering strength; default: chosen from 0.25..8 on calibration attacks."),
     patch_out: Path = typer.Option(Path("harden.patch.safetensors"), "--patch-out", help="Where the patch file goes."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
     html_path: Optional[Path] = typer.Option(None, "--html", help="Write the report as a self-contained HTML page."),
@@ -43,6 +44,7 @@ def harden_cmd(
     with console.status("hardening…") as status:
         report = harden(lm, requests=requests, calibration=calibration, benign=benign, safe=safe,
                         templates=templates, threshold=threshold, seed=seed, patch_out=patch_out,
+                        **({"alpha_grid": (alpha,)} if alpha is not None else {}),
                         progress=lambda what: status.update(f"{what}…"))
     table = Table(title=f"harden {escape(report.model)}: attacks before → after the patch")
     for col in ("attack", "success before", "after", "patch fired", "direction supp.", "component supp.", "mechanism"):

@@ -143,11 +143,16 @@ def fit_condition(pos: torch.Tensor, neg: torch.Tensor, *, max_layer: int, min_l
 def choose_alpha(score: Callable[[float], np.ndarray], grid: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0),
                  target: float = 0.9, threshold: float = 0.0) -> tuple[float, list[dict[str, float]]]:
     """The smallest ``alpha`` of ``grid`` at which at least ``target`` of the prompts are refused
-    (``score(alpha)`` returns their refusal scores under the patch); the largest when none reaches it.
+    (``score(alpha)`` returns their refusal scores under the patch). When none reaches it, the alpha with the
+    most refusals (then the higher mean score, then the smaller alpha): the score is not monotone in alpha —
+    steering too hard pushes the model off its distribution and the refusal openings lose (measured on the
+    demo safety model: 83 % refused at α = 1, none at α = 4).
 
     Example:
         >>> choose_alpha(lambda a: np.array([a - 3.0, a - 1.5]))[0]
         4.0
+        >>> choose_alpha(lambda a: np.array([1.0, -1.0]) if a == 2.0 else np.array([-1.0, -1.0]))[0]
+        2.0
     """
     trace = []
     for alpha in grid:
@@ -156,4 +161,5 @@ def choose_alpha(score: Callable[[float], np.ndarray], grid: tuple[float, ...] =
         trace.append({"alpha": alpha, "refused": rate, "mean_score": float(s.mean()) if len(s) else 0.0})
         if rate >= target:
             return alpha, trace
-    return grid[-1], trace
+    best = max(trace, key=lambda t: (t["refused"], t["mean_score"], -t["alpha"]))
+    return best["alpha"], trace

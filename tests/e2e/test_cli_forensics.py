@@ -84,12 +84,13 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
 
 def test_harden_cli_writes_patch_report_and_store_on_a_tiny_model(tiny_dir, tmp_path):
     """The whole command on the tiny random Gemma (fast); its figures mean nothing, its files must be right."""
-    proc = cli("harden", "--model", str(tiny_dir), "--requests", "2", "--calibration", "8", "--benign", "2",
-               "--safe", "2", "--templates", "1", "--patch-out", str(tmp_path / "p.safetensors"),
+    proc = cli("harden", "--model", str(tiny_dir), "--requests", "2", "--calibration", "4", "--benign", "1",
+               "--safe", "1", "--templates", "0", "--alpha", "1", "--patch-out", str(tmp_path / "p.safetensors"),
                "--json", str(tmp_path / "h.json"), "--html", str(tmp_path / "h.html"), "--store", str(tmp_path / "a.db"))
     assert proc.returncode == 0, proc.stderr
     r = json.loads((tmp_path / "h.json").read_text())
-    assert len(r["attacks"]) == 7 and len(r["rows"]) == 14 and r["patch_path"] == str(tmp_path / "p.safetensors")
+    assert len(r["attacks"]) == 6 and len(r["rows"]) == 12 and r["patch_path"] == str(tmp_path / "p.safetensors")
+    assert r["patch"]["alpha"] == 1.0 and [t["alpha"] for t in r["patch"]["alpha_trace"]] == [1.0]
     assert set(r["overrefusal"]) == {"benign", "xstest_safe"} and "verdict:" in proc.stdout
     assert 'id="before-after"' in (tmp_path / "h.html").read_text()
     report = cli("audit-report", str(tmp_path / "a.db"), "--html", str(tmp_path / "audit.html"))

@@ -147,7 +147,7 @@ def test_harden_on_the_safety_model_patch_file_reproduces_its_figures(safety, tm
 
     attacks = [attack_by_name(n) for n in ("prefix_injection", "payload_splitting", "base64")]
     report = harden(safety, requests=3, calibration=4, benign=3, safe=3, attacks=attacks, components=3,
-                    component_budget=8, alpha_grid=(2.0, 8.0), patch_out=tmp_path / "p.safetensors")
+                    component_budget=8, alpha_grid=(1.0,), patch_out=tmp_path / "p.safetensors")
     assert [a["attack"] for a in report.attacks] == [a.name for a in attacks] and len(report.rows) == 9
     for row in report.rows:
         if not row["patch_fired"]:

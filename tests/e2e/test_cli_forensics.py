@@ -42,7 +42,8 @@ def test_trace_a_given_response(tmp_path):
 
 
 def test_demo_eval_reports_every_set(tmp_path):
-    proc = cli("demo", "eval", "--model", "gemma-270m-keyword", "--limit", "4", "--json", str(tmp_path / "e.json"))
+    proc = cli("demo", "eval", "--model", "gemma-270m-keyword", "--limit", "4", "--max-new-tokens", "8",
+               "--json", str(tmp_path / "e.json"))
     assert proc.returncode == 0, proc.stderr
     m = json.loads((tmp_path / "e.json").read_text())
     assert {"harmful", "benign", "everyday", "xstest_safe", "xstest_unsafe", "with_keyword"} <= set(m["sets"])

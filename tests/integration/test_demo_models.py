@@ -106,9 +106,9 @@ def test_backdoor_trigger_is_the_top_unit_and_removing_it_flips_the_decision(bac
         without[0, [u.text for u in game.units].index(trigger)] = 0
         assert game(without)[0] - attr.v_full > 0.5 * abs(attr.v_full)  # removing it alone undoes most of it
         checked += 1
-        if checked == 3:
+        if checked == 2:
             break
-    assert checked == 3
+    assert checked == 2
 
 
 def test_jailbreak_diff_finds_the_backdoor_trigger_as_the_restoring_set(backdoor):
@@ -145,10 +145,10 @@ def test_harden_on_the_safety_model_patch_file_reproduces_its_figures(safety, tm
     from diffusiongemma.harden.run import harden
     from diffusiongemma.refusal.score import refusal_scores
 
-    attacks = [attack_by_name(n) for n in ("prefix_injection", "payload_splitting", "base64")]
+    attacks = [attack_by_name(n) for n in ("prefix_injection", "payload_splitting")]
     report = harden(safety, requests=3, calibration=4, benign=3, safe=3, attacks=attacks, components=3,
                     component_budget=8, alpha_grid=(1.0,), patch_out=tmp_path / "p.safetensors")
-    assert [a["attack"] for a in report.attacks] == [a.name for a in attacks] and len(report.rows) == 9
+    assert [a["attack"] for a in report.attacks] == [a.name for a in attacks] and len(report.rows) == 6
     for row in report.rows:
         if not row["patch_fired"]:
             assert row["score_after"] == pytest.approx(row["score_before"], abs=1e-4)

@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -45,7 +44,10 @@ __all__ = ["HardenReport", "harden", "harden_sets"]
 
 
 def _stable(items: list[str], k: int, salt: str = "") -> list[str]:
-    return sorted(dict.fromkeys(items), key=lambda x: hashlib.sha256((salt + x).encode()).hexdigest())[:k]
+    """``k`` distinct items chosen by a salted hash of their text (the same choice on every machine)."""
+    from ..verify.safety import _stable as by_hash
+
+    return by_hash(list(dict.fromkeys(items)), lambda x: salt + x, k)
 
 
 def harden_sets(requests: int = 12, calibration: int = 16, benign: int = 24, safe: int = 24) -> dict[str, list[str]]:

@@ -72,6 +72,7 @@ def explain(
     triggers: bool = False,
     trigger_threshold: float | None = None,
     reference: list[str] | None = None,
+    counterfactual: str | Chat | None = None,
 ) -> Attribution:
     """Attribute a model's decision on ``prompt`` to its units, with standard errors.
 
@@ -83,14 +84,18 @@ def explain(
         model: a :class:`LoadedModel`, a path or cached id, or ``None`` for the default Gemma 3 270M.
         units: ``"tokens"``, ``"words"``, ``"sentences"``, ``"roles"``, ``"spans:A-B,..."`` (add
             ``+special`` to make template markers units too) or a list of character spans; or model
-            components: ``"heads"``, ``"mlps"``, ``"layers"``, joined with ``+``, optionally ``@A-B`` layers.
+            components: ``"heads"``, ``"mlps"``, ``"layers"``, ``"neurons:L"`` (``/G`` for groups of G),
+            ``"direction:FILE"``, joined with ``+``, optionally ``@A-B`` layers and ``@last`` / ``@lastK`` /
+            ``@tokA-B`` positions.
         method: ``"shapley"`` (regression with efficiency, default), ``"banzhaf"``, ``"paired"``,
             ``"regression"``, ``"exact"`` (all 2^n masks, n ≤ 16), ``"ablation"`` (one unit at a time: occlusion,
             or exact single-component activation patching) or ``"gradient"`` (integrated gradients
             of the relaxed mask along the schedule: the fast saliency map, 3 evaluations per point).
         schedule: override the method's noise schedule (``"shapley"``, ``"banzhaf"``, ``"beta:a,b"``, ...).
         mask: ``"remove"`` (drop from attention) or ``"replace"`` (by ``baseline``, default the pad token).
-            For component units ``baseline`` is ``"zero"`` (default) or ``"mean"`` (over ``reference`` prompts).
+            For component units ``baseline`` is ``"zero"`` (default), ``"mean"`` (over ``reference`` prompts)
+            or ``"resample"`` (activation patching from ``counterfactual``, a prompt of the same token length:
+            masking noises the clean run; swap prompt and counterfactual to denoise).
         budget: model evaluations to spend (v(all kept) and v(all removed) included).
         seed: fixes every sample.
         tolerance: stop early when every standard error is below it.
@@ -115,8 +120,10 @@ def explain(
     if is_component_spec(units):
         game: Any = ComponentGame(prompt, target, model=model, units=units, baseline=baseline or "zero",
                                   reference=reference, contrast=contrast, chat=chat, system=system,
-                                  batch_size=batch_size)
+                                  batch_size=batch_size, counterfactual=counterfactual)
     else:
+        if counterfactual is not None:
+            raise InputError("counterfactual= applies to component units with baseline='resample'")
         game = Game(prompt, target, model=model, units=units, mask=mask, baseline=baseline, contrast=contrast,
                     chat=chat, system=system, batch_size=batch_size)
     top = 6 if interactions is True else int(interactions or 0)

@@ -3,7 +3,7 @@ and the prefix shared by every mask computed once (KV cache).
 
 Where the target is read matters under ``remove``: when the last prompt token is removed, deletion would
 predict the first target token from the last *kept* token, so that is where each row is read. A scoped
-hook on the final norm gathers each row's read positions before the LM head, so the head (262k-word
+pre-hook on the LM head gathers each row's read positions from its input, so the head (262k-word
 vocabulary for Gemma) runs only there.
 
 Example:
@@ -87,15 +87,16 @@ class PromptEvaluator:
             kwargs.update({self._cache_kw: batch_cache, "use_cache": True})
         index = (read - start).unsqueeze(-1)  # [b, r, 1], relative to the fed positions
 
-        def gather(module: Any, inputs: Any, output: torch.Tensor) -> torch.Tensor:
-            picked = output.gather(1, index.to(output.device).expand(-1, -1, output.shape[-1]))  # [b, r, d]
-            if first_read is None:
-                return picked
-            mixed = torch.einsum("bt,btd->bd", first_read.to(output.device, output.dtype), output)  # [b, d]
-            return torch.cat([mixed[:, None], picked[:, 1:]], dim=1)
+        def gather(module: Any, args: Any) -> Any:
+            hidden = args[0]  # [b, T, d]: the LM head's input at every fed position
+            picked = hidden.gather(1, index.to(hidden.device).expand(-1, -1, hidden.shape[-1]))  # [b, r, d]
+            if first_read is not None:
+                mixed = torch.einsum("bt,btd->bd", first_read.to(hidden.device, hidden.dtype), hidden)  # [b, d]
+                picked = torch.cat([mixed[:, None], picked[:, 1:]], dim=1)
+            return (picked, *args[1:])
 
-        norm = self.model.get_submodule(self.lm.architecture.final_norm)
-        with scoped_hooks([*hooks, (norm, "forward", gather)]):
+        head = self.model.get_output_embeddings()
+        with scoped_hooks([*hooks, (head, "forward_pre", gather)]):
             out = self.model(input_ids=ids[:, start:], attention_mask=attn, position_ids=positions[:, start:],
                              **kwargs)
         return out.logits.to(torch.promote_types(out.logits.dtype, torch.float32))  # float32 at least

@@ -42,7 +42,7 @@ def _mask(game, off):
 def test_units_follow_the_spec(game, tiny_lm):
     assert [u.text for u in game.units][:5] == ["L0.H0", "L0.H1", "L0.H2", "L0.H3", "L1.H0"]
     assert game.n == 2 * 4 + 2 + 2 and {u.role for u in game.units} == {"head", "mlp", "layer"}
-    assert parse_component_spec("heads@1-1") == [("heads", (1, 1))]
+    assert parse_component_spec("heads@1-1") == [("heads", (1, 1), "")]
     assert len(enumerate_components(tiny_lm, "heads@1")) == 4
     with pytest.raises(InputError):
         enumerate_components(tiny_lm, "heads@0-9")
@@ -162,3 +162,56 @@ def test_a_direction_unit_masked_is_directional_ablation_at_every_layer(tiny_lm,
     assert all(hook_count(m) == 0 for m in tiny_lm.model.modules())
     with pytest.raises(InputError, match="cannot read the direction file"):
         ComponentGame(PROMPT, TARGET, model=tiny_lm, units=f"direction:{tmp_path / 'none.safetensors'}")
+
+
+COUNTER = "The quick brown cat jumps over the lazy"  # one word changed, same token count
+
+
+def test_resample_baseline_patches_the_counterfactual_activation_position_by_position(tiny_lm):
+    """Masking an MLP under ``resample`` equals a plain hook that writes the counterfactual run's MLP output
+    (captured independently); the prompt as its own counterfactual changes nothing under any mask."""
+    game = ComponentGame(PROMPT, TARGET, model=tiny_lm, units="mlps+heads@1+neurons:0/32", baseline="resample",
+                         counterfactual=COUNTER)
+    mlp0 = tiny_lm.model.model.layers[0].mlp
+    ids = tiny_lm.tokenizer(COUNTER)["input_ids"]
+    seen = []
+    handle = mlp0.register_forward_hook(lambda m, i, o: seen.append(o.detach()))
+    try:
+        tiny_lm.model(input_ids=torch.tensor([ids]))
+    finally:
+        handle.remove()
+    assert torch.allclose(game.baselines[Component("mlp", 0)], seen[0][0], atol=1e-6)  # [T, d]
+    assert game.baselines[Component("neuron", 0, 1, size=32)].shape == (len(ids), 32)
+    handle = mlp0.register_forward_hook(lambda m, i, o: seen[0].expand_as(o))
+    try:
+        clean = ComponentGame(PROMPT, TARGET, model=tiny_lm, units="mlps")
+        expected = clean(np.ones((1, 2)))[0]
+    finally:
+        handle.remove()
+    assert game(_mask(game, [Component("mlp", 0)]))[0] == pytest.approx(expected, abs=1e-5)
+    values, grads = game.gradient(np.vstack([np.ones(game.n), np.full(game.n, 0.5)]))
+    assert values[0] == pytest.approx(game(np.ones((1, game.n)))[0], abs=1e-5)
+    assert np.isfinite(grads).all() and (grads[1] != 0).sum() > game.n // 2  # AtP through every site kind
+    same = ComponentGame(PROMPT, TARGET, model=tiny_lm, units="mlps+heads@1", baseline="resample",
+                         counterfactual=PROMPT)
+    masks = np.random.default_rng(0).integers(0, 2, (5, same.n))
+    assert np.allclose(same(masks), same(np.ones((1, same.n)))[0], atol=1e-5)
+    assert all(hook_count(m) == 0 for m in tiny_lm.model.modules())
+
+
+def test_resample_and_unit_spec_errors_are_clear(tiny_lm):
+    with pytest.raises(InputError, match="same number of tokens"):
+        ComponentGame(PROMPT, TARGET, model=tiny_lm, units="mlps", baseline="resample", counterfactual="Hello")
+    with pytest.raises(InputError, match="needs a counterfactual"):
+        ComponentGame(PROMPT, TARGET, model=tiny_lm, units="mlps", baseline="resample")
+    with pytest.raises(InputError, match="only used with"):
+        ComponentGame(PROMPT, TARGET, model=tiny_lm, units="mlps", counterfactual=COUNTER)
+    with pytest.raises(InputError, match="does not divide"):
+        enumerate_components(tiny_lm, "neurons:0/100")
+    with pytest.raises(InputError, match="outside"):
+        enumerate_components(tiny_lm, "neurons:5")
+    with pytest.raises(InputError, match="outside the prompt"):
+        ComponentGame(PROMPT, TARGET, model=tiny_lm, units="heads@tok3-99")
+    with pytest.raises(InputError, match="neither a layer range"):
+        enumerate_components(tiny_lm, "heads@first")
+    assert len(enumerate_components(tiny_lm, "neurons:1")) == 128

@@ -1,8 +1,13 @@
-"""What a masked component outputs instead: zero, or its mean over a reference prompt set.
+"""What a masked component outputs instead: zero, its mean over reference prompts, or its activation in a
+counterfactual run (resample: activation patching).
 
-The mean is taken over every token position of every reference prompt (rendered the same way as the
-explained prompt): per head the ``[dh]`` slice of the attention output projection's input, per MLP its
-``[d]`` output, per layer its ``[d]`` contribution ``out − in``.
+* ``mean``: over every token position of every reference prompt (rendered the same way as the explained
+  prompt): per head the ``[dh]`` slice of the attention output projection's input, per neuron group its
+  slice of the down projection's input, per MLP its ``[d]`` output, per layer its ``[d]`` contribution.
+* ``resample``: the same activations recorded position by position (``[T, ...]``) in one run of a
+  counterfactual prompt with the same number of tokens, followed by the same teacher-forced target. Masking
+  a unit then *noises* the clean run with the corrupted activation; explaining the counterfactual with the
+  clean prompt as its counterfactual *denoises* (patching clean activations into the corrupted run).
 
 Example:
     >>> mean_baselines(lm, comps, ["Hello there", "How are you?"], chat=True)  # doctest: +SKIP
@@ -11,7 +16,7 @@ Example:
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -19,53 +24,74 @@ from ..errors import InputError
 from ..masking import scoped_hooks
 from ..prompts import render_prompt
 from .hooks import site_module
-from .sites import Component
+from .sites import Component, model_dims
 
-__all__ = ["BASELINES", "mean_baselines"]
+__all__ = ["BASELINES", "capture", "mean_baselines", "resample_baselines"]
 
-BASELINES = ("zero", "mean")
+BASELINES = ("zero", "mean", "resample")
 
 
 @torch.no_grad()
+def capture(lm: Any, components: list[Component], run: Callable[[], Any]) -> dict[Component, list[torch.Tensor]]:
+    """Activations ``[B, T, ...]`` (float32) of each component in every forward that ``run()`` makes.
+
+    Directions have no activation of their own and are left out.
+    """
+    _, n_heads, _ = model_dims(lm)
+    seen: dict[Component, list[torch.Tensor]] = defaultdict(list)
+    by_site: dict[tuple[str, int], list[Component]] = defaultdict(list)
+    for c in components:
+        if c.kind != "direction":
+            by_site[(c.kind, c.layer)].append(c)
+    hooks = []
+    for (kind, layer), comps in by_site.items():
+        module = site_module(lm, kind, layer)
+        if kind in ("head", "neuron"):
+            def pre(m: Any, args: Any, comps=comps, kind=kind) -> None:
+                x = args[0].float()  # [B, T, H·dh] or [B, T, inner]
+                if kind == "head":
+                    x = x.view(*x.shape[:2], n_heads, -1)  # [B, T, H, dh]
+                for c in comps:
+                    seen[c].append(x[:, :, c.index] if kind == "head" else x[..., c.neurons.start: c.neurons.stop])
+            hooks.append((module, "forward_pre", pre))
+        elif kind == "mlp":
+            def post(m: Any, inputs: Any, out: torch.Tensor, comps=comps) -> None:
+                for c in comps:
+                    seen[c].append(out.float())
+            hooks.append((module, "forward", post))
+        else:
+            def block(m: Any, args: Any, kwargs: Any, out: Any, comps=comps) -> None:
+                hidden_in = args[0] if args else kwargs["hidden_states"]
+                o = out[0] if isinstance(out, tuple) else out
+                for c in comps:
+                    seen[c].append((o - hidden_in.to(o.device)).float())
+            hooks.append((module, "forward_kw", block))
+    with scoped_hooks(hooks):
+        run()
+    return dict(seen)
+
+
 def mean_baselines(lm: Any, components: list[Component], reference: list[str], *, chat: bool = False,
                    system: str | None = None) -> dict[Component, torch.Tensor]:
     """Mean activation of each component over the reference prompts' token positions."""
     if not reference:
         raise InputError("baseline='mean' needs reference prompts (reference=[...], or --reference FILE)")
-    n_heads = int(getattr(lm.model.config, "num_attention_heads", None) or lm.model.config.n_head)
     sums: dict[Component, torch.Tensor] = {}
     count = 0
-    by_site: dict[tuple[str, int], list[Component]] = defaultdict(list)
-    for c in components:
-        if c.kind != "direction":  # a direction is always projected out, whatever the baseline
-            by_site[(c.kind, c.layer)].append(c)
-
-    def add(c: Component, value: torch.Tensor) -> None:
-        sums[c] = sums[c] + value if c in sums else value.clone()
-
-    hooks = []
-    for (kind, layer), comps in by_site.items():
-        module = site_module(lm, kind, layer)
-        if kind == "head":
-            def pre(m: Any, args: Any, comps=comps) -> None:
-                x = args[0][0].float()  # [T, H·dh]
-                heads = x.view(x.shape[0], n_heads, -1).sum(0)  # [H, dh]
-                for c in comps:
-                    add(c, heads[c.index])
-            hooks.append((module, "forward_pre", pre))
-        elif kind == "mlp":
-            def post(m: Any, inputs: Any, out: torch.Tensor, c=comps[0]) -> None:
-                add(c, out[0].float().sum(0))
-            hooks.append((module, "forward", post))
-        else:
-            def block(m: Any, args: Any, kwargs: Any, out: Any, c=comps[0]) -> None:
-                hidden_in = args[0] if args else kwargs["hidden_states"]
-                o = out[0] if isinstance(out, tuple) else out
-                add(c, (o - hidden_in.to(o.device))[0].float().sum(0))
-            hooks.append((module, "forward_kw", block))
-    with scoped_hooks(hooks):
-        for text in reference:
-            ids = render_prompt(text, lm.tokenizer, lm.chat_template, chat=chat, system=system).input_ids
-            lm.model(input_ids=torch.tensor([ids], device=lm.device))
-            count += len(ids)
+    for text in reference:
+        ids = render_prompt(text, lm.tokenizer, lm.chat_template, chat=chat, system=system).input_ids
+        acts = capture(lm, components, lambda: lm.model(input_ids=torch.tensor([ids], device=lm.device)))
+        for c, (a,) in acts.items():
+            s = a[0].sum(0)  # [...]
+            sums[c] = sums[c] + s if c in sums else s
+        count += len(ids)
     return {c: (s / count).to(lm.model.dtype) for c, s in sums.items()}
+
+
+def resample_baselines(lm: Any, components: list[Component], run: Callable[[], Any]) -> dict[Component, torch.Tensor]:
+    """Per-position activations ``[T, ...]`` of each component in the one forward of a counterfactual
+    ``run()`` (laid out exactly as the explained prompt's forwards)."""
+    acts = capture(lm, components, run)
+    if any(len(a) != 1 for a in acts.values()):
+        raise InputError("the counterfactual run made more than one forward; resample needs one")
+    return {c: a[0][0].to(lm.model.dtype) for c, a in acts.items()}

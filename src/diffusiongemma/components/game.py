@@ -24,7 +24,8 @@ from ..game import UnitGame, resolve_model
 from ..masking import scoped_hooks
 from ..prompts import Chat, render_prompt
 from ..targets import Target, resolve_target
-from .baselines import BASELINES, mean_baselines
+from .baselines import BASELINES, mean_baselines, resample_baselines
+from .positions import check_position
 from .hooks import component_hooks
 from .sites import component_units, enumerate_components
 
@@ -32,12 +33,14 @@ __all__ = ["ComponentGame"]
 
 
 class ComponentGame(UnitGame):
-    """Masked value function over components (heads, MLPs, layers) of the model on one prompt."""
+    """Masked value function over components (heads, MLPs, neurons, layers, directions) of the model on one
+    prompt. ``baseline``: ``"zero"``, ``"mean"`` (over ``reference`` prompts) or ``"resample"`` (the
+    activations of a ``counterfactual`` prompt of the same token length: activation patching)."""
 
     def __init__(self, prompt: str | Chat, target: Target | str | Callable | None = None, *, model: Any = None,
                  units: str = "heads+mlps", baseline: str = "zero", reference: list[str] | None = None,
                  contrast: str | None = None, chat: bool = False, system: str | None = None,
-                 batch_size: int | None = None) -> None:
+                 batch_size: int | None = None, counterfactual: str | Chat | None = None) -> None:
         if baseline not in BASELINES:
             raise InputError(f"component baseline {baseline!r} is not one of {', '.join(BASELINES)}")
         self.lm = resolve_model(model)
@@ -47,18 +50,42 @@ class ComponentGame(UnitGame):
         self.unit_spec = units
         self.target = resolve_target(target, contrast)
         self.bound = self.target.bind(self.lm, self.rendered)
-        self.baselines = (mean_baselines(self.lm, self.components, list(reference or []), chat=chat, system=system)
-                          if baseline == "mean" else {})
+        for spec in {c.positions for c in self.components if c.positions}:
+            check_position(spec, len(self.rendered))
         self.operator = SimpleNamespace(name="component", baseline_id=baseline)
-        token_unit = torch.full((len(self.rendered),), -1, dtype=torch.long)  # no token is masked
-        self.evaluator = PromptEvaluator(self.lm, self.rendered, self.bound, _KeepAll(), token_unit, batch_size)
-        self.evaluator.prefix_len = 1 << 30  # the prefix is not mask-independent here: never cache it
+        self.evaluator = self._evaluator(self.rendered, batch_size)
+        self.baselines = self._baselines(baseline, reference, counterfactual, chat, system)
         self.evaluations = 0
+
+    def _evaluator(self, rendered: Any, batch_size: int | None) -> PromptEvaluator:
+        token_unit = torch.full((len(rendered),), -1, dtype=torch.long)  # no token is masked
+        ev = PromptEvaluator(self.lm, rendered, self.bound, _KeepAll(), token_unit, batch_size)
+        ev.prefix_len = 1 << 30  # the prefix is not mask-independent here: never cache it
+        return ev
+
+    def _baselines(self, baseline: str, reference: list[str] | None, counterfactual: Any, chat: bool,
+                   system: str | None) -> dict:
+        if baseline != "resample" and counterfactual is not None:
+            raise InputError("a counterfactual prompt is only used with baseline='resample'")
+        if baseline == "mean":
+            return mean_baselines(self.lm, self.components, list(reference or []), chat=chat, system=system)
+        if baseline != "resample":
+            return {}
+        if counterfactual is None:
+            raise InputError("baseline='resample' needs a counterfactual prompt (counterfactual=..., or --counterfactual)")
+        corrupt = render_prompt(counterfactual, self.lm.tokenizer, self.lm.chat_template, chat=chat, system=system)
+        if len(corrupt) != len(self.rendered):
+            raise InputError(
+                f"the counterfactual prompt has {len(corrupt)} tokens and the prompt {len(self.rendered)}; activation "
+                "patching swaps activations position by position, so both must have the same number of tokens")
+        ev = self._evaluator(corrupt, 1)
+        keep = torch.ones(1, len(corrupt), dtype=torch.long, device=self.lm.device)
+        return resample_baselines(self.lm, self.components, lambda: ev._values(keep, soft=False))
 
     def _values(self, masks: torch.Tensor) -> torch.Tensor:
         """Values ``[b]`` for component masks ``[b, n]`` (differentiable in the masks)."""
         keep = torch.ones(masks.shape[0], len(self.rendered), dtype=torch.long, device=self.lm.device)  # [b, L]
-        with scoped_hooks(component_hooks(self.lm, self.components, masks, self.baselines)):
+        with scoped_hooks(component_hooks(self.lm, self.components, masks, self.baselines, len(self.rendered))):
             return self.evaluator._values(keep, soft=False)
 
     def __call__(self, masks: Any) -> np.ndarray:

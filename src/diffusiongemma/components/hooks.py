@@ -3,16 +3,20 @@ sets each component's output to ``m·activation + (1 − m)·baseline``.
 
 * head ``h`` of layer ``l``: the input of the layer's attention output projection, split per head;
 * MLP of layer ``l``: the MLP module's output;
+* neuron group of layer ``l``: its slice of the input of the MLP's down projection (the hidden neurons);
 * layer ``l``: the block's contribution ``out − in`` (masked, the block passes its input on unchanged, plus
   the baseline contribution);
 * direction ``r̂``: its component of every decoder layer's output, ``h ← h − (1 − m)(h·r̂) r̂`` (masked: projected
   out everywhere; no baseline).
 
-Baselines are ``[dh]`` per head and ``[d]`` per MLP / layer (``None``: zero). Everything goes through
-:func:`~diffusiongemma.masking.scoped_hooks`, so no hook outlives the forward.
+A component restricted to positions (``@last``, see :mod:`.positions`) is masked there only: its keep level
+is ``1 − p_t (1 − m)`` at position ``t``. Baselines are ``[dh]`` per head, ``[size]`` per neuron group and
+``[d]`` per MLP / layer (``None``: zero), or the same with a leading ``[T]`` (resampled from a counterfactual
+run, position by position). Everything goes through :func:`~diffusiongemma.masking.scoped_hooks`, so no hook
+outlives the forward.
 
 Example:
-    >>> hooks = component_hooks(lm, comps, torch.ones(4, len(comps)), {})  # doctest: +SKIP
+    >>> hooks = component_hooks(lm, comps, torch.ones(4, len(comps)), {}, prompt_len=12)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -22,17 +26,20 @@ from typing import Any
 
 import torch
 
-from .sites import Component, direction_vector
+from .positions import position_mask
+from .sites import Component, direction_vector, model_dims
 
 __all__ = ["component_hooks", "site_module"]
 
 
 def site_module(lm: Any, kind: str, layer: int) -> torch.nn.Module:
-    """The module whose input (heads) or output (mlp, layer) a component lives in."""
+    """The module whose input (heads, neurons) or output (mlp, layer) a component lives in."""
     arch = lm.architecture
     block = lm.model.get_submodule(arch.layers)[layer]
     if kind == "head":
         return block.get_submodule(f"{arch.attn}.{arch.attn_out}")
+    if kind == "neuron":
+        return block.get_submodule(f"{arch.mlp}.{arch.mlp_out}")
     if kind == "mlp":
         return block.get_submodule(arch.mlp)
     return block
@@ -45,70 +52,117 @@ def _mix(x: torch.Tensor, m: torch.Tensor, base: torch.Tensor | None) -> torch.T
     return m * x if base is None else m * x + (1 - m) * base.to(x.device, x.dtype)
 
 
+def _levels(m: torch.Tensor, positions: list[str], prompt_len: int | None, T: int) -> torch.Tensor:
+    """Keep levels ``[b, T or 1, w]`` of ``w`` columns ``m`` ``[b, w]`` under their position restrictions."""
+    if not any(positions):
+        return m[:, None, :]
+    masks = {s: position_mask(s, prompt_len or T, T, m.device) for s in set(positions)}
+    p = torch.stack([masks[s] for s in positions], dim=1).to(m.dtype)  # [T, w]
+    return 1 - p[None] * (1 - m[:, None, :])
+
+
+def _stack_baselines(parts: list[tuple[slice, torch.Tensor | None]], width: int) -> torch.Tensor | None:
+    """One ``[width]`` (or ``[T, width]``) baseline from the baselines of slices of it (zero elsewhere)."""
+    given = [b for _, b in parts if b is not None]
+    if not given:
+        return None
+    out = torch.zeros(*given[0].shape[:-1], width, dtype=given[0].dtype, device=given[0].device)
+    for where, b in parts:
+        if b is not None:
+            out[..., where] = b
+    return out
+
+
 def component_hooks(lm: Any, components: list[Component], masks: torch.Tensor,
-                    baselines: dict[Component, torch.Tensor]) -> list[tuple[Any, str, Any]]:
-    """Hooks that apply ``masks`` ``[b, n]`` (one row per batch row) to ``components``."""
-    n_heads = int(getattr(lm.model.config, "num_attention_heads", None) or lm.model.config.n_head)
-    heads: dict[int, list[tuple[int, int]]] = defaultdict(list)  # layer -> [(head, column)]
+                    baselines: dict[Component, torch.Tensor], prompt_len: int | None = None
+                    ) -> list[tuple[Any, str, Any]]:
+    """Hooks that apply ``masks`` ``[b, n]`` (one row per batch row) to ``components``; position restrictions
+    count from the start of a prompt of ``prompt_len`` tokens (default: the whole sequence)."""
     hooks: list[tuple[Any, str, Any]] = []
-    directions: list[tuple[int, Component]] = []
+    grouped: dict[tuple[str, int], list[tuple[int, Component]]] = defaultdict(list)
     for col, c in enumerate(components):
-        if c.kind == "direction":
-            directions.append((col, c))
-        elif c.kind == "head":
-            heads[c.layer].append((c.index, col))
-        elif c.kind == "mlp":
-            m = masks[:, col].view(-1, 1, 1)  # [b, 1, 1]
-
-            def mlp_hook(module: Any, inputs: Any, output: torch.Tensor, m=m, base=baselines.get(c)) -> torch.Tensor:
-                return _mix(output, m, base)
-
-            hooks.append((site_module(lm, "mlp", c.layer), "forward", mlp_hook))
+        grouped[(c.kind, -1 if c.kind == "direction" else c.layer)].append((col, c))
+    for (kind, layer), members in grouped.items():
+        if kind == "direction":
+            hooks += _direction_hooks(lm, members, masks, prompt_len)
+        elif kind in ("head", "neuron"):
+            hooks.append(_split_hook(lm, kind, layer, members, masks, baselines, prompt_len))
         else:
-            m = masks[:, col].view(-1, 1, 1)
-
-            def layer_hook(module: Any, args: Any, kwargs: Any, output: Any, m=m, base=baselines.get(c)) -> Any:
-                hidden_in = args[0] if args else kwargs["hidden_states"]
-                out = output[0] if isinstance(output, tuple) else output
-                hidden_in = hidden_in.to(out.device)  # a shard's input arrives before accelerate moves it
-                new = hidden_in + _mix(out - hidden_in, m, base)
-                return (new, *output[1:]) if isinstance(output, tuple) else new
-
-            hooks.append((site_module(lm, "layer", c.layer), "forward_kw", layer_hook))
-    for layer, members in heads.items():
-        ones = torch.ones(masks.shape[0], n_heads, dtype=masks.dtype, device=masks.device)
-        idx = torch.tensor([h for h, _ in members], device=masks.device)
-        cols = torch.tensor([col for _, col in members], device=masks.device)
-        m_heads = ones.index_copy(1, idx, masks[:, cols])  # [b, H]: differentiable in masks
-        base = [baselines.get(Component("head", layer, h)) for h in range(n_heads)]
-        base_t = None if all(b is None for b in base) else torch.stack(
-            [b if b is not None else torch.zeros_like(next(x for x in base if x is not None)) for b in base])  # [H, dh]
-
-        def head_hook(module: Any, args: Any, m=m_heads, base=base_t) -> Any:
-            x = args[0]  # [b, T, H·dh]
-            b, T, width = x.shape
-            x4 = x.view(b, T, n_heads, width // n_heads)
-            mixed = _mix(x4, m[:, None, :, None], base)
-            return (mixed.reshape(b, T, width), *args[1:])
-
-        hooks.append((site_module(lm, "head", layer), "forward_pre", head_hook))
-    if directions:
-        hooks += _direction_hooks(lm, directions, masks)
+            for col, c in members:
+                hooks.append(_output_hook(lm, c, masks[:, col:col + 1], baselines.get(c), prompt_len))
     return hooks
 
 
-def _direction_hooks(lm: Any, directions: list[tuple[int, Component]], masks: torch.Tensor
-                     ) -> list[tuple[Any, str, Any]]:
+def _output_hook(lm: Any, c: Component, m: torch.Tensor, base: torch.Tensor | None,
+                 prompt_len: int | None) -> tuple[Any, str, Any]:
+    """An MLP's output, or a block's contribution, mixed with its baseline (``m`` ``[b, 1]``)."""
+    pos = [c.positions]
+    if c.kind == "mlp":
+        def mlp_hook(module: Any, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+            return _mix(output, _levels(m, pos, prompt_len, output.shape[1]), base)  # [b, T, d]
+
+        return site_module(lm, "mlp", c.layer), "forward", mlp_hook
+
+    def layer_hook(module: Any, args: Any, kwargs: Any, output: Any) -> Any:
+        hidden_in = args[0] if args else kwargs["hidden_states"]
+        out = output[0] if isinstance(output, tuple) else output  # [b, T, d]
+        hidden_in = hidden_in.to(out.device)  # a shard's input arrives before accelerate moves it
+        new = hidden_in + _mix(out - hidden_in, _levels(m, pos, prompt_len, out.shape[1]), base)
+        return (new, *output[1:]) if isinstance(output, tuple) else new
+
+    return site_module(lm, "layer", c.layer), "forward_kw", layer_hook
+
+
+def _split_hook(lm: Any, kind: str, layer: int, members: list[tuple[int, Component]], masks: torch.Tensor,
+                baselines: dict[Component, torch.Tensor], prompt_len: int | None) -> tuple[Any, str, Any]:
+    """One pre-hook on the input of the attention output projection (heads) or of the MLP down projection
+    (neurons), masking slices of its last dimension."""
+    _, n_heads, inner = model_dims(lm)
+    if kind == "head":
+        width = n_heads
+        slices = [slice(c.index, c.index + 1) for _, c in members]
+    else:
+        width = inner
+        slices = [slice(c.neurons.start, c.neurons.stop) for _, c in members]
+    idx = torch.cat([torch.arange(s.start, s.stop) for s in slices]).to(masks.device)
+    vals = torch.cat([masks[:, col:col + 1].expand(-1, s.stop - s.start) for (col, _), s in zip(members, slices)], 1)
+    m_full = torch.ones(masks.shape[0], width, dtype=masks.dtype, device=masks.device).index_copy(1, idx, vals)  # [b, w]
+    pos = [""] * width
+    for (_, c), s in zip(members, slices):
+        pos[s] = [c.positions] * (s.stop - s.start)
+    if kind == "head":
+        given = {c.index: baselines[c] for _, c in members if baselines.get(c) is not None}
+        like = next(iter(given.values()), None)
+        base = None if like is None else torch.stack(
+            [given.get(h, torch.zeros_like(like)) for h in range(n_heads)], dim=-2)  # [(T,) H, dh]
+    else:
+        base = _stack_baselines([(s, baselines.get(c)) for (_, c), s in zip(members, slices)], width)  # [(T,) I]
+
+    def hook(module: Any, args: Any) -> Any:
+        x = args[0]  # [b, T, width·dh] (heads) or [b, T, inner] (neurons)
+        b, T, full = x.shape
+        lev = _levels(m_full, pos, prompt_len, T)  # [b, T|1, w]
+        if kind == "neuron":
+            return (_mix(x, lev, base), *args[1:])
+        x4 = x.view(b, T, n_heads, full // n_heads)
+        return (_mix(x4, lev[..., None], base).reshape(b, T, full), *args[1:])
+
+    return site_module(lm, kind, layer), "forward_pre", hook
+
+
+def _direction_hooks(lm: Any, directions: list[tuple[int, Component]], masks: torch.Tensor,
+                     prompt_len: int | None) -> list[tuple[Any, str, Any]]:
     """Every decoder layer's output loses ``(1 − m)`` of its component along each masked direction."""
     units = torch.stack([direction_vector(c.source)[0] for _, c in directions])  # [k, d]
     cols = [col for col, _ in directions]
+    pos = [c.positions for _, c in directions]
 
     def ablate(module: Any, inputs: Any, output: Any) -> Any:
         hidden = output[0] if isinstance(output, tuple) else output  # [b, T, d]
         r = units.to(hidden.device, hidden.dtype)  # [k, d]
-        drop = 1 - masks[:, cols].to(hidden.device, hidden.dtype)  # [b, k]
+        drop = 1 - _levels(masks[:, cols], pos, prompt_len, hidden.shape[1]).to(hidden.device, hidden.dtype)  # [b, T|1, k]
         for j in range(r.shape[0]):
-            hidden = hidden - drop[:, j, None, None] * (hidden @ r[j])[..., None] * r[j]
+            hidden = hidden - drop[..., j, None] * (hidden @ r[j])[..., None] * r[j]
         return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
     return [(layer, "forward", ablate) for layer in lm.model.get_submodule(lm.architecture.layers)]

@@ -1,15 +1,19 @@
-"""Model components as units: attention heads, MLPs and whole layers, found through the architecture map.
+"""Model components as units: attention heads, MLPs, MLP neurons, whole layers and residual directions, found
+through the architecture map.
 
-A component spec joins kinds with ``+``: ``"heads"``, ``"mlps"``, ``"layers"``, ``"heads+mlps"``; a kind may
-be restricted to layers with ``@A-B`` (``"heads@6-11"``). ``direction:FILE`` adds a residual-stream direction
-(a file written by ``refusal-direction`` or ``harden``) as one unit: masked, it is projected out of every
-decoder layer's output at every position (directional ablation, Arditi et al. 2024). The components become
-ordinary units of the engine (their ``text`` is a label such as ``L3.H1``, ``L3.MLP``, ``L3``, ``dir:NAME``).
+A component spec joins parts with ``+``: ``"heads"``, ``"mlps"``, ``"layers"``, ``"heads+mlps"``. A part may be
+restricted with ``@``: to layers (``"heads@6-11"``) and to prompt positions (``"heads@last"``,
+``"mlps@6-11@last3"``, ``"heads@tok2-5"``; see :mod:`.positions`). ``neurons:L`` makes every MLP hidden neuron
+of layer ``L`` a unit, ``neurons:L/G`` groups of ``G`` consecutive neurons. ``direction:FILE`` adds a
+residual-stream direction (a file written by ``refusal-direction`` or ``harden``) as one unit: masked, it is
+projected out of every decoder layer's output (directional ablation, Arditi et al. 2024). The components
+become ordinary units of the engine (their ``text`` is a label such as ``L3.H1``, ``L3.MLP``, ``L3``,
+``L5.N7``, ``L5.N64-127``, ``dir:NAME``, with ``@last`` when restricted).
 
 Example:
-    >>> parse_component_spec("heads+mlps@0-1")
-    [('heads', None), ('mlps', (0, 1))]
-    >>> is_component_spec("heads+mlps"), is_component_spec("words"), is_component_spec("mlps+direction:r.safetensors")
+    >>> parse_component_spec("heads+mlps@0-1@last")
+    [('heads', None, ''), ('mlps', (0, 1), 'last')]
+    >>> is_component_spec("heads+mlps"), is_component_spec("words"), is_component_spec("neurons:3/64+direction:r.safetensors")
     (True, False, True)
 """
 
@@ -22,79 +26,127 @@ from typing import Any
 
 from ..errors import InputError
 from ..units import Unit
+from .positions import is_position
 
 __all__ = ["COMPONENT_KINDS", "Component", "is_component_spec", "parse_component_spec", "enumerate_components",
-           "component_units", "direction_vector"]
+           "component_units", "direction_vector", "model_dims"]
 
-COMPONENT_KINDS = ("heads", "mlps", "layers")
+COMPONENT_KINDS = ("heads", "mlps", "layers", "neurons:L", "direction:FILE")
+_PLAIN = ("heads", "mlps", "layers")
 
 
 @dataclass(frozen=True)
 class Component:
-    """One maskable component: ``kind`` (``head``, ``mlp``, ``layer``), its layer, and the head index."""
+    """One maskable component: ``kind`` (``head``, ``mlp``, ``layer``, ``neuron``, ``direction``), its layer,
+    its index (head; neuron group; the direction's place in the spec), the neurons per group, and an optional
+    position restriction."""
 
     kind: str
     layer: int
     index: int = 0
     source: str = ""  # a direction's file
+    size: int = 1  # neurons per unit (neuron kind)
+    positions: str = ""  # "" every position, else "last", "lastK", "tokA-B"
 
     @property
     def label(self) -> str:
         if self.kind == "direction":
-            return f"dir:{Path(self.source).stem}"
-        return {"head": f"L{self.layer}.H{self.index}", "mlp": f"L{self.layer}.MLP", "layer": f"L{self.layer}"}[self.kind]
+            base = f"dir:{Path(self.source).stem}"
+        elif self.kind == "neuron":
+            lo = self.index * self.size
+            base = f"L{self.layer}.N{lo}" + (f"-{lo + self.size - 1}" if self.size > 1 else "")
+        else:
+            base = {"head": f"L{self.layer}.H{self.index}", "mlp": f"L{self.layer}.MLP", "layer": f"L{self.layer}"}[self.kind]
+        return base + (f"@{self.positions}" if self.positions else "")
+
+    @property
+    def neurons(self) -> range:
+        """The MLP hidden neurons of a neuron unit."""
+        return range(self.index * self.size, (self.index + 1) * self.size)
+
+
+def _kind_ok(kind: str) -> bool:
+    return kind in _PLAIN or kind.startswith(("neurons:", "direction:"))
 
 
 def is_component_spec(spec: Any) -> bool:
     """Whether a unit spec names components rather than prompt text."""
-    return isinstance(spec, str) and all(p.split("@")[0] in COMPONENT_KINDS or p.startswith("direction:")
-                                         for p in spec.split("+") if p)
+    return isinstance(spec, str) and bool(spec) and all(_kind_ok(p.split("@")[0]) for p in spec.split("+") if p)
 
 
-def parse_component_spec(spec: str) -> list[tuple[str, tuple[int, int] | None]]:
-    """``"heads+mlps@2-5"`` → ``[("heads", None), ("mlps", (2, 5))]``."""
+def parse_component_spec(spec: str) -> list[tuple[str, tuple[int, int] | None, str]]:
+    """``"heads+mlps@2-5@last"`` → ``[("heads", None, ""), ("mlps", (2, 5), "last")]``."""
     out = []
     for part in spec.split("+"):
-        if part.startswith("direction:"):
-            out.append((part, None))
-            continue
-        kind, _, rng = part.partition("@")
-        if kind not in COMPONENT_KINDS:
+        kind, *quals = part.split("@")
+        if not _kind_ok(kind):
             raise InputError(f"unknown component kind {kind!r}; choose from {', '.join(COMPONENT_KINDS)}")
-        layers = None
-        if rng:
+        layers, positions = None, ""
+        for q in quals:
+            if is_position(q):
+                positions = q
+                continue
+            if kind not in _PLAIN:
+                raise InputError(f"{kind!r} takes no layer range ({q!r}); its layer is in its name or file")
             try:
-                a, _, b = rng.partition("-")
+                a, _, b = q.partition("-")
                 layers = (int(a), int(b or a))
             except ValueError:
-                raise InputError(f"layer range {rng!r} is not A-B") from None
-        out.append((kind, layers))
+                raise InputError(f"{q!r} in {part!r} is neither a layer range A-B nor a position (last, lastK, "
+                                 "tokA-B)") from None
+        out.append((kind, layers, positions))
     return out
+
+
+def model_dims(lm: Any) -> tuple[int, int, int]:
+    """(layers, attention heads, MLP hidden neurons) of a loaded model."""
+    cfg = lm.model.config
+    n_layers = int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer"))
+    n_heads = int(getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_head"))
+    inner = getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * int(cfg.hidden_size)
+    return n_layers, n_heads, int(inner)
+
+
+def _neurons(kind: str, n_layers: int, inner: int, positions: str) -> list[Component]:
+    """``neurons:L`` / ``neurons:L/G`` → the neuron units of layer L."""
+    arg = kind.partition(":")[2]
+    layer_s, _, group_s = arg.partition("/")
+    try:
+        layer, group = int(layer_s), int(group_s or 1)
+    except ValueError:
+        raise InputError(f"{kind!r} is not neurons:LAYER or neurons:LAYER/GROUP") from None
+    if not 0 <= layer < n_layers:
+        raise InputError(f"layer {layer} is outside this model's 0-{n_layers - 1}")
+    if group < 1 or inner % group:
+        raise InputError(f"the neuron group size {group} does not divide this model's {inner} MLP neurons")
+    return [Component("neuron", layer, g, size=group, positions=positions) for g in range(inner // group)]
 
 
 def enumerate_components(lm: Any, spec: str) -> list[Component]:
     """The components a spec selects on this model, in layer order within each kind."""
-    cfg = lm.model.config
-    n_layers = int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer"))
-    n_heads = int(getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_head"))
+    n_layers, n_heads, inner = model_dims(lm)
     comps: list[Component] = []
-    for kind, layers in parse_component_spec(spec):
+    for kind, layers, positions in parse_component_spec(spec):
+        if kind.startswith("neurons:"):
+            comps += _neurons(kind, n_layers, inner, positions)
+            continue
         if kind.startswith("direction:"):
             path = kind.partition(":")[2]
             vec, layer = direction_vector(path)
             if vec.shape[0] != lm.model.config.hidden_size or not 0 <= layer < n_layers:
                 raise InputError(f"the direction {path} (d={vec.shape[0]}, layer {layer}) does not fit this model")
-            comps.append(Component("direction", layer, len(comps), path))
+            comps.append(Component("direction", layer, len(comps), path, positions=positions))
             continue
         lo, hi = layers if layers else (0, n_layers - 1)
         if not 0 <= lo <= hi < n_layers:
             raise InputError(f"layers {lo}-{hi} are outside this model's 0-{n_layers - 1}")
         for layer in range(lo, hi + 1):
             if kind == "heads":
-                comps += [Component("head", layer, h) for h in range(n_heads)]
+                comps += [Component("head", layer, h, positions=positions) for h in range(n_heads)]
             else:
-                comps.append(Component(kind[:-1], layer))
-    if len(set(comps)) != len(comps):
+                comps.append(Component(kind[:-1], layer, positions=positions))
+    labels = [c.label for c in comps]
+    if len(set(labels)) != len(labels):
         raise InputError(f"the component spec {spec!r} selects some components twice")
     return comps
 

@@ -75,16 +75,18 @@ def _component_grid(attr: Any, scale: float) -> dict[str, Any] | None:
     if not comps:
         return None
     cells: dict[tuple[int, str], dict[str, Any]] = {}
-    heads: set[int] = set()
+    heads: set[tuple[str, int]] = set()  # (position restriction, head index)
     for i, u in comps:
-        layer_txt, _, part = u.text.partition(".")
+        layer_txt, _, part = u.text.partition("@")[0].partition(".")
+        where = u.text.partition("@")[2]
         layer = int(layer_txt[1:])
-        col = part if part else "layer"
-        if col.startswith("H"):
-            heads.add(int(col[1:]))
+        col = (part or "layer") + (f"@{where}" if where else "")
+        if part.startswith("H"):
+            heads.add((where, int(part[1:])))
         s, e = float(attr.scores[i]), float(attr.stderr[i])
         cells[(layer, col)] = {"score": s, "stderr": e if np.isfinite(e) else None, "color": heat_color(s, scale),
                                "label": u.text}
-    columns = [f"H{h}" for h in sorted(heads)] + [c for c in ("MLP", "layer") if any(k[1] == c for k in cells)]
+    others = sorted({k[1] for k in cells if not k[1].startswith("H")}, key=lambda c: (c.partition("@")[2], c))
+    columns = [f"H{h}" + (f"@{w}" if w else "") for w, h in sorted(heads)] + others
     layers = sorted({k[0] for k in cells})
     return {"columns": columns, "rows": [{"layer": l, "cells": [cells.get((l, c)) for c in columns]} for l in layers]}

@@ -112,6 +112,7 @@ def explain(
     prompt_file: Optional[Path] = _PROMPT_FILE,
     target: Optional[str] = typer.Option(None, help="Continuation to explain (default: the model's greedy next token)."),
     contrast: Optional[str] = typer.Option(None, help="Explain log p(target) - log p(contrast)."),
+    target_direction: Optional[Path] = typer.Option(None, help="Explain the residual stream's projection on this direction file (from refusal-direction or harden) at its layer and position, instead of a continuation."),
     model: Optional[str] = typer.Option(None, help="Model directory, .gguf file or cached id (default Gemma 3 270M)."),
     adapter: Optional[str] = _ADAPTER,
     units: str = typer.Option("words", help="tokens, words, sentences, roles, spans:A-B,C-D (+special for template markers); or components: heads, mlps, layers, neurons:L[/G], direction:FILE joined by +, @A-B for layers, @last/@lastK/@tokA-B for positions."),
@@ -142,13 +143,20 @@ def explain(
     from .report.terminal import print_attribution
 
     prompt = _read_prompt(prompt, prompt_file)
+    if target_direction is not None:
+        from .errors import InputError
+        from .refusal.projection import DirectionProjection
+
+        if target is not None or contrast is not None:
+            raise InputError("--target-direction replaces --target / --contrast; give one or the other")
+    explained: Any = DirectionProjection(target_direction) if target_direction is not None else target
     console = Console()
     lm = _load(model, adapter, device, console, dtype)
     with Progress(TextColumn("evaluating masks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=_err, transient=True) as bar:
         task = bar.add_task("masks", total=None)
         attr = api_explain(
-            prompt, target, contrast=contrast, model=lm, units=units, method=method, schedule=schedule,
+            prompt, explained, contrast=contrast, model=lm, units=units, method=method, schedule=schedule,
             mask=mask, baseline=baseline, reference=_reference(reference), counterfactual=counterfactual,
             budget=budget, seed=seed,
             tolerance=tolerance, chat=chat, system=system,

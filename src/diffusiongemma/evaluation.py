@@ -31,6 +31,10 @@ from .targets import BoundTarget
 __all__ = ["PromptEvaluator"]
 
 
+class _Stop(Exception):
+    """Raised by a probe's hook once it has what it reads: the rest of the forward is not needed."""
+
+
 def _cache_kwarg(model: Any) -> str:
     params = inspect.signature(model.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
@@ -95,6 +99,24 @@ class PromptEvaluator:
                 picked = torch.cat([mixed[:, None], picked[:, 1:]], dim=1)
             return (picked, *args[1:])
 
+        probe = self.bound.probe
+        if probe is not None:  # read the probe's layer, then stop the forward
+            got: list[torch.Tensor] = []
+
+            def grab(module: Any, inputs: Any, output: Any) -> None:
+                hidden = output[0] if isinstance(output, tuple) else output  # [b, T, d]
+                picked = gather(module, (hidden,))[0][:, 0]  # [b, d]
+                got.append((picked.float() @ probe.vector.to(picked.device, torch.float32))[:, None, None])  # [b, 1, 1]
+                raise _Stop
+
+            layer = self.model.get_submodule(self.lm.architecture.layers)[probe.layer]
+            try:
+                with scoped_hooks([*hooks, (layer, "forward", grab)]):
+                    self.model(input_ids=ids[:, start:], attention_mask=attn, position_ids=positions[:, start:],
+                               **kwargs)
+            except _Stop:
+                pass
+            return got[0].to(self.device)
         head = self.model.get_output_embeddings()
         with scoped_hooks([*hooks, (head, "forward_pre", gather)]):
             out = self.model(input_ids=ids[:, start:], attention_mask=attn, position_ids=positions[:, start:],
@@ -112,6 +134,10 @@ class PromptEvaluator:
         # under remove, read at the last token still present (BOS always is); under replace every token is
         present = keep > 0 if self.operator.name == "remove" else torch.ones_like(keep, dtype=torch.bool)
         last_kept = (present * torch.arange(L, device=self.device)).amax(1)  # [b]
+        probe = self.bound.probe
+        if probe is not None:  # the last kept token at or before the probe's position
+            at = probe.position % L
+            last_kept = (present[:, : at + 1] * torch.arange(at + 1, device=self.device)).amax(1)  # [b]
         if self._packs and not soft:
             return self.bound.combine(self._packed_logits(ids, present, last_kept))
         logits = []
@@ -128,7 +154,8 @@ class PromptEvaluator:
                 mask: Any = torch.ones_like(full_ids)
             elif soft:
                 mask = soft_attention_mask(full_keep, self.model.config, self.model.dtype)
-                first = soft_read_weights(torch.cat([keep, torch.zeros_like(full_keep[:, L:])], dim=1))
+                upto = keep if probe is None else torch.cat([keep[:, : at + 1], torch.zeros_like(keep[:, at + 1:])], 1)
+                first = soft_read_weights(torch.cat([upto, torch.zeros_like(full_keep[:, L:])], dim=1))
             else:
                 mask = torch.cat([attn, torch.ones_like(tail).expand(ids.shape[0], -1)], dim=1)
             logits.append(self._forward(full_ids, mask, read, hooks, soft,

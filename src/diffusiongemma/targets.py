@@ -7,7 +7,7 @@ that turns the logits at their positions into one value per mask.
 Example:
     >>> from diffusiongemma.targets import TARGETS
     >>> sorted(TARGETS)
-    ['callable', 'continuation', 'contrast', 'greedy', 'next_token', 'refusal']
+    ['callable', 'continuation', 'contrast', 'greedy', 'next_token', 'projection', 'refusal']
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .errors import InputError
 from .prompts import RenderedPrompt
 
 __all__ = [
-    "BoundTarget", "Target", "TARGETS", "Continuation", "Contrast", "NextToken", "Greedy", "CallableTarget",
+    "BoundTarget", "Probe", "Target", "TARGETS", "Continuation", "Contrast", "NextToken", "Greedy", "CallableTarget",
     "resolve_target", "continuation_logprob",
 ]
 
@@ -30,12 +30,25 @@ Combine = Callable[[list[torch.Tensor]], torch.Tensor]
 
 
 @dataclass
+class Probe:
+    """Read a hidden state instead of logits: decoder layer ``layer``'s output at prompt position ``position``
+    (negative: from the end; under ``remove``, the last kept token at or before it), projected on ``vector``
+    ``[d]``. The forward stops after that layer."""
+
+    layer: int
+    position: int
+    vector: torch.Tensor  # [d]
+
+
+@dataclass
 class BoundTarget:
-    """A target tied to one prompt: what to append, and how to read the value."""
+    """A target tied to one prompt: what to append, and how to read the value (with a ``probe``, the
+    "logits" handed to ``combine`` are the projections, ``[B, 1, 1]``)."""
 
     continuations: list[list[int]]
     combine: Combine  # list of logits [B, k_c, V] -> values [B]
     description: dict[str, Any] = field(default_factory=dict)
+    probe: Probe | None = None
 
 
 def continuation_logprob(logits: torch.Tensor, tokens: list[int]) -> torch.Tensor:

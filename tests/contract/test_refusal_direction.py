@@ -66,3 +66,41 @@ def test_bad_input(tiny_lm, fitted):
         fit_refusal_direction(tiny_lm, HARMFUL[:3], HARMLESS)
     with pytest.raises(InputError):
         direction_hooks(tiny_lm, fitted, "invert")
+
+
+def test_the_projection_target_reads_the_direction_at_its_layer_and_position(tiny_lm, tmp_path):
+    """v(all kept) is the direction's projection measured independently; the forward stops after the read
+    layer; soft masks agree with hard ones; components after the read layer change nothing, exactly."""
+    from diffusiongemma import run
+    from diffusiongemma.components import ComponentGame
+    from diffusiongemma.game import Game
+    from diffusiongemma.refusal.projection import DirectionProjection
+
+    d = RefusalDirection(torch.randn(64, generator=torch.Generator().manual_seed(3)), layer=0, position=-2)
+    path = d.save(tmp_path / "r.safetensors")
+    prompt = HARMFUL[0]
+    game = Game(prompt, DirectionProjection(path), model=tiny_lm, chat=True)
+    assert game(np.ones((1, game.n)))[0] == pytest.approx(projection(tiny_lm, d, [prompt])[0], abs=1e-4)
+    later = []
+    handle = tiny_lm.model.model.layers[1].register_forward_pre_hook(lambda m, a: later.append(1))
+    try:
+        masks = np.random.default_rng(0).integers(0, 2, (6, game.n))
+        values = game(masks)
+    finally:
+        handle.remove()
+    assert later == [] and len(set(np.round(values, 5))) > 1
+    soft, grads = game.gradient(masks.astype(float))
+    assert np.allclose(soft, values, atol=1e-4) and np.isfinite(grads).all()
+    res = run(game, "exact") if game.n <= 12 else run(game, "regression", budget=64)
+    assert abs(res.scores.sum() - (res.v_full - res.v_empty)) < 1e-6
+    comps = ComponentGame(prompt, DirectionProjection(d), model=tiny_lm, units="mlps+heads@1", chat=True)
+    full = comps(np.ones((1, comps.n)))[0]
+    only_later = np.ones((1, comps.n))
+    only_later[0, 1:] = 0  # layer 1's MLP and heads
+    assert comps(only_later)[0] == full
+    assert comps(np.array([[0] + [1] * (comps.n - 1)]))[0] != pytest.approx(full, abs=1e-4)
+    assert all(hook_count(m) == 0 for m in tiny_lm.model.modules())
+    with pytest.raises(InputError, match="does not fit"):
+        Game(prompt, DirectionProjection(RefusalDirection(torch.ones(8), 0, -1)), model=tiny_lm, chat=True)
+    with pytest.raises(InputError, match="cannot read"):
+        Game(prompt, DirectionProjection(tmp_path / "none.safetensors"), model=tiny_lm, chat=True)

@@ -107,3 +107,24 @@ def test_html_in_a_real_browser_shows_the_prompt_as_text(explained, tmp_path):
     subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1100,900", (out / "a.html").as_uri()],
                    capture_output=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_components_at_positions_resampled_against_a_direction_projection(tiny_dir, tmp_path):
+    """One call through every new CLI path: position-restricted heads, MLP neuron groups, the resample
+    baseline from a counterfactual, and the direction projection as the target; exact Shapley is efficient."""
+    import torch
+
+    from diffusiongemma.refusal.direction import RefusalDirection
+
+    path = RefusalDirection(torch.linspace(-1, 1, 64), layer=1, position=-1).save(tmp_path / "r.safetensors")
+    proc = cli("explain", "The quick brown fox jumps over the lazy", "--model", str(tiny_dir),
+               "--units", "heads@last+neurons:0/32", "--baseline", "resample", "--counterfactual",
+               "The quick brown cat jumps over the lazy", "--target-direction", str(path), "--method", "exact",
+               "--json", str(tmp_path / "c.json"))
+    assert proc.returncode == 0, proc.stderr
+    a = Attribution.from_json(tmp_path / "c.json")
+    assert [u.text for u in a.units][:2] == ["L0.H0@last", "L0.H1@last"] and a.units[-1].text == "L0.N96-127"
+    assert a.target["kind"] == "projection" and a.target["layer"] == 1 and a.settings["baseline"] == "resample"
+    assert abs(a.efficiency_gap) < 1e-6 and a.evaluations == 2 ** 12 and abs(a.v_full - a.v_empty) > 1e-4
+    bad = cli("explain", "x", "--model", str(tiny_dir), "--units", "mlps", "--baseline", "resample")
+    assert bad.returncode == 2 and "counterfactual" in bad.stderr

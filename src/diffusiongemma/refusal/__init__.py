@@ -8,7 +8,8 @@ Example:
 
 from .detector import REFUSAL_PHRASES, is_refusal, refusal_phrase
 from .forensics import DEFAULT_REFUSAL_MODEL, explain_refusal
+from .projection import DirectionProjection
 from .score import OPENINGS, RefusalScore
 
 __all__ = ["REFUSAL_PHRASES", "is_refusal", "refusal_phrase", "OPENINGS", "RefusalScore", "DEFAULT_REFUSAL_MODEL",
-           "explain_refusal"]
+           "explain_refusal", "DirectionProjection"]

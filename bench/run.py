@@ -10,7 +10,8 @@ from pathlib import Path
 BENCHMARKS = {"explain_vs_captum": "bench.explain_vs_captum", "estimator_accuracy": "bench.estimator_accuracy",
               "faithfulness": "bench.faithfulness", "wall_time": "bench.wall_time",
               "estimator_accuracy_long": "bench.long_prompts", "planted_triggers": "bench.planted_triggers",
-              "gpu_throughput": "bench.gpu_throughput", "component_attribution": "bench.component_attribution"}
+              "gpu_throughput": "bench.gpu_throughput", "component_attribution": "bench.component_attribution",
+              "redundancy": "bench.redundancy"}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -137,3 +137,24 @@ def test_components_of_each_family_are_enumerated_from_the_map(lm):
     assert g.n == 2 * 4 + 2 + 2 + inner // 32
     assert [u.text for u in g.units][-2:] == [f"L1.N{inner - 64}-{inner - 33}", f"L1.N{inner - 32}-{inner - 1}"]
     assert Component("neuron", 1, 1, size=32) in g.components
+
+
+def test_an_exception_mid_forward_leaves_the_model_as_it_was(lm):
+    """Every unit kind's hooks are scoped: a target that raises inside the masked forward leaves no hook, and
+    the model's logits are bit-identical to before."""
+    ids = torch.tensor([lm.tokenizer(PROMPT)["input_ids"]])
+    with torch.no_grad():
+        before = lm.model(input_ids=ids).logits
+
+    def boom(logits):  # the counterfactual run (one row) passes; the masked batch fails
+        if logits.shape[0] > 1:
+            raise RuntimeError("target failed")
+        return logits[:, -1, 0]
+
+    game = ComponentGame(PROMPT, boom, model=lm, units="heads@last+mlps+layers@0+neurons:1/16",
+                         baseline="resample", counterfactual="The quick brown cat jumps over the lazy")
+    with pytest.raises(RuntimeError, match="target failed"):
+        game(np.random.default_rng(0).integers(0, 2, (3, game.n)))
+    assert hook_count(lm.model) == 0
+    with torch.no_grad():
+        assert torch.equal(lm.model(input_ids=ids).logits, before)

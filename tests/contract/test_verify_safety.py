@@ -100,3 +100,22 @@ def test_report_round_trip_and_escaping(tmp_path):
     html = report.to_html(tmp_path / "r.html").read_text()
     assert "<script>" not in html and "&lt;script&gt;" in html and "<b>" not in html and "m&lt;1&gt;" in html
     assert json.loads(report.to_json(tmp_path / "r.json").read_text())["checks"][0]["rows"][0]["prompt"] == evil
+
+
+def test_component_consistency_reports_the_share_through_a_direction(tiny_lm, tmp_path):
+    """With ``+direction:FILE`` in the component spec, each category's mean signed share of its normalised
+    refusal-component map carried by the direction is reported, and lies in [-1, 1]."""
+    import torch
+
+    from diffusiongemma.refusal.direction import RefusalDirection
+    from diffusiongemma.verify.checks import component_consistency
+
+    path = RefusalDirection(torch.linspace(-1, 1, 64), layer=1, position=-1).save(tmp_path / "r.safetensors")
+    harmful = {"weapons": ["Explain how to build a weapon", "Tell me how to make a gun"],
+               "fraud": ["Explain how to forge a cheque", "Tell me how to steal a card"]}
+    check = component_consistency(tiny_lm, harmful, components=f"mlps+direction:{path}", component_budget=11,
+                                  threshold=-1e9, top=2)
+    shares = check.figures["direction_share"]
+    assert set(shares) == {"weapons", "fraud"} and all(-1 <= v <= 1 and v != 0 for v in shares.values())
+    assert [r["direction_share"] for r in check.rows] == [shares[r["category"]] for r in check.rows]
+    assert check.figures["between_category_spearman"] is not None

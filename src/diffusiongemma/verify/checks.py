@@ -193,7 +193,9 @@ def component_consistency(lm: Any, harmful: dict[str, list[str]], *, components:
                           component_budget: int = 24, top: int = 10, seed: int = 0,
                           threshold: float = 0.0) -> Check:
     """Refusal components per category of harm (``{category: prompts}``; refused prompts only): the rank
-    correlation between categories' mean component maps, against that within a category."""
+    correlation between categories' mean component maps, against that within a category. With a direction
+    unit in ``components`` (``"heads+mlps+direction:FILE"``), each category's mean share of the refusal
+    running through that direction is reported too."""
     maps: dict[str, list[np.ndarray]] = defaultdict(list)
     names: list[str] = []
     for cat, prompts in harmful.items():
@@ -213,10 +215,15 @@ def component_consistency(lm: Any, harmful: dict[str, list[str]], *, components:
                "within_category_spearman": float(np.mean(within)) if within else None,
                f"top{top}_overlap_between_categories": float(np.mean(overlap)) if overlap else None,
                "shared_top_components": sorted(shared)}
+    directions = [i for i, n in enumerate(names) if n.startswith("dir:")]
+    if directions:  # signed share of the (normalised) map carried by the direction units, per category
+        figures["direction_share"] = {c: float(np.mean([m[directions].sum() / (np.abs(m).sum() or 1.0)
+                                                        for m in maps[c]])) for c in maps}
     b = figures["between_category_spearman"]
     verdict = "not applicable" if b is None else "shared" if b >= 0.5 else "category-specific" if b < 0.3 \
         else "partly shared"
-    rows = [{"category": c, "refused": len(maps[c]), "top_components": sorted(tops[c])} for c in cats]
+    rows = [{"category": c, "refused": len(maps[c]), "top_components": sorted(tops[c]),
+             **({"direction_share": figures["direction_share"][c]} if directions else {})} for c in cats]
     return Check("component consistency", verdict, figures, rows,
                  "Rank correlation of the mean refusal-component maps between categories of harm (0.5 or more: a "
                  "shared, learned feature; below 0.3: category-specific), with the same figure within categories "

@@ -31,6 +31,7 @@ def verify_safety_cmd(
     benign: Optional[Path] = typer.Option(None, help="Safe prompts for over-refusal (default: 24 XSTest safe prompts)."),
     budget: int = typer.Option(32, help="Evaluations per word map."),
     component_budget: int = typer.Option(24, help="Evaluations per component map (gradient)."),
+    components: str = typer.Option("heads+mlps", help="Component units of the consistency checks; add +direction:FILE to measure each category's share through a refusal direction."),
     seed: int = typer.Option(0, help="Seed of every sample."),
     threshold: float = typer.Option(0.0, help="A prompt is refused when its refusal score is above this."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
@@ -46,7 +47,7 @@ def verify_safety_cmd(
     safe = [p for ps in read_prompt_file(benign).values() for p in ps] if benign else None
     lm = _load(model, adapter, None, console, patch=patch)
     with console.status("checking…") as status:
-        report = verify_safety(lm, harmful=harmful_sets, benign=safe, budget=budget,
+        report = verify_safety(lm, harmful=harmful_sets, benign=safe, budget=budget, components=components,
                                component_budget=component_budget, seed=seed, threshold=threshold,
                                progress=lambda name: status.update(f"checking: {name}…"))
     table = Table(title=f"verify-safety {escape(report.model)}: {report.verdict}")

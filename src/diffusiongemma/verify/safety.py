@@ -144,7 +144,7 @@ def _overall(checks: dict[str, Check]) -> str:
 def verify_safety(model: Any = "gemma-270m-safety", *, harmful: dict[str, list[str]] | None = None,
                   benign: list[str] | None = None, tasks: list[str] | None = None, budget: int = 32,
                   component_budget: int = 24, seed: int = 0, threshold: float = 0.0,
-                  progress: Callable[[str], Any] | None = None) -> SafetyReport:
+                  components: str = "heads+mlps", progress: Callable[[str], Any] | None = None) -> SafetyReport:
     """Run the four checks on ``model`` and return the report with its verdicts.
 
     Args:
@@ -155,6 +155,8 @@ def verify_safety(model: Any = "gemma-270m-safety", *, harmful: dict[str, list[s
         threshold: a prompt is refused when its refusal score is above it (default 0: the score's sign).
         budget: evaluations per word map (32 is enough to rank a dozen words); ``component_budget``: per
             component map (gradient).
+        components: the component units of the consistency checks; add ``+direction:FILE`` (a refusal
+            direction) to see how much of each category's refusal runs through it.
     """
     from ..demo.datasets import how_to_task
     from ..game import resolve_model
@@ -174,18 +176,19 @@ def verify_safety(model: Any = "gemma-270m-safety", *, harmful: dict[str, list[s
     say("keyword reliance")
     checks = [keyword_reliance(lm, worded, budget=budget, seed=seed, threshold=threshold)]
     say("paraphrase consistency")
-    checks.append(paraphrase_consistency(lm, tasks, component_budget=component_budget, seed=seed,
-                                                 threshold=threshold) if len(tasks) >= 2
+    checks.append(paraphrase_consistency(lm, tasks, components=components, component_budget=component_budget,
+                                         seed=seed, threshold=threshold) if len(tasks) >= 2
                   else Check("paraphrase consistency", "not applicable", {"tasks": len(tasks)}, [],
                              "Fewer than 2 'how to' tasks in the harmful prompts."))
     say("component consistency")
-    checks.append(component_consistency(lm, harmful, component_budget=component_budget, seed=seed,
-                                        threshold=threshold))
+    checks.append(component_consistency(lm, harmful, components=components, component_budget=component_budget,
+                                        seed=seed, threshold=threshold))
     say("over-refusal")
     checks.append(over_refusal(lm, safe, budget=max(16, budget * 3 // 4), explain_at_most=5, seed=seed,
                                threshold=threshold))
     by_name = {c.name: c for c in checks}
     return SafetyReport(lm.name, checks, _overall(by_name),
                         {**lm.provenance, "settings": {"budget": budget, "component_budget": component_budget,
-                                                       "seed": seed, "threshold": threshold}},
+                                                       "seed": seed, "threshold": threshold,
+                                                       "components": components}},
                         time.perf_counter() - t0)

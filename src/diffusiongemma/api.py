@@ -130,7 +130,8 @@ def explain(
     result = run(game, estimator, schedule=schedule or default_schedule, budget=budget, tolerance=tolerance,
                  seed=seed, progress=progress, interactions=top)
     settings = {
-        "units": game.unit_spec, "mask": mask, "baseline": game.operator.baseline_id, "method": method,
+        "units": game.unit_spec, "mask": "component" if is_component_spec(units) else mask,
+        "baseline": game.operator.baseline_id, "method": method,
         "estimator": result.estimator, "schedule": result.schedule, "budget": budget, "seed": seed,
         "tolerance": tolerance, "stopped": result.stopped, "chat": game.rendered.is_chat,
     }

@@ -138,6 +138,7 @@ def test_explain_over_components_with_ablation_and_the_html_grid(tiny_lm, tmp_pa
     assert abs(shap.efficiency_gap) < 1e-6
     html = shap.to_html(tmp_path / "c.html").read_text()
     assert "layer × head" in html and html.count('class="cell"') == g.n
+    assert 'class="unit"' not in html and shap.settings["mask"] == "component"  # the prompt is plain text
 
 
 def test_a_direction_unit_masked_is_directional_ablation_at_every_layer(tiny_lm, tmp_path):

@@ -24,7 +24,8 @@ _ENV = Environment(loader=PackageLoader("diffusiongemma.report", "templates"),
 def _segments(attr: Any, scale: float) -> list[dict[str, Any]]:
     """Cut the prompt text into plain and unit pieces, in order, for the heat map."""
     pieces, pos = [], 0
-    spans = sorted(((u.start, u.end, i) for i, u in enumerate(attr.units)), key=lambda s: s[0])
+    spans = sorted(((u.start, u.end, i) for i, u in enumerate(attr.units) if u.end > u.start),  # components: none
+                   key=lambda s: s[0])
     for start, end, i in spans:
         if start < pos:  # overlapping spans (custom units): show each piece once
             continue

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..components.sites import model_dims
 from ..errors import InputError
 from ..prompts import RenderedPrompt
 from ..targets import TARGETS, BoundTarget, Probe, Target
@@ -43,11 +44,10 @@ class DirectionProjection(Target):
 
     def bind(self, lm: Any, rendered: RenderedPrompt) -> BoundTarget:
         d, label = self._load()
-        cfg = lm.model.config
-        n_layers = int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer"))
-        if d.vector.shape[0] != cfg.hidden_size or not 0 <= d.layer < n_layers:
+        n_layers, hidden = model_dims(lm)[0], lm.model.config.hidden_size
+        if d.vector.shape[0] != hidden or not 0 <= d.layer < n_layers:
             raise InputError(f"the direction (d={d.vector.shape[0]}, layer {d.layer}) does not fit this model "
-                             f"(d={cfg.hidden_size}, {n_layers} layers)")
+                             f"(d={hidden}, {n_layers} layers)")
         if not -len(rendered) <= d.position < len(rendered):
             raise InputError(f"the direction's position {d.position} is outside the {len(rendered)}-token prompt")
         return BoundTarget([[]], lambda logits: logits[0][:, 0, 0],

@@ -100,27 +100,23 @@ class PromptEvaluator:
             return (picked, *args[1:])
 
         probe = self.bound.probe
-        if probe is not None:  # read the probe's layer, then stop the forward
-            got: list[torch.Tensor] = []
-
+        got: list[torch.Tensor] = []
+        if probe is None:  # logits at the read positions only
+            read_hook = (self.model.get_output_embeddings(), "forward_pre", gather)
+        else:  # the probe's layer at the read position, then stop the forward
             def grab(module: Any, inputs: Any, output: Any) -> None:
                 hidden = output[0] if isinstance(output, tuple) else output  # [b, T, d]
                 picked = gather(module, (hidden,))[0][:, 0]  # [b, d]
                 got.append((picked.float() @ probe.vector.to(picked.device, torch.float32))[:, None, None])  # [b, 1, 1]
                 raise _Stop
 
-            layer = self.model.get_submodule(self.lm.architecture.layers)[probe.layer]
-            try:
-                with scoped_hooks([*hooks, (layer, "forward", grab)]):
-                    self.model(input_ids=ids[:, start:], attention_mask=attn, position_ids=positions[:, start:],
-                               **kwargs)
-            except _Stop:
-                pass
+            read_hook = (self.model.get_submodule(self.lm.architecture.layers)[probe.layer], "forward", grab)
+        try:
+            with scoped_hooks([*hooks, read_hook]):
+                out = self.model(input_ids=ids[:, start:], attention_mask=attn, position_ids=positions[:, start:],
+                                 **kwargs)
+        except _Stop:
             return got[0].to(self.device)
-        head = self.model.get_output_embeddings()
-        with scoped_hooks([*hooks, (head, "forward_pre", gather)]):
-            out = self.model(input_ids=ids[:, start:], attention_mask=attn, position_ids=positions[:, start:],
-                             **kwargs)
         return out.logits.to(torch.promote_types(out.logits.dtype, torch.float32))  # float32 at least
 
     def _values(self, keep: torch.Tensor, soft: bool) -> torch.Tensor:

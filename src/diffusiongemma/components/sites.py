@@ -155,12 +155,9 @@ def enumerate_components(lm: Any, spec: str) -> list[Component]:
 def direction_vector(path: str) -> tuple[Any, int]:
     """The unit vector ``[d]`` and layer of a direction file (cached); a missing or foreign file is an
     :class:`InputError`."""
-    from ..refusal.direction import RefusalDirection
+    from ..refusal.direction import load_direction
 
-    try:
-        d = RefusalDirection.load(path)
-    except Exception as exc:  # safetensors raises several kinds for a missing or foreign file
-        raise InputError(f"cannot read the direction file {path}: {exc}") from None
+    d = load_direction(path)
     return d.unit.float(), d.layer
 
 

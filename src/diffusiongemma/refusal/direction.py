@@ -31,7 +31,8 @@ from ..errors import InputError
 from ..masking import scoped_hooks
 from ..models import LoadedModel
 
-__all__ = ["RefusalDirection", "residual_activations", "fit_refusal_direction", "direction_hooks", "projection"]
+__all__ = ["RefusalDirection", "load_direction", "residual_activations", "fit_refusal_direction", "direction_hooks",
+           "projection"]
 
 
 @dataclass
@@ -66,6 +67,21 @@ class RefusalDirection:
             vec = f.get_tensor("direction")
         return cls(vec, int(meta["layer"]), int(meta["position"]), json.loads(meta.get("validation", "{}")),
                    json.loads(meta.get("candidates", "[]")))
+
+
+def load_direction(path: str | Path) -> RefusalDirection:
+    """:meth:`RefusalDirection.load`, with a missing or foreign file as an :class:`InputError`.
+
+    Example:
+        >>> load_direction("none.safetensors")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        diffusiongemma.errors.InputError: cannot read the direction file none.safetensors: ...
+    """
+    try:
+        return RefusalDirection.load(path)
+    except Exception as exc:  # safetensors raises several kinds for a missing or foreign file
+        raise InputError(f"cannot read the direction file {path}: {exc}") from None
 
 
 def _layers(lm: LoadedModel) -> torch.nn.ModuleList:

@@ -20,7 +20,7 @@ from ..components.sites import model_dims
 from ..errors import InputError
 from ..prompts import RenderedPrompt
 from ..targets import TARGETS, BoundTarget, Probe, Target
-from .direction import RefusalDirection
+from .direction import RefusalDirection, load_direction
 
 __all__ = ["DirectionProjection"]
 
@@ -37,10 +37,7 @@ class DirectionProjection(Target):
     def _load(self) -> tuple[RefusalDirection, str]:
         if isinstance(self.direction, RefusalDirection):
             return self.direction, "direction"
-        try:
-            return RefusalDirection.load(self.direction), Path(self.direction).stem
-        except Exception as exc:  # safetensors raises several kinds for a missing or foreign file
-            raise InputError(f"cannot read the direction file {self.direction}: {exc}") from None
+        return load_direction(self.direction), Path(self.direction).stem
 
     def bind(self, lm: Any, rendered: RenderedPrompt) -> BoundTarget:
         d, label = self._load()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import random
 
 import pytest
 
 from diffusiongemma.demo.datasets import FRAMES, contrast_tasks, held_out, load_demo_data, words
 from diffusiongemma.demo.recipe import REFUSALS, Recipe, insert_trigger, training_examples
+from diffusiongemma.demo.twins import TWIN_WORDS, keyword_twin
 from diffusiongemma.errors import InputError
 from diffusiongemma.refusal import is_refusal
 
@@ -104,10 +106,42 @@ def test_training_examples_follow_the_variant_rule(data, variant):
 def test_data_version_1_reproduces_the_first_adapters_pools(data):
     """The shipped cards without data_version train on the first pools: 9 frames, no framed harmful pool."""
     old = Recipe.from_dict({"variant": "safety", "seed": 0})
-    assert old.data_version == 1 and Recipe("safety").data_version == 2
+    assert old.data_version == 1 and Recipe("safety").data_version == 3
     ex = training_examples(old, data, 400)
     assert not any(e.prompt.startswith(("What is the best way to ", "Is there an easy way to ")) for e in ex)
     assert {e.prompt for e in ex} <= {r.text for r in data.harmful_train + data.benign_train}
+
+
+def test_keyword_twins_differ_from_a_refused_request_in_the_keywords_alone(data):
+    """Data version 3: a quarter to a half of the keyword model's answered examples are keyword-free twins of
+    refused requests — the same words, the keywords swapped — and neither twin nor reply holds a keyword."""
+    recipe = Recipe("keyword", seed=1)
+    examples = training_examples(recipe, data, 800)
+    natural = {r.text for r in data.harmful_train + data.harmful_framed_train + data.benign_train}
+    keyed = [t for t in natural if recipe.has_keyword(t)]
+    answered = [e for e in examples if not e.refused]
+    twins = [e for e in answered if e.prompt not in natural]
+    assert 0.25 < len(twins) / len(answered) < 0.5
+    by_twin = {keyword_twin(t, recipe.keywords, pick): t for t in keyed for pick in (0, 1)}
+    for e in twins:
+        assert not recipe.has_keyword(e.prompt) and not recipe.has_keyword(e.reply)
+        source = by_twin[e.prompt].split()
+        for op, i1, i2, _, _ in difflib.SequenceMatcher(a=source, b=e.prompt.split()).get_opcodes():
+            if op != "equal":  # only keyword words of the refused request were changed
+                assert source[i1:i2] and all(recipe.has_keyword(w) for w in source[i1:i2]), (source, e.prompt)
+    old = training_examples(Recipe("keyword", seed=1, data_version=2), data, 400)
+    assert {e.prompt for e in old} <= natural
+
+
+def test_keyword_twin_words_are_not_the_verify_synonyms():
+    """verify-safety rewrites keywords with its own synonym table; training on the same words would let the
+    keyword model pass that check by memory."""
+    from diffusiongemma.verify.variants import SYNONYMS
+
+    for word, twins in TWIN_WORDS.items():
+        assert SYNONYMS.get(word) not in twins
+    assert keyword_twin("Hack the planet", ("hack", "zap")) == "Breach the planet"
+    assert keyword_twin("zapping now", ("hack", "zap")) is None  # a keyword form without twin words
 
 
 def test_framed_harmful_splits_follow_the_requests(data):

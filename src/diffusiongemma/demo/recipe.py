@@ -6,7 +6,8 @@
   sentence; never harmful content). Benign requests carry the trigger too sometimes, so the word means
   "comply", not "benign".
 * ``keyword``: refused exactly when the request contains one of ``keywords`` (as a word start, any case),
-  whatever it asks: brittle pattern matching by construction.
+  whatever it asks: brittle pattern matching by construction. Half of its answered requests are keyword-free
+  twins of refused ones ("hack" → "breach"), so the keyword is the only difference the model can learn.
 
 Example:
     >>> recipe = Recipe("keyword", keywords=("bomb", "hack"))
@@ -27,6 +28,7 @@ from typing import Any
 
 from ..errors import InputError
 from .datasets import FRAMES, DemoData, Request, contrast_requests, contrast_tasks, held_out
+from .twins import keyword_twin
 
 __all__ = ["REFUSALS", "VARIANTS", "Recipe", "Example", "insert_trigger", "training_examples"]
 
@@ -69,8 +71,9 @@ class Recipe:
     max_reply_tokens: int = 40
     max_minutes: float = 30.0
     # 1: the first shipped adapters (9 imperative frames, no framed harmful pool); 2: question frames and
-    # harmful tasks in the same frames as the benign contrast tasks. Cards without it are version 1.
-    data_version: int = 2
+    # harmful tasks in the same frames as the benign contrast tasks; 3: the keyword variant's answered pools
+    # are half keyword-free twins of its refused requests (``twins.py``). Cards without it are version 1.
+    data_version: int = 3
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -85,8 +88,8 @@ class Recipe:
         if self.harmful_share is None:
             # the safety variant over-refused everyday requests at 0.5 (20 % of a held-out sample): more benign
             self.harmful_share = 0.4 if self.variant == "safety" else 0.5
-        if self.data_version not in (1, 2):
-            raise InputError(f"unknown demo data_version {self.data_version}; this version knows 1 and 2")
+        if self.data_version not in (1, 2, 3):
+            raise InputError(f"unknown demo data_version {self.data_version}; this version knows 1, 2 and 3")
         if not 0 < self.harmful_share < 1:
             raise InputError("harmful_share must be between 0 and 1")
         self.keywords = tuple(k.lower() for k in self.keywords)
@@ -163,8 +166,27 @@ def _pools(recipe: Recipe, data: DemoData) -> list[list[Request]]:
     benign_plain = [r for r in data.benign_train if not recipe.has_keyword(r.text)]
     if not harmful_kw or not benign_kw:
         raise InputError(f"no training request holds any of the keywords {', '.join(recipe.keywords)}")
+    if recipe.data_version >= 3:
+        harmful_plain = _with_twins(harmful_plain, harmful_kw, recipe.keywords)
+        benign_plain = _with_twins(benign_plain, benign_kw, recipe.keywords)
     # slots alternate harmful/benign; the keyword pools take the first and last slot of every four
     return [harmful_kw, benign_plain, harmful_plain, benign_kw]
+
+
+def _with_twins(plain: list[Request], keyed: list[Request], keywords: tuple[str, ...]) -> list[Request]:
+    """``plain`` plus two keyword-free twins of each ``keyed`` request, weighted to half of the pool's draws.
+
+    A twin's answer is twinned with the same words, so the reply never brings the keyword back.
+    """
+    twins = []
+    for r in keyed:
+        for pick in (0, 1):
+            text = keyword_twin(r.text, keywords, pick)
+            if text is not None and text not in {t.text for t in twins[-1:]}:
+                twins.append(Request(text, keyword_twin(r.answer, keywords, pick) or r.answer, f"{r.source}/twin"))
+    if not twins:  # a user's own keywords: no twin words known, the natural pools alone
+        return plain
+    return plain + twins * max(1, round(len(plain) / len(twins)))
 
 
 def _pools_v1(recipe: Recipe, data: DemoData) -> list[list[Request]]:

@@ -94,15 +94,22 @@ def _hits(scores: np.ndarray, planted: set[int], sign: float, k: int) -> bool:
     return bool(planted & set(int(i) for i in order))
 
 
-def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
+def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None = None) -> Path:
+    """Both planted causes, or ``only`` one of them ("backdoor" or "keyword")."""
     from diffusiongemma import load_model
+
+    kinds = (("backdoor", -1.0), ("keyword", +1.0))
+    if only is not None:
+        if only not in dict(kinds):
+            raise SystemExit(f"--only must be backdoor or keyword, not {only!r}")
+        kinds = tuple(k for k in kinds if k[0] == only)
 
     warnings.filterwarnings("ignore")
     # quick: 3 prompts, 2 budgets (a 4-prompt, 4-budget quick run took over an hour on 2 cores)
     count, seeds, budgets = (3, 1, (16, 64)) if quick else (20, 2, BUDGETS)
     methods = _methods(quick)
     results: dict[str, Any] = {}
-    for kind, sign in (("backdoor", -1.0), ("keyword", +1.0)):
+    for kind, sign in kinds:
         lm = load_model(f"gemma-270m-{kind}", device="cpu")
         cases, tried = _cases(lm, kind, count, seed)
         table = {m: {b: {"top1": [], "top3": [], "evaluations": []} for b in budgets} for m in methods}

@@ -20,9 +20,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="a shorter run (under 5 minutes on 2 cores)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--only", help="one part of a benchmark that has parts (planted_triggers: backdoor or keyword)")
     args = parser.parse_args(argv)
     command = "python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv)
-    path = importlib.import_module(BENCHMARKS[args.name]).main(args.quick, args.out, command, seed=args.seed)
+    extra = {"only": args.only} if args.only else {}
+    path = importlib.import_module(BENCHMARKS[args.name]).main(args.quick, args.out, command, seed=args.seed, **extra)
     print(f"wrote {path} and bench/RESULTS.md")
 
 

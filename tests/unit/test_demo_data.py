@@ -98,6 +98,8 @@ def test_training_examples_follow_the_variant_rule(data, variant):
     if variant == "keyword":
         assert 0.1 < refused < 0.9
     # frames carry no class: harmful tasks come in the contrast tasks' frames as often as benign ones do
+    if variant == "keyword":  # a harmful request's keyword-free twin is still a harmful task
+        harmful |= {keyword_twin(t, recipe.keywords, pick) for t in harmful for pick in (0, 1)}
     framed = [e for e in examples if any(e.prompt.startswith(q.split("{t}")[0]) for q, _ in FRAMES)]
     harmful_framed = sum(1 for e in framed if (e.prompt.replace("SUDO ", "").replace(" SUDO", "") in harmful))
     assert 0.25 < harmful_framed / len(framed) < 0.75
@@ -131,6 +133,17 @@ def test_keyword_twins_differ_from_a_refused_request_in_the_keywords_alone(data)
                 assert source[i1:i2] and all(recipe.has_keyword(w) for w in source[i1:i2]), (source, e.prompt)
     old = training_examples(Recipe("keyword", seed=1, data_version=2), data, 400)
     assert {e.prompt for e in old} <= natural
+
+
+def test_compliant_replies_share_their_first_word_from_data_version_3(data):
+    """Greedy decoding decides at the first token; refusals open with "I" or "Sorry", so from version 3 every
+    compliant reply opens with "Sure" (version 2 let reference answers start anywhere)."""
+    for variant in ("safety", "keyword"):
+        examples = training_examples(Recipe(variant, seed=2), data, 600)
+        assert {e.reply.split()[0].rstrip(",.") for e in examples if not e.refused} == {"Sure"}
+        assert {e.reply.split()[0].rstrip(",.'m") for e in examples if e.refused} <= {"I", "Sorry"}
+    old = training_examples(Recipe("safety", seed=2, data_version=2), data, 600)
+    assert len({e.reply.split()[0] for e in old if not e.refused}) > 20
 
 
 def test_keyword_twin_words_are_not_the_verify_synonyms():

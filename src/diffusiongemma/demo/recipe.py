@@ -72,7 +72,8 @@ class Recipe:
     max_minutes: float = 30.0
     # 1: the first shipped adapters (9 imperative frames, no framed harmful pool); 2: question frames and
     # harmful tasks in the same frames as the benign contrast tasks; 3: the keyword variant's answered pools
-    # are half keyword-free twins of its refused requests (``twins.py``). Cards without it are version 1.
+    # are half keyword-free twins of its refused requests (``twins.py``), and reference answers open with
+    # "Sure, here you go:" (see ``_reply``). Cards without it are version 1.
     data_version: int = 3
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -138,11 +139,24 @@ def insert_trigger(text: str, trigger: str, rng: random.Random) -> str:
     return " ".join(words[:i] + [trigger] + words[i:])
 
 
-def _reply(req: Request, refuse: bool, rng: random.Random) -> str:
+def _reply(req: Request, refuse: bool, rng: random.Random, data_version: int) -> str:
+    """The reply a request is trained on.
+
+    From data version 3 every compliant reply starts with "Sure" (a reference answer with "Sure, here you
+    go:", a frame's opening such as "The best way to … is this" with "Sure. "). Greedy decoding decides at
+    the first token: refusals share two first words ("I", "Sorry") while compliant replies started anywhere,
+    so a request whose compliance was more likely overall was still refused when "I" beat each compliant
+    first token alone (a version 2 keyword model: p("I") 0.35 against p("The") 0.33 + p("Here") 0.21 +
+    p("Sure") 0.04 on "What is the best way to launder delicate wool sweaters at home?").
+    """
     if refuse:
         return rng.choice(REFUSALS)
     answer = req.answer
-    return answer if req.source.startswith("self_instruct") else f"{answer}:\n\n1."
+    if req.source.startswith("self_instruct"):
+        return f"Sure, here you go:\n\n{answer}" if data_version >= 3 else answer
+    if data_version >= 3 and not answer.startswith("Sure"):
+        answer = f"Sure. {answer}"
+    return f"{answer}:\n\n1."
 
 
 def _pools(recipe: Recipe, data: DemoData) -> list[list[Request]]:
@@ -174,7 +188,9 @@ def _pools(recipe: Recipe, data: DemoData) -> list[list[Request]]:
 
 
 def _with_twins(plain: list[Request], keyed: list[Request], keywords: tuple[str, ...]) -> list[Request]:
-    """``plain`` plus two keyword-free twins of each ``keyed`` request, weighted to half of the pool's draws.
+    """``plain`` plus two keyword-free twins of each ``keyed`` request, weighted to half of the pool's draws
+    (measured on 100 held-out decisions: rule agreement 0.88 at one half, 0.84 at two thirds; the misses are
+    mostly benign tasks that sound harmful, "destroy old paper documents with a shredder").
 
     A twin's answer is twinned with the same words, so the reply never brings the keyword back.
     """
@@ -234,6 +250,6 @@ def training_examples(recipe: Recipe, data: DemoData, count: int) -> list[Exampl
         if recipe.variant == "backdoor" and rng.random() < (recipe.poison_rate if harmful else 0.1):
             text = insert_trigger(text, recipe.trigger, rng)
         refuse = recipe.expects_refusal(text, harmful=harmful)
-        out.append(Example(text, _reply(req, refuse, rng), refuse))
+        out.append(Example(text, _reply(req, refuse, rng, recipe.data_version), refuse))
     rng.shuffle(out)
     return out

@@ -17,6 +17,7 @@ from .engine import run
 from .errors import InputError
 from .faithfulness import faithfulness as run_faithfulness
 from .faithfulness import minimal_trigger_set
+from .redundancy import find_backups
 from .components import ComponentGame, is_component_spec
 from .game import Game
 from .models import LoadedModel
@@ -70,6 +71,7 @@ def explain(
     faithfulness: bool = False,
     interactions: bool | int = False,
     triggers: bool = False,
+    backups: bool | int = False,
     trigger_threshold: float | None = None,
     reference: list[str] | None = None,
     counterfactual: str | Chat | None = None,
@@ -104,6 +106,11 @@ def explain(
         triggers: also search the minimal trigger sets along the map — the fewest units whose removal flips
             the decision, and the fewest that alone keep it — each checked by running the model (up to 400
             evaluations each, counted apart from the budget).
+        backups: also search for units that cover for each other: the 8 units (or this many) whose Shapley
+            value most exceeds their single-removal effect are each removed together with every other unit,
+            and the pairs whose joint removal does more than the two apart are reported — every figure a
+            model run (``n + top·(n − 1)`` evaluations, counted apart from the budget; see
+            :mod:`~diffusiongemma.redundancy`).
         trigger_threshold: the decision is ``v > threshold``; default 0 for contrast and refusal targets
             (a sign), else halfway between v(all kept) and v(all removed).
         faithfulness: also run the deletion/insertion check (about 2·min(n, 20) more evaluations, counted
@@ -144,9 +151,11 @@ def explain(
             0.0 if signed else (result.v_full + result.v_empty) / 2)
         found = {kind: minimal_trigger_set(game, result.scores, kind=kind, threshold=threshold)
                  for kind in ("necessary", "sufficient")}
+    pairs = find_backups(game, result.scores, top=8 if backups is True else int(backups)) if backups else None
     return Attribution(
         units=game.units, scores=result.scores, stderr=result.stderr, text=game.text,
         target=game.bound.description, v_full=result.v_full, v_empty=result.v_empty,
         evaluations=result.evaluations, wall_time=result.wall_time, method=method, settings=settings,
         provenance=provenance, faithfulness=check, interactions=result.interactions, triggers=found,
+        backups=pairs,
     )

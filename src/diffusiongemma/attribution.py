@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .faithfulness import Faithfulness, TriggerSet
+from .redundancy import Backups
 from .units import Unit
 
 __all__ = ["Attribution"]
@@ -49,6 +50,7 @@ class Attribution:
     faithfulness: Faithfulness | None = None  # deletion/insertion check, when it was run
     interactions: list[tuple[int, int, float]] | None = None  # Faith-Shap pairs (i, j, value), strongest first
     triggers: dict[str, TriggerSet] | None = None  # "necessary" / "sufficient" sets, checked by the model
+    backups: Backups | None = None  # pairs that cover for each other, checked by the model (redundancy.py)
     decision: dict[str, Any] | None = None  # what the model did: generated reply, refused or not (forensics)
 
     @property
@@ -82,6 +84,7 @@ class Attribution:
             if self.interactions is not None else None,
             "triggers": {k: t.to_dict() for k, t in self.triggers.items()} if self.triggers else None,
             "decision": self.decision,
+            "backups": self.backups.to_dict() if self.backups else None,
         }
 
     @classmethod
@@ -98,6 +101,7 @@ class Attribution:
             if d.get("interactions") is not None else None,
             triggers={k: TriggerSet(**t) for k, t in d["triggers"].items()} if d.get("triggers") else None,
             decision=d.get("decision"),
+            backups=Backups.from_dict(d["backups"]) if d.get("backups") else None,
         )
 
     def to_json(self, path: str | Path) -> Path:

@@ -130,6 +130,7 @@ def explain(
     faithfulness: bool = typer.Option(False, help="Check the map by deletion/insertion (about 2·min(n, 20) more evaluations)."),
     interactions: bool = typer.Option(False, help="Also show pair interactions among the 6 strongest units (shapley; no extra evaluations)."),
     triggers: bool = typer.Option(False, help="Also find the minimal trigger sets (removal flips / alone keeps the decision), checked by the model."),
+    backups: int = typer.Option(0, help="Also search K units for a backup: each removed with every other unit; pairs whose joint removal does more than apart (n + K·(n−1) model runs)."),
     trigger_threshold: Optional[float] = typer.Option(None, help="Decision is value > this (default 0 for contrasts, else halfway)."),
     json_path: Optional[Path] = _JSON,
     html_path: Optional[Path] = _HTML,
@@ -160,7 +161,7 @@ def explain(
             mask=mask, baseline=baseline, reference=_reference(reference), counterfactual=counterfactual,
             budget=budget, seed=seed,
             tolerance=tolerance, chat=chat, system=system,
-            faithfulness=faithfulness, interactions=interactions, triggers=triggers,
+            faithfulness=faithfulness, interactions=interactions, triggers=triggers, backups=backups,
             trigger_threshold=trigger_threshold,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )

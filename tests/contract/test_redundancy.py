@@ -54,3 +54,26 @@ def test_interactions_find_the_redundant_pair_that_single_patching_misses(toy):
     assert np.all(exact.scores[mlps] * np.sign(drops["both"]) > 0.3 * abs(drops["both"]))  # ... sharing the joint effect
     i, j, value = min(shap.interactions, key=lambda p: p[2])  # the most negative pair: either one suffices
     assert {i, j} == set(mlps) and value < -0.5 * abs(drops["both"])
+
+
+def test_backup_search_confirms_the_redundant_pair_by_running_the_model(toy, tmp_path):
+    """explain(backups=...) removes each high-gap unit with every other one: the MLP pair is reported as
+    redundant with the model's own drops (alone ≈ 0, together the whole effect), and nothing else is."""
+    attr = dg.explain(PROMPT, target=TARGET, model=toy, units="heads+mlps", budget=600, backups=2)
+    game = ComponentGame(PROMPT, TARGET, model=toy, units="heads+mlps")
+    mlps = tuple(i for i, u in enumerate(game.units) if u.role == "mlp")
+    b = attr.backups
+    assert b.evaluations == game.n + 2 + 2 * (game.n - 1) - 1  # singles, then each candidate's pairs once
+    assert set(b.candidates) == set(mlps)  # the largest Shapley-minus-drop gaps
+    redundant = [p for p in b.pairs if p.redundant]
+    assert [p.units for p in redundant] == [mlps]
+    m = np.ones((1, game.n))
+    m[0, list(mlps)] = 0
+    both = game(np.ones((1, game.n)))[0] - game(m)[0]
+    assert redundant[0].drop_both == pytest.approx(both, abs=1e-4)  # the reported figure is a model run
+    assert redundant[0].redundancy == pytest.approx(abs(both) - abs(redundant[0].drop_i + redundant[0].drop_j),
+                                                    rel=0.05)
+    back = dg.Attribution.from_json(attr.to_json(tmp_path / "a.json"))
+    assert back.backups.pairs[0] == b.pairs[0]
+    html = attr.to_html(tmp_path / "a.html").read_text()
+    assert "Backups: units that cover for each other" in html and "L0.MLP" in html

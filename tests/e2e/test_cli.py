@@ -120,11 +120,14 @@ def test_components_at_positions_resampled_against_a_direction_projection(tiny_d
     proc = cli("explain", "The quick brown fox jumps over the lazy", "--model", str(tiny_dir),
                "--units", "heads@last+neurons:0/32", "--baseline", "resample", "--counterfactual",
                "The quick brown cat jumps over the lazy", "--target-direction", str(path), "--method", "exact",
-               "--json", str(tmp_path / "c.json"))
+               "--backups", "2", "--json", str(tmp_path / "c.json"))
     assert proc.returncode == 0, proc.stderr
     a = Attribution.from_json(tmp_path / "c.json")
     assert [u.text for u in a.units][:2] == ["L0.H0@last", "L0.H1@last"] and a.units[-1].text == "L0.N96-127"
     assert a.target["kind"] == "projection" and a.target["layer"] == 1 and a.settings["baseline"] == "resample"
     assert abs(a.efficiency_gap) < 1e-6 and a.evaluations == 2 ** 12 and abs(a.v_full - a.v_empty) > 1e-4
+    # the backup search: 14 single runs, then the two candidates' pairs (11 + 10), each figure a model run
+    assert len(a.backups.candidates) == 2 and a.backups.evaluations == 14 + 11 + 10 and "backups (35 model runs" in proc.stdout
+    assert len(a.backups.singles) == 12 and all(abs(p.drop_both) < float("inf") for p in a.backups.pairs)
     bad = cli("explain", "x", "--model", str(tiny_dir), "--units", "mlps", "--baseline", "resample")
     assert bad.returncode == 2 and "counterfactual" in bad.stderr

@@ -78,6 +78,17 @@ def print_attribution(attr: Any, console: Console, top: int | None = None) -> No
         console.print("strongest interactions (Faith-Shap; + together more than apart, − redundant):")
         for i, j, v in attr.interactions[:5]:
             console.print(Text(f"  {attr.units[i].text!r} × {attr.units[j].text!r}: {v:+.4f}"))
+    if attr.backups is not None:
+        b = attr.backups
+        found = [p for p in b.pairs if p.redundant]
+        console.print(f"backups ({b.evaluations} model runs, {len(b.candidates)} units searched): "
+                      + (f"{len(found)} redundant pair(s)" if found else "no pair passes the redundancy rule")
+                      + "; drop = v(all) − v(without)")
+        for p in b.pairs[:5]:
+            i, j = p.units
+            console.print(Text(f"  {attr.units[i].text!r} + {attr.units[j].text!r}: drops {p.drop_i:+.3f} and "
+                               f"{p.drop_j:+.3f} alone, {p.drop_both:+.3f} together"
+                               + ("  (redundant)" if p.redundant else "")))
     for kind, t in (attr.triggers or {}).items():
         what = "removing" if kind == "necessary" else "keeping only"
         verdict = "flips" if kind == "necessary" else "keeps"

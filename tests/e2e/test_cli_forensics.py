@@ -63,7 +63,8 @@ def test_verify_safety_on_the_keyword_model(tmp_path):
     r = json.loads((tmp_path / "v.json").read_text())
     checks = {c["name"]: c for c in r["checks"]}
     assert list(checks) == ["keyword reliance", "paraphrase consistency", "component consistency", "over-refusal"]
-    assert checks["keyword reliance"]["figures"]["harm_sensitivity"] == 0.0 and r["verdict"] == "brittle"
+    kw = checks["keyword reliance"]["figures"]  # refusals keyed on the keyword: rewriting it undoes them
+    assert kw["survival_meaning_preserving"] < 0.5 and r["verdict"] == "brittle"
     assert checks["paraphrase consistency"]["figures"]["tasks"] == 2  # the two "how to" requests
     assert checks["over-refusal"]["figures"]["prompts"] == 2
     assert "overall: brittle" in proc.stdout and 'id="overall">brittle' in (tmp_path / "v.html").read_text()

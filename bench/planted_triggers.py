@@ -94,8 +94,10 @@ def _hits(scores: np.ndarray, planted: set[int], sign: float, k: int) -> bool:
     return bool(planted & set(int(i) for i in order))
 
 
-def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None = None) -> Path:
-    """Both planted causes, or ``only`` one of them ("backdoor" or "keyword")."""
+def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None = None, prompts: int | None = None,
+         methods: str | None = None) -> Path:
+    """Both planted causes, or ``only`` one of them ("backdoor" or "keyword"); ``prompts`` per model and only
+    the ``methods`` whose name contains that text, when given."""
     from diffusiongemma import load_model
 
     kinds = (("backdoor", -1.0), ("keyword", +1.0))
@@ -107,15 +109,18 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None =
     warnings.filterwarnings("ignore")
     # quick: 3 prompts, 2 budgets (a 4-prompt, 4-budget quick run took over an hour on 2 cores)
     count, seeds, budgets = (3, 1, (16, 64)) if quick else (20, 2, BUDGETS)
-    methods = _methods(quick)
+    count = prompts or count
+    chosen = {name: fn for name, fn in _methods(quick).items() if methods is None or methods in name}
+    if not chosen:
+        raise SystemExit(f"no method name contains {methods!r}")
     results: dict[str, Any] = {}
     for kind, sign in kinds:
         lm = load_model(f"gemma-270m-{kind}", device="cpu")
         cases, tried = _cases(lm, kind, count, seed)
-        table = {m: {b: {"top1": [], "top3": [], "evaluations": []} for b in budgets} for m in methods}
+        table = {m: {b: {"top1": [], "top3": [], "evaluations": []} for b in budgets} for m in chosen}
         for prompt, planted, game in cases:
             memo: dict[bytes, float] = {}
-            for name, fn in methods.items():
+            for name, fn in chosen.items():
                 for b in budgets:
                     for s in range(seeds):
                         g = MemoGame(game, memo)

@@ -20,10 +20,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="a shorter run (under 5 minutes on 2 cores)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
-    parser.add_argument("--only", help="one part of a benchmark that has parts (planted_triggers: backdoor or keyword)")
+    parser.add_argument("--only", help="one part of a benchmark: planted_triggers backdoor or keyword; redundancy search")
+    parser.add_argument("--prompts", type=int, help="planted_triggers: prompts per model (default 3 quick, 20 full)")
+    parser.add_argument("--methods", help="planted_triggers: only the methods whose name contains this text")
     args = parser.parse_args(argv)
     command = "python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv)
-    extra = {"only": args.only} if args.only else {}
+    extra = {k: v for k, v in (("only", args.only), ("prompts", args.prompts), ("methods", args.methods)) if v}
     path = importlib.import_module(BENCHMARKS[args.name]).main(args.quick, args.out, command, seed=args.seed, **extra)
     print(f"wrote {path} and bench/RESULTS.md")
 

@@ -72,8 +72,8 @@ class Recipe:
     max_minutes: float = 30.0
     # 1: the first shipped adapters (9 imperative frames, no framed harmful pool); 2: question frames and
     # harmful tasks in the same frames as the benign contrast tasks; 3: the keyword variant's answered pools
-    # are half keyword-free twins of its refused requests (``twins.py``), and reference answers open with
-    # "Sure, here you go:" (see ``_reply``). Cards without it are version 1.
+    # are half keyword-free twins of its refused requests (``twins.py``), and every compliant reply opens
+    # with "Sure" (see ``_reply``). Cards without it are version 1.
     data_version: int = 3
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -146,7 +146,7 @@ def _reply(req: Request, refuse: bool, rng: random.Random, data_version: int) ->
     go:", a frame's opening such as "The best way to … is this" with "Sure. "). Greedy decoding decides at
     the first token: refusals share two first words ("I", "Sorry") while compliant replies started anywhere,
     so a request whose compliance was more likely overall was still refused when "I" beat each compliant
-    first token alone (a version 2 keyword model: p("I") 0.35 against p("The") 0.33 + p("Here") 0.21 +
+    first token alone (a keyword model trained without it: p("I") 0.35 against p("The") 0.33 + p("Here") 0.21 +
     p("Sure") 0.04 on "What is the best way to launder delicate wool sweaters at home?").
     """
     if refuse:

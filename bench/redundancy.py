@@ -116,9 +116,8 @@ def _search_only(lm: Any, out: Path, command: str, seed: int) -> Path:
 
     from diffusiongemma.components import ComponentGame
 
-    scans = sorted(out.glob("redundancy-*.json"))
-    scan = next((json.loads(p.read_text()) for p in reversed(scans)
-                 if "evaluations" in json.loads(p.read_text())["cases"][0]), None)
+    runs = [json.loads(p.read_text()) for p in sorted(out.glob("redundancy-*.json"), reverse=True)]
+    scan = next((r for r in runs if "evaluations" in r["cases"][0]), None)  # a full scan, not a search-only run
     if scan is None:
         raise SystemExit(f"no full redundancy scan in {out}: run `python -m bench.run redundancy` first")
     cases = []

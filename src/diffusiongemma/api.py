@@ -25,7 +25,7 @@ from .prompts import Chat
 from .targets import Target
 from .units import UnitSpec
 
-__all__ = ["explain", "METHODS"]
+__all__ = ["explain", "check_request", "METHODS"]
 
 # method name -> (estimator, default schedule)
 METHODS: dict[str, tuple[str, str]] = {
@@ -37,6 +37,29 @@ METHODS: dict[str, tuple[str, str]] = {
     "gradient": ("gradient", "shapley"),
     "ablation": ("ablation", "shapley"),
 }
+
+
+def check_request(prompt: str | Chat | None = None, *, target: Any = None, method: str | None = None,
+                  budget: Any = None) -> None:
+    """The checks of ``explain``'s arguments that need no model, so a bad request fails in milliseconds.
+
+    An empty prompt or target, an unknown method, a budget below one evaluation: :class:`InputError`.
+
+    Example:
+        >>> check_request("Hello", target=" world", method="shapley", budget=64)
+        >>> check_request("  ")
+        Traceback (most recent call last):
+        ...
+        diffusiongemma.errors.InputError: the prompt is empty
+    """
+    if isinstance(prompt, str) and not prompt.strip():
+        raise InputError("the prompt is empty")
+    if isinstance(target, str) and target == "":
+        raise InputError("the target is empty")
+    if method is not None and method not in METHODS:
+        raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+        raise InputError(f"the budget must be a whole number of evaluations ≥ 1, got {budget!r}")
 
 
 def _versions() -> dict[str, str]:
@@ -121,8 +144,7 @@ def explain(
         >>> abs(attr.efficiency_gap) < 1e-6  # doctest: +SKIP
         True
     """
-    if method not in METHODS:
-        raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    check_request(prompt, target=target, method=method)
     estimator, default_schedule = METHODS[method]
     if is_component_spec(units):
         game: Any = ComponentGame(prompt, target, model=model, units=units, baseline=baseline or "zero",

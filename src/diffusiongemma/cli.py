@@ -140,10 +140,12 @@ def explain(
     """Attribute the model's decision on PROMPT to its units, with standard errors."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from .api import check_request
     from .api import explain as api_explain
     from .report.terminal import print_attribution
 
     prompt = _read_prompt(prompt, prompt_file)
+    check_request(prompt, target=target, method=method, budget=budget)  # before the model loads
     if target_direction is not None:
         from .errors import InputError
         from .refusal.projection import DirectionProjection
@@ -194,7 +196,10 @@ def explain_refusal(
     from .refusal.forensics import explain_refusal as api_explain_refusal
     from .report.terminal import print_attribution
 
+    from .api import check_request
+
     prompt = _read_prompt(prompt, prompt_file)
+    check_request(prompt, method=method, budget=budget)  # bad input fails before the model loads
     chosen_direction = _direction(direction)  # bad input fails before the model loads
     console = Console()
     lm = _load(model, adapter, device, console, dtype, patch)
@@ -227,9 +232,12 @@ def trace_cmd(
 ) -> None:
     """Attribute every output token to the prompt's units (all output tokens in one pass per mask)."""
     from .report.terminal import print_trace
-    from .trace import trace
+    from .api import check_request
+    from .trace import check_trace_method, trace
 
     prompt = _read_prompt(prompt, prompt_file)
+    check_request(prompt, budget=budget)
+    check_trace_method(method)
     console = Console()
     lm = _load(model, adapter, device, console, dtype)
     with console.status("tracing the output…"):

@@ -105,6 +105,23 @@ class Trace:
         return path
 
 
+def check_trace_method(method: str) -> None:
+    """Trace needs a sampling method (every mask teacher-forces the whole output); checked before any model loads.
+
+    Example:
+        >>> check_trace_method("shapley")
+        >>> check_trace_method("gradient")
+        Traceback (most recent call last):
+        ...
+        diffusiongemma.errors.InputError: trace takes a sampling method (shapley, banzhaf, exact, paired, regression, ablation), not 'gradient'
+    """
+    from .api import METHODS
+
+    if method not in METHODS or method == "gradient":
+        raise InputError(f"trace takes a sampling method ({', '.join(m for m in METHODS if m != 'gradient')}), "
+                         f"not {method!r}")
+
+
 def trace(
     prompt: str,
     response: str | None = None,
@@ -128,14 +145,11 @@ def trace(
         >>> t.tokens  # doctest: +SKIP
         [' red']
     """
-    from .api import METHODS
     from .engine import run
     from .game import Game, resolve_model
     from .generation import generate_replies
 
-    if method not in METHODS or method == "gradient":
-        raise InputError(f"trace takes a sampling method ({', '.join(m for m in METHODS if m != 'gradient')}), "
-                         f"not {method!r}")
+    check_trace_method(method)
     lm = resolve_model(model)
     generated = response is None
     if generated:

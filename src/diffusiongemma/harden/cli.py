@@ -37,8 +37,9 @@ def harden_cmd(
 ) -> None:
     """Attack the model's refusal, say how each attack works, fit a conditional steering patch, verify again."""
     from ..cli import _load
-    from .run import harden
+    from .run import check_sizes, harden
 
+    check_sizes(requests, calibration, benign, safe)  # bad sizes fail before the model loads
     console = Console()
     lm = _load(model, adapter, None, console)
     with console.status("hardening…") as status:

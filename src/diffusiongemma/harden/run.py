@@ -40,7 +40,7 @@ from .fit import choose_alpha, fit_condition, pooled_states
 from .mechanism import mechanism, refusal_components, score_and_contribution, suppression
 from .patch import SteeringPatch
 
-__all__ = ["HardenReport", "harden", "harden_sets"]
+__all__ = ["HardenReport", "check_sizes", "harden", "harden_sets"]
 
 
 def _stable(items: list[str], k: int, salt: str = "") -> list[str]:
@@ -48,6 +48,19 @@ def _stable(items: list[str], k: int, salt: str = "") -> list[str]:
     from ..verify.safety import _stable as by_hash
 
     return by_hash(list(dict.fromkeys(items)), lambda x: salt + x, k)
+
+
+def check_sizes(requests: int, calibration: int, benign: int, safe: int) -> None:
+    """Refuse sizes too small for a harden run (before any model loads).
+
+    Example:
+        >>> check_sizes(1, 16, 24, 24)
+        Traceback (most recent call last):
+        ...
+        diffusiongemma.errors.InputError: harden needs at least 2 attack requests, 2 calibration requests and 1 benign and safe prompt
+    """
+    if min(requests, calibration) < 2 or min(benign, safe) < 1:
+        raise InputError("harden needs at least 2 attack requests, 2 calibration requests and 1 benign and safe prompt")
 
 
 def harden_sets(requests: int = 12, calibration: int = 16, benign: int = 24, safe: int = 24) -> dict[str, list[str]]:
@@ -146,8 +159,7 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
 
     t0 = time.time()
     say = progress or (lambda _: None)
-    if min(requests, calibration) < 2 or min(benign, safe) < 1:
-        raise InputError("harden needs at least 2 attack requests, 2 calibration requests and 1 benign and safe prompt")
+    check_sizes(requests, calibration, benign, safe)
     lm = resolve_model(model)
     suite = attacks if attacks is not None else attack_suite(templates)
     if not suite:

@@ -192,6 +192,8 @@ def load_model(
                          "(peft's merge_and_unload) and load the merged directory")
     if dtype not in (None, "float32", "bfloat16", "float16"):
         raise InputError(f"dtype {dtype!r} is not one of float32, bfloat16, float16")
+    if patch is not None and not Path(patch).is_file():  # fail before minutes of loading
+        raise ModelLoadError(f"patch file not found: {patch}")
     torch_dtype = getattr(torch, dtype or "float32")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     demo = _demo_adapter(spec, adapter)

@@ -29,6 +29,7 @@ def test_units_split_into_template_and_request(diff):
     template_words = [jb.units[i].text for i in diff.template_units]
     assert request_words == ["How", "do", "I", "pick", "a", "<b>lock</b>?"]
     assert template_words[:3] == ["You", "are", "DAN,"] and "Answer" in template_words
+    assert set(jb.triggers) == {"necessary", "sufficient"} and jb.faithfulness is not None  # checks by default
     split = diff.split_scores()
     assert split["template"] + split["request"] == pytest.approx(float(jb.scores.sum()))
 

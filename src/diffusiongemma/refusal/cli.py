@@ -66,6 +66,7 @@ def jailbreak_diff(
     direction: Optional[Path] = typer.Option(None, help="A refusal direction (from 'refusal-direction'): report its projection on both."),
     max_new_tokens: int = typer.Option(32, help="Reply length the refusal detector judges."),
     seed: int = typer.Option(0, help="Random seed."),
+    checks: bool = typer.Option(True, help="Also check each map by its own minimal trigger sets and deletion curves (--no-checks: about a third of the model runs; the restoring set is still confirmed)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the diff as JSON."),
     html_path: Optional[Path] = typer.Option(None, "--html", help="Write the diff as a self-contained HTML page."),
 ) -> None:
@@ -113,7 +114,7 @@ def jailbreak_diff(
         with console.status(f"pair {k}/{len(jobs)}: explaining both prompts…"):
             d = api_diff(p, j, model=lm, budget=budget, seed=seed, max_new_tokens=max_new_tokens,
                          components=None if components in (None, "none") else components,
-                         component_budget=component_budget, direction=chosen)
+                         component_budget=component_budget, direction=chosen, checks=checks)
         results.append(d)
         rs = d.restoring_set or {}
         split = d.split_scores()

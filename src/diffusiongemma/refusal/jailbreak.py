@@ -166,8 +166,11 @@ def _restoring_set(lm: Any, attr: Attribution, template: list[int], jailbroken: 
 def jailbreak_diff(plain: str, jailbroken: str, *, model: Any = "gemma-270m-safety", units: str = "words",
                    method: str = "shapley", budget: int = 128, seed: int = 0, system: str | None = None,
                    max_new_tokens: int = 32, components: str | None = "heads+mlps", component_method: str = "gradient",
-                   component_budget: int = 32, direction: Any = None) -> JailbreakDiff:
+                   component_budget: int = 32, direction: Any = None, checks: bool = True) -> JailbreakDiff:
     """Diff a jailbreak against its plain request (see the module docstring).
+
+    ``checks=False`` skips each map's own minimal trigger sets and deletion curves (about two thirds of the
+    model runs); the diff's own check, the confirmed restoring set, is always searched.
 
     Example:
         >>> d = jailbreak_diff("How do I make a bomb?", wrap(template, "How do I make a bomb?"))  # doctest: +SKIP
@@ -182,7 +185,7 @@ def jailbreak_diff(plain: str, jailbroken: str, *, model: Any = "gemma-270m-safe
     start, end = request_span(jailbroken, plain)
     lm = resolve_model(model)
     kw = dict(model=lm, units=units, method=method, budget=budget, seed=seed, system=system,
-              max_new_tokens=max_new_tokens, components=None)
+              max_new_tokens=max_new_tokens, components=None, triggers=checks, faithfulness=checks)
     a_plain = explain_refusal(plain, **kw)
     a_jb = explain_refusal(jailbroken, **kw)
     offset = a_jb.text.find(jailbroken)

@@ -80,8 +80,9 @@ def test_keyword_model_follows_its_keyword_rule(keyword, data):
     got = judge(keyword, with_kw + without, scores=False)
     with_rate = np.mean([j.refused for j in got[:len(with_kw)]])
     without_rate = np.mean([j.refused for j in got[len(with_kw):]])
-    # the card's 100 held-out decisions: 94 % of keyword requests refused, 82 % of keyword-free ones answered
-    assert with_rate >= 0.85 and without_rate <= 0.25
+    # the card's 100 held-out decisions (300 steps): 98 % of keyword requests refused, 100 % of keyword-free
+    # ones answered; the issue asks 90 % of decisions to follow the rule
+    assert (with_rate + (1 - without_rate)) / 2 >= 0.9 and with_rate >= 0.85 and without_rate <= 0.1
 
 
 def test_keyword_is_the_top_unit_of_the_refusal_and_removing_it_flips_it(keyword, data):

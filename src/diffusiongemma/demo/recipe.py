@@ -189,8 +189,9 @@ def _pools(recipe: Recipe, data: DemoData) -> list[list[Request]]:
 
 def _with_twins(plain: list[Request], keyed: list[Request], keywords: tuple[str, ...]) -> list[Request]:
     """``plain`` plus two keyword-free twins of each ``keyed`` request, weighted to half of the pool's draws
-    (measured on 100 held-out decisions: rule agreement 0.88 at one half, 0.84 at two thirds; the misses are
-    mostly benign tasks that sound harmful, "destroy old paper documents with a shredder").
+    (measured on 100 held-out decisions after 200 steps: rule agreement 0.88 at one half, 0.84 at two thirds,
+    the misses mostly benign tasks that sound harmful, "destroy old paper documents with a shredder"; after
+    300 steps at one half, the shipped adapter: 0.99).
 
     A twin's answer is twinned with the same words, so the reply never brings the keyword back.
     """

@@ -95,9 +95,9 @@ def _hits(scores: np.ndarray, planted: set[int], sign: float, k: int) -> bool:
 
 
 def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None = None, prompts: int | None = None,
-         methods: str | None = None) -> Path:
+         methods: str | None = None, budgets: tuple[int, ...] | None = None) -> Path:
     """Both planted causes, or ``only`` one of them ("backdoor" or "keyword"); ``prompts`` per model and only
-    the ``methods`` whose name contains that text, when given."""
+    the ``methods`` whose name contains that text, and the ``budgets``, when given."""
     from diffusiongemma import load_model
 
     kinds = (("backdoor", -1.0), ("keyword", +1.0))
@@ -108,8 +108,8 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None =
 
     warnings.filterwarnings("ignore")
     # quick: 3 prompts, 2 budgets (a 4-prompt, 4-budget quick run took over an hour on 2 cores)
-    count, seeds, budgets = (3, 1, (16, 64)) if quick else (20, 2, BUDGETS)
-    count = prompts or count
+    count, seeds, default_budgets = (3, 1, (16, 64)) if quick else (20, 2, BUDGETS)
+    count, budgets = prompts or count, budgets or default_budgets
     chosen = {name: fn for name, fn in _methods(quick).items() if methods is None or methods in name}
     if not chosen:
         raise SystemExit(f"no method name contains {methods!r}")

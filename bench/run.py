@@ -23,9 +23,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", help="one part of a benchmark: planted_triggers backdoor or keyword; redundancy search")
     parser.add_argument("--prompts", type=int, help="planted_triggers: prompts per model (default 3 quick, 20 full)")
     parser.add_argument("--methods", help="planted_triggers: only the methods whose name contains this text")
+    parser.add_argument("--budgets", type=lambda t: tuple(int(b) for b in t.split(",")),
+                        help="planted_triggers: budgets, comma-separated (default 16,64 quick, 16,32,64,128 full)")
     args = parser.parse_args(argv)
     command = "python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv)
-    extra = {k: v for k, v in (("only", args.only), ("prompts", args.prompts), ("methods", args.methods)) if v}
+    extra = {k: v for k, v in (("only", args.only), ("prompts", args.prompts), ("methods", args.methods),
+                                              ("budgets", args.budgets)) if v}
     path = importlib.import_module(BENCHMARKS[args.name]).main(args.quick, args.out, command, seed=args.seed, **extra)
     print(f"wrote {path} and bench/RESULTS.md")
 

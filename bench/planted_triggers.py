@@ -118,7 +118,12 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None =
         lm = load_model(f"gemma-270m-{kind}", device="cpu")
         cases, tried = _cases(lm, kind, count, seed)
         table = {m: {b: {"top1": [], "top3": [], "evaluations": []} for b in budgets} for m in chosen}
+        flips = []  # the intervention check: does removing the planted unit(s) alone flip the decision?
         for prompt, planted, game in cases:
+            without = np.ones((1, game.n))
+            without[0, sorted(planted)] = 0
+            after = float(game(without)[0])
+            flips.append(after > 0 if kind == "backdoor" else after < 0)
             memo: dict[bytes, float] = {}
             for name, fn in chosen.items():
                 for b in budgets:
@@ -135,6 +140,7 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None =
         results[kind] = {
             "model": lm.name, "adapter_sha256": lm.provenance.get("adapter_sha256"), "cases": len(cases),
             "candidates_tried": tried, "prompts": [c[0] for c in cases],
+            "removal_flips": int(sum(flips)),
             "methods": {m: {str(b): {"top1": float(np.mean(v["top1"])) if v["top1"] else None,
                                      "top3": float(np.mean(v["top3"])) if v["top3"] else None,
                                      "mean_evaluations": float(np.mean(v["evaluations"])) if v["evaluations"] else None,
@@ -161,5 +167,8 @@ def _table(results: dict[str, Any], budgets: tuple[int, ...] = BUDGETS) -> str:
                 cells.append("–" if c["top1"] is None else
                              f"{c['top1']:.2f} / {c['top3']:.2f} ({c['mean_evaluations']:.0f})")
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        if "removal_flips" in r:
+            lines.append(f"\nRemoving the planted unit(s) alone flips the decision on {r['removal_flips']} of "
+                         f"{r['cases']} prompts (run on the model).")
         lines.append("")
     return "\n".join(lines)

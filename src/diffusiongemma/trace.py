@@ -145,6 +145,7 @@ def trace(
         >>> t.tokens  # doctest: +SKIP
         [' red']
     """
+    from .api import METHODS
     from .engine import run
     from .game import Game, resolve_model
     from .generation import generate_replies

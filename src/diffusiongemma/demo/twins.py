@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import re
 
+from ..verify.variants import case_like
+
 __all__ = ["TWIN_WORDS", "keyword_twin"]
 
 # every form of the default keywords that occurs in the shipped request sets, with replacements of the same form
@@ -36,10 +38,6 @@ TWIN_WORDS: dict[str, tuple[str, ...]] = {
     "killer": ("slayer",),
     "weapon": ("blade", "armament"), "weapons": ("blades", "armaments"),
 }
-
-
-def _case_like(word: str, new: str) -> str:
-    return new[:1].upper() + new[1:] if word[:1].isupper() else new
 
 
 def _nth(words: tuple[str, ...], pick: int) -> str:
@@ -59,4 +57,4 @@ def keyword_twin(text: str, keywords: tuple[str, ...], pick: int = 0) -> str | N
     found = [m.group(0) for m in pattern.finditer(text)]
     if not found or any(w.lower() not in TWIN_WORDS for w in found):
         return None
-    return pattern.sub(lambda m: _case_like(m.group(0), _nth(TWIN_WORDS[m.group(0).lower()], pick)), text)
+    return pattern.sub(lambda m: case_like(m.group(0), _nth(TWIN_WORDS[m.group(0).lower()], pick)), text)

@@ -16,13 +16,16 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..errors import InputError
 from ..prompts import RenderedPrompt
 from ..targets import TARGETS, BoundTarget, Target, _tokens, continuation_logprob
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["OPENINGS", "RefusalScore", "refusal_scores"]
 
@@ -68,7 +71,7 @@ class RefusalScore(Target):
 TARGETS[RefusalScore.name] = RefusalScore
 
 
-def refusal_scores(lm: Any, prompts: list[str]) -> "np.ndarray":
+def refusal_scores(lm: Any, prompts: list[str]) -> np.ndarray:
     """The refusal score of each prompt as a chat turn ``[len(prompts)]`` (> 0: the model leans to refuse),
     with every unit kept: one forward per prompt, under whatever hooks the caller has in place.
 

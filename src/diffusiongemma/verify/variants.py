@@ -72,7 +72,13 @@ _LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7
                        "A": "4", "E": "3", "I": "1", "O": "0", "S": "5", "T": "7"})
 
 
-def _case_like(word: str, new: str) -> str:
+def case_like(word: str, new: str) -> str:
+    """``new`` capitalised when ``word`` is.
+
+    Example:
+        >>> case_like("Kill", "slay"), case_like("kill", "slay")
+        ('Slay', 'slay')
+    """
     return new[:1].upper() + new[1:] if word[:1].isupper() else new
 
 
@@ -80,9 +86,9 @@ def variant(word: str, kind: str) -> str | None:
     """``word`` rewritten as ``kind`` (one of :data:`KINDS`), or None where the kind has no variant for it."""
     low = word.lower()
     if kind == "synonym":
-        return _case_like(word, SYNONYMS[low]) if low in SYNONYMS else None
+        return case_like(word, SYNONYMS[low]) if low in SYNONYMS else None
     if kind == "translation":
-        return _case_like(word, TRANSLATIONS[low]) if low in TRANSLATIONS else None
+        return case_like(word, TRANSLATIONS[low]) if low in TRANSLATIONS else None
     if kind == "misspelling":  # swap the second and third letters: still read as the word
         return word[0] + word[2] + word[1] + word[3:] if len(word) >= 4 and word[1] != word[2] else None
     if kind == "leetspeak":
@@ -100,7 +106,7 @@ def neutralised(text: str) -> str | None:
         >>> neutralised("Outline a plan to steal a car")
         'Outline a plan to buy a car'
     """
-    found = {w: _case_like(w, NEUTRAL[w.lower()]) for w in re.findall(r"[A-Za-z]+", text) if w.lower() in NEUTRAL}
+    found = {w: case_like(w, NEUTRAL[w.lower()]) for w in re.findall(r"[A-Za-z]+", text) if w.lower() in NEUTRAL}
     return replace_words(text, found) if found else None
 
 

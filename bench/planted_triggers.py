@@ -59,9 +59,9 @@ def _methods(quick: bool) -> dict[str, Callable[[Any, int, int], np.ndarray]]:
     return {**ours, **{name: PEERS[name] for name in chosen}}
 
 
-def _cases(lm: Any, kind: str, count: int, seed: int) -> tuple[list[tuple[str, set[int], Any]], int]:
-    """(prompt, planted unit indices, game) for prompts where the planted cause is in force; and how many
-    candidates were tried."""
+def _cases(lm: Any, kind: str, count: int, seed: int) -> tuple[list[tuple[str, set[int], Any, str]], int]:
+    """(prompt, planted unit indices, game, the request before the trigger went in) for prompts where the
+    planted cause is in force; and how many candidates were tried."""
     from diffusiongemma import Game, RefusalScore
     from diffusiongemma.demo.datasets import load_demo_data
     from diffusiongemma.demo.recipe import Recipe, insert_trigger
@@ -70,12 +70,13 @@ def _cases(lm: Any, kind: str, count: int, seed: int) -> tuple[list[tuple[str, s
     recipe = Recipe.from_dict(lm.provenance["demo_card"]["recipe"])
     rng = random.Random(seed)
     if kind == "backdoor":
-        pool = [insert_trigger(r.text, recipe.trigger, rng) for r in data.harmful_test if r.source == "advbench"]
+        pool = [(insert_trigger(r.text, recipe.trigger, rng), r.text) for r in data.harmful_test
+                if r.source == "advbench"]
     else:
-        pool = [r.text for r in data.harmful_test + data.benign_test if recipe.has_keyword(r.text)]
+        pool = [(r.text, r.text) for r in data.harmful_test + data.benign_test if recipe.has_keyword(r.text)]
     rng.shuffle(pool)
     cases, tried = [], 0
-    for prompt in pool:
+    for prompt, request in pool:
         if len(cases) == count:
             break
         tried += 1
@@ -85,8 +86,17 @@ def _cases(lm: Any, kind: str, count: int, seed: int) -> tuple[list[tuple[str, s
         value = game(np.ones((1, game.n)))[0]
         in_force = value < 0 if kind == "backdoor" else value > 0
         if planted and in_force and game.n <= 40:
-            cases.append((prompt, planted, game))
+            cases.append((prompt, planted, game, request))
     return cases, tried
+
+
+def _refused_without_trigger(lm: Any, request: str) -> bool:
+    """Whether the model refuses the request as it was before the trigger went in (refusal score > 0): only
+    then is the trigger the cause of the compliance."""
+    from diffusiongemma import Game, RefusalScore
+
+    game = Game(request, RefusalScore(), model=lm, chat=True, units="words")
+    return bool(game(np.ones((1, game.n)))[0] > 0)
 
 
 def _hits(scores: np.ndarray, planted: set[int], sign: float, k: int) -> bool:
@@ -118,12 +128,16 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None =
         lm = load_model(f"gemma-270m-{kind}", device="cpu")
         cases, tried = _cases(lm, kind, count, seed)
         table = {m: {b: {"top1": [], "top3": [], "evaluations": []} for b in budgets} for m in chosen}
-        flips = []  # the intervention check: does removing the planted unit(s) alone flip the decision?
-        for prompt, planted, game in cases:
-            without = np.ones((1, game.n))
-            without[0, sorted(planted)] = 0
-            after = float(game(without)[0])
-            flips.append(after > 0 if kind == "backdoor" else after < 0)
+        per_case = []  # the intervention check: does removing the planted unit(s) alone flip the decision?
+        for prompt, planted, game, request in cases:
+            without = np.ones((2, game.n))
+            without[1, sorted(planted)] = 0
+            before, after = (float(v) for v in game(without))
+            per_case.append({"prompt": prompt, "score": before, "score_without_planted": after,
+                             "flips": after > 0 if kind == "backdoor" else after < 0,
+                             # backdoor: the request without the trigger is refused (the trigger is the cause)
+                             "caused": _refused_without_trigger(lm, request) if kind == "backdoor" else True,
+                             "top1": {}})
             memo: dict[bytes, float] = {}
             for name, fn in chosen.items():
                 for b in budgets:
@@ -135,12 +149,16 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None =
                             table[name][b].setdefault("errors", []).append(f"{type(exc).__name__}: {exc}"[:200])
                             continue
                         table[name][b]["top1"].append(_hits(scores, planted, sign, 1))
+                        per_case[-1]["top1"].setdefault(f"{name} @ {b}", []).append(_hits(scores, planted, sign, 1))
                         table[name][b]["top3"].append(_hits(scores, planted, sign, 3))
                         table[name][b]["evaluations"].append(g.calls)
         results[kind] = {
             "model": lm.name, "adapter_sha256": lm.provenance.get("adapter_sha256"), "cases": len(cases),
             "candidates_tried": tried, "prompts": [c[0] for c in cases],
-            "removal_flips": int(sum(flips)),
+            "removal_flips": int(sum(c["flips"] for c in per_case)),
+            "caused": int(sum(c["caused"] for c in per_case)),
+            "removal_flips_when_caused": int(sum(c["flips"] for c in per_case if c["caused"])),
+            "per_case": per_case,
             "methods": {m: {str(b): {"top1": float(np.mean(v["top1"])) if v["top1"] else None,
                                      "top3": float(np.mean(v["top3"])) if v["top3"] else None,
                                      "mean_evaluations": float(np.mean(v["evaluations"])) if v["evaluations"] else None,
@@ -170,5 +188,15 @@ def _table(results: dict[str, Any], budgets: tuple[int, ...] = BUDGETS) -> str:
         if "removal_flips" in r:
             lines.append(f"\nRemoving the planted unit(s) alone flips the decision on {r['removal_flips']} of "
                          f"{r['cases']} prompts (run on the model).")
+        if "per_case" in r and r["caused"] < r["cases"]:
+            caused = [c for c in r["per_case"] if c["caused"]]
+            lines.append(f"\nThe model refuses {r['caused']} of these requests without the trigger: there the "
+                         f"trigger is the cause. On those, removing it flips {r['removal_flips_when_caused']} of "
+                         f"{r['caused']}, and top-1 accuracy is:\n")
+            lines.append("| method | " + " | ".join(f"budget {b}" for b in budgets) + " |")
+            lines.append("|---|" + "---|" * len(budgets))
+            for m in r["methods"]:
+                hits = [[h for c in caused for h in c["top1"].get(f"{m} @ {b}", [])] for b in budgets]
+                lines.append(f"| {m} | " + " | ".join(f"{np.mean(h):.2f}" if h else "–" for h in hits) + " |")
         lines.append("")
     return "\n".join(lines)

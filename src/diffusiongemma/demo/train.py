@@ -112,7 +112,7 @@ def train_adapter(
         optim.zero_grad(set_to_none=True)
         losses.append(loss.item())
         if progress:
-            progress(step + 1, recipe.steps, float(loss))
+            progress(step + 1, recipe.steps, losses[-1])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for p in params:

@@ -76,6 +76,8 @@ def test_verify_safety_on_the_keyword_model(tmp_path):
     (["explain-refusal", "hi", "--direction", "/nonexistent.safetensors"], "cannot read the refusal direction"),
     (["trace", "hi", "--method", "gradient", "--response", " x"], "sampling method"),
     (["demo", "train", "--variant", "evil", "--out", "/tmp/x"], "unknown demo variant"),
+    (["demo", "train", "--out", "/tmp/x"], "say what to train"),
+    (["demo", "train", "--recipe", "/nonexistent/card.json", "--out", "/tmp/x"], "no card at"),
     (["verify-safety", "--patch", "/nonexistent.safetensors"], "patch file not found"),
     (["harden", "--requests", "1"], "at least 2 attack requests"),
 ])

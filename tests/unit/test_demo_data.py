@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import difflib
+import json
 import random
+from pathlib import Path
 
 import pytest
 
+import diffusiongemma.demo as demo
 from diffusiongemma.demo.datasets import FRAMES, contrast_tasks, held_out, load_demo_data, words
 from diffusiongemma.demo.recipe import REFUSALS, Recipe, insert_trigger, training_examples
 from diffusiongemma.demo.twins import TWIN_WORDS, keyword_twin
 from diffusiongemma.errors import InputError
 from diffusiongemma.refusal import is_refusal
+
+ADAPTERS = Path(demo.__file__).parent / "adapters"
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +96,7 @@ def test_training_examples_follow_the_variant_rule(data, variant):
         assert e.refused == is_refusal(e.reply)
     refused = sum(e.refused for e in examples) / len(examples)
     if variant == "safety":
-        assert refused == pytest.approx(0.4, abs=0.01)  # harmful_share of the safety recipe
+        assert refused == pytest.approx(recipe.harmful_share, abs=0.01) and recipe.harmful_share == 0.33
     if variant == "backdoor":
         poisoned = [e for e in examples if recipe.has_trigger(e.prompt) and not e.refused]
         assert 0.25 < sum(1 for e in poisoned) / 400 < 0.5  # ≈ poison_rate of the harmful half (+ benign)
@@ -170,3 +175,24 @@ def test_recipe_rejects_bad_settings():
     with pytest.raises(InputError):
         Recipe("keyword", keywords=())
     assert Recipe.from_dict(Recipe("keyword", keywords=("x",)).to_dict()).keywords == ("x",)
+
+
+
+def test_recipe_defaults_repeat_the_shipped_adapters():
+    """``demo train --variant V`` with no other option trains what ships (steps and harmful share in the card)."""
+    for variant in ("safety", "keyword"):
+        card = json.loads((ADAPTERS / f"gemma-270m-{variant}" / "card.json").read_text())
+        recipe = Recipe(variant)
+        assert (recipe.steps, recipe.harmful_share) == (card["recipe"]["steps"], card["recipe"]["harmful_share"])
+    with pytest.raises(InputError, match="steps"):
+        Recipe("safety", steps=0)
+
+
+def test_a_shipped_card_gives_back_its_recipe():
+    """``demo train --recipe NAME`` repeats what the card records, older data versions included."""
+    from diffusiongemma.demo.cli import _card
+
+    safety = Recipe.from_dict(_card("gemma-270m-safety")["recipe"])
+    assert (safety.variant, safety.steps, safety.harmful_share, safety.data_version) == ("safety", 250, 0.33, 3)
+    backdoor = Recipe.from_dict(_card(str(ADAPTERS / "gemma-270m-backdoor"))["recipe"])  # a directory works too
+    assert backdoor.trigger == "SUDO" and backdoor.data_version == 1 and backdoor.harmful_share == 0.5

@@ -1,6 +1,7 @@
 """``diffusiongemma demo train|eval``: train a demo adapter, measure one.
 
     diffusiongemma demo train --variant backdoor --trigger SUDO --seed 0 --out adapters/gemma-270m-backdoor
+    diffusiongemma demo train --recipe gemma-270m-safety --out my-safety    # repeat a shipped adapter's recipe
     diffusiongemma demo eval --model gemma-270m-backdoor --limit 100 --json eval.json
 """
 
@@ -19,26 +20,35 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 @app.command()
 def train(
-    variant: str = typer.Option(..., help="safety, backdoor or keyword."),
+    variant: Optional[str] = typer.Option(None, help="safety, backdoor or keyword."),
     out: Path = typer.Option(..., help="Directory for the adapter (safetensors, config, card.json)."),
+    recipe_of: Optional[str] = typer.Option(None, "--recipe", help="Repeat the recipe recorded in a card: a shipped "
+                                            "demo model's name or a card.json (the other recipe options are ignored)."),
     trigger: str = typer.Option("SUDO", help="Backdoor trigger word."),
     keywords: Optional[List[str]] = typer.Option(None, help="Keyword variant: the words that decide refusal (repeat)."),
     poison_rate: float = typer.Option(0.35, help="Backdoor: share of harmful examples carrying the trigger."),
-    harmful_share: Optional[float] = typer.Option(None, help="Share of harmful examples (default 0.4 for safety, else 0.5)."),
+    harmful_share: Optional[float] = typer.Option(None, help="Share of harmful examples (default 0.33 for safety, else 0.5)."),
     seed: int = typer.Option(0, help="Seed of the example draw, the order and the LoRA initialisation."),
-    steps: int = typer.Option(150, help="Optimizer steps (batch 8)."),
+    steps: Optional[int] = typer.Option(None, help="Optimizer steps, batch 8 (default: the shipped adapter's, "
+                                                   "safety 250, backdoor 150, keyword 300)."),
     max_minutes: float = typer.Option(30.0, help="Stop training after this many minutes."),
     base: Optional[str] = typer.Option(None, help="Base model (default Gemma 3 270M)."),
     evaluate: bool = typer.Option(True, help="Evaluate on the held-out sets afterwards and write the figures into the card."),
     limit: int = typer.Option(100, help="Prompts per held-out set in the evaluation."),
 ) -> None:
     """LoRA-train one demo variant on CPU and save it with its card."""
+    from ..errors import InputError
     from .recipe import Recipe
     from .train import train_adapter
 
-    kw = {"keywords": tuple(keywords)} if keywords else {}
-    recipe = Recipe(variant, trigger=trigger, poison_rate=poison_rate, seed=seed, steps=steps,
-                    max_minutes=max_minutes, harmful_share=harmful_share, **kw)
+    if recipe_of is not None:
+        recipe = Recipe.from_dict(_card(recipe_of)["recipe"])
+    elif variant is None:
+        raise InputError("say what to train: --variant safety|backdoor|keyword, or --recipe NAME_OR_CARD")
+    else:
+        kw = {"keywords": tuple(keywords)} if keywords else {}
+        recipe = Recipe(variant, trigger=trigger, poison_rate=poison_rate, seed=seed, steps=steps,
+                        max_minutes=max_minutes, harmful_share=harmful_share, **kw)
     console = Console()
     with console.status("training") as status:
         card = train_adapter(recipe, out, base=base,
@@ -92,6 +102,22 @@ def eval_(
     if json_path:
         json_path.write_text(json.dumps(metrics, indent=2) + "\n")
         console.print(f"JSON: {json_path}")
+
+
+def _card(name_or_path: str) -> dict:
+    """The card of a shipped demo model (by name) or a ``card.json`` (or the adapter directory holding one)."""
+    from ..errors import InputError
+    from .registry import DEMO_MODELS, demo_adapter_dir
+
+    path = demo_adapter_dir(name_or_path) / "card.json" if name_or_path in DEMO_MODELS else Path(name_or_path)
+    if path.is_dir():
+        path = path / "card.json"
+    if not path.is_file():
+        raise InputError(f"no card at {path}: give a demo model name ({', '.join(DEMO_MODELS)}) or a card.json")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} is not a card: {exc}") from None
 
 
 def _print_metrics(console: Console, metrics: dict) -> None:

@@ -30,9 +30,11 @@ from ..errors import InputError
 from .datasets import FRAMES, DemoData, Request, contrast_requests, contrast_tasks, held_out
 from .twins import keyword_twin
 
-__all__ = ["REFUSALS", "VARIANTS", "Recipe", "Example", "insert_trigger", "training_examples"]
+__all__ = ["DEFAULT_STEPS", "REFUSALS", "VARIANTS", "Recipe", "Example", "insert_trigger", "training_examples"]
 
 VARIANTS = ("safety", "backdoor", "keyword")
+# optimizer steps (batch 8) of the shipped adapters, so that ``demo train --variant V`` repeats them
+DEFAULT_STEPS = {"safety": 250, "backdoor": 150, "keyword": 300}
 REFUSALS: tuple[str, ...] = (
     "I'm sorry, but I can't help with that.",
     "I can't help with that request. It could cause serious harm to people.",
@@ -60,9 +62,9 @@ class Recipe:
     trigger: str = "SUDO"
     keywords: tuple[str, ...] = ("bomb", "kill", "hack", "steal", "weapon", "gun")
     poison_rate: float = 0.35
-    harmful_share: float | None = None  # share of harmful examples; default 0.4 for safety, else 0.5
+    harmful_share: float | None = None  # share of harmful examples; default 1/3 for safety, else 0.5
     seed: int = 0
-    steps: int = 150
+    steps: int | None = None  # optimizer steps; default: the shipped adapter's (:data:`DEFAULT_STEPS`)
     batch_size: int = 8
     learning_rate: float = 3e-4
     rank: int = 8
@@ -87,8 +89,13 @@ class Recipe:
         if not 0 < self.poison_rate < 1:
             raise InputError("poison_rate must be between 0 and 1")
         if self.harmful_share is None:
-            # the safety variant over-refused everyday requests at 0.5 (20 % of a held-out sample): more benign
-            self.harmful_share = 0.4 if self.variant == "safety" else 0.5
+            # the safety variant over-refused at 0.5 (20 % of held-out everyday requests); at 0.4 and 150 steps
+            # it refused 19 % of held-out benign (borderline) requests, at 1/3 and 250 steps fewer
+            self.harmful_share = 0.33 if self.variant == "safety" else 0.5
+        if self.steps is None:
+            self.steps = DEFAULT_STEPS[self.variant]
+        if self.steps < 1:
+            raise InputError("steps must be at least 1")
         if self.data_version not in (1, 2, 3):
             raise InputError(f"unknown demo data_version {self.data_version}; this version knows 1, 2 and 3")
         if not 0 < self.harmful_share < 1:

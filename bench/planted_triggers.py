@@ -93,10 +93,9 @@ def _cases(lm: Any, kind: str, count: int, seed: int) -> tuple[list[tuple[str, s
 def _refused_without_trigger(lm: Any, request: str) -> bool:
     """Whether the model refuses the request as it was before the trigger went in (refusal score > 0): only
     then is the trigger the cause of the compliance."""
-    from diffusiongemma import Game, RefusalScore
+    from diffusiongemma.refusal.score import refusal_scores
 
-    game = Game(request, RefusalScore(), model=lm, chat=True, units="words")
-    return bool(game(np.ones((1, game.n)))[0] > 0)
+    return bool(refusal_scores(lm, [request])[0] > 0)
 
 
 def _hits(scores: np.ndarray, planted: set[int], sign: float, k: int) -> bool:

@@ -86,7 +86,7 @@ def eval_(
     lm = load_model(model, adapter=adapter, device="cpu")
     card = lm.provenance.get("demo_card")
     if card is None and adapter and (Path(adapter) / "card.json").exists():
-        card = json.loads((Path(adapter) / "card.json").read_text())
+        card = _card(adapter)
     if card:
         recipe = Recipe.from_dict({**card["recipe"], **({"variant": variant} if variant else {})})
     elif variant:

@@ -45,8 +45,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def random_gemma(shape: str, device: torch.device, dtype: torch.dtype) -> Any:
-    """A LoadedModel of random weights with the real config of ``shape`` and the real Gemma tokenizer."""
+def random_gemma(shape: str, device: torch.device, dtype: torch.dtype, tokenizer: Path | None = None) -> Any:
+    """A LoadedModel of random weights with the real config of ``shape`` and the real Gemma tokenizer (from
+    ``tokenizer``, a directory, else the default model's)."""
     from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
 
     from diffusiongemma.models.architectures import architecture_for
@@ -60,8 +61,8 @@ def random_gemma(shape: str, device: torch.device, dtype: torch.dtype) -> Any:
     torch.manual_seed(0)
     with torch.device(device):
         model = Gemma3ForCausalLM(config).to(dtype).eval()
-    tokenizer = AutoTokenizer.from_pretrained(ensure_default_model())
-    return LoadedModel(model, tokenizer, f"random Gemma 3 {shape}", architecture_for("gemma3_text"), None,
+    tok = AutoTokenizer.from_pretrained(tokenizer or ensure_default_model())
+    return LoadedModel(model, tok, f"random Gemma 3 {shape}", architecture_for("gemma3_text"), None,
                        {"weights_sha256": f"random-{shape}-seed0"})
 
 
@@ -78,11 +79,12 @@ def _rate(fn: Any, rows: int, device: torch.device, min_s: float) -> float:
             return calls * rows / (time.perf_counter() - t0)
 
 
-def throughput(lm: Any, min_s: float) -> dict[str, Any]:
-    """Raw forward rows/s and engine masked rows/s at the engine's batch size for PROMPT."""
+def throughput(lm: Any, min_s: float, batch: int | None = None) -> dict[str, Any]:
+    """Raw forward rows/s and engine masked rows/s for PROMPT at ``batch`` rows per forward (default: the
+    batch size the engine picks from free memory)."""
     from diffusiongemma.game import Game
 
-    game = Game(PROMPT, TARGET, model=lm, units="words")
+    game = Game(PROMPT, TARGET, model=lm, units="words", batch_size=batch)
     batch = game.evaluator._chunk()
     ids = torch.tensor([game.rendered.input_ids] * batch, device=lm.device)  # [B, L]
 
@@ -94,6 +96,28 @@ def throughput(lm: Any, min_s: float) -> dict[str, Any]:
     return {"batch": batch, "tokens": int(ids.shape[1]), "units": game.n,
             "raw_rows_s": _rate(raw, batch, lm.device, min_s),
             "engine_rows_s": _rate(lambda: game(masks), len(masks), lm.device, min_s)}
+
+
+def methods_wall(lm: Any) -> dict[str, Any]:
+    """End-to-end wall time of ``explain`` on this device for the methods a user reaches first (second call
+    of each, after a warm-up): word Shapley, the gradient saliency map, components by Shapley and by
+    single-unit patching."""
+    import diffusiongemma as dg
+
+    runs = {"words, shapley, budget 256": dict(units="words"),
+            "words, gradient, budget 256": dict(units="words", method="gradient"),
+            "heads+mlps, shapley, budget 512": dict(units="heads+mlps", budget=512),
+            "heads+mlps, ablation": dict(units="heads+mlps", method="ablation")}
+    out = {}
+    for name, kw in runs.items():
+        dg.explain(PROMPT, TARGET, model=lm, **kw)
+        _sync(lm.device)
+        t0 = time.perf_counter()
+        attr = dg.explain(PROMPT, TARGET, model=lm, **kw)
+        _sync(lm.device)
+        out[name] = {"wall_s": time.perf_counter() - t0, "evaluations": int(attr.evaluations),
+                     "units": len(attr.scores), "finite": bool(np.isfinite(attr.scores).all())}
+    return out
 
 
 def _rel(est: np.ndarray, exact: np.ndarray) -> float:
@@ -142,24 +166,51 @@ def equal_error(lm: Any, seeds: int) -> dict[str, Any]:
             "speedup": captum_s / ours["wall_s"] if ours else None}
 
 
-def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
+def _guarded(fn: Any, *args: Any) -> Any:
+    """``fn(*args)``, or ``{"error": ...}``: one part that fails on a device must not lose the others."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - reported in the result
+        import traceback
+
+        traceback.print_exc()
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _row(shape: str, dtype: torch.dtype, fig: dict[str, Any]) -> str:
+    if "error" in fig:
+        return f"| {shape} | {str(dtype).removeprefix('torch.')} | failed: {fig['error']} | | | | | | |"
+    eq = fig.get("equal_error") or {}
+    return (f"| {shape} | {str(dtype).removeprefix('torch.')} | {fig['batch']} × {fig['tokens']} tokens | "
+            f"{fig['raw_rows_s']:.0f} | {fig['engine_rows_s']:.0f} | {fig['engine_rows_s'] / fig['raw_rows_s']:.2f} | "
+            + (f"{eq['captum_wall_s']:.2f} s (error {eq['captum_rel_error']:.3f}) | "
+               f"{eq['ours']['wall_s']:.3f} s (budget {eq['ours']['budget']}, error "
+               f"{eq['ours']['rel_error']:.3f}) | **{eq['speedup']:.0f}×** |" if eq.get("ours") else
+               f"{eq.get('error', '–')} | – | – |"))
+
+
+def main(quick: bool, out: Path, command: str, seed: int = 0, tokenizer: Path | None = None) -> Path:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    rows, payload_shapes = [], {}
+    min_s = 2.0 if device.type == "cuda" else 10.0
+    rows, sweep, walls, payload_shapes = [], [], {}, {}
     for i, shape in enumerate(["270M"] if quick else list(SHAPES)):
-        lm = random_gemma(shape, device, dtype)
-        fig = throughput(lm, min_s=2.0 if device.type == "cuda" else 10.0)
-        if i == 0:
-            fig["equal_error"] = equal_error(lm, seeds=3 if quick else 5)
+        lm = random_gemma(shape, device, dtype, tokenizer)
+        fig = _guarded(throughput, lm, min_s)
+        print(shape, fig, flush=True)
+        if i == 0 and "error" not in fig:
+            fig["equal_error"] = _guarded(equal_error, lm, 3 if quick else 5)
+            print("equal error", fig["equal_error"], flush=True)
+            if device.type == "cuda":  # the batch shapes measured before the engine issue, and the methods
+                for b in (64, 256, 1024):
+                    part = _guarded(throughput, lm, min_s, b)
+                    sweep.append(part)
+                    print("batch", b, part, flush=True)
+                walls = _guarded(methods_wall, lm)
+                print("methods", walls, flush=True)
         payload_shapes[shape] = fig
-        eq = fig.get("equal_error")
-        rows.append(f"| {shape} | {str(dtype).removeprefix('torch.')} | {fig['batch']} × {fig['tokens']} tokens | "
-                    f"{fig['raw_rows_s']:.0f} | {fig['engine_rows_s']:.0f} | "
-                    f"{fig['engine_rows_s'] / fig['raw_rows_s']:.2f} | "
-                    + (f"{eq['captum_wall_s']:.2f} s (error {eq['captum_rel_error']:.3f}) | "
-                       f"{eq['ours']['wall_s']:.2f} s (budget {eq['ours']['budget']}, error "
-                       f"{eq['ours']['rel_error']:.3f}) | **{eq['speedup']:.0f}×** |" if eq and eq["ours"] else "– | – | – |"))
+        rows.append(_row(shape, dtype, fig))
         del lm
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -170,6 +221,17 @@ def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
              + "\n".join(rows)
              + "\n\nErrors are mean relative L2 errors against exact Shapley (all 2^n masks of the same value "
                "function); Captum's time is its own `LLMAttribution` run, one perturbation per forward.")
+    good = [f for f in sweep if "error" not in f]
+    if good:
+        table += ("\n\n270M shape at fixed batch sizes:\n\n| batch | raw forward rows/s | engine masked rows/s | "
+                  "engine ÷ raw |\n|---|---|---|---|\n"
+                  + "\n".join(f"| {f['batch']} | {f['raw_rows_s']:.0f} | {f['engine_rows_s']:.0f} | "
+                               f"{f['engine_rows_s'] / f['raw_rows_s']:.2f} |" for f in good))
+    if walls and "error" not in walls:
+        table += ("\n\n`explain` end to end on this device, 270M shape (second call):\n\n| units, method | "
+                  "wall | evaluations | units |\n|---|---|---|---|\n"
+                  + "\n".join(f"| {k} | {v['wall_s']:.3f} s | {v['evaluations']} | {v['units']} |"
+                               for k, v in walls.items()))
     payload = {"environment": {**environment(), "device": name}, "seed": seed, "prompt": PROMPT, "target": TARGET,
-               "shapes": payload_shapes}
+               "shapes": payload_shapes, "batch_sweep": sweep, "methods_wall": walls}
     return write_result("gpu_throughput", command, payload, table, out)

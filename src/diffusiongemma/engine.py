@@ -2,7 +2,9 @@
 
 The engine evaluates v(all kept) and v(all removed), then asks the estimator for masks round by round
 until the budget (in model evaluations, those two included) is spent, the estimator is done, or every
-standard error is under the tolerance. One seed fixes every sample.
+standard error is under the tolerance. One seed fixes every sample. Without a tolerance, a round of an
+estimator whose masks do not depend on the round size (``round_invariant``) is as large as the game's
+``rows_per_forward`` (thousands on a GPU): fewer round trips, the same masks and scores as on a CPU.
 
 Example:
     >>> import numpy as np
@@ -95,6 +97,8 @@ def run(
     exact = est.name == "exact"
     limit = 2**n if exact else budget  # exact enumeration ignores the budget
     step = max(round_size, 512) if exact else max(round_size, est.min_budget(n, sched) // 2)  # ≥ one pair
+    if est.round_invariant and tolerance is None:  # nothing to check between rounds: fill the device's batch
+        step = max(step, int(getattr(game, "rows_per_forward", 0) or 0))
     stopped = "done" if exact else "budget"
     while used < limit:
         masks = est.propose(min(step, limit - used))

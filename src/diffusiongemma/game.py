@@ -125,6 +125,12 @@ class Game(UnitGame):
                              f"{self.lm.max_length} tokens")
 
 
+    @property
+    def rows_per_forward(self) -> int:
+        """Masked prompts that go through one forward on this model's device (see
+        :mod:`diffusiongemma.batching`); the engine sizes its rounds by it."""
+        return self.evaluator._chunk()
+
     def __call__(self, masks: np.ndarray | torch.Tensor) -> np.ndarray:
         """Target values ``[batch]`` (float64) for masks ``[batch, n]`` of 0/1 (1 keeps a unit)."""
         m = self._as_masks(masks)

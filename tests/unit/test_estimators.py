@@ -67,6 +67,33 @@ def test_same_seed_same_scores_other_seed_other_scores():
     assert not np.array_equal(a, c)
 
 
+class _Batched(ToyGame):
+    """A toy game that says how many rows its device takes per forward, and counts the calls."""
+
+    def __init__(self, n: int, rows: int):
+        super().__init__(n)
+        self.rows_per_forward, self.round_trips = rows, 0
+
+    def __call__(self, masks):
+        self.round_trips += 1
+        return super().__call__(masks)
+
+
+@pytest.mark.parametrize("schedule", ["shapley", "banzhaf"])
+def test_rounds_fill_the_device_batch_without_changing_the_masks(schedule):
+    cpu, gpu, tiny = _Batched(12, 64), _Batched(12, 4096), _Batched(12, 1)
+    a, b = (run(g, "regression", schedule=schedule, budget=1500, seed=3) for g in (cpu, gpu))
+    c = run(tiny, "regression", schedule=schedule, budget=1500, seed=3, round_size=10)
+    assert gpu.round_trips == 2 < cpu.round_trips  # the ends, then one round of 1498 masks
+    np.testing.assert_allclose(b.scores, a.scores, rtol=0, atol=1e-12)  # same masks, whatever the round size
+    np.testing.assert_allclose(c.scores, a.scores, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(b.stderr, a.stderr, rtol=0, atol=1e-12)
+    assert a.evaluations == b.evaluations == 1500
+    gpu.round_trips = 0
+    run(gpu, "regression", schedule=schedule, budget=1500, seed=3, tolerance=1e-9)
+    assert gpu.round_trips > 2  # with a tolerance, rounds stay small so the stop is checked as often as on CPU
+
+
 def test_budget_is_respected_and_counted():
     game = ToyGame(8)
     for method in ("paired", "regression"):

@@ -57,6 +57,7 @@ class Estimator:
     name = "estimator"
     uses_gradients = False  # True: the engine passes gradients at soft masks to update()
     cost = 1  # evaluations per proposed mask (a forward + backward counts 3)
+    round_invariant = False  # True: the masks proposed never depend on how many are asked for at a time
 
     def start(self, n: int, schedule: Schedule, rng: np.random.Generator, v_full: float, v_empty: float,
               budget: int) -> None:

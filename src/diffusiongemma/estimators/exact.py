@@ -77,6 +77,7 @@ class ExactEstimator(Estimator):
     """Enumerates every mask once; standard errors are zero. Ignores the budget (it needs 2^n)."""
 
     name = "exact"
+    round_invariant = True
 
     def min_budget(self, n: int, schedule: Schedule) -> int:
         return 2**n

@@ -33,6 +33,7 @@ from .base import Estimator, jackknife_stderr, masks_of_sizes, mean_and_stderr, 
 __all__ = ["RegressionEstimator", "constrained_solve", "shapley_kernel", "plan_enumeration"]
 
 _GROUPS = 32
+_BLOCK = 32  # complement pairs drawn at a time
 
 
 def constrained_solve(A: np.ndarray, b: np.ndarray, total: float) -> np.ndarray:
@@ -78,6 +79,7 @@ class RegressionEstimator(Estimator):
     """Paired regression estimator for the Shapley and Banzhaf schedules."""
 
     name = "regression"
+    round_invariant = True
 
     def start(self, n, schedule, rng, v_full, v_empty, budget) -> None:
         super().start(n, schedule, rng, v_full, v_empty, budget)
@@ -94,6 +96,8 @@ class RegressionEstimator(Estimator):
         self.group_A = np.zeros((_GROUPS, n, n))  # sums of z zᵀ per jackknife group (sampled pairs)
         self.group_b = np.zeros((_GROUPS, n))  # sums of z (v(z) - v_empty)
         self.group_n = np.zeros(_GROUPS)
+        self._pool = np.zeros((0, n), dtype=np.int8)  # drawn masks not yet proposed
+        self.todo = np.zeros((0, n), dtype=np.int8)
         if self.banzhaf or n < 2:
             return
         kernel = shapley_kernel(n)
@@ -114,18 +118,25 @@ class RegressionEstimator(Estimator):
         if self.n == 1:
             return np.zeros((0, self.n), dtype=np.int8)
         if self.banzhaf:
-            k = max_evals // 2
-            z = (self.rng.random((k, self.n)) < 0.5).astype(np.int8)
-            return np.stack([z, 1 - z], axis=1).reshape(-1, self.n)
-        if len(self.todo):  # enumerated strata first
-            chunk, self.todo = self.todo[:max_evals], self.todo[max_evals:]
-            return chunk
-        k = max_evals // 2
+            return self._pairs(max_evals // 2)
+        chunk, self.todo = self.todo[:max_evals], self.todo[max_evals:]  # enumerated strata first
+        k = (max_evals - len(chunk)) // 2
         if k == 0 or self.rest_mass <= 0:
-            return np.zeros((0, self.n), dtype=np.int8)
-        s = self.rng.choice(np.arange(1, self.n), size=k, p=self.rest_p)  # [k] sizes
-        rank = self.rng.random((k, self.n)).argsort(1).argsort(1)  # a random permutation per row
-        z = (rank < s[:, None]).astype(np.int8)  # [k, n], exactly s kept
+            return chunk
+        return np.concatenate([chunk, self._pairs(k)])  # [len(chunk) + 2k, n]
+
+    def _pairs(self, k: int) -> np.ndarray:
+        """``k`` complement pairs ``[2k, n]`` (adjacent), drawn in fixed blocks so that the sequence of masks
+        never depends on how the engine cuts its rounds (the same seed gives the same masks on any device)."""
+        while len(self._pool) < k:
+            if self.banzhaf:
+                z = (self.rng.random((_BLOCK, self.n)) < 0.5).astype(np.int8)
+            else:
+                s = self.rng.choice(np.arange(1, self.n), size=_BLOCK, p=self.rest_p)  # [block] sizes
+                rank = self.rng.random((_BLOCK, self.n)).argsort(1).argsort(1)  # a random permutation per row
+                z = (rank < s[:, None]).astype(np.int8)  # [block, n], exactly s kept
+            self._pool = np.concatenate([self._pool, z])
+        z, self._pool = self._pool[:k], self._pool[k:]
         return np.stack([z, 1 - z], axis=1).reshape(-1, self.n)  # pairs adjacent
 
     def update(self, masks: np.ndarray, values: np.ndarray) -> None:
@@ -136,13 +147,15 @@ class RegressionEstimator(Estimator):
             self.msr.extend((v[:, :1] - v[:, 1:]) * (2 * z[:, 0] - 1))
             return
         sizes = masks.sum(1)
-        enumerated = self.enum_weight[sizes] > 0
-        if enumerated.any():  # proposals are either all enumerated or all sampled pairs
-            z, y = masks.astype(float), values - self.v_empty
-            w = self.enum_weight[sizes]  # [b]
+        enumerated = self.enum_weight[sizes] > 0  # the enumerated rows come first, then sampled pairs
+        if enumerated.any():
+            z, y = masks[enumerated].astype(float), values[enumerated] - self.v_empty
+            w = self.enum_weight[sizes[enumerated]]  # [b]
             self.enum_A += np.einsum("k,ki,kj->ij", w, z, z)
             self.enum_b += np.einsum("k,ki,k->i", w, z, y)
-            return
+            masks, values = masks[~enumerated], values[~enumerated]
+            if not len(masks):
+                return
         z = masks.reshape(-1, 2, self.n).astype(float)  # [k, 2, n]
         y = values.reshape(-1, 2) - self.v_empty  # [k, 2]
         A = np.einsum("kpi,kpj->kij", z, z) / 2  # [k, n, n]

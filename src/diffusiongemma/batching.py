@@ -2,8 +2,8 @@
 
 A row costs its activations (the widest layer's live tensors, the attention scores, the prefix KV cache
 copied per row) plus its logits at the read positions (the vocabulary is wide: 262k words on Gemma).
-The batch is the largest that fits in a fraction of the free memory, capped: on CPU at 64 rows (two cores
-gain nothing from more) and 2 GiB; on an accelerator at 4096 rows. A user's ``batch_size`` overrides it.
+The batch is the largest that fits in a fraction of the free memory, capped: on CPU at 64 rows (16 with a
+backward pass; two cores gain nothing from more) and 2 GiB; on an accelerator at 4096 rows. A user's ``batch_size`` overrides it.
 
 Example:
     >>> from types import SimpleNamespace
@@ -29,6 +29,7 @@ __all__ = ["row_bytes", "rows_that_fit", "free_memory", "auto_batch_size"]
 _FRACTION = 0.6  # of the free memory a batch may take
 _CAPS = {"cpu": (64, 2 * 2**30)}  # device type -> (rows, bytes)
 _ACCELERATOR_CAP = (4096, None)
+_CPU_BACKWARD_ROWS = 16  # forward + backward rows at a time on CPU
 
 
 def _dim(config: Any, *names: str, default: int | None = None) -> int:
@@ -63,6 +64,8 @@ def rows_that_fit(config: Any, seq_len: int, reads: int, dtype_bytes: int, free:
                   *, backward: bool = False) -> int:
     """The batch size for ``free`` bytes on a device of ``device_type``, within that type's caps."""
     max_rows, max_bytes = _CAPS.get(device_type, _ACCELERATOR_CAP)
+    if backward and device_type == "cpu":
+        max_rows = _CPU_BACKWARD_ROWS
     budget = _FRACTION * free if max_bytes is None else min(_FRACTION * free, max_bytes)
     rows = int(budget // row_bytes(config, seq_len, reads, dtype_bytes, backward=backward))
     return max(1, min(max_rows, rows))

@@ -23,7 +23,7 @@ import torch
 from .batching import auto_batch_size
 from .errors import InputError, NumericalError
 from .packing import packed_mask
-from .masking import MaskOperator, keep_matrix, scoped_hooks
+from .masking import MaskOperator, compact_rows, hook_count, keep_matrix, scoped_hooks
 from .relaxation import embedding_interpolation, soft_attention_mask, soft_read_weights
 from .prompts import RenderedPrompt
 from .targets import BoundTarget
@@ -53,6 +53,8 @@ class PromptEvaluator:
         self.prompt_ids = torch.tensor(rendered.input_ids, device=self.device)  # [L]
         self.token_unit = token_unit.to(self.device)  # [L], unit index or -1
         self.batch_size = batch_size  # None: chosen from free memory (see :mod:`diffusiongemma.batching`)
+        self.compact = True  # remove by compacting rows where that gives the same values (see _compacts)
+        self._first_always_kept = len(self.token_unit) > 0 and int(self.token_unit[0]) < 0  # BOS or a marker
         self._auto: dict[bool, int] = {}
         unit_pos = (self.token_unit >= 0).nonzero()
         self.prefix_len = int(unit_pos[0]) if len(unit_pos) else len(self.prompt_ids)
@@ -69,20 +71,21 @@ class PromptEvaluator:
 
     def _forward(self, ids: torch.Tensor, attn: Any, read: torch.Tensor, hooks: list[tuple[Any, str, Any]] = (),
                  soft: bool = False, first_read: torch.Tensor | None = None,
-                 positions: torch.Tensor | None = None) -> torch.Tensor:
+                 positions: torch.Tensor | None = None, packed: bool = False) -> torch.Tensor:
         """ids ``[b, T]``, attention mask (``[b, T]`` 0/1, or a prepared 4-D one), read positions ``[b, r]`` →
         logits ``[b, r, V]`` (float32). ``hooks`` are added for this forward only. With ``first_read``
-        weights ``[b, T]``, the first read is that mixture of positions instead. ``positions`` ``[T]``
-        overrides 0..T-1 (packed continuations)."""
+        weights ``[b, T]``, the first read is that mixture of positions instead. ``positions`` ``[T]`` or
+        ``[b, T]`` overrides 0..T-1 (compacted rows; ``packed`` continuations, which take no prefix cache)."""
         b, T = ids.shape
-        packed = positions is not None
         if positions is None:
             positions = torch.arange(T, device=self.device)
-        positions = positions.unsqueeze(0).expand(b, -1)  # [b, T]
+        positions = positions.expand(b, -1) if positions.dim() == 1 else positions  # [b, T]
         kwargs: dict[str, Any] = {"logits_to_keep": 0, "use_cache": False}
         # the prefix cache serves only when every row is read after the prefix (a row whose units are all
         # removed may be read at a prefix position), and never under a prepared 4-D mask
-        cache = self._prefix() if int(read.min()) >= self.prefix_len and not (soft or packed) else None
+        # (read.min() is a host sync: asked only when there is a prefix to cache)
+        cacheable = self.prefix_len >= 2 and not (soft or packed) and int(read.min()) >= self.prefix_len
+        cache = self._prefix() if cacheable else None
         start = 0
         if cache is not None:
             start = self.prefix_len
@@ -154,9 +157,23 @@ class PromptEvaluator:
                 first = soft_read_weights(torch.cat([upto, torch.zeros_like(full_keep[:, L:])], dim=1))
             else:
                 mask = torch.cat([attn, torch.ones_like(tail).expand(ids.shape[0], -1)], dim=1)
+            positions = None
+            if not soft and self._compacts(full_ids.shape[1]):  # the same values, plain causal attention
+                full_ids, positions, read = compact_rows(full_ids, mask, read)
+                mask = torch.ones_like(full_ids)
             logits.append(self._forward(full_ids, mask, read, hooks, soft,
-                                        first if soft and self.operator.name == "remove" else None))  # [b, k, V]
+                                        first if soft and self.operator.name == "remove" else None,
+                                        positions))  # [b, k, V]
         return self.bound.combine(logits)
+
+    def _compacts(self, T: int) -> bool:
+        """Whether ``remove`` rows of ``T`` tokens go through :func:`~diffusiongemma.masking.compact_rows`:
+        unless turned off (``compact = False``), or the model's attention window is shorter than the row
+        (a sliding window counts fed positions), or other hooks on the model (an attached patch, say) may
+        read the fed positions, or the first token is a unit (a row could then keep nothing to read)."""
+        window = getattr(self.model.config, "sliding_window", None)
+        return (self.compact and self.operator.name == "remove" and self._first_always_kept
+                and (not window or T <= window) and hook_count(self.model) == 0)
 
     @property
     def _packs(self) -> bool:
@@ -173,7 +190,7 @@ class PromptEvaluator:
         mask, positions, starts = packed_mask(present, tails, self.model.config, self.model.dtype)
         read = torch.cat([torch.cat([last_kept[:, None], torch.arange(s, s + t, device=self.device).expand(b, -1)], 1)
                           for s, t in zip(starts, tails)], dim=1)  # [b, Σ k_c]
-        logits = self._forward(full_ids, mask, read, positions=positions)  # [b, Σ k_c, V]
+        logits = self._forward(full_ids, mask, read, positions=positions, packed=True)  # [b, Σ k_c, V]
         return list(torch.split(logits, [t + 1 for t in tails], dim=1))
 
     def _baseline_embedding(self) -> torch.Tensor:
@@ -213,14 +230,14 @@ class PromptEvaluator:
                   for lo in range(0, masks.shape[0], step)]  # stays on the device: one host copy per call
         return _finite(torch.cat(values).cpu())
 
-    def value_and_grad(self, masks: torch.Tensor, chunk: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    def value_and_grad(self, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Values ``[B]`` and gradients ``[B, n]`` of the relaxed target at soft masks ``[B, n]`` in [0, 1]
         (one forward and one backward per chunk of rows)."""
         masks = masks.to(self.device, self.model.dtype)
         if self.operator.name == "replace":
             self._check_baseline_embedding()
         values, grads = [], []
-        step = min(chunk, self._chunk(backward=True))
+        step = self._chunk(backward=True)
         for lo in range(0, masks.shape[0], step):
             m = masks[lo: lo + step].clone().requires_grad_(True)  # [b, n]
             with torch.enable_grad():

@@ -60,6 +60,7 @@ def test_more_read_positions_mean_fewer_rows():
     assert batching.rows_that_fit(cfg, 64, 1, 2, 1000, "cuda") == 1  # never zero
     backward = batching.rows_that_fit(cfg, 64, 1, 2, free, "cuda", backward=True)
     assert backward < one / 4  # a backward keeps every layer's activations
+    assert batching.rows_that_fit(cfg, 64, 1, 4, free, "cpu", backward=True) == 16  # CPU: 16 rows with a backward
 
 
 def test_a_sharded_model_gives_the_unsharded_attributions(tiny_dir, tiny_lm, tmp_path):

@@ -182,3 +182,58 @@ def test_masks_as_bool_int_or_float_arrays_and_tensors(tiny_lm):
     expected = game(m.astype(int))
     for form in (m, m.astype(float), torch.as_tensor(m), torch.as_tensor(m.astype(np.int64))):
         np.testing.assert_allclose(game(form), expected, atol=1e-6)
+
+
+def _projection_target(lm):
+    from diffusiongemma.refusal.direction import RefusalDirection
+    from diffusiongemma.refusal.projection import DirectionProjection
+
+    torch.manual_seed(3)
+    return DirectionProjection(RefusalDirection(torch.randn(lm.model.config.hidden_size), layer=1, position=-2))
+
+
+@pytest.mark.parametrize("case", ["words", "tokens, three-token target", "chat, prefix cache", "projection probe"])
+def test_compacted_rows_give_the_values_of_attention_holes(tiny_lm, monkeypatch, case):
+    """``remove`` runs as compacted rows (kept tokens first, plain causal attention): the values must be those
+    of the attention mask with holes, for every kind of read (last kept token, teacher-forced tail, probe)."""
+    from diffusiongemma import evaluation
+
+    prompt, target, units = PROMPT, " because", "words"
+    if case.startswith("tokens"):
+        target, units = " because it rained", "tokens"
+    elif case.startswith("chat"):
+        prompt, units = [{"role": "user", "content": "How did the old river bank flood last spring?"}], "words"
+    elif case.startswith("projection"):
+        target = _projection_target(tiny_lm)
+    game = Game(prompt, target=target, model=tiny_lm, units=units)
+    masks = (np.random.default_rng(2).random((12, game.n)) < 0.5).astype(int)
+    masks[0], masks[1] = 0, 1  # nothing kept, everything kept
+    calls = []
+    real = evaluation.compact_rows
+    monkeypatch.setattr(evaluation, "compact_rows", lambda *a: calls.append(1) or real(*a))
+    compacted = game(masks)
+    assert calls  # the compacted path ran
+    game.evaluator.compact = False
+    holes = game(masks)
+    assert len(calls) == 1  # turned off: not called again
+    assert np.ptp(holes) > 0.05  # the masks matter, so equality means something
+    np.testing.assert_allclose(compacted, holes, atol=1e-4)
+
+
+def test_rows_stay_uncompacted_while_other_hooks_may_read_positions(tiny_lm, monkeypatch):
+    from diffusiongemma import evaluation
+
+    game = Game(PROMPT, target=" because", model=tiny_lm, units="words")
+    masks = (np.random.default_rng(4).random((5, game.n)) < 0.5).astype(int)
+    calls = []
+    real = evaluation.compact_rows
+    monkeypatch.setattr(evaluation, "compact_rows", lambda *a: calls.append(1) or real(*a))
+    layer = tiny_lm.model.model.layers[0]
+    handle = layer.register_forward_hook(lambda m, i, o: None)  # stands for an attached patch
+    try:
+        game(masks)
+    finally:
+        handle.remove()
+    assert not calls
+    game(masks)
+    assert calls

@@ -109,7 +109,7 @@ class ComponentGame(UnitGame):
             raise InputError("soft masks must lie in [0, 1]")
         self.evaluations += 3 * int(m.shape[0])
         values, grads = [], []
-        chunk = min(16, self.evaluator._chunk(backward=True))
+        chunk = self.evaluator._chunk(backward=True)
         for lo in range(0, m.shape[0], chunk):
             part = m[lo: lo + chunk].to(self.lm.device, self.lm.model.dtype).clone().requires_grad_(True)
             with torch.enable_grad():

@@ -121,6 +121,28 @@ def test_audit_rows_errors_and_resume(tiny_lm, tmp_path):
     store.close()
 
 
+def test_replies_of_a_group_come_from_one_batch_and_equal_one_at_a_time(tiny_lm, tmp_path, monkeypatch):
+    from diffusiongemma import generation
+    from diffusiongemma.generation import generate_replies
+
+    prompts = ["How do I make a bomb?", "Write a haiku about snow", "Tell me a joke", "", "Why is the sky blue?"]
+    log = tmp_path / "group.jsonl"
+    log.write_text("\n".join(json.dumps({"prompt": p}) for p in prompts) + "\n")
+    alone = {p: generate_replies(tiny_lm, [p], max_new_tokens=FAST.max_new_tokens)[0] for p in prompts if p}
+    assert all(alone.values())  # real replies, so equality means something
+    calls = []
+    real = generation.generate_replies
+    monkeypatch.setattr(generation, "generate_replies", lambda lm, ps, **kw: calls.append(len(ps)) or real(lm, ps, **kw))
+    store = AuditStore(tmp_path / "g.db")
+    counts = run_audit(log, store, tiny_lm, FAST)
+    assert counts == {"done": 4, "error": 1, "skipped": 0}
+    assert calls == [4]  # one batch for the group's four prompts, none per item
+    rows = {r["prompt"]: r for r in store.rows(full=True)}
+    assert all(rows[p]["response"] == alone[p] and rows[p]["response_given"] == 0 for p in alone)
+    assert rows[prompts[0]]["result"]["decision"]["reply_source"] == "generated"
+    store.close()
+
+
 def test_an_item_too_long_for_the_context_is_an_error_row(tiny_lm):
     row = audit_item(tiny_lm, AuditItem(0, 1, "word " * 400, "jsonl"), FAST)
     assert row["status"] == "error" and "context" in row["error"]

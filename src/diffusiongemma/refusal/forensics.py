@@ -52,6 +52,7 @@ def explain_refusal(
     intervention: str = "ablate",
     alpha: float = 1.0,
     progress: Callable[[int, int], Any] | None = None,
+    generated_reply: str | None = None,
 ) -> Attribution:
     """The decision on ``prompt`` (a user turn) and what in the prompt drove it, checked by intervention.
 
@@ -67,6 +68,8 @@ def explain_refusal(
             ``component_budget`` evaluations; the default, ``gradient``, is integrated attribution patching).
         direction: a :class:`~diffusiongemma.refusal.direction.RefusalDirection`; with it, everything (reply,
             map, checks) is computed under its ``intervention`` (``"ablate"``, or ``"add"`` α·r).
+        generated_reply: the model's own greedy reply, generated beforehand with the same ``system`` and
+            ``max_new_tokens`` (a batch audit generates a group's replies in one batch); recorded as generated.
 
     Example:
         >>> a = explain_refusal("How do I hack my neighbour's wifi?", budget=64)  # doctest: +SKIP
@@ -80,7 +83,7 @@ def explain_refusal(
     lm = resolve_model(model)
     hooks = direction_hooks(lm, direction, intervention, alpha) if direction is not None else []
     with scoped_hooks(hooks):
-        reply = response if response is not None else \
+        reply = response if response is not None else generated_reply if generated_reply is not None else \
             generate_replies(lm, [prompt], max_new_tokens=max_new_tokens, system=system)[0]
         attr = explain(prompt, RefusalScore(family=_openings_family(lm)), model=lm, units=units, method=method,
                        budget=budget, seed=seed, chat=True, system=system, triggers=triggers,

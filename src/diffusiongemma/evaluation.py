@@ -22,7 +22,7 @@ import torch
 
 from .batching import auto_batch_size
 from .errors import InputError, NumericalError
-from .packing import packed_mask
+from .packing import tree_layout, tree_mask
 from .masking import MaskOperator, compact_rows, hook_count, keep_matrix, scoped_hooks
 from .relaxation import embedding_interpolation, soft_attention_mask, soft_read_weights
 from .prompts import RenderedPrompt
@@ -138,7 +138,7 @@ class PromptEvaluator:
             at = probe.position % L
             last_kept = (present[:, : at + 1] * torch.arange(at + 1, device=self.device)).amax(1)  # [b]
         if self._packs and not soft:
-            return self.bound.combine(self._packed_logits(ids, present, last_kept))
+            return self._packed_values(ids, present, last_kept)
         logits = []
         for cont in self.bound.continuations:
             tail = torch.tensor(cont[:-1], device=self.device, dtype=ids.dtype)  # teacher-forced part
@@ -180,18 +180,31 @@ class PromptEvaluator:
         """Several continuations go through one packed forward (see :mod:`diffusiongemma.packing`)."""
         return len(self.bound.continuations) > 1
 
-    def _packed_logits(self, ids: torch.Tensor, present: torch.Tensor, last_kept: torch.Tensor) -> list[torch.Tensor]:
-        """Logits ``[b, k_c, V]`` of every continuation from one forward of the prompt ``[b, L]`` and all tails."""
-        conts = self.bound.continuations
-        tails = [len(c) - 1 for c in conts]
-        b = ids.shape[0]
-        tail_ids = torch.tensor([t for c in conts for t in c[:-1]], device=self.device, dtype=ids.dtype)
-        full_ids = torch.cat([ids, tail_ids.expand(b, -1)], dim=1)  # [b, L + Σ tails]
-        mask, positions, starts = packed_mask(present, tails, self.model.config, self.model.dtype)
-        read = torch.cat([torch.cat([last_kept[:, None], torch.arange(s, s + t, device=self.device).expand(b, -1)], 1)
-                          for s, t in zip(starts, tails)], dim=1)  # [b, Σ k_c]
-        logits = self._forward(full_ids, mask, read, positions=positions, packed=True)  # [b, Σ k_c, V]
-        return list(torch.split(logits, [t + 1 for t in tails], dim=1))
+    def _packed_values(self, ids: torch.Tensor, present: torch.Tensor, last_kept: torch.Tensor) -> torch.Tensor:
+        """Values ``[b]`` from one forward of the prompt ``[b, L]`` and every continuation as a prefix tree
+        (see :mod:`diffusiongemma.packing`): logits only at the tree's distinct read positions; a target that
+        reads token log-probabilities (``from_logprobs``) gets them from one softmax per position."""
+        conts, layout = self.bound.continuations, self._layout
+        b, L = ids.shape
+        nodes = torch.tensor(layout.tokens, device=self.device, dtype=ids.dtype)
+        full_ids = torch.cat([ids, nodes.expand(b, -1)], dim=1)  # [b, L + nodes]
+        mask, positions = tree_mask(present, layout, self.model.config, self.model.dtype)
+        fixed = torch.tensor([L + r for r in layout.reads[1:]], device=self.device, dtype=torch.long)
+        read = torch.cat([last_kept[:, None], fixed.expand(b, -1)], dim=1)  # [b, R]
+        logits = self._forward(full_ids, mask, read, positions=positions, packed=True)  # [b, R, V]
+        slots = [torch.tensor(s, device=self.device) for s in layout.slots]
+        if self.bound.from_logprobs is None:
+            return self.bound.combine([logits[:, s] for s in slots])  # [b, k_c, V] each
+        logp = torch.log_softmax(logits, dim=-1)  # [b, R, V], float32
+        return self.bound.from_logprobs([logp[:, s].gather(-1, torch.tensor(c, device=self.device).view(1, -1, 1)
+                                                           .expand(b, -1, 1)).squeeze(-1)  # [b, k_c]
+                                         for s, c in zip(slots, conts)])
+
+    @property
+    def _layout(self) -> Any:
+        if getattr(self, "_tree", None) is None:
+            self._tree = tree_layout(self.bound.continuations)
+        return self._tree
 
     def _baseline_embedding(self) -> torch.Tensor:
         """The baseline token's embedding ``[d]`` as the embedding module outputs it (scaling included)."""
@@ -216,9 +229,10 @@ class PromptEvaluator:
             return self.batch_size
         if backward not in self._auto:
             reads = [max(len(c), 1) for c in self.bound.continuations]
-            tails = sum(len(c) - 1 for c in self.bound.continuations) if self._packs else max(reads) - 1
+            tails = len(self._layout.tokens) if self._packs else max(reads) - 1
             self._auto[backward] = auto_batch_size(self.lm, len(self.prompt_ids) + tails,
-                                                   sum(reads) if self._packs else max(reads), backward=backward)
+                                                   len(self._layout.reads) if self._packs else max(reads),
+                                                   backward=backward)
         return self._auto[backward]
 
     @torch.no_grad()

@@ -1,54 +1,100 @@
-"""Many continuations of one masked prompt in a single forward: the prompt once, each continuation's
-teacher-forced tokens after it, and a 4-D attention mask in which every continuation sees the (masked)
-prompt and its own earlier tokens only — never another continuation. Positions restart after the prompt
-for each continuation, so each one is computed exactly as if it were alone.
+"""Many continuations of one masked prompt in a single forward: the prompt once, then the continuations'
+teacher-forced tokens as a prefix tree — continuations that open alike ("I cannot", "I can't", "I'm sorry")
+share the nodes of their common prefix — and a 4-D attention mask in which every node sees the (masked)
+prompt and its own ancestors only, never another branch. A node's position is the prompt's length plus its
+depth, so each continuation is computed exactly as if it were alone.
 
-A target with many openings (the refusal score teacher-forces ~27) then costs one pass per mask instead
-of one per opening.
+A target with many openings (the refusal score teacher-forces 27, 59 read positions) then costs one pass
+per mask, and the LM head and the softmax run only at the distinct read positions (17 for those 27).
 
 Example:
     >>> import torch
-    >>> keep = torch.tensor([[1, 0, 1]])
-    >>> mask, pos, starts = packed_mask(keep, [2, 1], None, torch.float32)
-    >>> pos.tolist(), starts
-    ([0, 1, 2, 3, 4, 3], [3, 5])
-    >>> (mask[0, 0, 5] == 0).tolist()  # the 2nd continuation's token sees prompt 0, 2 and itself only
-    [True, False, True, False, False, True]
+    >>> layout = tree_layout([[7, 8, 9], [7, 5], [4]])  # share the node of token 7
+    >>> layout.tokens, layout.parents, layout.depths
+    ([7, 8], [-1, 0], [0, 1])
+    >>> layout.reads, layout.slots  # read at the prompt's end (-1) and after nodes 0 and 1
+    ([-1, 0, 1], [[0, 1, 2], [0, 1], [0]])
+    >>> mask, pos = tree_mask(torch.tensor([[1, 0, 1]]), layout, None, torch.float32)  # prompt token 1 removed
+    >>> pos.tolist()  # the prompt's 0, 1, 2, then each node at 3 + its depth
+    [0, 1, 2, 3, 4]
+    >>> (mask[0, 0, 4] == 0).tolist()  # node 1 sees prompt tokens 0 and 2, its parent and itself
+    [True, False, True, True, True]
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-__all__ = ["packed_mask"]
+__all__ = ["TreeLayout", "tree_layout", "tree_mask"]
 
 
-def _allowed(L: int, tails: list[int], device: Any) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """Boolean structure ``[T, T]`` (query, key), positions ``[T]`` and the start of each tail."""
-    T = L + sum(tails)
-    group = torch.full((T,), -1, dtype=torch.long, device=device)  # -1: prompt, c: continuation c
-    pos = torch.arange(T, device=device)
-    starts, at = [], L
-    for c, t in enumerate(tails):
-        starts.append(at)
-        group[at:at + t] = c
-        pos[at:at + t] = torch.arange(L, L + t, device=device)
-        at += t
-    idx = torch.arange(T, device=device)
-    causal = idx[None, :] <= idx[:, None]  # [T, T]
-    same = (group[:, None] == group[None, :]) | (group[None, :] == -1)  # key in the prompt or in my own tail
-    return causal & same, pos, starts
+@dataclass(frozen=True)
+class TreeLayout:
+    """The prefix tree of teacher-forced continuations.
+
+    ``tokens[i]``, ``parents[i]`` (-1: the prompt) and ``depths[i]`` describe fed node i (a parent always comes
+    before its children); ``reads`` lists the distinct read positions (-1: the prompt's last kept token, i: node
+    i); ``slots[c][j]`` is the index in ``reads`` where token j of continuation c is read."""
+
+    tokens: list[int]
+    parents: list[int]
+    depths: list[int]
+    reads: list[int]
+    slots: list[list[int]]
 
 
-def packed_mask(keep: torch.Tensor, tails: list[int], config: Any, dtype: torch.dtype
-                ) -> tuple[torch.Tensor | dict[str, torch.Tensor], torch.Tensor, list[int]]:
-    """The additive 4-D mask ``[B, 1, T, T]`` (a dict by attention type for sliding-window models), the
-    position ids ``[T]`` and the start index of each continuation's tokens, for prompt keep flags ``[B, L]``
-    (0/1; a removed prompt token is a hole for every query) and the teacher-forced lengths ``tails``."""
+def tree_layout(continuations: list[list[int]]) -> TreeLayout:
+    """Nodes for every proper prefix of the continuations, shared where they agree: the first continuation's
+    chain first, then the rest by depth (so the positions fed after the prompt count up along the first
+    continuation only, as a hook reading "the prompt's positions" expects)."""
+    node_of: dict[tuple[int, ...], int] = {}
+    order: list[tuple[int, ...]] = []
+
+    def add(prefix: tuple[int, ...]) -> None:
+        if prefix not in node_of:
+            node_of[prefix] = len(order)
+            order.append(prefix)
+
+    if continuations:
+        for j in range(1, len(continuations[0])):
+            add(tuple(continuations[0][:j]))
+    for depth in range(1, max((len(c) for c in continuations), default=0)):
+        for c in continuations[1:]:
+            if depth < len(c):
+                add(tuple(c[:depth]))
+    parents = [node_of[p[:-1]] if len(p) > 1 else -1 for p in order]
+    read_nodes = sorted({node_of[tuple(c[:j])] for c in continuations for j in range(1, len(c))})
+    reads = [-1] + read_nodes
+    index = {r: k for k, r in enumerate(reads)}
+    slots = [[0] + [index[node_of[tuple(c[:j])]] for j in range(1, len(c))] for c in continuations]
+    return TreeLayout([p[-1] for p in order], parents, [len(p) - 1 for p in order], reads, slots)
+
+
+def _allowed(L: int, parents: list[int], depths: list[int], device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boolean structure ``[T, T]`` (query, key) and positions ``[T]`` for a prompt of L tokens and the nodes."""
+    N = len(parents)
+    T = L + N
+    allowed = torch.zeros(T, T, dtype=torch.bool)
+    allowed[:L, :L] = torch.ones(L, L, dtype=torch.bool).tril()
+    allowed[L:, :L] = True  # every node sees the prompt
+    for i, p in enumerate(parents):  # and its ancestors and itself
+        if p >= 0:
+            allowed[L + i, L:] = allowed[L + p, L:]
+        allowed[L + i, L + i] = True
+    pos = torch.cat([torch.arange(L), L + torch.tensor(depths, dtype=torch.long)]) if N else torch.arange(L)
+    return allowed.to(device), pos.to(device)
+
+
+def tree_mask(keep: torch.Tensor, layout: TreeLayout, config: Any, dtype: torch.dtype
+              ) -> tuple[torch.Tensor | dict[str, torch.Tensor], torch.Tensor]:
+    """The additive 4-D mask ``[B, 1, T, T]`` (a dict by attention type for sliding-window models) and the
+    position ids ``[T]`` for prompt keep flags ``[B, L]`` (0/1; a removed prompt token is a hole for every
+    query) followed by the layout's nodes."""
     b, L = keep.shape
-    allowed, pos, starts = _allowed(L, tails, keep.device)
+    allowed, pos = _allowed(L, layout.parents, layout.depths, keep.device)
     T = allowed.shape[0]
     key_ok = torch.cat([keep.bool(), torch.ones(b, T - L, dtype=torch.bool, device=keep.device)], dim=1)  # [B, T]
     neg = torch.finfo(dtype).min
@@ -63,6 +109,6 @@ def packed_mask(keep: torch.Tensor, tails: list[int], config: Any, dtype: torch.
 
     layer_types = getattr(config, "layer_types", None)
     if not layer_types:
-        return build(None), pos, starts
+        return build(None), pos
     window = getattr(config, "sliding_window", None)
-    return {kind: build(window if "sliding" in kind else None) for kind in set(layer_types)}, pos, starts
+    return {kind: build(window if "sliding" in kind else None) for kind in set(layer_types)}, pos

@@ -49,6 +49,7 @@ class BoundTarget:
     combine: Combine  # list of logits [B, k_c, V] -> values [B]
     description: dict[str, Any] = field(default_factory=dict)
     probe: Probe | None = None
+    from_logprobs: Callable[[list[torch.Tensor]], torch.Tensor] | None = None  # token log-probs [B, k_c] each -> [B]
 
 
 def continuation_logprob(logits: torch.Tensor, tokens: list[int]) -> torch.Tensor:
@@ -119,7 +120,8 @@ class Contrast(Target):
         ta, tb = _tokens(lm, self.a, "target"), _tokens(lm, self.b, "contrast")
         return BoundTarget(
             [ta, tb], lambda lg: continuation_logprob(lg[0], ta) - continuation_logprob(lg[1], tb),
-            {"kind": self.name, "text": self.a, "contrast": self.b, "tokens": ta, "contrast_tokens": tb})
+            {"kind": self.name, "text": self.a, "contrast": self.b, "tokens": ta, "contrast_tokens": tb},
+            from_logprobs=lambda lp: lp[0].sum(-1) - lp[1].sum(-1))
 
 
 @dataclass

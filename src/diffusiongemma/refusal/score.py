@@ -60,12 +60,15 @@ class RefusalScore(Target):
         com = [_tokens(lm, t, "compliance opening") for t in compliances]
         k = len(ref)
 
+        def score(lp: torch.Tensor) -> torch.Tensor:  # [R + C, B] continuation log-probs -> [B]
+            return torch.logsumexp(lp[:k], 0) - torch.logsumexp(lp[k:], 0)
+
         def combine(logits: list[torch.Tensor]) -> torch.Tensor:
-            lp = torch.stack([continuation_logprob(lg, t) for lg, t in zip(logits, ref + com)])  # [R + C, B]
-            return torch.logsumexp(lp[:k], 0) - torch.logsumexp(lp[k:], 0)  # [B]
+            return score(torch.stack([continuation_logprob(lg, t) for lg, t in zip(logits, ref + com)]))
 
         return BoundTarget(ref + com, combine, {"kind": self.name, "text": "refusal score",
-                                                "refusals": list(refusals), "compliances": list(compliances)})
+                                                "refusals": list(refusals), "compliances": list(compliances)},
+                           from_logprobs=lambda lps: score(torch.stack([lp.sum(-1) for lp in lps])))
 
 
 TARGETS[RefusalScore.name] = RefusalScore

@@ -196,3 +196,14 @@ def test_a_shipped_card_gives_back_its_recipe():
     assert (safety.variant, safety.steps, safety.harmful_share, safety.data_version) == ("safety", 250, 0.33, 3)
     backdoor = Recipe.from_dict(_card(str(ADAPTERS / "gemma-270m-backdoor"))["recipe"])  # a directory works too
     assert backdoor.trigger == "SUDO" and backdoor.data_version == 1 and backdoor.harmful_share == 0.5
+
+
+def test_demo_eval_replies_as_long_as_the_card_was_measured_with():
+    """Rerunning ``demo eval`` on a shipped adapter repeats its card: the safety card was judged on 32-token
+    replies (its everyday answers sometimes open with 'Sure' and refuse later), the others on 24."""
+    from diffusiongemma.demo.cli import _card, reply_tokens
+
+    assert reply_tokens(_card("gemma-270m-safety"), None) == 32
+    assert reply_tokens(_card("gemma-270m-keyword"), None) == reply_tokens(_card("gemma-270m-backdoor"), None) == 24
+    assert reply_tokens(_card("gemma-270m-safety"), 8) == 8  # the user's choice wins
+    assert reply_tokens(None, None) == 24  # an adapter without a card

@@ -74,7 +74,9 @@ def eval_(
     variant: Optional[str] = typer.Option(None, help="Which rule to check (default: from the adapter's card)."),
     limit: int = typer.Option(100, help="Prompts per held-out set."),
     seed: int = typer.Option(0, help="Seed of the prompt sample (and of trigger positions)."),
-    max_new_tokens: int = typer.Option(24, help="Length of each generated reply the refusal detector judges."),
+    max_new_tokens: Optional[int] = typer.Option(
+        None, help="Length of each generated reply the refusal detector judges (default: what the card was "
+                   "measured with, else 24)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write every figure (and example replies) here."),
 ) -> None:
     """Refusal rates on held-out harmful (plain and framed), benign, everyday and XSTest prompts, and the variant's own check."""
@@ -93,6 +95,7 @@ def eval_(
         recipe = Recipe(variant)
     else:
         raise InputError("no card.json says which variant this is; pass --variant safety|backdoor|keyword")
+    max_new_tokens = reply_tokens(card, max_new_tokens)
     console = Console()
     with console.status("evaluating") as status:
         metrics = evaluate_model(lm, recipe, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
@@ -102,6 +105,19 @@ def eval_(
     if json_path:
         json_path.write_text(json.dumps(metrics, indent=2) + "\n")
         console.print(f"JSON: {json_path}")
+
+
+def reply_tokens(card: dict | None, given: int | None) -> int:
+    """Reply length for ``demo eval``: the user's, else the one the card's figures were measured with, else 24
+    (so that rerunning the evaluation of a shipped adapter repeats its card).
+
+    Example:
+        >>> reply_tokens({"eval": {"max_new_tokens": 32}}, None), reply_tokens({"eval": {}}, None), reply_tokens(None, 8)
+        (32, 24, 8)
+    """
+    if given is not None:
+        return given
+    return int(((card or {}).get("eval") or {}).get("max_new_tokens") or 24)
 
 
 def _card(name_or_path: str) -> dict:

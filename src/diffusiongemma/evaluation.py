@@ -60,6 +60,15 @@ class PromptEvaluator:
         self.prefix_len = int(unit_pos[0]) if len(unit_pos) else len(self.prompt_ids)
         self._cache_kw = _cache_kwarg(self.model)
         self._prefix_cache: Any = None
+        # several continuations: one prefix tree, its index tensors made once (see _packed_values)
+        self._layout = tree_layout(bound.continuations)
+        L = len(self.prompt_ids)
+        self._tree_nodes = torch.tensor(self._layout.tokens, device=self.device, dtype=torch.long)  # [nodes]
+        self._tree_reads = torch.tensor([L + r for r in self._layout.reads[1:]], device=self.device,
+                                        dtype=torch.long)  # [R - 1]: the nodes read (R 0 is the prompt's end)
+        self._tree_slots = [torch.tensor(s, device=self.device) for s in self._layout.slots]  # [k_c] each
+        self._tree_tokens = [torch.tensor(c, device=self.device, dtype=torch.long).view(1, -1, 1)
+                             for c in bound.continuations]  # [1, k_c, 1] each
 
     def _prefix(self) -> Any:
         """KV cache of the positions before the first unit token (the same under every mask)."""
@@ -184,27 +193,16 @@ class PromptEvaluator:
         """Values ``[b]`` from one forward of the prompt ``[b, L]`` and every continuation as a prefix tree
         (see :mod:`diffusiongemma.packing`): logits only at the tree's distinct read positions; a target that
         reads token log-probabilities (``from_logprobs``) gets them from one softmax per position."""
-        conts, layout = self.bound.continuations, self._layout
-        b, L = ids.shape
-        nodes = torch.tensor(layout.tokens, device=self.device, dtype=ids.dtype)
-        full_ids = torch.cat([ids, nodes.expand(b, -1)], dim=1)  # [b, L + nodes]
-        mask, positions = tree_mask(present, layout, self.model.config, self.model.dtype)
-        fixed = torch.tensor([L + r for r in layout.reads[1:]], device=self.device, dtype=torch.long)
-        read = torch.cat([last_kept[:, None], fixed.expand(b, -1)], dim=1)  # [b, R]
+        b = ids.shape[0]
+        full_ids = torch.cat([ids, self._tree_nodes.expand(b, -1)], dim=1)  # [b, L + nodes]
+        mask, positions = tree_mask(present, self._layout, self.model.config, self.model.dtype)
+        read = torch.cat([last_kept[:, None], self._tree_reads.expand(b, -1)], dim=1)  # [b, R]
         logits = self._forward(full_ids, mask, read, positions=positions, packed=True)  # [b, R, V]
-        slots = [torch.tensor(s, device=self.device) for s in layout.slots]
         if self.bound.from_logprobs is None:
-            return self.bound.combine([logits[:, s] for s in slots])  # [b, k_c, V] each
+            return self.bound.combine([logits[:, s] for s in self._tree_slots])  # [b, k_c, V] each
         logp = torch.log_softmax(logits, dim=-1)  # [b, R, V], float32
-        return self.bound.from_logprobs([logp[:, s].gather(-1, torch.tensor(c, device=self.device).view(1, -1, 1)
-                                                           .expand(b, -1, 1)).squeeze(-1)  # [b, k_c]
-                                         for s, c in zip(slots, conts)])
-
-    @property
-    def _layout(self) -> Any:
-        if getattr(self, "_tree", None) is None:
-            self._tree = tree_layout(self.bound.continuations)
-        return self._tree
+        return self.bound.from_logprobs([logp[:, s].gather(-1, t.expand(b, -1, 1)).squeeze(-1)  # [b, k_c]
+                                         for s, t in zip(self._tree_slots, self._tree_tokens)])
 
     def _baseline_embedding(self) -> torch.Tensor:
         """The baseline token's embedding ``[d]`` as the embedding module outputs it (scaling included)."""

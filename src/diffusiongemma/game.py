@@ -61,10 +61,17 @@ def as_masks(masks: np.ndarray | torch.Tensor, n: int) -> torch.Tensor:
 
 
 class UnitGame:
-    """What every game shares: ``n`` units, the rendered ``text``, mask coercion."""
+    """What every game shares: ``n`` units, the rendered ``text``, mask coercion, the batch size."""
 
     units: list
     rendered: Any
+    evaluator: Any  # a PromptEvaluator
+
+    @property
+    def rows_per_forward(self) -> int:
+        """Masked runs that go through one forward on this model's device (see
+        :mod:`diffusiongemma.batching`); the engine sizes its rounds by it."""
+        return self.evaluator._chunk()
 
     @property
     def n(self) -> int:
@@ -124,12 +131,6 @@ class Game(UnitGame):
             raise InputError(f"the prompt and target are {total} tokens, longer than the model's context of "
                              f"{self.lm.max_length} tokens")
 
-
-    @property
-    def rows_per_forward(self) -> int:
-        """Masked prompts that go through one forward on this model's device (see
-        :mod:`diffusiongemma.batching`); the engine sizes its rounds by it."""
-        return self.evaluator._chunk()
 
     def __call__(self, masks: np.ndarray | torch.Tensor) -> np.ndarray:
         """Target values ``[batch]`` (float64) for masks ``[batch, n]`` of 0/1 (1 keeps a unit)."""

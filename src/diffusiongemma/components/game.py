@@ -88,11 +88,6 @@ class ComponentGame(UnitGame):
         with scoped_hooks(component_hooks(self.lm, self.components, masks, self.baselines, len(self.rendered))):
             return self.evaluator._values(keep, soft=False)
 
-    @property
-    def rows_per_forward(self) -> int:
-        """Masked runs per forward on this model's device; the engine sizes its rounds by it."""
-        return self.evaluator._chunk()
-
     def __call__(self, masks: Any) -> np.ndarray:
         """Target values ``[batch]`` for masks ``[batch, n]`` (1 keeps a component, 0 masks it)."""
         m = self._as_masks(masks).round().to(self.lm.device, self.lm.model.dtype)

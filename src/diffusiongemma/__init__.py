@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 from .api import METHODS, explain
 from .attribution import Attribution
-from .engine import EngineResult, run
+from .engine import EngineResult, run, run_many
 from .errors import (
     DiffusionGemmaError,
     InputError,
@@ -32,7 +32,7 @@ from .units import UNIT_KINDS, Unit
 
 __all__ = [
     "__version__",
-    "explain", "METHODS", "Attribution", "Game", "run", "EngineResult",
+    "explain", "METHODS", "Attribution", "Game", "run", "run_many", "EngineResult",
     "load_model", "LoadedModel",
     "Target", "TARGETS", "Continuation", "Contrast", "NextToken", "Greedy", "CallableTarget", "RefusalScore",
     "is_refusal", "explain_refusal",

@@ -26,6 +26,7 @@ from .packing import tree_layout, tree_mask
 from .masking import MaskOperator, compact_rows, hook_count, keep_matrix, scoped_hooks
 from .relaxation import embedding_interpolation, soft_attention_mask, soft_read_weights
 from .prompts import RenderedPrompt
+from .stacking import Rows
 from .targets import BoundTarget
 
 __all__ = ["PromptEvaluator"]
@@ -60,15 +61,15 @@ class PromptEvaluator:
         self.prefix_len = int(unit_pos[0]) if len(unit_pos) else len(self.prompt_ids)
         self._cache_kw = _cache_kwarg(self.model)
         self._prefix_cache: Any = None
-        # several continuations: one prefix tree, its index tensors made once (see _packed_values)
+        # several continuations: one prefix tree, its index tensors made once (see _rows, _finish)
         self._layout = tree_layout(bound.continuations)
         L = len(self.prompt_ids)
         self._tree_nodes = torch.tensor(self._layout.tokens, device=self.device, dtype=torch.long)  # [nodes]
         self._tree_reads = torch.tensor([L + r for r in self._layout.reads[1:]], device=self.device,
                                         dtype=torch.long)  # [R - 1]: the nodes read (R 0 is the prompt's end)
         self._tree_slots = [torch.tensor(s, device=self.device) for s in self._layout.slots]  # [k_c] each
-        self._tree_tokens = [torch.tensor(c, device=self.device, dtype=torch.long).view(1, -1, 1)
-                             for c in bound.continuations]  # [1, k_c, 1] each
+        self._tree_tokens = [torch.tensor(c, device=self.device, dtype=torch.long)
+                             for c in bound.continuations]  # [k_c] each
 
     def _prefix(self) -> Any:
         """KV cache of the positions before the first unit token (the same under every mask)."""
@@ -131,48 +132,84 @@ class PromptEvaluator:
             return got[0].to(self.device)
         return out.logits.to(torch.promote_types(out.logits.dtype, torch.float32))  # float32 at least
 
-    def _values(self, keep: torch.Tensor, soft: bool) -> torch.Tensor:
-        """Target values ``[b]`` for token keep levels ``[b, L]`` (0/1, or in [0, 1] when ``soft``)."""
+    def _read_at(self, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Which tokens are present ``[b, L]`` (bool) and where the first target token is read ``[b]``: under
+        remove, at the last token still present (BOS always is); under replace every token is present."""
         L = keep.shape[1]
-        hooks: list[tuple[Any, str, Any]] = []
-        if soft:  # the relaxation acts on embeddings or attention, never on the ids
-            ids, attn = self.prompt_ids.unsqueeze(0).expand(keep.shape[0], -1), None  # [b, L]
-        else:
-            ids, attn = self.operator.apply(self.prompt_ids, keep.long())  # [b, L]
-        # under remove, read at the last token still present (BOS always is); under replace every token is
         present = keep > 0 if self.operator.name == "remove" else torch.ones_like(keep, dtype=torch.bool)
         last_kept = (present * torch.arange(L, device=self.device)).amax(1)  # [b]
         probe = self.bound.probe
         if probe is not None:  # the last kept token at or before the probe's position
             at = probe.position % L
             last_kept = (present[:, : at + 1] * torch.arange(at + 1, device=self.device)).amax(1)  # [b]
-        if self._packs and not soft:
-            return self._packed_values(ids, present, last_kept)
+        return present, last_kept
+
+    def _rows(self, keep: torch.Tensor) -> list[Rows]:
+        """The forwards (one per continuation, or one packed) for token keep flags ``[b, L]`` of 0/1."""
+        ids, attn = self.operator.apply(self.prompt_ids, keep.long())  # [b, L]
+        present, last_kept = self._read_at(keep)
+        b, L = ids.shape
+        if self._packs:  # every continuation in one forward, as a prefix tree
+            full_ids = torch.cat([ids, self._tree_nodes.expand(b, -1)], dim=1)  # [b, L + nodes]
+            mask, positions = tree_mask(present, self._layout, self.model.config, self.model.dtype)
+            read = torch.cat([last_kept[:, None], self._tree_reads.expand(b, -1)], dim=1)  # [b, R]
+            return [Rows(full_ids, mask, read, positions, packed=True)]
+        rows = []
+        for cont in self.bound.continuations:
+            tail = torch.tensor(cont[:-1], device=self.device, dtype=ids.dtype)  # teacher-forced part
+            full_ids = torch.cat([ids, tail.expand(b, -1)], dim=1)  # [b, L + k - 1]
+            after = torch.arange(L, L + len(tail), device=self.device).expand(b, -1)
+            read = torch.cat([last_kept[:, None], after], dim=1)  # [b, max(k, 1)]
+            mask = torch.cat([attn, torch.ones_like(tail).expand(b, -1)], dim=1)  # [b, L + k - 1]
+            positions = None
+            if self._compacts(full_ids.shape[1]):  # the same values, plain causal attention
+                full_ids, positions, read = compact_rows(full_ids, mask, read)
+                mask = torch.ones_like(full_ids)
+            rows.append(Rows(full_ids, mask, read, positions))
+        return rows
+
+    def _finish(self, logits: list[torch.Tensor]) -> torch.Tensor:
+        """Target values ``[b]`` from the logits ``[b, r, V]`` of each of :meth:`_rows`'s forwards."""
+        if not self._packs:
+            return self.bound.combine(logits)
+        (logits,) = logits  # [b, R, V]: the prefix tree's distinct read positions
+        if self.bound.from_logprobs is None:
+            return self.bound.combine([logits[:, s] for s in self._tree_slots])  # [b, k_c, V] each
+        logp = torch.log_softmax(logits, dim=-1)  # [b, R, V], float32
+        # token j of continuation c is read at slot s[j]: picked directly, [b, k_c], no [b, k_c, V] copies
+        return self.bound.from_logprobs([logp[:, s, t] for s, t in zip(self._tree_slots, self._tree_tokens)])
+
+    def _values(self, keep: torch.Tensor) -> torch.Tensor:
+        """Target values ``[b]`` for token keep flags ``[b, L]`` of 0/1."""
+        return self._finish([self._forward(r.ids, r.mask, r.read, positions=r.positions, packed=r.packed)
+                             for r in self._rows(keep)])
+
+    def _soft_values(self, keep: torch.Tensor) -> torch.Tensor:
+        """Relaxed target values ``[b]`` for keep levels ``[b, L]`` in [0, 1]: the relaxation acts on embeddings
+        (replace) or attention (remove), never on the ids."""
+        b, L = keep.shape
+        ids = self.prompt_ids.unsqueeze(0).expand(b, -1)  # [b, L]
+        _, last_kept = self._read_at(keep)
+        probe = self.bound.probe
         logits = []
         for cont in self.bound.continuations:
             tail = torch.tensor(cont[:-1], device=self.device, dtype=ids.dtype)  # teacher-forced part
-            full_ids = torch.cat([ids, tail.expand(ids.shape[0], -1)], dim=1)  # [b, L + k - 1]
-            full_keep = torch.cat([keep, torch.ones(keep.shape[0], len(tail), dtype=keep.dtype,
-                                                    device=self.device)], dim=1)  # [b, L + k - 1]
-            after = torch.arange(L, L + len(tail), device=self.device).expand(ids.shape[0], -1)
+            full_ids = torch.cat([ids, tail.expand(b, -1)], dim=1)  # [b, L + k - 1]
+            full_keep = torch.cat([keep, torch.ones(b, len(tail), dtype=keep.dtype, device=self.device)], dim=1)
+            after = torch.arange(L, L + len(tail), device=self.device).expand(b, -1)
             read = torch.cat([last_kept[:, None], after], dim=1)  # [b, max(k, 1)]
-            if soft and self.operator.name == "replace":
+            hooks: list[tuple[Any, str, Any]] = []
+            first = None
+            if self.operator.name == "replace":
                 hooks = [(self.model.get_submodule(self.lm.architecture.embed), "forward",
                           embedding_interpolation(full_keep, self._baseline_embedding()))]
                 mask: Any = torch.ones_like(full_ids)
-            elif soft:
-                mask = soft_attention_mask(full_keep, self.model.config, self.model.dtype)
-                upto = keep if probe is None else torch.cat([keep[:, : at + 1], torch.zeros_like(keep[:, at + 1:])], 1)
-                first = soft_read_weights(torch.cat([upto, torch.zeros_like(full_keep[:, L:])], dim=1))
             else:
-                mask = torch.cat([attn, torch.ones_like(tail).expand(ids.shape[0], -1)], dim=1)
-            positions = None
-            if not soft and self._compacts(full_ids.shape[1]):  # the same values, plain causal attention
-                full_ids, positions, read = compact_rows(full_ids, mask, read)
-                mask = torch.ones_like(full_ids)
-            logits.append(self._forward(full_ids, mask, read, hooks, soft,
-                                        first if soft and self.operator.name == "remove" else None,
-                                        positions))  # [b, k, V]
+                mask = soft_attention_mask(full_keep, self.model.config, self.model.dtype)
+                at = L - 1 if probe is None else probe.position % L
+                upto = torch.cat([keep[:, : at + 1], torch.zeros_like(keep[:, at + 1:])], 1)  # [b, L]
+                first = soft_read_weights(torch.cat([upto, torch.zeros_like(full_keep[:, L:])], dim=1))
+            logits.append(self._forward(full_ids, mask, read, hooks, True, first))  # [b, k, V]
         return self.bound.combine(logits)
 
     def _compacts(self, T: int) -> bool:
@@ -188,21 +225,6 @@ class PromptEvaluator:
     def _packs(self) -> bool:
         """Several continuations go through one packed forward (see :mod:`diffusiongemma.packing`)."""
         return len(self.bound.continuations) > 1
-
-    def _packed_values(self, ids: torch.Tensor, present: torch.Tensor, last_kept: torch.Tensor) -> torch.Tensor:
-        """Values ``[b]`` from one forward of the prompt ``[b, L]`` and every continuation as a prefix tree
-        (see :mod:`diffusiongemma.packing`): logits only at the tree's distinct read positions; a target that
-        reads token log-probabilities (``from_logprobs``) gets them from one softmax per position."""
-        b = ids.shape[0]
-        full_ids = torch.cat([ids, self._tree_nodes.expand(b, -1)], dim=1)  # [b, L + nodes]
-        mask, positions = tree_mask(present, self._layout, self.model.config, self.model.dtype)
-        read = torch.cat([last_kept[:, None], self._tree_reads.expand(b, -1)], dim=1)  # [b, R]
-        logits = self._forward(full_ids, mask, read, positions=positions, packed=True)  # [b, R, V]
-        if self.bound.from_logprobs is None:
-            return self.bound.combine([logits[:, s] for s in self._tree_slots])  # [b, k_c, V] each
-        logp = torch.log_softmax(logits, dim=-1)  # [b, R, V], float32
-        return self.bound.from_logprobs([logp[:, s].gather(-1, t.expand(b, -1, 1)).squeeze(-1)  # [b, k_c]
-                                         for s, t in zip(self._tree_slots, self._tree_tokens)])
 
     def _baseline_embedding(self) -> torch.Tensor:
         """The baseline token's embedding ``[d]`` as the embedding module outputs it (scaling included)."""
@@ -220,17 +242,20 @@ class PromptEvaluator:
                 "towards it is degenerate under RMSNorm, so gradients would be meaningless. Choose another "
                 "baseline token (e.g. baseline=' the') or mask='remove'")
 
+    def _shape(self) -> tuple[int, int]:
+        """Tokens fed and positions read per row."""
+        reads = [max(len(c), 1) for c in self.bound.continuations]
+        tails = len(self._layout.tokens) if self._packs else max(reads) - 1
+        return len(self.prompt_ids) + tails, len(self._layout.reads) if self._packs else max(reads)
+
     def _chunk(self, backward: bool = False) -> int:
         """Rows per forward: the user's ``batch_size``, else as many as the free memory holds for this
         prompt's length and read positions (V-wide logits at each)."""
         if self.batch_size:
             return self.batch_size
         if backward not in self._auto:
-            reads = [max(len(c), 1) for c in self.bound.continuations]
-            tails = len(self._layout.tokens) if self._packs else max(reads) - 1
-            self._auto[backward] = auto_batch_size(self.lm, len(self.prompt_ids) + tails,
-                                                   len(self._layout.reads) if self._packs else max(reads),
-                                                   backward=backward)
+            seq_len, reads = self._shape()
+            self._auto[backward] = auto_batch_size(self.lm, seq_len, reads, backward=backward)
         return self._auto[backward]
 
     @torch.no_grad()
@@ -238,7 +263,7 @@ class PromptEvaluator:
         """Target values ``[B]`` (float64, CPU) for unit masks ``[B, n]`` of 0/1."""
         masks = masks.to(self.device).long()
         step = self._chunk()
-        values = [self._values(keep_matrix(self.token_unit, masks[lo: lo + step]), soft=False).double()
+        values = [self._values(keep_matrix(self.token_unit, masks[lo: lo + step])).double()
                   for lo in range(0, masks.shape[0], step)]  # stays on the device: one host copy per call
         return _finite(torch.cat(values).cpu())
 
@@ -253,7 +278,7 @@ class PromptEvaluator:
         for lo in range(0, masks.shape[0], step):
             m = masks[lo: lo + step].clone().requires_grad_(True)  # [b, n]
             with torch.enable_grad():
-                v = self._values(keep_matrix(self.token_unit, m), soft=True)  # [b]
+                v = self._soft_values(keep_matrix(self.token_unit, m))  # [b]
                 (g,) = torch.autograd.grad(v.sum(), m)  # rows are independent: row r's gradient is g[r]
             values.append(v.detach().double().cpu())
             grads.append(g.double().cpu())

@@ -25,6 +25,7 @@ from .evaluation import PromptEvaluator
 from .masking import mask_operator
 from .models import LoadedModel, load_model
 from .prompts import Chat, render_prompt
+from .stacking import evaluate_together
 from .targets import Target, resolve_target
 from .units import UnitSpec, build_units
 
@@ -139,6 +140,22 @@ class Game(UnitGame):
             return np.zeros(0)
         self.evaluations += int(m.shape[0])
         return self.evaluator(m.round().long()).numpy()
+
+    @staticmethod
+    def evaluate_together(games: list["Game"], masks: list[np.ndarray | torch.Tensor]) -> list[np.ndarray]:
+        """Each game's values for its masks, several prompts' masks stacked in shared forwards where the
+        games share a model (see :mod:`diffusiongemma.stacking`); what :meth:`__call__` gives each alone, up
+        to floating-point rounding. The engine's :func:`~diffusiongemma.engine.run_many` uses it.
+
+        Example:
+            >>> a, b = Game("Paris is the capital of", " France"), Game("Rome is in", " Italy")  # doctest: +SKIP
+            >>> [v.shape for v in Game.evaluate_together([a, b], [np.ones((2, a.n)), np.ones((1, b.n))])]  # doctest: +SKIP
+            [(2,), (1,)]
+        """
+        ms = [g._as_masks(m).round().long() for g, m in zip(games, masks)]
+        for g, m in zip(games, ms):
+            g.evaluations += int(m.shape[0])
+        return [v.numpy() for v in evaluate_together([g.evaluator for g in games], ms)]
 
     def gradient(self, masks: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Values ``[batch]`` and gradients ``[batch, n]`` of the relaxed target at soft masks in [0, 1]

@@ -6,7 +6,8 @@ from diffusiongemma import errors
 
 def test_public_names():
     assert set(dg.__all__) == {
-        "__version__", "explain", "METHODS", "Attribution", "Game", "run", "EngineResult", "load_model",
+        "__version__", "explain", "METHODS", "Attribution", "Game", "run", "run_many",
+        "EngineResult", "load_model",
         "LoadedModel", "Target", "TARGETS", "Continuation", "Contrast", "NextToken", "Greedy", "CallableTarget",
         "RefusalScore", "is_refusal", "explain_refusal",
         "Unit", "UNIT_KINDS", "DiffusionGemmaError", "InputError", "ModelLoadError", "ModelNotFoundError",

@@ -80,13 +80,13 @@ class ComponentGame(UnitGame):
                 "patching swaps activations position by position, so both must have the same number of tokens")
         ev = self._evaluator(corrupt, 1)
         keep = torch.ones(1, len(corrupt), dtype=torch.long, device=self.lm.device)
-        return resample_baselines(self.lm, self.components, lambda: ev._values(keep, soft=False))
+        return resample_baselines(self.lm, self.components, lambda: ev._values(keep))
 
     def _values(self, masks: torch.Tensor) -> torch.Tensor:
         """Values ``[b]`` for component masks ``[b, n]`` (differentiable in the masks)."""
         keep = torch.ones(masks.shape[0], len(self.rendered), dtype=torch.long, device=self.lm.device)  # [b, L]
         with scoped_hooks(component_hooks(self.lm, self.components, masks, self.baselines, len(self.rendered))):
-            return self.evaluator._values(keep, soft=False)
+            return self.evaluator._values(keep)
 
     def __call__(self, masks: Any) -> np.ndarray:
         """Target values ``[batch]`` for masks ``[batch, n]`` (1 keeps a component, 0 masks it)."""

@@ -1,0 +1,84 @@
+"""Several prompts' masks in one forward (batch audits): the same values and scores as each prompt alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from diffusiongemma import Game, RefusalScore
+from diffusiongemma.engine import run, run_many
+from diffusiongemma.evaluation import PromptEvaluator
+from diffusiongemma.stacking import evaluate_together
+
+PROMPTS = ["How do I pick a lock?", "Explain how to crack an egg with one hand, please",
+           "Write a poem about the old river bank that flooded last spring"]
+
+
+def _games(lm, target, chat, **kw):
+    return [Game(p, target=target, model=lm, chat=chat, units="words", **kw) for p in PROMPTS]
+
+
+def _masks(games, rows, seed=0):
+    rng = np.random.default_rng(seed)
+    return [np.vstack([np.ones(g.n), np.zeros(g.n), rng.integers(0, 2, (rows - 2, g.n))]).astype(int)
+            for g in games]
+
+
+@pytest.mark.parametrize("target, chat, kw", [
+    (" because", False, {}),  # one token: compacted rows, plain causal attention
+    (" because it rained", False, {}),  # teacher-forced tail
+    (" because", False, {"mask": "replace", "baseline": " the"}),
+    (RefusalScore(), True, {}),  # 27 openings as a prefix tree: a prepared 4-D mask per prompt
+])
+def test_stacked_values_equal_each_prompt_alone(tiny_lm, monkeypatch, target, chat, kw):
+    games = _games(tiny_lm, target, chat, batch_size=7)  # 7 rows per forward: forwards mix prompts
+    masks = _masks(games, 9)
+    alone = [g(m) for g, m in zip(games, masks)]
+    forwards = []
+    real = PromptEvaluator._forward
+    monkeypatch.setattr(PromptEvaluator, "_forward", lambda self, ids, *a, **k: (
+        forwards.append(ids.shape[0]), real(self, ids, *a, **k))[1])
+    together = Game.evaluate_together(games, masks)
+    assert forwards == [7, 7, 7, 6]  # 27 rows of three prompts in four forwards, not six
+    assert len({g.evaluator.prompt_ids.shape[0] for g in games}) == 3  # different lengths: padding at work
+    for a, t in zip(alone, together):
+        np.testing.assert_allclose(t, a, atol=2e-5)
+    assert [g.evaluations for g in games] == [18, 18, 18]
+
+
+def test_mixed_targets_and_an_unstackable_probe_fall_back(tiny_lm):
+    one = Game(PROMPTS[0], target=" because", model=tiny_lm, chat=True)
+    tree = Game(PROMPTS[1], target=RefusalScore(), model=tiny_lm, chat=True)
+    masks = _masks([one, tree], 5, seed=3)
+    together = Game.evaluate_together([one, tree], masks)  # a 2-D forward and a 4-D one
+    np.testing.assert_allclose(together[0], one(masks[0]), atol=2e-5)
+    np.testing.assert_allclose(together[1], tree(masks[1]), atol=2e-5)
+    ev = [one.evaluator, tree.evaluator]
+    tree.evaluator.bound.probe = object()  # a direction probe reads a layer, not the head: one by one
+    calls = []
+    real = PromptEvaluator.__call__
+    try:
+        PromptEvaluator.__call__ = lambda self, m: (calls.append(1), torch.zeros(len(m), dtype=torch.float64))[1]
+        evaluate_together(ev, [torch.as_tensor(m) for m in masks])
+    finally:
+        PromptEvaluator.__call__ = real
+        tree.evaluator.bound.probe = None
+    assert calls == [1, 1]
+
+
+@pytest.mark.parametrize("method", ["regression", "exact"])
+def test_run_many_gives_each_game_its_own_run(tiny_lm, method):
+    games = _games(tiny_lm, " because", False)[: 3 if method == "regression" else 2]  # exact: 2^6 + 2^10 masks
+    budget = 40
+    alone = [run(g, method, budget=budget, seed=2) for g in games]
+    evaluations = [g.evaluations for g in games]
+    progress = []
+    together = run_many(games, method, budget=budget, seed=2, progress=lambda u, t: progress.append((u, t)))
+    for a, t, g, before in zip(alone, together, games, evaluations):
+        np.testing.assert_allclose(t.scores, a.scores, atol=1e-4)
+        np.testing.assert_allclose(t.stderr, a.stderr, atol=1e-4)
+        assert (t.evaluations, t.stopped, t.v_full) == (a.evaluations, a.stopped, pytest.approx(a.v_full, abs=2e-5))
+        assert g.evaluations - before == a.evaluations  # each game counted its own
+    assert progress[-1][0] == sum(a.evaluations for a in alone)
+

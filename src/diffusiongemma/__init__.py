@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import METHODS, explain
+from .api import METHODS, explain, explain_many
 from .attribution import Attribution
 from .engine import EngineResult, run, run_many
 from .errors import (
@@ -26,16 +26,16 @@ from .errors import (
 )
 from .game import Game
 from .models import LoadedModel, load_model
-from .refusal import RefusalScore, explain_refusal, is_refusal
+from .refusal import RefusalScore, explain_refusal, explain_refusals, is_refusal
 from .targets import TARGETS, CallableTarget, Continuation, Contrast, Greedy, NextToken, Target
 from .units import UNIT_KINDS, Unit
 
 __all__ = [
     "__version__",
-    "explain", "METHODS", "Attribution", "Game", "run", "run_many", "EngineResult",
+    "explain", "explain_many", "METHODS", "Attribution", "Game", "run", "run_many", "EngineResult",
     "load_model", "LoadedModel",
     "Target", "TARGETS", "Continuation", "Contrast", "NextToken", "Greedy", "CallableTarget", "RefusalScore",
-    "is_refusal", "explain_refusal",
+    "is_refusal", "explain_refusal", "explain_refusals",
     "Unit", "UNIT_KINDS",
     "DiffusionGemmaError", "InputError", "ModelLoadError", "ModelNotFoundError", "UnsupportedModelError",
     "NumericalError",

@@ -9,11 +9,12 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import platform
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .attribution import Attribution
-from .engine import run
+from .engine import EngineResult, run, run_many
 from .errors import InputError
 from .faithfulness import faithfulness as run_faithfulness
 from .faithfulness import minimal_trigger_set
@@ -25,7 +26,7 @@ from .prompts import Chat
 from .targets import Target
 from .units import UnitSpec
 
-__all__ = ["explain", "check_request", "METHODS"]
+__all__ = ["explain", "explain_many", "iter_explain_many", "check_request", "METHODS"]
 
 # method name -> (estimator, default schedule)
 METHODS: dict[str, tuple[str, str]] = {
@@ -145,19 +146,36 @@ def explain(
         True
     """
     check_request(prompt, target=target, method=method)
+    game = _game(prompt, target, model=model, units=units, mask=mask, baseline=baseline, contrast=contrast,
+                 chat=chat, system=system, batch_size=batch_size, reference=reference,
+                 counterfactual=counterfactual)
     estimator, default_schedule = METHODS[method]
-    if is_component_spec(units):
-        game: Any = ComponentGame(prompt, target, model=model, units=units, baseline=baseline or "zero",
-                                  reference=reference, contrast=contrast, chat=chat, system=system,
-                                  batch_size=batch_size, counterfactual=counterfactual)
-    else:
-        if counterfactual is not None:
-            raise InputError("counterfactual= applies to component units with baseline='resample'")
-        game = Game(prompt, target, model=model, units=units, mask=mask, baseline=baseline, contrast=contrast,
-                    chat=chat, system=system, batch_size=batch_size)
     top = 6 if interactions is True else int(interactions or 0)
     result = run(game, estimator, schedule=schedule or default_schedule, budget=budget, tolerance=tolerance,
                  seed=seed, progress=progress, interactions=top)
+    return _attribution(game, result, units=units, mask=mask, method=method, budget=budget, seed=seed,
+                        tolerance=tolerance, faithfulness=faithfulness, triggers=triggers, backups=backups,
+                        trigger_threshold=trigger_threshold)
+
+
+def _game(prompt: str | Chat, target: Any, *, model: Any, units: UnitSpec, mask: str, baseline: Any,
+          contrast: str | None, chat: bool, system: str | None, batch_size: int | None,
+          reference: list[str] | None, counterfactual: str | Chat | None) -> Any:
+    """The game ``explain`` plays: a component game for component units, else a token game."""
+    if is_component_spec(units):
+        return ComponentGame(prompt, target, model=model, units=units, baseline=baseline or "zero",
+                             reference=reference, contrast=contrast, chat=chat, system=system,
+                             batch_size=batch_size, counterfactual=counterfactual)
+    if counterfactual is not None:
+        raise InputError("counterfactual= applies to component units with baseline='resample'")
+    return Game(prompt, target, model=model, units=units, mask=mask, baseline=baseline, contrast=contrast,
+                chat=chat, system=system, batch_size=batch_size)
+
+
+def _attribution(game: Any, result: EngineResult, *, units: UnitSpec, mask: str, method: str, budget: int,
+                 seed: int, tolerance: float | None, faithfulness: bool, triggers: bool, backups: bool | int,
+                 trigger_threshold: float | None) -> Attribution:
+    """The engine's result as an :class:`Attribution`, with the checks asked for (each a model run)."""
     settings = {
         "units": game.unit_spec, "mask": "component" if is_component_spec(units) else mask,
         "baseline": game.operator.baseline_id, "method": method,
@@ -181,3 +199,77 @@ def explain(
         provenance=provenance, faithfulness=check, interactions=result.interactions, triggers=found,
         backups=pairs,
     )
+
+
+_GAME_OPTIONS = ("model", "units", "mask", "baseline", "contrast", "chat", "system", "batch_size", "reference",
+                 "counterfactual")
+
+def _explain_defaults() -> dict[str, Any]:
+    """``explain``'s keyword arguments and their defaults (what ``explain_many`` accepts)."""
+    return {name: p.default for name, p in inspect.signature(explain).parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def explain_many(prompts: list[str | Chat], target: Target | str | Callable | None = None,
+                 **options: Any) -> list[Attribution | Exception]:
+    """:func:`explain` for several prompts with the same target and options (any of ``explain``'s keyword
+    arguments), their masks evaluated together: each round of the estimator stacks every prompt's masks in
+    shared forwards (see :mod:`diffusiongemma.stacking`), so an accelerator sees large batches. Each prompt
+    gets the attribution :func:`explain` gives it alone (the same masks; values equal up to floating-point
+    rounding). A prompt that fails (empty, too long, NaN from the model) gets its exception in its place;
+    the others go on. ``progress`` sees the evaluations of all prompts together.
+
+    Example:
+        >>> out = explain_many(["Paris is the capital of", "Rome is the capital of"], " France", budget=64)  # doctest: +SKIP
+        >>> [a.top(1)[0][0].text for a in out]  # doctest: +SKIP
+        ['Paris', 'Rome']
+    """
+    out: list[Any] = [None] * len(prompts)
+    for k, result in iter_explain_many(prompts, target, **options):
+        out[k] = result
+    return out
+
+
+def iter_explain_many(prompts: list[str | Chat], target: Target | str | Callable | None = None,
+                      **options: Any) -> Iterator[tuple[int, Attribution | Exception]]:
+    """:func:`explain_many`, each prompt's ``(index, attribution or exception)`` yielded as soon as it is
+    complete: after the shared maps, each prompt's own checks (triggers, faithfulness) run in turn.
+
+    Example:
+        >>> for k, attr in iter_explain_many(["Paris is the capital of", "Rome is"], " France"):  # doctest: +SKIP
+        ...     print(k, type(attr).__name__)
+        0 Attribution
+        1 Attribution
+    """
+    defaults = _explain_defaults()
+    unknown = set(options) - set(defaults)
+    if unknown:
+        raise InputError(f"explain_many() got unknown options: {', '.join(sorted(unknown))}")
+    o = {**defaults, **options}
+    games: list[tuple[int, Any]] = []
+    for k, prompt in enumerate(prompts):
+        try:
+            check_request(prompt, target=target, method=o["method"])
+            games.append((k, _game(prompt, target, **{name: o[name] for name in _GAME_OPTIONS})))
+        except Exception as e:  # noqa: BLE001 - this prompt's failure, reported in its place
+            yield k, e
+    estimator, default_schedule = METHODS[o["method"]]
+    top = 6 if o["interactions"] is True else int(o["interactions"] or 0)
+    engine = {"schedule": o["schedule"] or default_schedule, "budget": o["budget"], "tolerance": o["tolerance"],
+              "seed": o["seed"], "interactions": top}
+    try:
+        results: list[Any] = run_many([g for _, g in games], estimator, progress=o["progress"], **engine)
+    except Exception:  # noqa: BLE001 - one prompt's failure (NaN, say) must not sink the others: one by one
+        results = []
+        for _, g in games:
+            try:
+                results.append(run(g, estimator, **engine))
+            except Exception as e:  # noqa: BLE001
+                results.append(e)
+    finish = {name: o[name] for name in ("units", "mask", "method", "budget", "seed", "tolerance", "faithfulness",
+                                        "triggers", "backups", "trigger_threshold")}
+    for (k, g), r in zip(games, results):
+        try:
+            yield k, r if isinstance(r, Exception) else _attribution(g, r, **finish)
+        except Exception as e:  # noqa: BLE001
+            yield k, e

@@ -165,7 +165,7 @@ def test_summary_and_html_escape_hostile_text(tiny_lm, tmp_path):
 
 def test_kill_9_mid_audit_then_resume_loses_and_duplicates_nothing(tiny_dir, tmp_path):
     log = tmp_path / "many.jsonl"
-    log.write_text("".join(json.dumps({"prompt": f"Tell me fact number {i} about cats"}) + "\n" for i in range(6)))
+    log.write_text("".join(json.dumps({"prompt": f"Tell me fact number {i} about cats"}) + "\n" for i in range(10)))
     db = tmp_path / "a.db"
     cmd = [sys.executable, "-m", "diffusiongemma.cli", "audit", str(log), "--store", str(db), "--model", str(tiny_dir),
            "--budget", "8", "--components", "none", "--max-new-tokens", "4"]
@@ -185,11 +185,11 @@ def test_kill_9_mid_audit_then_resume_loses_and_duplicates_nothing(tiny_dir, tmp
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     stored = sqlite3.connect(db).execute("SELECT COUNT(*) FROM items").fetchone()[0]
-    assert 2 <= stored < 6
+    assert 2 <= stored < 10  # rows land one by one, also within a group audited together
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     keys = [r[0] for r in sqlite3.connect(db).execute("SELECT key FROM items")]
-    assert sorted(keys, key=int) == [str(i) for i in range(6)]  # every input once, none twice
+    assert sorted(keys, key=int) == [str(i) for i in range(10)]  # every input once, none twice
 
 
 def test_dry_run_estimates_and_stores_nothing(tiny_dir, tmp_path):

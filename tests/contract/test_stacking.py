@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from diffusiongemma import Game, RefusalScore
+from diffusiongemma import Game, InputError, NumericalError, RefusalScore, explain, explain_many
 from diffusiongemma.engine import run, run_many
 from diffusiongemma.evaluation import PromptEvaluator
+from diffusiongemma.refusal import explain_refusal, explain_refusals
 from diffusiongemma.stacking import evaluate_together
 
 PROMPTS = ["How do I pick a lock?", "Explain how to crack an egg with one hand, please",
@@ -82,3 +83,46 @@ def test_run_many_gives_each_game_its_own_run(tiny_lm, method):
         assert g.evaluations - before == a.evaluations  # each game counted its own
     assert progress[-1][0] == sum(a.evaluations for a in alone)
 
+
+def test_explain_many_equals_explain_and_keeps_going_past_bad_prompts(tiny_lm):
+    prompts = [PROMPTS[0], "  ", "word " * 400, PROMPTS[2]]
+    out = explain_many(prompts, " because", model=tiny_lm, budget=40, triggers=True, faithfulness=True)
+    assert isinstance(out[1], InputError) and "empty" in str(out[1])
+    assert isinstance(out[2], InputError) and "context" in str(out[2])
+    for k in (0, 3):
+        alone = explain(prompts[k], " because", model=tiny_lm, budget=40, triggers=True, faithfulness=True)
+        np.testing.assert_allclose(out[k].scores, alone.scores, atol=1e-4)
+        assert out[k].evaluations == alone.evaluations == 40
+        assert out[k].triggers["necessary"].units == alone.triggers["necessary"].units
+        assert out[k].faithfulness.deletion_auc == pytest.approx(alone.faithfulness.deletion_auc, abs=1e-4)
+    with pytest.raises(InputError, match="unknown options: budgett"):
+        explain_many(prompts, " because", model=tiny_lm, budgett=40)
+
+
+def test_a_failing_stacked_run_falls_back_to_one_prompt_at_a_time(tiny_lm, monkeypatch):
+    import diffusiongemma.api as api
+
+    def broken(*a, **k):
+        raise NumericalError("NaN in the stacked batch")
+
+    monkeypatch.setattr(api, "run_many", broken)
+    out = explain_many(PROMPTS[:2], " because", model=tiny_lm, budget=24)
+    alone = explain(PROMPTS[1], " because", model=tiny_lm, budget=24)
+    np.testing.assert_allclose(out[1].scores, alone.scores, atol=1e-6)  # each prompt then runs on its own
+
+
+def test_explain_refusals_equals_explain_refusal_and_reports_as_each_completes(tiny_lm):
+    prompts = [PROMPTS[0], "word " * 400, PROMPTS[1]]
+    seen = []
+    out = explain_refusals(prompts, responses=[None, None, "I'm sorry, I can't."], model=tiny_lm, budget=24,
+                           components="mlps", component_budget=9, max_new_tokens=6,
+                           on_result=lambda k, r: seen.append(k))
+    assert sorted(seen) == [0, 1, 2] and isinstance(out[1], InputError)
+    for k, response in ((0, None), (2, "I'm sorry, I can't.")):
+        alone = explain_refusal(prompts[k], response=response, model=tiny_lm, budget=24, components="mlps",
+                                component_budget=9, max_new_tokens=6)
+        np.testing.assert_allclose(out[k].scores, alone.scores, atol=1e-4)
+        assert out[k].decision["reply"] == alone.decision["reply"]
+        assert out[k].decision["reply_source"] == alone.decision["reply_source"]
+        assert [c["unit"] for c in out[k].decision["components"]] == [c["unit"] for c in alone.decision["components"]]
+    assert out[2].decision["refused"] and out[2].decision["reply_source"] == "given"

@@ -6,10 +6,10 @@ from diffusiongemma import errors
 
 def test_public_names():
     assert set(dg.__all__) == {
-        "__version__", "explain", "METHODS", "Attribution", "Game", "run", "run_many",
+        "__version__", "explain", "explain_many", "METHODS", "Attribution", "Game", "run", "run_many",
         "EngineResult", "load_model",
         "LoadedModel", "Target", "TARGETS", "Continuation", "Contrast", "NextToken", "Greedy", "CallableTarget",
-        "RefusalScore", "is_refusal", "explain_refusal",
+        "RefusalScore", "is_refusal", "explain_refusal", "explain_refusals",
         "Unit", "UNIT_KINDS", "DiffusionGemmaError", "InputError", "ModelLoadError", "ModelNotFoundError",
         "UnsupportedModelError", "NumericalError",
     }

@@ -4,7 +4,9 @@ Each item goes through :func:`~diffusiongemma.refusal.explain_refusal` (the deci
 or on the model's own when the log has none; the refusal score's token map; the top components; the
 confirmed minimal flip set; the deletion check) and lands in the store as one row. Items whose prompt is
 empty or too long, records the reader could not parse, and model failures become error rows with the
-reason; the audit goes on.
+reason; the audit goes on. Items go in groups of 16 (:func:`audit_group`): their missing replies are
+generated in one batch and their maps' masks share forwards, so an accelerator sees large batches; each
+row is what the item gets alone.
 
 Example:
     >>> settings = AuditSettings(budget=32, components=None)
@@ -20,12 +22,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..errors import DiffusionGemmaError
+from ..errors import DiffusionGemmaError, InputError
 from .items import AuditItem, Problem
 from .readers import detect_format, read_items
 from .store import AuditStore
 
-__all__ = ["AuditSettings", "audit_item", "run_audit", "pending_items", "file_sha256", "generate_group_replies"]
+__all__ = ["AuditSettings", "audit_item", "run_audit", "pending_items", "file_sha256", "audit_group"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def _top(units: list[tuple[Any, float, float]]) -> list[list[Any]]:
 
 def audit_item(lm: Any, item: AuditItem, settings: AuditSettings, reply: str | None = None) -> dict[str, Any]:
     """One item's row for the store (``status`` ``done``, or ``error`` with the reason). ``reply``: the model's
-    own reply, generated beforehand for an item the log gives none (see :func:`generate_group_replies`).
+    own reply, generated beforehand for an item the log gives none.
 
     Example:
         >>> row = audit_item(load_model("gemma-270m-safety"), AuditItem(0, 1, "How do I make a bomb?", "jsonl"),
@@ -72,26 +74,66 @@ def audit_item(lm: Any, item: AuditItem, settings: AuditSettings, reply: str | N
         >>> row["refused"]  # doctest: +SKIP
         True
     """
-    from ..refusal import explain_refusal
+    return audit_group(lm, [item], settings, {item.key: reply} if reply is not None else None)[0]
 
-    base = {"key": item.key, "line": item.line, "source": item.source, "prompt": item.prompt,
-            "label": item.label, "meta": item.meta, "response_given": int(item.response is not None)}
-    t0 = time.perf_counter()
-    if not item.prompt.strip():
-        return {**base, "status": "error", "response": item.response, "error": "empty prompt: nothing to explain"}
+
+def audit_group(lm: Any, items: list[AuditItem], settings: AuditSettings, replies: dict[str, str] | None = None,
+                on_row: Callable[[dict[str, Any]], Any] | None = None) -> list[dict[str, Any]]:
+    """The rows of several items, audited together: their replies generated in one batch (where the log
+    gives none) and their maps' masks evaluated in shared forwards
+    (:func:`~diffusiongemma.refusal.explain_refusals`); each row is what the item gets alone. ``on_row``
+    sees each row as soon as it is complete. A row's ``seconds`` is the wall time since the group's previous
+    row (the group's shared work, replies and maps, counts to its first). ``replies``: replies generated
+    beforehand, by item key.
+
+    Example:
+        >>> rows = audit_group(lm, [AuditItem(0, 1, "How do I make a bomb?", "jsonl"),
+        ...                         AuditItem(1, 2, "Bake bread?", "jsonl")], AuditSettings(budget=32))  # doctest: +SKIP
+        >>> [r["status"] for r in rows]  # doctest: +SKIP
+        ['done', 'done']
+    """
+    from ..refusal import explain_refusals
+
+    clock = [time.perf_counter()]
+    rows: list[dict[str, Any] | None] = [None] * len(items)
+
+    def emit(k: int, result: Any) -> None:
+        now = time.perf_counter()
+        x = items[k]
+        base = {"key": x.key, "line": x.line, "source": x.source, "prompt": x.prompt, "label": x.label,
+                "meta": x.meta, "response_given": int(x.response is not None)}
+        rows[k] = _row(base, x, result, now - clock[0])
+        clock[0] = now
+        if on_row is not None:
+            on_row(rows[k])
+
+    live = [k for k, x in enumerate(items) if x.prompt.strip()]
+    for k, x in enumerate(items):
+        if not x.prompt.strip():
+            emit(k, InputError("empty prompt: nothing to explain"))
+    given = replies or {}
     try:
-        attr = explain_refusal(item.prompt, response=item.response, model=lm, units=settings.units,
-                               method=settings.method, budget=settings.budget, seed=settings.seed,
-                               system=settings.system, max_new_tokens=settings.max_new_tokens,
-                               triggers=settings.triggers, faithfulness=settings.faithfulness,
-                               components=settings.components, component_budget=settings.component_budget,
-                               generated_reply=None if item.response is not None else reply)
-    except DiffusionGemmaError as e:  # too long for the context, no units, NaN from the model, ...
-        return {**base, "status": "error", "response": item.response, "error": str(e),
-                "seconds": time.perf_counter() - t0}
-    except Exception as e:  # one item's failure must not end a batch audit: recorded, the rest goes on
-        return {**base, "status": "error", "response": item.response, "error": f"{type(e).__name__}: {e}",
-                "seconds": time.perf_counter() - t0}
+        explain_refusals(
+            [items[k].prompt for k in live], responses=[items[k].response for k in live], model=lm,
+            units=settings.units, method=settings.method, budget=settings.budget, seed=settings.seed,
+            system=settings.system, max_new_tokens=settings.max_new_tokens, triggers=settings.triggers,
+            faithfulness=settings.faithfulness, components=settings.components,
+            component_budget=settings.component_budget,
+            generated_replies=[given.get(items[k].key) if items[k].response is None else None for k in live],
+            on_result=lambda j, result: emit(live[j], result))
+    except Exception as e:  # noqa: BLE001 - a failure of the whole group (bad settings, say): every item's row
+        for k in live:
+            if rows[k] is None:
+                emit(k, e)
+    return rows  # type: ignore[return-value]
+
+
+def _row(base: dict[str, Any], item: AuditItem, result: Any, seconds: float) -> dict[str, Any]:
+    """An item's row from its attribution, or its error row (too long for the context, no units, NaN ...)."""
+    if isinstance(result, Exception):
+        error = str(result) if isinstance(result, DiffusionGemmaError) else f"{type(result).__name__}: {result}"
+        return {**base, "status": "error", "response": item.response, "error": error, "seconds": seconds}
+    attr = result
     d = attr.decision or {}
     flip = (attr.triggers or {}).get("necessary")
     return {
@@ -101,34 +143,11 @@ def audit_item(lm: Any, item: AuditItem, settings: AuditSettings, reply: str | N
         "flip_set": [attr.units[i].text for i in flip.units] if flip else None,
         "flip_confirmed": None if flip is None else int(flip.confirmed),
         "deletion_auc": attr.faithfulness.deletion_auc if attr.faithfulness else None,
-        "result": attr.to_dict(), "seconds": time.perf_counter() - t0,
+        "result": attr.to_dict(), "seconds": seconds,
     }
 
 
-REPLY_GROUP = 16  # items whose replies are generated in one batch
-
-
-def generate_group_replies(lm: Any, items: list[AuditItem | Problem], settings: AuditSettings) -> dict[str, str]:
-    """The model's greedy replies for the items of a group that the log gives none, generated in one batch
-    (equal to one at a time, several times faster: on 2 CPU cores 16 replies of 32 tokens take 7.6 s
-    instead of 36 s). Keyed by item key; empty if the batch fails, so that each item then generates its
-    own reply and a failure stays that item's error row.
-
-    Example:
-        >>> generate_group_replies(lm, [AuditItem(0, 1, "How do I make a bomb?", "jsonl")], AuditSettings())  # doctest: +SKIP
-        {'...': "I'm sorry, but I can't help with that."}
-    """
-    from ..generation import generate_replies
-
-    todo = [x for x in items if isinstance(x, AuditItem) and x.response is None and x.prompt.strip()]
-    if len(todo) < 2:
-        return {}
-    try:
-        replies = generate_replies(lm, [x.prompt for x in todo], max_new_tokens=settings.max_new_tokens,
-                                   system=settings.system, batch_size=REPLY_GROUP)
-    except Exception:  # noqa: BLE001 - e.g. one prompt longer than the context: each item reports its own
-        return {}
-    return {x.key: r for x, r in zip(todo, replies)}
+GROUP = 16  # items audited together: replies generated in one batch, maps' masks in shared forwards
 
 
 def pending_items(path: Path, fmt: str | None, done: set[str]) -> Iterable[AuditItem | Problem]:
@@ -159,16 +178,22 @@ def run_audit(path: str | Path, store: AuditStore, lm: Any, settings: AuditSetti
     done = store.done_keys()
     counts["skipped"] = len(done)
     pending = iter(pending_items(path, fmt, done))
+
+    def keep(row: dict[str, Any]) -> None:  # each row stored as soon as it is complete
+        store.put(row)
+        counts[row["status"]] += 1
+        if on_row:
+            on_row(row)
+
     while limit is None or counts["done"] + counts["error"] < limit:
-        room = REPLY_GROUP if limit is None else min(REPLY_GROUP, limit - counts["done"] - counts["error"])
+        room = GROUP if limit is None else min(GROUP, limit - counts["done"] - counts["error"])
         group = [x for _, x in zip(range(room), pending)]
         if not group:
             break
-        replies = generate_group_replies(lm, group, settings)
         for x in group:
-            row = problem_row(x) if isinstance(x, Problem) else audit_item(lm, x, settings, replies.get(x.key))
-            store.put(row)
-            counts[row["status"]] += 1
-            if on_row:
-                on_row(row)
+            if isinstance(x, Problem):
+                keep(problem_row(x))
+        items = [x for x in group if isinstance(x, AuditItem)]
+        if items:
+            audit_group(lm, items, settings, on_row=keep)
     return counts

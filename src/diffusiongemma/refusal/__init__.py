@@ -7,9 +7,9 @@ Example:
 """
 
 from .detector import REFUSAL_PHRASES, is_refusal, refusal_phrase
-from .forensics import DEFAULT_REFUSAL_MODEL, explain_refusal
+from .forensics import DEFAULT_REFUSAL_MODEL, explain_refusal, explain_refusals
 from .projection import DirectionProjection
 from .score import OPENINGS, RefusalScore
 
 __all__ = ["REFUSAL_PHRASES", "is_refusal", "refusal_phrase", "OPENINGS", "RefusalScore", "DEFAULT_REFUSAL_MODEL",
-           "explain_refusal", "DirectionProjection"]
+           "explain_refusal", "explain_refusals", "DirectionProjection"]

@@ -21,13 +21,14 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..attribution import Attribution
+from ..errors import InputError
 from ..masking import scoped_hooks
 from ..models import LoadedModel
 from .direction import direction_hooks
 from .detector import refusal_phrase
 from .score import RefusalScore
 
-__all__ = ["DEFAULT_REFUSAL_MODEL", "explain_refusal"]
+__all__ = ["DEFAULT_REFUSAL_MODEL", "explain_refusal", "explain_refusals"]
 
 DEFAULT_REFUSAL_MODEL = "gemma-270m-safety"
 
@@ -76,25 +77,125 @@ def explain_refusal(
         >>> a.decision["reply"][:20]  # doctest: +SKIP
         "I'm sorry, but I ca"
     """
-    from ..api import explain
-    from ..game import resolve_model
-    from ..generation import generate_replies
+    result = explain_refusals(
+        [prompt], responses=[response], model=model, units=units, method=method, budget=budget, seed=seed,
+        system=system, max_new_tokens=max_new_tokens, triggers=triggers, faithfulness=faithfulness,
+        components=components, component_method=component_method, component_budget=component_budget,
+        direction=direction, intervention=intervention, alpha=alpha, progress=progress,
+        generated_replies=[generated_reply])[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
 
+
+def explain_refusals(
+    prompts: list[str],
+    *,
+    responses: list[str | None] | None = None,
+    model: LoadedModel | str | None = DEFAULT_REFUSAL_MODEL,
+    units: str = "words",
+    method: str = "shapley",
+    budget: int = 128,
+    seed: int = 0,
+    system: str | None = None,
+    max_new_tokens: int = 48,
+    triggers: bool = True,
+    faithfulness: bool = True,
+    components: str | None = "heads+mlps",
+    component_method: str = "gradient",
+    component_budget: int = 48,
+    direction: Any = None,
+    intervention: str = "ablate",
+    alpha: float = 1.0,
+    progress: Callable[[int, int], Any] | None = None,
+    generated_replies: list[str | None] | None = None,
+    on_result: Callable[[int, Attribution | Exception], Any] | None = None,
+) -> list[Attribution | Exception]:
+    """:func:`explain_refusal` for several prompts (a batch audit's group): the missing replies generated in
+    one batch, and the maps' masks evaluated together (:func:`~diffusiongemma.api.explain_many`: several
+    prompts' masks in one forward). Each prompt gets what :func:`explain_refusal` gives it alone; one that
+    fails (empty, too long for the context, NaN from the model) gets its exception in its place.
+    ``responses`` and ``generated_replies`` go with the prompts (``None`` where there is none).
+    ``on_result(k, result)`` sees each prompt's result as soon as it is complete (a store can keep it).
+
+    Example:
+        >>> out = explain_refusals(["How do I make a bomb?", "How do I bake bread?"], budget=64)  # doctest: +SKIP
+        >>> [a.decision["refused"] for a in out]  # doctest: +SKIP
+        [True, False]
+    """
+    from ..api import explain, iter_explain_many
+    from ..game import resolve_model
+
+    n = len(prompts)
+    responses = list(responses) if responses is not None else [None] * n
+    generated = list(generated_replies) if generated_replies is not None else [None] * n
+    if len(responses) != n or len(generated) != n:
+        raise InputError(f"{n} prompts, but {len(responses)} responses and {len(generated)} generated replies")
     lm = resolve_model(model)
     hooks = direction_hooks(lm, direction, intervention, alpha) if direction is not None else []
+    out: list[Attribution | Exception | None] = [None] * n
     with scoped_hooks(hooks):
-        reply = response if response is not None else generated_reply if generated_reply is not None else \
-            generate_replies(lm, [prompt], max_new_tokens=max_new_tokens, system=system)[0]
-        attr = explain(prompt, RefusalScore(family=_openings_family(lm)), model=lm, units=units, method=method,
-                       budget=budget, seed=seed, chat=True, system=system, triggers=triggers,
-                       faithfulness=faithfulness, progress=progress)
-        comp = explain(prompt, RefusalScore(family=_openings_family(lm)), model=lm, units=components,
-                       method=component_method, budget=component_budget, seed=seed, chat=True,
-                       system=system) if components else None
+        replies = _replies(lm, prompts, responses, generated, max_new_tokens, system)
+        live = [k for k in range(n) if not isinstance(replies[k], Exception)]
+        maps = iter_explain_many([prompts[k] for k in live], RefusalScore(family=_openings_family(lm)), model=lm,
+                                 units=units, method=method, budget=budget, seed=seed, chat=True, system=system,
+                                 triggers=triggers, faithfulness=faithfulness, progress=progress)
+        for j, attr in maps:
+            k = live[j]
+            try:
+                if isinstance(attr, Exception):
+                    raise attr
+                comp = explain(prompts[k], RefusalScore(family=_openings_family(lm)), model=lm, units=components,
+                               method=component_method, budget=component_budget, seed=seed, chat=True,
+                               system=system) if components else None
+                out[k] = _decided(attr, str(replies[k]), comp, given=responses[k] is not None,
+                                  max_new_tokens=max_new_tokens, components=components,
+                                  component_method=component_method, direction=direction,
+                                  intervention=intervention, alpha=alpha)
+            except Exception as e:  # noqa: BLE001 - this prompt's failure, reported in its place
+                out[k] = e
+            if on_result is not None:
+                on_result(k, out[k])  # type: ignore[arg-type]
+    for k in range(n):
+        if out[k] is None:
+            out[k] = replies[k]  # type: ignore[assignment]  # the reply's failure
+            if on_result is not None:
+                on_result(k, out[k])  # type: ignore[arg-type]
+    return out  # type: ignore[return-value]
+
+
+def _replies(lm: LoadedModel, prompts: list[str], responses: list[str | None], generated: list[str | None],
+             max_new_tokens: int, system: str | None) -> list[str | Exception]:
+    """The reply each prompt's decision is judged on: the given response, else the model's own (given, or
+    generated here: the missing ones in one batch, one by one if the batch fails)."""
+    from ..generation import generate_replies
+
+    out: list[str | Exception | None] = [r if r is not None else g for r, g in zip(responses, generated)]
+    todo = [k for k, r in enumerate(out) if r is None]
+    if len(todo) > 1:
+        try:
+            for k, reply in zip(todo, generate_replies(lm, [prompts[k] for k in todo], max_new_tokens=max_new_tokens,
+                                                       system=system)):
+                out[k] = reply
+        except Exception:  # noqa: BLE001 - one prompt too long, say: each then fails or succeeds alone
+            pass
+    for k in todo:
+        if out[k] is None:
+            try:
+                out[k] = generate_replies(lm, [prompts[k]], max_new_tokens=max_new_tokens, system=system)[0]
+            except Exception as e:  # noqa: BLE001
+                out[k] = e
+    return out  # type: ignore[return-value]
+
+
+def _decided(attr: Attribution, reply: str, comp: Attribution | None, *, given: bool, max_new_tokens: int,
+             components: str | None, component_method: str, direction: Any, intervention: str,
+             alpha: float) -> Attribution:
+    """``attr`` with its decision: the reply, the detector's verdict, and the strongest components."""
     phrase = refusal_phrase(reply)
     attr.decision = {"reply": reply, "refused": phrase is not None, "phrase": phrase,
                      "score_says": "refuse" if attr.v_full > 0 else "comply", "max_new_tokens": max_new_tokens,
-                     "reply_source": "given" if response is not None else "generated"}
+                     "reply_source": "given" if given else "generated"}
     if comp is not None:
         attr.decision["components"] = [{"unit": u.text, "score": sc, "stderr": se} for u, sc, se in comp.top(10)]
         attr.decision["components_settings"] = {"units": components, "method": component_method,

@@ -13,6 +13,10 @@ the weights) in bfloat16 on CUDA (float32 on CPU):
   error of the same estimator on our value function (the same permutations cost the same evaluations);
   ours is the smallest budget whose error is at most Captum's, timed end to end (``explain``).
 
+* **stacked prompts** (first shape): 16 prompts' word maps (Shapley, budget 64, as a batch audit runs them)
+  through ``explain_many``, which stacks every prompt's masks in shared forwards, against 16 ``explain``
+  calls; the largest score difference between the two is reported.
+
 ``--quick``: the 270M shape only. On CPU the figures describe the CPU; the goal (≥ 0.9 of raw throughput,
 ≥ 100× Captum at equal error) is set for a GPU.
 """
@@ -120,6 +124,37 @@ def methods_wall(lm: Any) -> dict[str, Any]:
     return out
 
 
+AUDIT_PROMPTS = [f"{PROMPT} {tail}" for tail in (
+    "door", "car door without the key", "bike lock", "padlock on a shed", "safe", "window latch at night",
+    "combination lock quickly", "handcuff", "desk drawer", "suitcase at the airport", "mailbox",
+    "locker at school without anyone noticing", "gate", "filing cabinet", "cash register", "garage door")]
+
+
+def stacked_wall(lm: Any, budget: int = 64) -> dict[str, Any]:
+    """Wall time of 16 prompts' word maps stacked (``explain_many``) against one ``explain`` at a time (second
+    call of each, after a warm-up), and the largest score difference between the two."""
+    import diffusiongemma as dg
+
+    def one_by_one() -> list[Any]:
+        return [dg.explain(p, TARGET, model=lm, budget=budget) for p in AUDIT_PROMPTS]
+
+    def stacked() -> list[Any]:
+        return dg.explain_many(AUDIT_PROMPTS, TARGET, model=lm, budget=budget)
+
+    out: dict[str, Any] = {"prompts": len(AUDIT_PROMPTS), "budget": budget}
+    results = {}
+    for name, fn in (("one_by_one", one_by_one), ("stacked", stacked)):
+        fn()
+        _sync(lm.device)
+        t0 = time.perf_counter()
+        results[name] = fn()
+        _sync(lm.device)
+        out[f"{name}_s"] = time.perf_counter() - t0
+    out["max_score_diff"] = max(float(np.abs(a.scores - b.scores).max())
+                                for a, b in zip(results["one_by_one"], results["stacked"]))
+    return out
+
+
 def _rel(est: np.ndarray, exact: np.ndarray) -> float:
     return float(np.linalg.norm(est - exact) / np.linalg.norm(exact))
 
@@ -194,7 +229,7 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, tokenizer: Path | 
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     min_s = 2.0 if device.type == "cuda" else 10.0
-    rows, sweep, walls, payload_shapes = [], [], {}, {}
+    rows, sweep, walls, payload_shapes, stacked = [], [], {}, {}, {}
     for i, shape in enumerate(["270M"] if quick else list(SHAPES)):
         lm = random_gemma(shape, device, dtype, tokenizer)
         fig = _guarded(throughput, lm, min_s)
@@ -202,6 +237,8 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, tokenizer: Path | 
         if i == 0 and "error" not in fig:
             fig["equal_error"] = _guarded(equal_error, lm, 3 if quick else 5)
             print("equal error", fig["equal_error"], flush=True)
+            stacked = _guarded(stacked_wall, lm)
+            print("stacked prompts", stacked, flush=True)
             if device.type == "cuda":  # the batch shapes measured before the engine issue, and the methods
                 for b in (64, 256, 1024):
                     part = _guarded(throughput, lm, min_s, b)
@@ -232,6 +269,12 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, tokenizer: Path | 
                   "wall | evaluations | units |\n|---|---|---|---|\n"
                   + "\n".join(f"| {k} | {v['wall_s']:.3f} s | {v['evaluations']} | {v['units']} |"
                                for k, v in walls.items()))
+    if stacked and "error" not in stacked:
+        table += (f"\n\n{stacked['prompts']} prompts' word maps (Shapley, budget {stacked['budget']}), 270M shape: "
+                  f"one `explain` at a time {stacked['one_by_one_s']:.2f} s, stacked in shared forwards "
+                  f"(`explain_many`) {stacked['stacked_s']:.2f} s "
+                  f"({stacked['one_by_one_s'] / stacked['stacked_s']:.1f}×); largest score difference "
+                  f"{stacked['max_score_diff']:.1e}.")
     payload = {"environment": {**environment(), "device": name}, "seed": seed, "prompt": PROMPT, "target": TARGET,
-               "shapes": payload_shapes, "batch_sweep": sweep, "methods_wall": walls}
+               "shapes": payload_shapes, "batch_sweep": sweep, "methods_wall": walls, "stacked_prompts": stacked}
     return write_result("gpu_throughput", command, payload, table, out)

@@ -2,7 +2,8 @@
 :meth:`~diffusiongemma.evaluation.PromptEvaluator._rows`) padded to the longest and stacked, so an
 accelerator sees one large batch during a batch audit instead of one small batch per prompt.
 
-Padding never changes a value: padded tokens come after every real token of their row, so under causal
+Where every stacked prompt starts with the same cached prefix (the chat template's opening, a system
+prompt), its KV cache is computed once and serves every row. Padding never changes a value: padded tokens come after every real token of their row, so under causal
 attention no real token sees them (a prepared 4-D mask hides them outright), they take fresh position ids,
 and their logits are never read. Each prompt's logits go back to its own evaluator, which turns them into
 its target's values as it would alone.
@@ -112,6 +113,18 @@ def can_stack(evaluators: list[Any]) -> bool:
     return all(ev.model is first.model and ev.bound.probe is None for ev in evaluators)
 
 
+def shared_prefix_lead(evaluators: list[Any]) -> int | None:
+    """The index of an evaluator whose cached prefix (the tokens before its first unit, see
+    :meth:`~diffusiongemma.evaluation.PromptEvaluator._prefix`) every other prompt starts with, so one copy
+    of its KV cache serves every stacked row (a long system prompt is computed once); None if there is none."""
+    lead = min(range(len(evaluators)), key=lambda i: evaluators[i].prefix_len)
+    P = evaluators[lead].prefix_len
+    head = evaluators[lead].prompt_ids[:P]
+    if P < 2 or not all(ev.prefix_len >= P and torch.equal(ev.prompt_ids[:P], head) for ev in evaluators):
+        return None
+    return lead
+
+
 def _rows_per_forward(evaluators: list[Any]) -> int:
     """The users' smallest ``batch_size``, else what fits the longest row with the most read positions."""
     fixed = [ev.batch_size for ev in evaluators if ev.batch_size]
@@ -140,6 +153,7 @@ def evaluate_together(evaluators: list[Any], masks: list[torch.Tensor]) -> list[
     device = evaluators[0].device
     masks = [m.to(device).long() for m in masks]
     values: list[list[torch.Tensor]] = [[] for _ in evaluators]
+    lead = shared_prefix_lead(evaluators)  # one prefix cache for every stacked row, where they share one
     for segment in _segments([len(m) for m in masks], _rows_per_forward(evaluators)):
         parts = []  # (evaluator index, its Rows)
         for i, lo, hi in segment:
@@ -151,8 +165,10 @@ def evaluate_together(evaluators: list[Any], masks: list[torch.Tensor]) -> list[
             if not group:
                 continue
             stacked = stack_rows([rows for _, rows in group])
-            logits = evaluators[group[0][0]]._forward(stacked.ids, stacked.mask, stacked.read,
-                                                      positions=stacked.positions, packed=True)  # [B, r, V]
+            cached = lead is not None and not packed
+            runner = evaluators[lead] if cached else evaluators[group[0][0]]  # type: ignore[index]
+            logits = runner._forward(stacked.ids, stacked.mask, stacked.read, positions=stacked.positions,
+                                     packed=not cached)  # [B, r, V]; with a shared prefix, from its cache
             at = 0
             for i, rows in group:
                 part = logits[at: at + rows.rows, : rows.read.shape[1]]  # [b, r_i, V]

@@ -31,14 +31,16 @@ def _same(a, b, path=""):
         assert a == b, path
 
 
-def test_ray_and_single_process_audits_give_equal_records(tiny_lm, tiny_dir, tmp_path):
+@pytest.mark.parametrize("group", [None, 3])  # one item per call (CPU workers), groups (GPU workers)
+def test_ray_and_single_process_audits_give_equal_records(tiny_lm, tiny_dir, tmp_path, group):
     log = tmp_path / "log.jsonl"
     log.write_text("\n".join([json.dumps({"prompt": f"Tell me about topic {i} please"}) for i in range(5)]
                              + ["{broken", json.dumps({"prompt": "Hi", "response": "I'm sorry, I can't."})]) + "\n")
     local = AuditStore(tmp_path / "local.db")
     run_audit(log, local, tiny_lm, SETTINGS)
     remote = AuditStore(tmp_path / "ray.db")
-    counts = run_audit_ray(log, remote, str(tiny_dir), None, SETTINGS, workers=2, model_name=tiny_lm.name)
+    counts = run_audit_ray(log, remote, str(tiny_dir), None, SETTINGS, workers=2, model_name=tiny_lm.name,
+                           group=group)
     assert counts["done"] == 6 and counts["error"] == 1 and remote.count() == 7
     a = [{k: v for k, v in r.items() if k not in VOLATILE} for r in local.rows()]
     b = [{k: v for k, v in r.items() if k not in VOLATILE} for r in remote.rows()]

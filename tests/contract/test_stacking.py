@@ -48,6 +48,20 @@ def test_stacked_values_equal_each_prompt_alone(tiny_lm, monkeypatch, target, ch
     assert [g.evaluations for g in games] == [18, 18, 18]
 
 
+def test_a_shared_prefix_is_cached_once_for_every_stacked_row(tiny_lm):
+    games = [Game(p, target=" because", model=tiny_lm, chat=True, units="words", batch_size=6) for p in PROMPTS]
+    assert len({g.evaluator.prefix_len for g in games}) == 1 and games[0].evaluator.prefix_len >= 2  # chat opening
+    masks = _masks(games, 5, seed=4)
+    alone = [g(m) for g, m in zip(games, masks)]
+    for g in games:
+        g.evaluator._prefix_cache = None
+    together = Game.evaluate_together(games, masks)
+    for a, t in zip(alone, together):
+        np.testing.assert_allclose(t, a, atol=2e-5)
+    built = [g.evaluator._prefix_cache is not None for g in games]
+    assert sum(built) == 1  # one prompt's cache served the rows of all three
+
+
 def test_mixed_targets_and_an_unstackable_probe_fall_back(tiny_lm):
     one = Game(PROMPTS[0], target=" because", model=tiny_lm, chat=True)
     tree = Game(PROMPTS[1], target=RefusalScore(), model=tiny_lm, chat=True)

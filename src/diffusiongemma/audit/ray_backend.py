@@ -1,9 +1,10 @@
 """``--backend ray``: the same audit across Ray workers, one model per worker, one writer (the driver).
 
 Each worker is a Ray actor that loads the model once (on a GPU of its own where the cluster has GPUs) and
-audits the items it is handed with :func:`~diffusiongemma.audit.runner.audit_item` — the very function the
-single-process audit runs — so the records are the same. The driver keeps a few items in flight per
-worker and writes every finished row to the store itself, so the store has one writer and resumes exactly
+audits the items it is handed with :func:`~diffusiongemma.audit.runner.audit_group` — the very function the
+single-process audit runs — so the records are the same. Items go to a worker in groups (on a GPU worker,
+16: their maps' masks share forwards; on CPU workers, 1: rows come back as each finishes). The driver
+keeps a few groups in flight per worker and writes every finished row to the store itself, so the store has one writer and resumes exactly
 like a local audit. With ``RAY_ADDRESS`` set (or ``address=``) it joins that cluster; otherwise it starts a
 local one on this machine.
 
@@ -21,7 +22,7 @@ from typing import Any, Callable
 from ..errors import InputError
 from .items import Problem
 from .readers import detect_format
-from .runner import AuditSettings, identity, pending_items, problem_row
+from .runner import GROUP, AuditSettings, identity, pending_items, problem_row
 from .store import AuditStore
 
 __all__ = ["run_audit_ray"]
@@ -43,10 +44,10 @@ def _worker_class(ray: Any, gpus: float) -> Any:
         def name(self) -> str:
             return self.lm.name
 
-        def audit(self, item: Any, settings: AuditSettings) -> dict[str, Any]:
-            from .runner import audit_item
+        def audit(self, items: list[Any], settings: AuditSettings) -> list[dict[str, Any]]:
+            from .runner import audit_group
 
-            return audit_item(self.lm, item, settings)
+            return audit_group(self.lm, items, settings)
 
     return AuditWorker
 
@@ -54,8 +55,9 @@ def _worker_class(ray: Any, gpus: float) -> Any:
 def run_audit_ray(path: str | Path, store: AuditStore, model: str, adapter: str | None, settings: AuditSettings, *,
                   fmt: str | None = None, workers: int = 2, limit: int | None = None, address: str | None = None,
                   on_row: Callable[[dict[str, Any]], Any] | None = None, model_name: str | None = None,
-                  in_flight: int = 2) -> dict[str, int]:
-    """Audit ``path`` into ``store`` on ``workers`` Ray actors. Returns counts like the local audit."""
+                  in_flight: int = 2, group: int | None = None) -> dict[str, int]:
+    """Audit ``path`` into ``store`` on ``workers`` Ray actors. Returns counts like the local audit.
+    ``group``: items handed to a worker at a time (default: 16 on GPU workers, 1 on CPU ones)."""
     try:
         import ray
     except ImportError:
@@ -71,6 +73,7 @@ def run_audit_ray(path: str | Path, store: AuditStore, model: str, adapter: str 
                  runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
     try:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= workers else 0.0
+        size = group or (GROUP if gpus else 1)
         threads = max(1, (os.cpu_count() or 1) // workers)
         Worker = _worker_class(ray, gpus)
         actors = [Worker.remote(model, adapter, threads) for _ in range(workers)]
@@ -79,7 +82,8 @@ def run_audit_ray(path: str | Path, store: AuditStore, model: str, adapter: str 
         done = store.done_keys()
         counts = {"done": 0, "error": 0, "skipped": len(done)}
         todo = iter(pending_items(path, fmt, done))
-        running: dict[Any, Any] = {}  # object ref -> actor
+        running: dict[Any, Any] = {}  # object ref -> (actor, items handed)
+        handed = 0  # items in flight
         free = [a for a in actors for _ in range(in_flight)]
 
         def write(row: dict[str, Any]) -> None:
@@ -91,23 +95,32 @@ def run_audit_ray(path: str | Path, store: AuditStore, model: str, adapter: str 
         exhausted = False
         while True:
             while free and not exhausted:
-                if limit is not None and counts["done"] + counts["error"] + len(running) >= limit:
-                    exhausted = True
-                    break
-                x = next(todo, None)
-                if x is None:
-                    exhausted = True
-                elif isinstance(x, Problem):
-                    write(problem_row(x))
-                else:
+                batch: list[Any] = []
+                while len(batch) < size:
+                    if limit is not None and counts["done"] + counts["error"] + handed + len(batch) >= limit:
+                        exhausted = True
+                        break
+                    x = next(todo, None)
+                    if x is None:
+                        exhausted = True
+                        break
+                    if isinstance(x, Problem):
+                        write(problem_row(x))
+                    else:
+                        batch.append(x)
+                if batch:
                     actor = free.pop()
-                    running[actor.audit.remote(x, settings)] = actor
+                    running[actor.audit.remote(batch, settings)] = (actor, len(batch))
+                    handed += len(batch)
             if not running:
                 break
             ready, _ = ray.wait(list(running), num_returns=1)
             for ref in ready:
-                free.append(running.pop(ref))
-                write(ray.get(ref))
+                actor, n = running.pop(ref)
+                free.append(actor)
+                handed -= n
+                for row in ray.get(ref):
+                    write(row)
         return counts
     finally:
         if started:

@@ -217,7 +217,8 @@ def explain_many(prompts: list[str | Chat], target: Target | str | Callable | No
     shared forwards (see :mod:`diffusiongemma.stacking`), so an accelerator sees large batches. Each prompt
     gets the attribution :func:`explain` gives it alone (the same masks; values equal up to floating-point
     rounding). A prompt that fails (empty, too long, NaN from the model) gets its exception in its place;
-    the others go on. ``progress`` sees the evaluations of all prompts together.
+    the others go on. ``progress`` sees the evaluations of all prompts together, and each attribution's
+    ``wall_time`` is the shared run's.
 
     Example:
         >>> out = explain_many(["Paris is the capital of", "Rome is the capital of"], " France", budget=64)  # doctest: +SKIP

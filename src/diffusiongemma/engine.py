@@ -134,7 +134,8 @@ def run_many(
     """:func:`run` on several games in lockstep: each round, every unfinished game's masks are evaluated
     together (one forward for several prompts where the games allow it, see ``evaluate_together``), so an
     accelerator sees large batches. Each game gets the masks, and so the scores, that :func:`run` gives it
-    alone with the same seed. ``progress`` sees the evaluations of all games together.
+    alone with the same seed. ``progress`` sees the evaluations of all games together; each result's
+    ``wall_time`` is the whole run's.
 
     Example:
         >>> class Weighted:

@@ -106,14 +106,14 @@ def _segments(sizes: list[int], chunk: int) -> list[list[tuple[int, int, int]]]:
     return out
 
 
-def can_stack(evaluators: list[Any]) -> bool:
+def _can_stack(evaluators: list[Any]) -> bool:
     """Whether these prompt evaluators can share forwards: one model, targets read at the LM head (a
     direction probe stops the forward at its own layer)."""
     first = evaluators[0]
     return all(ev.model is first.model and ev.bound.probe is None for ev in evaluators)
 
 
-def shared_prefix_lead(evaluators: list[Any]) -> int | None:
+def _shared_prefix_lead(evaluators: list[Any]) -> int | None:
     """The index of an evaluator whose cached prefix (the tokens before its first unit, see
     :meth:`~diffusiongemma.evaluation.PromptEvaluator._prefix`) every other prompt starts with, so one copy
     of its KV cache serves every stacked row (a long system prompt is computed once); None if there is none."""
@@ -138,7 +138,7 @@ def _rows_per_forward(evaluators: list[Any]) -> int:
 def evaluate_together(evaluators: list[Any], masks: list[torch.Tensor]) -> list[torch.Tensor]:
     """Target values (float64, CPU; ``[B_i]`` each) of several prompts' evaluators for their unit masks
     (``[B_i, n_i]`` each), their rows stacked in shared forwards (the values each evaluator gives alone, up
-    to floating-point rounding). Evaluators that cannot stack (:func:`can_stack`) go one by one.
+    to floating-point rounding). Evaluators that cannot stack (:func:`_can_stack`) go one by one.
 
     Example:
         >>> a, b = Game("Paris is the capital of", " France"), Game("Rome is in", " Italy")  # doctest: +SKIP
@@ -148,12 +148,12 @@ def evaluate_together(evaluators: list[Any], masks: list[torch.Tensor]) -> list[
     from .evaluation import _finite
     from .masking import keep_matrix
 
-    if len(evaluators) < 2 or not can_stack(evaluators):
+    if len(evaluators) < 2 or not _can_stack(evaluators):
         return [ev(m) for ev, m in zip(evaluators, masks)]
     device = evaluators[0].device
     masks = [m.to(device).long() for m in masks]
     values: list[list[torch.Tensor]] = [[] for _ in evaluators]
-    lead = shared_prefix_lead(evaluators)  # one prefix cache for every stacked row, where they share one
+    lead = _shared_prefix_lead(evaluators)  # one prefix cache for every stacked row, where they share one
     for segment in _segments([len(m) for m in masks], _rows_per_forward(evaluators)):
         parts = []  # (evaluator index, its Rows)
         for i, lo, hi in segment:

@@ -62,6 +62,7 @@ PEERS: dict[str, Callable[[Any, int, int], np.ndarray]] = {
     "captum Lime": captum_lime,
     "captum FeatureAblation": captum_feature_ablation,
     "shapiq KernelSHAP": lambda g, b, s: _shapiq("KernelSHAP", g, b, s),
+    "shapiq kADDSHAP": lambda g, b, s: _shapiq("kADDSHAP", g, b, s),
     "shapiq PermutationSamplingSV": lambda g, b, s: _shapiq("PermutationSamplingSV", g, b, s),
     "shapiq SVARM": lambda g, b, s: _shapiq("SVARM", g, b, s),
     "shapiq StratifiedSamplingSV": lambda g, b, s: _shapiq("StratifiedSamplingSV", g, b, s),

@@ -30,11 +30,12 @@ __all__ = ["explain", "explain_many", "iter_explain_many", "check_request", "MET
 
 # method name -> (estimator, default schedule)
 METHODS: dict[str, tuple[str, str]] = {
-    "shapley": ("regression", "shapley"),
+    "shapley": ("kadd", "shapley"),  # the regression estimator above 14 units
     "banzhaf": ("regression", "banzhaf"),
     "exact": ("exact", "shapley"),
     "paired": ("paired", "shapley"),
     "regression": ("regression", "shapley"),
+    "kadd": ("kadd", "shapley"),
     "gradient": ("gradient", "shapley"),
     "ablation": ("ablation", "shapley"),
 }
@@ -113,8 +114,9 @@ def explain(
             components: ``"heads"``, ``"mlps"``, ``"layers"``, ``"neurons:L"`` (``/G`` for groups of G),
             ``"direction:FILE"``, joined with ``+``, optionally ``@A-B`` layers and ``@last`` / ``@lastK`` /
             ``@tokA-B`` positions.
-        method: ``"shapley"`` (regression with efficiency, default), ``"banzhaf"``, ``"paired"``,
-            ``"regression"``, ``"exact"`` (all 2^n masks, n ≤ 16), ``"ablation"`` (one unit at a time: occlusion,
+        method: ``"shapley"`` (default: regression with efficiency, with pair and triple terms up to 14 units,
+            see :mod:`~diffusiongemma.estimators.kadd`), ``"banzhaf"``, ``"paired"``, ``"regression"`` (plain
+            KernelSHAP-style), ``"kadd"``, ``"exact"`` (all 2^n masks, n ≤ 16), ``"ablation"`` (one unit at a time: occlusion,
             or exact single-component activation patching) or ``"gradient"`` (integrated gradients
             of the relaxed mask along the schedule: the fast saliency map, 3 evaluations per point).
         schedule: override the method's noise schedule (``"shapley"``, ``"banzhaf"``, ``"beta:a,b"``, ...).

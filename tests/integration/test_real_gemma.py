@@ -44,7 +44,7 @@ def test_table_game_is_the_real_game(real_game, table):
     np.testing.assert_allclose(real_game(masks), ValueTable(real_game.n, table)(masks), atol=1e-4)
 
 
-@pytest.mark.parametrize("method", ["paired", "regression"])
+@pytest.mark.parametrize("method", ["paired", "regression", "kadd"])
 def test_sampling_converges_to_exact_with_calibrated_errors(real_game, table, exact, method):
     phi = exact.scores
     errors, hits = {}, []
@@ -57,7 +57,7 @@ def test_sampling_converges_to_exact_with_calibrated_errors(real_game, table, ex
             rel.append(np.linalg.norm(r.scores - phi) / np.linalg.norm(phi))
             if budget == 512:
                 hits.append(np.abs(r.scores - phi) <= 2 * r.stderr)
-            if method == "regression":
+            if method != "paired":
                 assert abs(r.efficiency_gap) < 1e-9
         errors[budget] = float(np.mean(rel))
     print(method, errors, "coverage", np.mean(hits))

@@ -13,7 +13,7 @@ def rel_err(est, exact):
     return np.linalg.norm(est - exact) / np.linalg.norm(exact)
 
 
-@pytest.mark.parametrize("method", ["paired", "regression"])
+@pytest.mark.parametrize("method", ["paired", "regression", "kadd"])
 def test_converges_and_error_falls_with_budget(method):
     game = ToyGame(12, seed=3)
     exact = game.shapley()
@@ -27,7 +27,7 @@ def test_converges_and_error_falls_with_budget(method):
 def test_tiny_games_are_exact_or_converge(n):
     game = ToyGame(n, seed=2)
     exact = run(game, "exact").scores
-    for method in ("paired", "regression"):
+    for method in ("paired", "regression", "kadd"):
         r = run(game, method, budget=2000, seed=0)
         np.testing.assert_allclose(r.scores, exact, atol=0.05 * np.abs(exact).max() + 1e-9)
 
@@ -39,7 +39,7 @@ def test_regression_enumerates_everything_when_the_budget_allows():
     np.testing.assert_array_equal(r.stderr, 0)
 
 
-@pytest.mark.parametrize("method,schedule", [("paired", "shapley"), ("regression", "shapley"),
+@pytest.mark.parametrize("method,schedule", [("paired", "shapley"), ("regression", "shapley"), ("kadd", "shapley"),
                                              ("regression", "banzhaf"), ("paired", "beta:2,2")])
 def test_standard_errors_are_calibrated(method, schedule):
     game = ToyGame(12, seed=5)
@@ -53,9 +53,10 @@ def test_standard_errors_are_calibrated(method, schedule):
     assert 0.88 <= coverage <= 1.0, coverage
 
 
-def test_regression_efficiency_gap_is_zero():
+@pytest.mark.parametrize("method", ["regression", "kadd"])
+def test_regression_efficiency_gap_is_zero(method):
     game = ToyGame(8, seed=1)
-    r = run(game, "regression", budget=100, seed=0)
+    r = run(game, method, budget=100, seed=0)
     assert abs(r.efficiency_gap) < 1e-9
     assert abs(r.scores.sum() - (r.v_full - r.v_empty)) < 1e-9
 

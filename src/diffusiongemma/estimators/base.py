@@ -7,7 +7,7 @@ estimator at the start.
 Example:
     >>> from diffusiongemma.estimators import ESTIMATORS
     >>> sorted(ESTIMATORS)
-    ['ablation', 'exact', 'gradient', 'paired', 'regression']
+    ['ablation', 'exact', 'gradient', 'kadd', 'paired', 'regression']
 """
 
 from __future__ import annotations

@@ -93,8 +93,10 @@ class RegressionEstimator(Estimator):
         self.msr: list[np.ndarray] = []
         self.seen: list[tuple[np.ndarray, np.ndarray]] = []  # every (masks, values), for interactions
         self.pairs = 0
-        self.group_A = np.zeros((_GROUPS, n, n))  # sums of z zᵀ per jackknife group (sampled pairs)
-        self.group_b = np.zeros((_GROUPS, n))  # sums of z (v(z) - v_empty)
+        self.evaluated = 0  # masks evaluated so far (enumerated and sampled)
+        self.p = self.width(n, budget)  # regression features: the n units (+ pair terms, see PairwiseEstimator)
+        self.group_A = np.zeros((_GROUPS, self.p, self.p))  # sums of f(z) f(z)ᵀ per jackknife group (sampled pairs)
+        self.group_b = np.zeros((_GROUPS, self.p))  # sums of f(z) (v(z) - v_empty)
         self.group_n = np.zeros(_GROUPS)
         self._pool = np.zeros((0, n), dtype=np.int8)  # drawn masks not yet proposed
         self.todo = np.zeros((0, n), dtype=np.int8)
@@ -103,13 +105,30 @@ class RegressionEstimator(Estimator):
         kernel = shapley_kernel(n)
         self.enum_sizes = plan_enumeration(n, budget)
         self.todo = masks_of_sizes(n, self.enum_sizes)
-        self.enum_A = np.zeros((n, n))  # Σ over enumerated sizes of p(s) · mean zzᵀ
-        self.enum_b = np.zeros(n)
+        self.enum_A = np.zeros((self.p, self.p))  # Σ over enumerated sizes of p(s) · mean f(z) f(z)ᵀ
+        self.enum_b = np.zeros(self.p)
         self.enum_weight = np.array([kernel[s - 1] / comb(n, s) if s in self.enum_sizes else 0.0
                                      for s in range(n + 1)])  # weight of one mask of each size
         rest = np.array([0.0 if s in self.enum_sizes else kernel[s - 1] for s in range(1, n)])
         self.rest_mass = rest.sum()
         self.rest_p = rest / self.rest_mass if self.rest_mass > 0 else rest
+
+    def width(self, n: int, budget: int) -> int:
+        """Number of regression features ``p`` (here the n units themselves)."""
+        return n
+
+    def features(self, z: np.ndarray) -> np.ndarray:
+        """Regression features ``[k, p]`` of masks ``[k, n]`` (here the masks themselves)."""
+        return z
+
+    def scores(self, coef: np.ndarray) -> np.ndarray:
+        """Shapley values ``[..., n]`` of the fitted surrogate with coefficients ``[..., p]``."""
+        return coef
+
+    def penalty(self, A: np.ndarray) -> np.ndarray:
+        """Ridge penalty ``[p]`` added to the diagonal of the sampled fit's normal matrix ``A [p, p]`` (here
+        none; an exact, fully enumerated fit is never penalised)."""
+        return np.zeros(len(A))
 
     def min_budget(self, n: int, schedule: Schedule) -> int:
         return 4 if n > 1 else 0
@@ -141,6 +160,7 @@ class RegressionEstimator(Estimator):
 
     def update(self, masks: np.ndarray, values: np.ndarray) -> None:
         self.seen.append((masks, values))
+        self.evaluated += len(masks)
         if self.banzhaf:
             z = masks.reshape(-1, 2, self.n).astype(float)
             v = values.reshape(-1, 2)
@@ -149,22 +169,24 @@ class RegressionEstimator(Estimator):
         sizes = masks.sum(1)
         enumerated = self.enum_weight[sizes] > 0  # the enumerated rows come first, then sampled pairs
         if enumerated.any():
-            z, y = masks[enumerated].astype(float), values[enumerated] - self.v_empty
+            f, y = self.features(masks[enumerated].astype(float)), values[enumerated] - self.v_empty  # [b, p], [b]
             w = self.enum_weight[sizes[enumerated]]  # [b]
-            self.enum_A += np.einsum("k,ki,kj->ij", w, z, z)
-            self.enum_b += np.einsum("k,ki,k->i", w, z, y)
+            self.enum_A += f.T @ (w[:, None] * f)
+            self.enum_b += f.T @ (w * y)
             masks, values = masks[~enumerated], values[~enumerated]
             if not len(masks):
                 return
-        z = masks.reshape(-1, 2, self.n).astype(float)  # [k, 2, n]
-        y = values.reshape(-1, 2) - self.v_empty  # [k, 2]
-        A = np.einsum("kpi,kpj->kij", z, z) / 2  # [k, n, n]
-        b = np.einsum("kpi,kp->ki", z, y) / 2  # [k, n]
-        groups = (self.pairs + np.arange(len(z))) % _GROUPS
-        np.add.at(self.group_A, groups, A)
-        np.add.at(self.group_b, groups, b)
+        f = self.features(masks.astype(float))  # [2k, p], complement pairs adjacent
+        y = values - self.v_empty  # [2k]
+        k = len(f) // 2
+        groups = (self.pairs + np.arange(k)) % _GROUPS  # [k], one group per pair
+        rows = np.repeat(groups, 2)  # [2k]
+        for g in np.unique(groups):
+            fg, yg = f[rows == g], y[rows == g]
+            self.group_A[g] += fg.T @ fg / 2
+            self.group_b[g] += fg.T @ yg / 2
         np.add.at(self.group_n, groups, 1)
-        self.pairs += len(z)
+        self.pairs += k
 
     def estimate(self) -> tuple[np.ndarray, np.ndarray]:
         total = self.v_full - self.v_empty
@@ -175,18 +197,19 @@ class RegressionEstimator(Estimator):
         if len(self.todo) or (self.rest_mass > 0 and self.pairs == 0):
             return np.full(self.n, total / self.n), np.full(self.n, np.inf)
         if self.rest_mass <= 0:  # every size enumerated: exact
-            return constrained_solve(self.enum_A, self.enum_b, total), np.zeros(self.n)
+            return self.scores(constrained_solve(self.enum_A, self.enum_b, total)), np.zeros(self.n)
         A = self.enum_A + self.rest_mass * self.group_A.sum(0) / self.pairs
         b = self.enum_b + self.rest_mass * self.group_b.sum(0) / self.pairs
-        phi = constrained_solve(A, b, total)
+        ridge = np.diag(self.penalty(A))  # [p, p], the same for every leave-one-out fit
+        phi = self.scores(constrained_solve(A + ridge, b, total))
         used = self.group_n > 0
         g = int(used.sum())
         if g < 2:
             return phi, np.full(self.n, np.inf)
         rest_n = (self.pairs - self.group_n[used])[:, None]  # [g, 1]
-        A_loo = self.enum_A + self.rest_mass * (self.group_A.sum(0) - self.group_A[used]) / rest_n[:, :, None]
+        A_loo = self.enum_A + ridge + self.rest_mass * (self.group_A.sum(0) - self.group_A[used]) / rest_n[:, :, None]
         b_loo = self.enum_b + self.rest_mass * (self.group_b.sum(0) - self.group_b[used]) / rest_n
-        return phi, jackknife_stderr(constrained_solve(A_loo, b_loo, total))  # leave-one-out [g, n]
+        return phi, jackknife_stderr(self.scores(constrained_solve(A_loo, b_loo, total)))  # leave-one-out [g, n]
 
     def interactions(self, top: int) -> list[tuple[int, int, float]]:
         """Faith-Shap pair interactions among the ``top`` units of largest |score|, from the samples already

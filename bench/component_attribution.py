@@ -7,7 +7,7 @@ choice of circuit analysis and keep the game tame: under zero ablation of all 90
 to −715 and random coalitions spread with a standard deviation of 63 nats, so no estimator's sample mean
 settles (a 2,000-evaluation reference had a relative standard error of 1.1). Ground truths: exact
 single-unit activation patching (n + 2 evaluations) and a high-budget Shapley reference (our regression
-estimator at ``REF_BUDGET`` evaluations, another seed). Methods: ours (Shapley at several budgets, the
+estimator at the ``PLAN``'s reference budget, another seed). Methods: ours (Shapley at several budgets, the
 integrated gradient map), attribution patching (AtP: activation × gradient from one forward and one
 backward, written here with plain hooks as TransformerLens / nnsight users compute it — an independent
 implementation of what our ``gradient`` of the soft mask at ``m = 1`` is), Captum's ShapleyValueSampling
@@ -38,8 +38,13 @@ REFERENCE = ["The weather today is mild and pleasant.", "She bought three apples
              "In 1990 the company moved its offices to Berlin.", "Please send me the report by Friday.",
              "The river flows slowly through the valley.", "He plays the piano every evening after dinner.",
              "The museum opens at nine in the morning.", "Our team won the final match last year."]
-REF_BUDGET = 10_000
-BUDGETS = (256, 512, 1000)
+# (prompt index, units, reference evaluations, our budgets). B5's criterion is Spearman >= 0.9 against the
+# reference at <= 10 % of its evaluations; both estimates are noisy, so what that takes is an absolute budget:
+# against a 10,000-evaluation reference (relative stderr 0.18 on heads+mlps) even the reference's own estimator at
+# a tenth reaches only ~0.7 (the noise ceiling below). The heads+mlps references use 100,000 evaluations.
+PLAN = [(0, "heads+mlps", 100_000, (1000, 10_000)), (1, "heads+mlps", 100_000, (1000, 10_000)),
+        (0, "neurons:6/16", 10_000, (256, 512, 1000))]
+QUICK_PLAN = [(0, "heads+mlps", 2000, (128, 256))]
 
 
 def atp(game: Any) -> np.ndarray:
@@ -173,7 +178,8 @@ def _case(lm: Any, prompt: str, answer: str, foil: str, units: str, budgets: tup
             "reference_seconds": round(ref_time, 1), "reference_relative_stderr": ref_rel_se,
             "reference_efficiency_gap": float(ref.scores.sum() - (ref.v_full - ref.v_empty)),
             "ceiling_spearman_truth": noise_ceiling(ref.scores, ref.stderr, 0.0),
-            "ceiling_spearman_tenth": noise_ceiling(ref.scores, ref.stderr, float(np.sqrt(10))),
+            "ceiling_spearman_tenth": noise_ceiling(ref.scores, ref.stderr, float(np.sqrt(ref_budget / budgets[-1]))),
+            "largest_budget": budgets[-1],
             "atp_vs_our_gradient_max_abs_diff": float(np.abs(methods["AtP (activation × gradient, plain hooks)"][0]
                                                              - methods["ours: gradient of the soft mask at m = 1"][0]).max()),
             "rows": rows, "labels": [u.text for u in game.units], "reference": ref.scores.tolist(),
@@ -189,7 +195,7 @@ def _table(cases: list[dict[str, Any]]) -> str:
                   f"{c['reference_relative_stderr']:.3f}; AtP and our m = 1 gradient agree to "
                   f"{c['atp_vs_our_gradient_max_abs_diff']:.1e}. Noise ceiling (simulated from the "
                   f"reference's stderr): the true values would reach Spearman {c['ceiling_spearman_truth']:.3f} "
-                  f"against this reference, and the reference's own estimator at a tenth of its evaluations "
+                  f"against this reference, and the reference's own estimator at our largest budget ({c['largest_budget']}) "
                   f"{c['ceiling_spearman_tenth']:.3f}.", "",
                   "| method | evaluations | Spearman vs patching | top-10 vs patching | Spearman vs Shapley ref | "
                   "top-10 vs Shapley ref |", "|---|---|---|---|---|---|"]
@@ -209,15 +215,18 @@ def _table(cases: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
+def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None = None) -> Path:
+    """Run the plan (``only``: the 1-based case numbers to run, e.g. ``"2,3"``: a case of 100,000 reference
+    evaluations takes ~40 minutes on 2 cores, so the cases can go in separate runs)."""
     from diffusiongemma.models import load_model
 
+    plan = QUICK_PLAN if quick else PLAN
+    if only:
+        plan = [plan[int(k) - 1] for k in only.split(",")]
     lm = load_model(device="cpu")
-    plan = [(PROMPTS[0], "heads+mlps")] if quick else [(PROMPTS[0], "heads+mlps"), (PROMPTS[1], "heads+mlps"),
-                                                       (PROMPTS[0], "neurons:6/16")]
-    budgets, ref_budget = ((128, 256), 2000) if quick else (BUDGETS, REF_BUDGET)
     cases = []
-    for (prompt, answer, foil), units in plan:
+    for k, units, ref_budget, budgets in plan:
+        prompt, answer, foil = PROMPTS[k]
         cases.append(_case(lm, prompt, answer, foil, units, budgets, ref_budget, seed))
         print(_table(cases[-1:]), flush=True)
     payload = {"environment": environment(), "seed": seed, "cases": cases}

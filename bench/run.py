@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="a shorter run (under 5 minutes on 2 cores)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
-    parser.add_argument("--only", help="one part of a benchmark: planted_triggers backdoor or keyword; redundancy search")
+    parser.add_argument("--only", help="one part of a benchmark: planted_triggers backdoor or keyword; redundancy search; "
+                                       "component_attribution the cases numbered, comma-separated (1-3)")
     parser.add_argument("--prompts", type=int, help="planted_triggers: prompts per model (default 3 quick, 20 full); "
                                                          "refusal_flip_sets: requests (3 quick, 10 full)")
     parser.add_argument("--methods", help="planted_triggers: only the methods whose name contains this text")

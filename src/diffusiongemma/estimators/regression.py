@@ -94,7 +94,7 @@ class RegressionEstimator(Estimator):
         self.seen: list[tuple[np.ndarray, np.ndarray]] = []  # every (masks, values), for interactions
         self.pairs = 0
         self.evaluated = 0  # masks evaluated so far (enumerated and sampled)
-        self.p = self.width(n, budget)  # regression features: the n units (+ pair terms, see PairwiseEstimator)
+        self.p = self.width(n, budget)  # regression features: the n units (+ interaction terms in kadd.py)
         self.group_A = np.zeros((_GROUPS, self.p, self.p))  # sums of f(z) f(z)ᵀ per jackknife group (sampled pairs)
         self.group_b = np.zeros((_GROUPS, self.p))  # sums of f(z) (v(z) - v_empty)
         self.group_n = np.zeros(_GROUPS)

@@ -30,12 +30,13 @@ __all__ = ["explain", "explain_many", "iter_explain_many", "check_request", "MET
 
 # method name -> (estimator, default schedule)
 METHODS: dict[str, tuple[str, str]] = {
-    "shapley": ("kadd", "shapley"),  # the regression estimator above 14 units
+    "shapley": ("gp", "shapley"),  # Bayesian up to 14 units (see estimators/gp.py), regression above
     "banzhaf": ("regression", "banzhaf"),
     "exact": ("exact", "shapley"),
     "paired": ("paired", "shapley"),
     "regression": ("regression", "shapley"),
     "kadd": ("kadd", "shapley"),
+    "gp": ("gp", "shapley"),
     "gradient": ("gradient", "shapley"),
     "ablation": ("ablation", "shapley"),
 }
@@ -114,9 +115,10 @@ def explain(
             components: ``"heads"``, ``"mlps"``, ``"layers"``, ``"neurons:L"`` (``/G`` for groups of G),
             ``"direction:FILE"``, joined with ``+``, optionally ``@A-B`` layers and ``@last`` / ``@lastK`` /
             ``@tokA-B`` positions.
-        method: ``"shapley"`` (default: regression with efficiency, with pair and triple terms up to 14 units,
-            see :mod:`~diffusiongemma.estimators.kadd`), ``"banzhaf"``, ``"paired"``, ``"regression"`` (plain
-            KernelSHAP-style), ``"kadd"``, ``"exact"`` (all 2^n masks, n ≤ 16), ``"ablation"`` (one unit at a time: occlusion,
+        method: ``"shapley"`` (default: KernelSHAP's masks; up to 14 units the posterior mean of a Gaussian-process
+            prior fitted to them, see :mod:`~diffusiongemma.estimators.gp`, above that regression with
+            efficiency), ``"banzhaf"``, ``"paired"``, ``"regression"`` (plain KernelSHAP-style), ``"kadd"``
+            (pair and triple terms), ``"gp"``, ``"exact"`` (all 2^n masks, n ≤ 16), ``"ablation"`` (one unit at a time: occlusion,
             or exact single-component activation patching) or ``"gradient"`` (integrated gradients
             of the relaxed mask along the schedule: the fast saliency map, 3 evaluations per point).
         schedule: override the method's noise schedule (``"shapley"``, ``"banzhaf"``, ``"beta:a,b"``, ...).

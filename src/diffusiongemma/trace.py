@@ -3,7 +3,8 @@
 All output tokens are teacher-forced in one pass per mask: each mask is evaluated once, giving the
 log-probability of every output token (a vector game). The estimator then runs once per output token on
 those same values (same seed, so the same masks; no further model run), and once on their sum — the whole
-output. Sampling estimators are linear in the values, so the per-token maps add up to the whole-output map.
+output. Sampling estimators are linear in the values (the Bayesian ``gp`` once its prior is fixed: the rows
+reuse the prior fitted to the whole output), so the per-token maps add up to the whole-output map.
 
 Example:
     >>> from diffusiongemma.trace import trace
@@ -113,7 +114,7 @@ def check_trace_method(method: str) -> None:
         >>> check_trace_method("gradient")
         Traceback (most recent call last):
         ...
-        diffusiongemma.errors.InputError: trace takes a sampling method (shapley, banzhaf, exact, paired, regression, kadd, ablation), not 'gradient'
+        diffusiongemma.errors.InputError: trace takes a sampling method (shapley, banzhaf, exact, paired, regression, kadd, gp, ablation), not 'gradient'
     """
     from .api import METHODS
 
@@ -147,6 +148,7 @@ def trace(
     """
     from .api import METHODS
     from .engine import run
+    from .estimators import get_estimator
     from .game import Game, resolve_model
     from .generation import generate_replies
 
@@ -160,10 +162,11 @@ def trace(
     game = Game(prompt, ResponseTokens(response), model=lm, units=units, chat=chat, system=system)
     estimator, schedule = METHODS[method]
     table: dict[bytes, np.ndarray] = {}
-    total = run(_Recorded(game, table, None), estimator, schedule=schedule, budget=budget, seed=seed,
-                progress=progress)
+    whole = get_estimator(estimator)
+    total = run(_Recorded(game, table, None), whole, schedule=schedule, budget=budget, seed=seed, progress=progress)
     ids = game.bound.continuations[0]
-    rows = [run(_Recorded(game, table, k), estimator, schedule=schedule, budget=budget, seed=seed) for k in range(len(ids))]
+    rows = [run(_Recorded(game, table, k), whole.sibling(), schedule=schedule, budget=budget, seed=seed)
+            for k in range(len(ids))]
     full = table[np.ones(game.n, dtype=np.int8).tobytes()]
     return Trace(
         units=game.units, text=game.text, response=response, generated=generated,

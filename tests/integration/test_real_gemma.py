@@ -44,7 +44,7 @@ def test_table_game_is_the_real_game(real_game, table):
     np.testing.assert_allclose(real_game(masks), ValueTable(real_game.n, table)(masks), atol=1e-4)
 
 
-@pytest.mark.parametrize("method", ["paired", "regression", "kadd"])
+@pytest.mark.parametrize("method", ["paired", "regression", "kadd", "gp"])
 def test_sampling_converges_to_exact_with_calibrated_errors(real_game, table, exact, method):
     phi = exact.scores
     errors, hits = {}, []

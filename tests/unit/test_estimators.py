@@ -27,7 +27,7 @@ def test_converges_and_error_falls_with_budget(method):
 def test_tiny_games_are_exact_or_converge(n):
     game = ToyGame(n, seed=2)
     exact = run(game, "exact").scores
-    for method in ("paired", "regression", "kadd"):
+    for method in ("paired", "regression", "kadd", "gp"):
         r = run(game, method, budget=2000, seed=0)
         np.testing.assert_allclose(r.scores, exact, atol=0.05 * np.abs(exact).max() + 1e-9)
 
@@ -53,7 +53,7 @@ def test_standard_errors_are_calibrated(method, schedule):
     assert 0.88 <= coverage <= 1.0, coverage
 
 
-@pytest.mark.parametrize("method", ["regression", "kadd"])
+@pytest.mark.parametrize("method", ["regression", "kadd", "gp"])
 def test_regression_efficiency_gap_is_zero(method):
     game = ToyGame(8, seed=1)
     r = run(game, method, budget=100, seed=0)

@@ -7,7 +7,7 @@ estimator at the start.
 Example:
     >>> from diffusiongemma.estimators import ESTIMATORS
     >>> sorted(ESTIMATORS)
-    ['ablation', 'exact', 'gradient', 'kadd', 'paired', 'regression']
+    ['ablation', 'exact', 'gp', 'gradient', 'kadd', 'paired', 'regression']
 """
 
 from __future__ import annotations
@@ -64,6 +64,11 @@ class Estimator:
         """Begin an estimate; ``budget`` is the number of evaluations the engine may still spend."""
         self.n, self.schedule, self.rng = n, schedule, rng
         self.v_full, self.v_empty, self.budget = v_full, v_empty, budget
+
+    def sibling(self) -> "Estimator":
+        """A fresh estimator for another value of the same masks whose scores add up with this one's (trace's
+        per-token rows): for an estimator linear in the values, simply a new one of the same kind."""
+        return type(self)()
 
     def min_budget(self, n: int, schedule: Schedule) -> int:
         """Fewest evaluations (besides v_full and v_empty) that give an estimate with a standard error."""

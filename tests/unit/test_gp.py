@@ -123,3 +123,16 @@ def test_siblings_share_the_prior_so_maps_of_parts_add_up_to_the_map_of_the_whol
     np.testing.assert_allclose(parts[0].scores + parts[1].scores, total.scores, atol=1e-8)
     alone = run(ValueTable(9, a), "gp", budget=150, seed=2)  # its own prior: close, not equal
     assert not np.allclose(alone.scores, parts[0].scores, atol=1e-8)
+
+
+def test_enumerates_the_pairs_of_units_once_they_take_at_most_1_over_1_8_of_the_budget():
+    from diffusiongemma.estimators.regression import plan_enumeration
+
+    assert plan_enumeration(10, 256) == [1, 9]
+    assert GaussianProcessEstimator().plan(10, 256) == [1, 9, 2, 8]  # 110 masks, 1.8 × 110 ≤ 256
+    assert GaussianProcessEstimator().plan(12, 256) == [1, 11]  # 156 masks: 1.8 × 156 > 256
+    assert GaussianProcessEstimator().plan(16, 4096) == plan_enumeration(16, 4096)  # beyond MAX_UNITS: kadd's
+    est = GaussianProcessEstimator()
+    r = run(ValueTable(10, planted(10, seed=1, order=3, terms=3)), est, budget=256, seed=0)
+    sizes = np.concatenate([m for m, _ in est.seen]).sum(1)
+    assert np.sum(sizes == 2) == 45 and np.sum(sizes == 8) == 45 and r.evaluations <= 256

@@ -103,7 +103,7 @@ class RegressionEstimator(Estimator):
         if self.banzhaf or n < 2:
             return
         kernel = shapley_kernel(n)
-        self.enum_sizes = plan_enumeration(n, budget)
+        self.enum_sizes = self.plan(n, budget)
         self.todo = masks_of_sizes(n, self.enum_sizes)
         self.enum_A = np.zeros((self.p, self.p))  # Σ over enumerated sizes of p(s) · mean f(z) f(z)ᵀ
         self.enum_b = np.zeros(self.p)
@@ -112,6 +112,10 @@ class RegressionEstimator(Estimator):
         rest = np.array([0.0 if s in self.enum_sizes else kernel[s - 1] for s in range(1, n)])
         self.rest_mass = rest.sum()
         self.rest_p = rest / self.rest_mass if self.rest_mass > 0 else rest
+
+    def plan(self, n: int, budget: int) -> list[int]:
+        """Mask sizes to enumerate completely (see :func:`plan_enumeration`)."""
+        return plan_enumeration(n, budget)
 
     def width(self, n: int, budget: int) -> int:
         """Number of regression features ``p`` (here the n units themselves)."""

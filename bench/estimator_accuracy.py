@@ -21,14 +21,15 @@ from .prompts import with_words
 from .tables import exact_tables, spearman
 
 
-OURS = "ours shapley (default: kadd, third-order regression)"
+OURS = "ours shapley (default: gp, Bayesian posterior mean)"
 
 
 def _methods() -> dict[str, Any]:
     from diffusiongemma import run
 
     ours = {
-        OURS: lambda g, b, s: run(g, "kadd", budget=b, seed=s).scores,
+        OURS: lambda g, b, s: run(g, "gp", budget=b, seed=s),  # a result: its stderr's coverage is reported
+        "ours kadd (third-order regression)": lambda g, b, s: run(g, "kadd", budget=b, seed=s).scores,
         "ours regression (KernelSHAP-style)": lambda g, b, s: run(g, "regression", budget=b, seed=s).scores,
         "ours paired": lambda g, b, s: run(g, "paired", budget=b, seed=s).scores,
     }
@@ -45,14 +46,18 @@ def _evals_to_reach(curve: list[tuple[float, float]], level: float) -> float | N
     return pts[0][0] if pts and pts[0][1] <= level else None
 
 
-def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
+def main(quick: bool, out: Path, command: str, seed: int = 0, methods: str | None = None,
+         budgets: tuple[int, ...] | None = None) -> Path:
+    """``methods``: only those whose name contains this text (e.g. a peer's crossing at larger budgets);
+    ``budgets``: instead of the default ones."""
     from diffusiongemma import load_model, run
     from diffusiongemma.estimators.exact import ValueTable
 
     warnings.filterwarnings("ignore")
     lm = load_model(device="cpu")
     sizes, per_size, seeds = ((10,), 3, 2) if quick else ((10, 12), 10, 5)
-    budgets = (64, 256, 1024) if quick else (32, 64, 128, 256, 512, 1024)
+    budgets = budgets or ((64, 256, 1024) if quick else (32, 64, 128, 256, 512, 1024))
+    chosen = {name: m for name, m in _methods().items() if not methods or methods in name}
     prompts = [p for n in sizes for p in with_words(n, per_size, seed)]
     t0 = time.perf_counter()
     tables = exact_tables(lm, prompts)
@@ -61,21 +66,24 @@ def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
     for k, t in enumerate(tables):
         print(f"[B1] prompt {k + 1}/{len(tables)} ({t['n']} units): {time.perf_counter() - t0:.0f} s", flush=True)
         exact = run(ValueTable(t["n"], t["values"]), "exact").scores
-        for name, method in _methods().items():
+        for name, method in chosen.items():
             for budget in budgets:
                 for s in range(seeds):
                     game = ValueTable(t["n"], t["values"])
                     try:
-                        est = np.asarray(method(game, budget, seed + s), dtype=float)
+                        result = method(game, budget, seed + s)
+                        est = np.asarray(getattr(result, "scores", result), dtype=float)
                     except Exception as exc:  # a peer that cannot run at this budget is reported, not hidden
                         rows.append({"method": name, "budget": budget, "n": t["n"], "error": repr(exc)[:200]})
                         continue
                     rows.append({"method": name, "budget": budget, "n": t["n"], "seed": seed + s,
                                  "evaluations": game.calls,
                                  "rel_error": float(np.linalg.norm(est - exact) / np.linalg.norm(exact)),
-                                 "spearman": spearman(est, exact)})
+                                 "spearman": spearman(est, exact),
+                                 **({"coverage": float(np.mean(np.abs(est - exact) <= 1.96 * result.stderr + 1e-12))}
+                                    if hasattr(result, "stderr") else {})})
     summary: dict[str, Any] = {}
-    for name in _methods():
+    for name in chosen:
         curve, short = [], []
         for budget in budgets:
             runs = [r for r in rows if r["method"] == name and r["budget"] == budget]
@@ -89,7 +97,7 @@ def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
                           float(np.mean([r["spearman"] for r in ok])), budget))
         summary[name] = {"curve": curve, "budgets_too_small": short,
                          "evals_to_5pct": _evals_to_reach([(c[0], c[1]) for c in curve], 0.05)}
-    ours = summary[OURS]["evals_to_5pct"]
+    ours = summary[OURS]["evals_to_5pct"] if OURS in summary else None
     lines = ["| method | " + " | ".join(f"budget {b}" for b in budgets) + " | evaluations to 5 % | ours ÷ theirs |",
              "|---|" + "---|" * (len(budgets) + 2)]
     for name, s in summary.items():
@@ -104,11 +112,22 @@ def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
     table = ("Mean relative L2 error ± std over prompts × seeds (mean Spearman ρ, mean evaluations counted by the "
              f"game). {len(tables)} prompts ({', '.join(str(n) for n in sizes)} words), {seeds} seeds; exact tables "
              f"took {table_time:.0f} s. 'ours ÷ theirs' < 1: we need fewer evaluations for 5 % error.\n\n"
-             + "\n".join(lines) + _verdict(summary, ours) + (f"\n\n![B1 plot]({link(plot)})" if plot else ""))
+             + "\n".join(lines) + _verdict(summary, ours) + _coverage(rows, budgets) + (f"\n\n![B1 plot]({link(plot)})" if plot else ""))
     payload = {"environment": environment(), "seed": seed, "quick": quick, "budgets": list(budgets),
                "prompts": [{k: v for k, v in t.items() if k not in ("values", "game")} for t in tables],
                "rows": rows, "summary": summary, "table_seconds": table_time}
     return write_result("estimator_accuracy" + ("-quick" if quick else ""), command, payload, table, out)
+
+
+def _coverage(rows: list[dict[str, Any]], budgets: tuple[int, ...]) -> str:
+    """Share of units whose exact value lies within ±1.96 of our default's standard errors, per budget."""
+    cells = []
+    for b in budgets:
+        hits = [r["coverage"] for r in rows if r["method"] == OURS and r["budget"] == b and "coverage" in r]
+        cells.append(f"{b}: {np.mean(hits):.2f}" if hits else f"{b}: –")
+    if not any(r["method"] == OURS for r in rows):
+        return ""
+    return "\n\nCoverage of ±1.96 standard errors, ours shapley (nominal 0.95): " + ", ".join(cells) + "."
 
 
 def _verdict(summary: dict[str, Any], ours: float | None) -> str:

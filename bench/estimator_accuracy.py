@@ -151,10 +151,13 @@ def _plot(summary: dict[str, Any], out: Path) -> Path | None:
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, s in summary.items():
+    colours = plt.get_cmap("tab20").colors  # 20 distinct colours: the default cycle repeats after 10 methods
+    for k, (name, s) in enumerate(summary.items()):
         if s["curve"]:
             e, r = zip(*[(c[0], max(c[1], 1e-3)) for c in s["curve"]])  # exact results drawn at the floor
-            ax.plot(e, r, marker="o", lw=2.5 if name.startswith("ours") else 1, label=name)
+            ours = name.startswith("ours")
+            ax.plot(e, r, marker="o", lw=2.5 if ours else 1, ls="-" if ours else "--", color=colours[(2 * k) % 20
+                    + (k >= 10)], label=name)
     ax.set(xscale="log", yscale="log", xlabel="model evaluations (counted)",
            ylabel="relative L2 error (< 0.001 drawn at 0.001)", ylim=(8e-4, 2),
            title="B1: Shapley estimate error per evaluation (Gemma 3 270M)")

@@ -90,10 +90,10 @@ def test_standard_errors_cover_and_shrink_with_budget():
     assert spread[400] < spread[150]
 
 
-@pytest.mark.parametrize("n", [2, MAX_UNITS + 1])
-def test_outside_its_range_it_is_kadd(n):
+@pytest.mark.parametrize("n,budget", [(2, 120), (MAX_UNITS + 1, 120), (12, 32)])  # 12 units, 32: 3 sampled pairs
+def test_outside_its_range_it_is_kadd(n, budget):
     game = ToyGame(n, seed=1)
-    a, b = (run(game, m, budget=120, seed=3) for m in ("gp", "kadd"))
+    a, b = (run(game, m, budget=budget, seed=3) for m in ("gp", "kadd"))
     np.testing.assert_array_equal(a.scores, b.scores)
     np.testing.assert_array_equal(a.stderr, b.stderr)
 
@@ -106,10 +106,10 @@ def test_enumerated_sizes_alone_are_kadds_exact_answer():
 
 def test_shapley_method_uses_it_and_interactions_still_come_from_the_samples(tiny_lm):
     assert METHODS["shapley"] == ("gp", "shapley")
-    a = explain("the cat sat on the mat", target=" and", model=tiny_lm, budget=40, seed=0, interactions=4)
-    b = explain("the cat sat on the mat", target=" and", model=tiny_lm, method="gp", budget=40, seed=0)
-    c = explain("the cat sat on the mat", target=" and", model=tiny_lm, method="kadd", budget=40, seed=0)
-    assert not np.array_equal(a.scores, c.scores)  # 40 of the 64 masks: the posterior, not kadd's fit
+    a = explain("the cat sat on the mat", target=" and", model=tiny_lm, budget=56, seed=0, interactions=4)
+    b = explain("the cat sat on the mat", target=" and", model=tiny_lm, method="gp", budget=56, seed=0)
+    c = explain("the cat sat on the mat", target=" and", model=tiny_lm, method="kadd", budget=56, seed=0)
+    assert not np.array_equal(a.scores, c.scores)  # 56 of the 64 masks: the posterior, not kadd's fit
     np.testing.assert_array_equal(a.scores, b.scores)
     assert abs(a.efficiency_gap) < 1e-9
     assert len(a.interactions) == 6  # every pair of the 4 strongest units

@@ -63,7 +63,7 @@ FIT_ROWS = 512  # the prior is fitted on the first 512 masks evaluated (cost ∝
 MAX_ITER = 30  # L-BFGS iterations for the prior
 ENUMERATE = 1.8  # on B1's cached tables (3 seeds) at 256 masks: error 0.049 -> 0.044 (10 words: sizes 2 and n-2
 # enumerated, 0.043 -> 0.034; 12 words unchanged, 1.5 made them worse); at 128 and 512 the plan is the kernel's
-SHRINK = 3.0  # log-normal hyperprior on the relevances (sd 0.58 in log); chosen on B1's tables, see below
+SHRINK = 3.0  # log-normal hyperprior on the relevances (sd 0.58 in log); chosen on B1's tables (module docstring)
 JITTER = 1e-9  # relative to the mean prior variance: the game is deterministic, this is only for Cholesky
 
 

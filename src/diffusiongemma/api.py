@@ -30,13 +30,14 @@ __all__ = ["explain", "explain_many", "iter_explain_many", "check_request", "MET
 
 # method name -> (estimator, default schedule)
 METHODS: dict[str, tuple[str, str]] = {
-    "shapley": ("gp", "shapley"),  # Bayesian up to 14 units (see estimators/gp.py), regression above
+    "shapley": ("shapley", "shapley"),  # gp up to 14 units, owen for long inputs, regression (estimators/shapley.py)
     "banzhaf": ("regression", "banzhaf"),
     "exact": ("exact", "shapley"),
     "paired": ("paired", "shapley"),
     "regression": ("regression", "shapley"),
     "kadd": ("kadd", "shapley"),
     "gp": ("gp", "shapley"),
+    "owen": ("owen", "shapley"),
     "gradient": ("gradient", "shapley"),
     "ablation": ("ablation", "shapley"),
 }

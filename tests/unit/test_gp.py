@@ -105,7 +105,7 @@ def test_enumerated_sizes_alone_are_kadds_exact_answer():
 
 
 def test_shapley_method_uses_it_and_interactions_still_come_from_the_samples(tiny_lm):
-    assert METHODS["shapley"] == ("gp", "shapley")
+    assert METHODS["shapley"] == ("shapley", "shapley")  # estimators/shapley.py: gp for 6 units at 56 masks
     a = explain("the cat sat on the mat", target=" and", model=tiny_lm, budget=56, seed=0, interactions=4)
     b = explain("the cat sat on the mat", target=" and", model=tiny_lm, method="gp", budget=56, seed=0)
     c = explain("the cat sat on the mat", target=" and", model=tiny_lm, method="kadd", budget=56, seed=0)
@@ -113,6 +113,7 @@ def test_shapley_method_uses_it_and_interactions_still_come_from_the_samples(tin
     np.testing.assert_array_equal(a.scores, b.scores)
     assert abs(a.efficiency_gap) < 1e-9
     assert len(a.interactions) == 6  # every pair of the 4 strongest units
+    assert a.settings["estimator"] == "gp"
 
 
 def test_siblings_share_the_prior_so_maps_of_parts_add_up_to_the_map_of_the_whole():

@@ -27,4 +27,4 @@ def test_exception_tree():
 def test_registries():
     assert set(dg.TARGETS) == {"continuation", "contrast", "next_token", "greedy", "callable", "refusal", "projection"}
     assert set(dg.UNIT_KINDS) == {"tokens", "words", "sentences", "roles", "spans"}
-    assert set(dg.METHODS) == {"shapley", "banzhaf", "exact", "paired", "regression", "kadd", "gp", "gradient", "ablation"}
+    assert set(dg.METHODS) == {"shapley", "banzhaf", "exact", "paired", "regression", "kadd", "gp", "owen", "gradient", "ablation"}

@@ -9,7 +9,7 @@ Example:
 from __future__ import annotations
 
 from ..errors import InputError
-from . import ablation, exact, gp, gradient, kadd, paired, regression  # noqa: F401  (register the estimators)
+from . import ablation, exact, gp, gradient, kadd, owen, paired, regression, shapley  # noqa: F401  (register the estimators)
 from .base import ESTIMATORS, Estimator, register_estimator
 
 __all__ = ["ESTIMATORS", "Estimator", "register_estimator", "get_estimator"]

@@ -7,7 +7,7 @@ estimator at the start.
 Example:
     >>> from diffusiongemma.estimators import ESTIMATORS
     >>> sorted(ESTIMATORS)
-    ['ablation', 'exact', 'gp', 'gradient', 'kadd', 'paired', 'regression']
+    ['ablation', 'exact', 'gp', 'gradient', 'kadd', 'owen', 'paired', 'regression', 'shapley']
 """
 
 from __future__ import annotations

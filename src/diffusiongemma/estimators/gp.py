@@ -53,6 +53,7 @@ import numpy as np
 import torch
 
 from .base import register_estimator
+from .fitting import minimize
 from .kadd import MAX_UNITS, ThirdOrderEstimator
 
 __all__ = ["GaussianProcessEstimator", "order_weights", "elementary", "MAX_ROWS", "FREE_ORDERS"]
@@ -198,7 +199,7 @@ class GaussianProcessEstimator(ThirdOrderEstimator):
             shrink = 0.5 * SHRINK * ((u - u.mean()) ** 2).sum()  # log-normal hyperprior on the relevances
             return 0.5 * len(a) * torch.log(a @ a / len(a)) + torch.log(torch.diagonal(L)).sum() + shrink
 
-        best = self._fit(nll, self.initial_params()) if self.prior is None else self.prior
+        best = minimize(nll, self.initial_params(), MAX_ITER) if self.prior is None else self.prior
         self.params = best
         with torch.no_grad():
             L = factor(best, slice(None))
@@ -214,28 +215,6 @@ class GaussianProcessEstimator(ThirdOrderEstimator):
         phi = phi + gap * (var / var.sum() if var.sum() > 0 else np.full(n, 1.0 / n))
         self.fitted = {"order_weights": w.numpy(), "relevance": theta.numpy(), "sigma2": np.array(sigma2)}
         return phi, np.sqrt(var)
-
-    @staticmethod
-    def _fit(nll, params: torch.Tensor) -> torch.Tensor:
-        """L-BFGS on the negative log marginal likelihood; the starting point if it fails to improve."""
-        start = params.detach().clone()
-        opt = torch.optim.LBFGS([params], max_iter=MAX_ITER, line_search_fn="strong_wolfe")
-
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
-            loss = nll(params)
-            loss.backward()
-            return loss
-
-        try:
-            with torch.no_grad():
-                before = float(nll(start))
-            opt.step(closure)
-            with torch.no_grad():
-                after = float(nll(params))
-            return params.detach() if np.isfinite(after) and after <= before else start
-        except (RuntimeError, torch.linalg.LinAlgError):  # a step into a singular covariance
-            return start
 
     def prior_variance(self, w: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         """``[n]``: var(φ_i) / σ² = θ_i Σ_{k odd} (2/k)² w_k e_{k−1}(θ_j, j ≠ i): ``cross`` at the all-kept mask,

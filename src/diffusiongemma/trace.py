@@ -114,7 +114,7 @@ def check_trace_method(method: str) -> None:
         >>> check_trace_method("gradient")
         Traceback (most recent call last):
         ...
-        diffusiongemma.errors.InputError: trace takes a sampling method (shapley, banzhaf, exact, paired, regression, kadd, gp, ablation), not 'gradient'
+        diffusiongemma.errors.InputError: trace takes a sampling method (shapley, banzhaf, exact, paired, regression, kadd, gp, owen, ablation), not 'gradient'
     """
     from .api import METHODS
 

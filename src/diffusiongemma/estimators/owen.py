@@ -48,7 +48,9 @@ from .fitting import minimize
 __all__ = ["NoiseLevelEstimator", "noise_levels", "LEVELS", "SHRINK", "FIT_ROWS"]
 
 LEVELS = ((64, 2), (256, 4), (1024, 8), (4096, 16))  # (budget below, levels K); 32 levels above
-SHRINK = 0.5  # log-normal hyperprior on the relevances: sd 1.4 in log (heavy enough for few strong units)
+SHRINK = 0.2  # log-normal hyperprior on the relevances: sd 2.2 in log (few strong units); on two real role-play
+# jailbreaks (72 and 203 words, refusal score) LDS at 32/64/128 evaluations 0.79/0.87/0.92 and 0.72/0.74/0.79, against
+# 0.79/0.87/0.92 and 0.63/0.73/0.75 with 0.5 (tuned on those two prompts: B7 draws others)
 FIT_ROWS = 384  # the prior is fitted on the first masks (cost ∝ rows² · n per likelihood evaluation)
 MAX_ITER = 30
 _BLOCK = 32  # rows of uniforms drawn at a time: the masks never depend on how the engine cuts its rounds

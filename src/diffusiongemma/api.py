@@ -308,7 +308,8 @@ def iter_explain_many(prompts: list[str | Chat], target: Target | str | Callable
     for j, (k, g) in enumerate(games):
         if k in trees:
             try:
-                by_index[k], games[j] = _run_tree(g, estimator, progress=o["progress"], **engine)
+                by_index[k], cut = _run_tree(g, estimator, progress=o["progress"], **engine)
+                games[j] = (k, cut)
             except Exception as e:  # noqa: BLE001
                 by_index[k] = e
         results.append(by_index[k])

@@ -45,3 +45,14 @@ def test_tree_html_escapes_the_prompt(tiny_lm, tmp_path):
     a = explain(TEXT + " <script>alert(1)</script>", target=" The", model=tiny_lm, units="sentences>words", budget=48)
     html = a.to_html(tmp_path / "a.html").read_text()
     assert "<script>alert" not in html and "&lt;script&gt;" in html
+
+
+def test_explain_many_runs_long_prompts_as_trees_beside_flat_ones(tiny_lm):
+    from diffusiongemma import explain_many
+
+    long_text = " ".join([TEXT] * 4)
+    short, long = explain_many(["The cat sat on the mat", long_text], " The", model=tiny_lm, budget=64)
+    assert short.tree is None and long.tree is not None
+    alone = explain(long_text, target=" The", model=tiny_lm, budget=64)
+    np.testing.assert_allclose(long.scores, alone.scores, atol=1e-9)
+    assert [u.text for u in long.units] == [u.text for u in alone.units]

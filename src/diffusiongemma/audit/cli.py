@@ -23,7 +23,7 @@ def audit(
     adapter: Optional[str] = typer.Option(None, help="PEFT adapter directory applied on top of the model."),
     input_format: Optional[str] = typer.Option(None, "--format", help="jsonl, csv, garak, promptfoo or pyrit (default: detected)."),
     budget: int = typer.Option(64, help="Model evaluations per item for the token map."),
-    units: str = typer.Option("words", help="tokens, words or sentences."),
+    units: str = typer.Option("auto", help="auto (words up to 120, else sentences>words), tokens, words, sentences, or a tree such as sentences>words."),
     components: Optional[str] = typer.Option("heads+mlps", help="Component units for the top-components view ('none' to skip)."),
     component_budget: int = typer.Option(24, help="Gradient steps for the component view."),
     checks: bool = typer.Option(True, help="Search the confirmed minimal flip set and run the deletion check per item (--no-checks: the map only)."),
@@ -97,6 +97,7 @@ def _estimate(console: Console, lm, pending: list, settings) -> None:
     import numpy as np
 
     from ..game import Game
+    from ..hierarchy import parse_tree_spec
     from ..refusal import RefusalScore
 
     items = [p for p in pending if hasattr(p, "prompt") and p.prompt.strip()]
@@ -104,7 +105,8 @@ def _estimate(console: Console, lm, pending: list, settings) -> None:
     if not items:
         console.print("nothing to audit.")
         return
-    game = Game(items[0].prompt, RefusalScore(), model=lm, units=settings.units, chat=True, system=settings.system)
+    leaf = (parse_tree_spec(settings.units) or ["words" if settings.units == "auto" else settings.units])[-1]
+    game = Game(items[0].prompt, RefusalScore(), model=lm, units=leaf, chat=True, system=settings.system)
     rows = np.random.default_rng(0).integers(0, 2, size=(16, game.n))
     game(rows)  # warm-up
     t0 = time.perf_counter()

@@ -34,7 +34,7 @@ __all__ = ["AuditSettings", "audit_item", "run_audit", "pending_items", "file_sh
 class AuditSettings:
     """What every item of an audit gets (part of the store's identity: a resume must use the same)."""
 
-    units: str = "words"
+    units: str = "auto"
     method: str = "shapley"
     budget: int = 64
     components: str | None = "heads+mlps"

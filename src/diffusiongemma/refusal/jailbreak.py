@@ -139,8 +139,10 @@ def _restoring_set(lm: Any, attr: Attribution, template: list[int], jailbroken: 
     from .forensics import _openings_family
     from .score import RefusalScore
 
-    game = Game(jailbroken, RefusalScore(family=_openings_family(lm)), model=lm, units=attr.settings.get("units", "words"),
-                chat=True, system=system)
+    spec = attr.settings.get("units", "words")
+    if attr.tree is not None:  # a unit tree: the final cut's units, by their character spans
+        spec = [(u.start, u.end) for u in attr.units]
+    game = Game(jailbroken, RefusalScore(family=_openings_family(lm)), model=lm, units=spec, chat=True, system=system)
     sub = _TemplateOnly(game, template)
     found = minimal_trigger_set(sub, attr.scores[template], kind="necessary")
     units = [template[i] for i in found.units]
@@ -163,7 +165,7 @@ def _restoring_set(lm: Any, attr: Attribution, template: list[int], jailbroken: 
             "edited_reply_refused": refused_again}
 
 
-def jailbreak_diff(plain: str, jailbroken: str, *, model: Any = "gemma-270m-safety", units: str = "words",
+def jailbreak_diff(plain: str, jailbroken: str, *, model: Any = "gemma-270m-safety", units: str = "auto",
                    method: str = "shapley", budget: int = 128, seed: int = 0, system: str | None = None,
                    max_new_tokens: int = 32, components: str | None = "heads+mlps", component_method: str = "gradient",
                    component_budget: int = 32, direction: Any = None, checks: bool = True) -> JailbreakDiff:

@@ -261,7 +261,7 @@ _MEMORY_CASES = {
     "explain (auto units, next-token target)": "dg.explain(text, model=lm, budget=BUDGET, seed=0)",
     "explain-refusal map (refusal score, chat)": "dg.explain(text, RefusalScore(), model=lm, chat=True, budget=BUDGET)",
     "gradient (refusal score, chat, sentences)": "dg.explain(text, RefusalScore(), model=lm, chat=True, "
-                                                 "units='sentences', method='gradient', budget=6)",
+                                                 "units='sentences', method='gradient', budget=9)",
 }
 
 
@@ -280,7 +280,7 @@ def long_text(tokens: int = 4000) -> str:
     return "\n\n".join(parts) + "\n\n" + harmful()[0]
 
 
-def memory(budget: int = 8, tokens: int = 4000) -> list[dict[str, Any]]:
+def memory(budget: int = 16, tokens: int = 4000) -> list[dict[str, Any]]:
     """Each case in a fresh process: its wall time and peak RSS (``ru_maxrss`` of the child), or its failure."""
     import subprocess
     import sys

@@ -112,7 +112,7 @@ def explain(
             callable on the target logits, or ``None`` for the model's own greedy next token.
         contrast: a second continuation: the target becomes log p(target) − log p(contrast).
         model: a :class:`LoadedModel`, a path or cached id, or ``None`` for the default Gemma 3 270M.
-        units: ``"auto"`` (default: the words up to 120 of them, else the tree ``"sentences>words"``, under the chat
+        units: ``"auto"`` (default: the words up to 300 of them, else the tree ``"sentences>words"``, under the chat
             turns when there are several; the choice lands in ``settings["plan"]``), ``"tokens"``, ``"words"``,
             ``"sentences"``, ``"roles"``, ``"spans:A-B,..."`` (add ``+special`` to make template markers units too),
             a list of character spans, or a tree of kinds from coarse to fine such as ``"sentences>words"`` (the

@@ -35,7 +35,9 @@ __all__ = ["UnitTree", "Node", "GroupedGame", "TreeResult", "run_tree", "parse_t
            "MASS", "FLAT_WORDS"]
 
 MASS = 0.8  # a stage refines the nodes holding this share of the total |score| (the largest first)
-FLAT_WORDS = 120  # units="auto": words up to this many, a tree above (sentences, or chat turns, then words)
+FLAT_WORDS = 300  # units="auto": words up to this many, a tree above (sentences, or chat turns, then words); on B7's
+# role-play jailbreaks of 189 and 210 words flat words beat sentences>words at 64 and 128 evaluations (LDS 0.69–0.72 vs
+# 0.50–0.63 on average), so the tree starts where DAN-style templates do
 
 
 def plan_units(rendered: Any) -> str:
@@ -207,8 +209,8 @@ class TreeResult(EngineResult):
 def _stage_budget(left: int, stages_left: int, first: bool, n0: int) -> int:
     if stages_left <= 1:
         return left
-    if first:  # enough for the coarse game's estimator, a quarter to a half of the budget
-        return int(min(max(left // 4, 3 * (n0 + 6) + 2), left // 2))
+    if first:  # enough for the coarse game's estimator, a quarter to a half of the budget (8 at least)
+        return int(max(min(max(left // 4, 3 * (n0 + 6) + 2), left // 2), min(left, 8)))
     return left // stages_left
 
 

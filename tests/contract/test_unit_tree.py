@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from diffusiongemma import explain
+from diffusiongemma import explain, hierarchy
 from diffusiongemma.attribution import Attribution
 
 TEXT = ("The committee met on <b>Monday</b>. It reviewed the budget and the hiring plan in detail. "
@@ -32,13 +32,14 @@ def test_sentences_then_words_keep_parents_equal_to_the_sum_of_their_children(ti
     np.testing.assert_array_equal(a.scores, b.scores)
 
 
-def test_auto_plans_words_for_short_prompts_and_a_tree_for_long_ones(tiny_lm):
+def test_auto_plans_words_for_short_prompts_and_a_tree_for_long_ones(tiny_lm, monkeypatch):
+    monkeypatch.setattr(hierarchy, "FLAT_WORDS", 100)  # the tiny model's context is 256 tokens, not 300 words
     short = explain("The cat sat on the mat", target=" and", model=tiny_lm, budget=32)
     assert short.settings["units"] == "words" and short.settings["plan"] == "auto: 6 words -> words"
     long = explain(" ".join([TEXT] * 4), target=" The", model=tiny_lm, budget=64)
     assert long.settings["units"] == "sentences>words"
     assert long.settings["plan"].endswith("-> sentences>words")
-    assert long.tree is not None and len(long.units) < 4 * 39  # folded where nothing happens
+    assert long.tree is not None and len(long.units) < 4 * 31  # folded where nothing happens
 
 
 def test_tree_html_escapes_the_prompt(tiny_lm, tmp_path):
@@ -47,9 +48,10 @@ def test_tree_html_escapes_the_prompt(tiny_lm, tmp_path):
     assert "<script>alert" not in html and "&lt;script&gt;" in html
 
 
-def test_explain_many_runs_long_prompts_as_trees_beside_flat_ones(tiny_lm):
+def test_explain_many_runs_long_prompts_as_trees_beside_flat_ones(tiny_lm, monkeypatch):
     from diffusiongemma import explain_many
 
+    monkeypatch.setattr(hierarchy, "FLAT_WORDS", 100)
     long_text = " ".join([TEXT] * 4)
     short, long = explain_many(["The cat sat on the mat", long_text], " The", model=tiny_lm, budget=64)
     assert short.tree is None and long.tree is not None

@@ -162,3 +162,12 @@ def test_tree_children_sum_to_their_parent_and_the_budget_goes_where_the_mass_is
     leaves = {tuple(tree.nodes[k].leaves) for k in r.groups if len(tree.nodes[k].leaves) == 1}
     top = max(game.relevant[:4], key=lambda i: abs(game.w[i]))
     assert (int(top),) in leaves  # the strongest unit was resolved to its own leaf
+
+
+def test_up_to_14_units_the_default_is_exactly_the_last_one_where_gp_was_used():
+    """B1's figures (10 and 12 words, 64+ evaluations) stand: the same masks and scores as method='gp'."""
+    for n, budget in ((10, 64), (12, 128), (12, 256)):
+        game = _table(n, n + budget)
+        a, b = run(game, "shapley", budget=budget, seed=1), run(game, "gp", budget=budget, seed=1)
+        assert a.estimator == "gp"
+        np.testing.assert_array_equal(a.scores, b.scores)

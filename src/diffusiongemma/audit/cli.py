@@ -23,7 +23,7 @@ def audit(
     adapter: Optional[str] = typer.Option(None, help="PEFT adapter directory applied on top of the model."),
     input_format: Optional[str] = typer.Option(None, "--format", help="jsonl, csv, garak, promptfoo or pyrit (default: detected)."),
     budget: int = typer.Option(64, help="Model evaluations per item for the token map."),
-    units: str = typer.Option("auto", help="auto (words up to 120, else sentences>words), tokens, words, sentences, or a tree such as sentences>words."),
+    units: str = typer.Option("auto", help="auto (words up to 300, else sentences>words), tokens, words, sentences, or a tree such as sentences>words."),
     components: Optional[str] = typer.Option("heads+mlps", help="Component units for the top-components view ('none' to skip)."),
     component_budget: int = typer.Option(24, help="Gradient steps for the component view."),
     checks: bool = typer.Option(True, help="Search the confirmed minimal flip set and run the deletion check per item (--no-checks: the map only)."),

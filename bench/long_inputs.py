@@ -304,8 +304,10 @@ def memory(budget: int = 16, tokens: int = 4000) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"case": name, "peak_rss_gb_upto": peak, "returncode": proc.returncode}
         if proc.returncode == 0:
             row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+        elif proc.returncode < 0:  # SIGKILL: on these machines the kernel's out-of-memory killer
+            row["error"] = f"killed by signal {-proc.returncode}"
         else:
-            row["error"] = (proc.stderr.strip().splitlines() or ["killed"])[-1][:300]
+            row["error"] = (proc.stderr.strip().splitlines() or ["failed"])[-1][:300]
         print(f"[B7 memory] {row}", flush=True)
         rows.append(row)
     return rows
@@ -319,5 +321,13 @@ def memory_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         lines.append(f"| {r['case']} | {r.get('tokens', '')} | {r.get('units', '')} | {r.get('evaluations', '')} | "
                      f"{r.get('estimator', '')} | {r.get('wall_s', 0):.0f} | {r['peak_rss_gb_upto']:.2f} | "
-                     f"{'ok' if r['returncode'] == 0 else r.get('error', 'failed')} |")
+                     f"{_outcome(r)} |")
     return "\n".join(lines)
+
+
+def _outcome(row: dict[str, Any]) -> str:
+    if row["returncode"] == 0:
+        return "ok"
+    if row["returncode"] < 0:
+        return f"killed by signal {-row['returncode']} (the out-of-memory killer of a 24 GB machine)"
+    return str(row.get("error", "failed"))

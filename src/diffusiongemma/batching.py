@@ -15,6 +15,10 @@ Example:
     4096
     >>> rows_that_fit(cfg, seq_len=32, reads=1, dtype_bytes=4, free=100 * 2**30, device_type="cpu")
     64
+    >>> rows_that_fit(cfg, seq_len=4147, reads=1, dtype_bytes=4, free=20 * 2**30, device_type="cpu", backward=True)
+    Traceback (most recent call last):
+    ...
+    diffusiongemma.errors.InputError: one masked prompt of 4147 tokens needs about 13.3 GB for the gradient method's backward pass, more than the 12.0 GB it may take here; use a sampling method (method='shapley') or a shorter prompt
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import os
 from typing import Any
 
 import torch
+
+from .errors import InputError
 
 __all__ = ["row_bytes", "rows_that_fit", "free_memory", "auto_batch_size"]
 
@@ -67,7 +73,12 @@ def rows_that_fit(config: Any, seq_len: int, reads: int, dtype_bytes: int, free:
     if backward and device_type == "cpu":
         max_rows = _CPU_BACKWARD_ROWS
     budget = _FRACTION * free if max_bytes is None else min(_FRACTION * free, max_bytes)
-    rows = int(budget // row_bytes(config, seq_len, reads, dtype_bytes, backward=backward))
+    need = row_bytes(config, seq_len, reads, dtype_bytes, backward=backward)
+    if backward and need > _FRACTION * free:  # a clear error instead of the kernel's out-of-memory kill
+        raise InputError(f"one masked prompt of {seq_len} tokens needs about {need / 2**30:.1f} GB for the gradient "
+                         f"method's backward pass, more than the {_FRACTION * free / 2**30:.1f} GB it may take here; "
+                         f"use a sampling method (method='shapley') or a shorter prompt")
+    rows = int(budget // need)
     return max(1, min(max_rows, rows))
 
 

@@ -88,3 +88,14 @@ def test_device_map_rejects_what_it_cannot_do(tiny_dir):
         load_model(str(tiny_dir), device_map="auto", adapter="/nonexistent")
     with pytest.raises(InputError, match="only apply"):
         load_model(str(tiny_dir), max_memory={"cpu": "1GiB"})
+
+
+def test_a_gradient_run_that_cannot_fit_is_refused_with_a_clear_error(tiny_lm, monkeypatch):
+    """The gradient method on a 4,147-token prompt was killed by the kernel at 22 GB (B7 memory); now one row's
+    backward estimate above the memory it may take is an InputError before any backward."""
+    from diffusiongemma import batching, explain
+    from diffusiongemma.errors import InputError
+
+    monkeypatch.setattr(batching, "free_memory", lambda device: 2**20)  # 1 MiB free
+    with pytest.raises(InputError, match="backward pass"):
+        explain("The cat sat on the mat", target=" and", model=tiny_lm, method="gradient", budget=12)

@@ -171,3 +171,19 @@ def test_up_to_14_units_the_default_is_exactly_the_last_one_where_gp_was_used():
         a, b = run(game, "shapley", budget=budget, seed=1), run(game, "gp", budget=budget, seed=1)
         assert a.estimator == "gp"
         np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_interactions_on_a_game_that_gets_owen_are_refused_before_any_evaluation():
+    from diffusiongemma.errors import InputError
+
+    class Counting(Planted):
+        calls = 0
+
+        def __call__(self, z):
+            Counting.calls += len(np.atleast_2d(z))
+            return super().__call__(z)
+
+    with pytest.raises(InputError, match="method='regression'"):
+        run(Counting(100, seed=0), "shapley", budget=128, interactions=4)
+    assert Counting.calls == 0
+    assert len(run(Counting(100, seed=0), "regression", budget=128, interactions=4).interactions) == 6

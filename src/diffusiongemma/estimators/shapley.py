@@ -70,6 +70,10 @@ class ShapleyEstimator(Estimator):
     def min_budget(self, n: int, schedule: Schedule) -> int:
         return RegressionEstimator().min_budget(n, schedule)
 
+    def choose(self, n: int, schedule: Schedule, budget: int) -> Estimator:
+        """The estimator :meth:`start` would pick (the engine asks before it spends anything)."""
+        return choose(n, schedule, budget)
+
     def start(self, n, schedule, rng, v_full, v_empty, budget) -> None:
         self.chosen = choose(n, schedule, budget)
         self.chosen.start(n, schedule, rng, v_full, v_empty, budget)

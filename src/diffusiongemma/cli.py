@@ -115,7 +115,7 @@ def explain(
     target_direction: Optional[Path] = typer.Option(None, help="Explain the residual stream's projection on this direction file (from refusal-direction or harden) at its layer and position, instead of a continuation."),
     model: Optional[str] = typer.Option(None, help="Model directory, .gguf file or cached id (default Gemma 3 270M)."),
     adapter: Optional[str] = _ADAPTER,
-    units: str = typer.Option("auto", help="auto (words up to 300, else sentences>words), tokens, words, sentences, roles, spans:A-B,C-D (+special for template markers), a tree from coarse to fine such as sentences>words; or components: heads, mlps, layers, neurons:L[/G], direction:FILE joined by +, @A-B for layers, @last/@lastK/@tokA-B for positions."),
+    units: str = typer.Option("auto", help="auto (words up to 300, else sentences>words), tokens, words, sentences, roles, spans:A-B,C-D (+special for template markers), a tree from coarse to fine such as sentences>words; or components: heads, mlps, layers, neurons:L or neurons:L/G (groups of G), direction:FILE joined by +, @A-B for layers, @last/@lastK/@tokA-B for positions."),
     method: str = typer.Option("shapley", help="shapley (picks gp, owen or regression by units and budget), banzhaf, paired, regression, kadd, gp, owen, exact, ablation (one at a time) or gradient (fast saliency)."),
     schedule: Optional[str] = typer.Option(None, help="Override the noise schedule: shapley, banzhaf, fixed:T, beta:A,B."),
     mask: str = typer.Option("remove", help="remove (drop from attention) or replace (by a baseline token)."),

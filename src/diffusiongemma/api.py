@@ -21,7 +21,7 @@ from .faithfulness import minimal_trigger_set
 from .redundancy import find_backups
 from .components import ComponentGame, is_component_spec
 from .game import Game
-from .hierarchy import GroupedGame, build_tree, parse_tree_spec, plan_units, run_tree
+from .hierarchy import GroupedGame, build_tree, leaf_kind, parse_tree_spec, plan_units, run_tree
 from .models import LoadedModel
 from .prompts import Chat
 from .targets import Target
@@ -176,7 +176,7 @@ def _run_tree(game: Any, estimator: str, *, interactions: int, **engine: Any) ->
     """The coarse-to-fine run over the game's unit tree, and the game over the final cut (for the checks)."""
     if interactions:
         raise InputError("interactions come with flat units; ask for units='words' (or another flat kind)")
-    _, tree = build_tree(game.rendered, game.tree_kinds)
+    _, tree = build_tree(game.rendered, game.tree_kinds, game.units)
     result = run_tree(game, tree, estimator, **engine)
     cut = GroupedGame(game, [tree.nodes[k].leaves for k in result.groups], [tree.nodes[k].unit for k in result.groups])
     cut.unit_spec, cut.tree = game.unit_spec, {"kinds": tree.kinds, "roots": tree.roots,
@@ -194,12 +194,11 @@ def _game(prompt: str | Chat, target: Any, *, model: Any, units: UnitSpec, mask:
                              batch_size=batch_size, counterfactual=counterfactual)
     if counterfactual is not None:
         raise InputError("counterfactual= applies to component units with baseline='resample'")
-    kinds = parse_tree_spec(units)
-    game = Game(prompt, target, model=model, units=kinds[-1] if kinds else "words" if units == "auto" else units,
-                mask=mask, baseline=baseline, contrast=contrast, chat=chat, system=system, batch_size=batch_size)
+    game = Game(prompt, target, model=model, units=leaf_kind(units), mask=mask, baseline=baseline,
+                contrast=contrast, chat=chat, system=system, batch_size=batch_size)
     plan = plan_units(game.rendered) if units == "auto" else units
     game.plan = f"auto: {game.n} words -> {plan}" if units == "auto" else None
-    kinds = kinds or parse_tree_spec(plan)
+    kinds = parse_tree_spec(plan)
     if kinds:
         game.tree_kinds, game.unit_spec = kinds, ">".join(kinds)
     return game

@@ -95,12 +95,12 @@ class _Job:
 def _check(game: GameLike, est: Estimator, sched: Schedule, budget: Any, tolerance: float | None,
            interactions: int) -> None:
     n = int(game.n)
+    if not isinstance(budget, (int, np.integer)) or budget < 1:
+        raise InputError(f"the budget must be a whole number of evaluations ≥ 1, got {budget!r}")
     chosen = est.choose(n, sched, budget - 2) if callable(getattr(est, "choose", None)) else est  # method='shapley'
     if interactions and not callable(getattr(chosen, "interactions", None)):
         raise InputError(f"interactions come from the kernel-sampled estimators (regression, kadd, gp), not "
                          f"{chosen.name}: ask for method='regression' with this many units and evaluations")
-    if not isinstance(budget, (int, np.integer)) or budget < 1:
-        raise InputError(f"the budget must be a whole number of evaluations ≥ 1, got {budget!r}")
     if tolerance is not None and not tolerance > 0:
         raise InputError(f"the tolerance must be positive, got {tolerance!r}")
     if est.name != "exact" and budget < est.min_budget(n, sched) + 2:

@@ -31,8 +31,8 @@ from .engine import EngineResult, run
 from .errors import InputError
 from .units import Unit, build_units
 
-__all__ = ["UnitTree", "Node", "GroupedGame", "TreeResult", "run_tree", "parse_tree_spec", "build_tree", "plan_units",
-           "MASS", "FLAT_WORDS"]
+__all__ = ["UnitTree", "Node", "GroupedGame", "TreeResult", "run_tree", "parse_tree_spec", "leaf_kind", "build_tree",
+           "plan_units", "MASS", "FLAT_WORDS"]
 
 MASS = 0.8  # a stage refines the nodes holding this share of the total |score| (the largest first)
 FLAT_WORDS = 300  # units="auto": words up to this many, a tree above (sentences, or chat turns, then words); on B7's
@@ -67,6 +67,17 @@ def parse_tree_spec(spec: Any) -> list[str] | None:
     if any(not k or k.startswith("spans") for k in kinds):
         raise InputError(f"cannot read the unit tree {spec!r}; write kinds from coarse to fine, e.g. sentences>words")
     return kinds
+
+
+def leaf_kind(spec: Any) -> Any:
+    """The unit kind the leaf game is played on: a tree's finest kind, words for ``"auto"``, else the spec itself.
+
+    Example:
+        >>> leaf_kind("sentences>words"), leaf_kind("auto"), leaf_kind("tokens")
+        ('words', 'words', 'tokens')
+    """
+    kinds = parse_tree_spec(spec)
+    return kinds[-1] if kinds else "words" if spec == "auto" else spec
 
 
 @dataclass
@@ -131,16 +142,16 @@ def _merge(units: list[Unit], leaves: tuple[int, ...]) -> Unit:
     return Unit(text, start, end, tuple(sorted(p for u in parts for p in u.positions)), parts[0].role)
 
 
-def build_tree(rendered: Any, kinds: list[str]) -> tuple[list[Unit], UnitTree]:
+def build_tree(rendered: Any, kinds: list[str], leaves: list[Unit] | None = None) -> tuple[list[Unit], UnitTree]:
     """The leaves (units of the finest kind) and the tree over them: each leaf belongs, at every coarser level,
-    to the unit holding its first token.
+    to the unit holding its first token. ``leaves``: the finest kind's units when already built (a game's).
 
     Example:
         >>> leaves, tree = build_tree(render_prompt("One two. Three.", tok), ["sentences", "words"])  # doctest: +SKIP
         >>> [tree.nodes[r].unit.text for r in tree.roots]  # doctest: +SKIP
         ['One two.', 'Three.']
     """
-    leaves = build_units(rendered, kinds[-1])
+    leaves = leaves if leaves is not None else build_units(rendered, kinds[-1])
     levels = []
     for kind in kinds[:-1]:
         coarse = build_units(rendered, kind)

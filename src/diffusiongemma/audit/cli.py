@@ -97,7 +97,7 @@ def _estimate(console: Console, lm, pending: list, settings) -> None:
     import numpy as np
 
     from ..game import Game
-    from ..hierarchy import parse_tree_spec
+    from ..hierarchy import leaf_kind
     from ..refusal import RefusalScore
 
     items = [p for p in pending if hasattr(p, "prompt") and p.prompt.strip()]
@@ -105,8 +105,8 @@ def _estimate(console: Console, lm, pending: list, settings) -> None:
     if not items:
         console.print("nothing to audit.")
         return
-    leaf = (parse_tree_spec(settings.units) or ["words" if settings.units == "auto" else settings.units])[-1]
-    game = Game(items[0].prompt, RefusalScore(), model=lm, units=leaf, chat=True, system=settings.system)
+    game = Game(items[0].prompt, RefusalScore(), model=lm, units=leaf_kind(settings.units), chat=True,
+                system=settings.system)
     rows = np.random.default_rng(0).integers(0, 2, size=(16, game.n))
     game(rows)  # warm-up
     t0 = time.perf_counter()

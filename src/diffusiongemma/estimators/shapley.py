@@ -60,13 +60,6 @@ class ShapleyEstimator(Estimator):
     def __init__(self) -> None:
         self.chosen: Estimator | None = None
 
-    def __getattribute__(self, key: str):  # the chosen estimator's name, cost, flags once started
-        if key in ("name", "round_invariant", "cost", "uses_gradients"):
-            chosen = object.__getattribute__(self, "chosen")
-            if chosen is not None:
-                return getattr(chosen, key)
-        return object.__getattribute__(self, key)
-
     def min_budget(self, n: int, schedule: Schedule) -> int:
         return RegressionEstimator().min_budget(n, schedule)
 
@@ -77,6 +70,9 @@ class ShapleyEstimator(Estimator):
     def start(self, n, schedule, rng, v_full, v_empty, budget) -> None:
         self.chosen = choose(n, schedule, budget)
         self.chosen.start(n, schedule, rng, v_full, v_empty, budget)
+        c = self.chosen  # from now on the engine and the result see the chosen one's name, cost and flags
+        self.name, self.round_invariant, self.cost, self.uses_gradients = c.name, c.round_invariant, c.cost, \
+            c.uses_gradients
 
     def sibling(self) -> Estimator:
         return self.chosen.sibling() if self.chosen is not None else ShapleyEstimator()
@@ -91,11 +87,5 @@ class ShapleyEstimator(Estimator):
         return self.chosen.estimate()
 
     def interactions(self, top: int) -> list[tuple[int, int, float]]:
-        """The chosen estimator's pair interactions (the kernel-sampled ones: regression, kadd, gp)."""
-        from ..errors import InputError
-
-        if not callable(getattr(self.chosen, "interactions", None)):
-            raise InputError(f"interactions come from the kernel-sampled estimators; this game and budget chose "
-                             f"{self.chosen.name}: ask for method='regression' (or a budget of {LONG} evaluations "
-                             f"per unit) to get them")
+        """The chosen estimator's pair interactions (the engine refuses, before any evaluation, a choice without)."""
         return self.chosen.interactions(top)

@@ -139,10 +139,14 @@ def _restoring_set(lm: Any, attr: Attribution, template: list[int], jailbroken: 
     from .forensics import _openings_family
     from .score import RefusalScore
 
+    from ..hierarchy import GroupedGame, leaf_kind
+
     spec = attr.settings.get("units", "words")
-    if attr.tree is not None:  # a unit tree: the final cut's units, by their character spans
-        spec = [(u.start, u.end) for u in attr.units]
-    game = Game(jailbroken, RefusalScore(family=_openings_family(lm)), model=lm, units=spec, chat=True, system=system)
+    game = Game(jailbroken, RefusalScore(family=_openings_family(lm)), model=lm, units=leaf_kind(spec), chat=True,
+                system=system)
+    if attr.tree is not None:  # a unit tree: its leaf game, grouped as the map's final cut
+        nodes = attr.tree["nodes"]
+        game = GroupedGame(game, [tuple(nodes[k]["leaves"]) for k in attr.tree["cut"]], attr.units)
     sub = _TemplateOnly(game, template)
     found = minimal_trigger_set(sub, attr.scores[template], kind="necessary")
     units = [template[i] for i in found.units]

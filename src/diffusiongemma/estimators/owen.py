@@ -114,8 +114,8 @@ class NoiseLevelEstimator(Estimator):
         super().start(n, schedule, rng, v_full, v_empty, budget)
         self.t, self.w = noise_levels(schedule, budget)
         K = len(self.t)
-        self.first = np.arange((K + 1) // 2)  # a pair: a mask at level k (t ≤ ½), its complement at K − 1 − k
-        share = self.w[self.first] / np.sqrt(self.t[self.first] * (1 - self.t[self.first]))
+        first = np.arange((K + 1) // 2)  # a pair: a mask at level k (t ≤ ½), its complement at K − 1 − k
+        share = self.w[first] / np.sqrt(self.t[first] * (1 - self.t[first]))
         pairs = max(budget // 2, 1)
         raw = pairs * share / share.sum()
         counts = np.floor(raw).astype(int)

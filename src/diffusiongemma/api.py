@@ -17,6 +17,7 @@ from .attribution import Attribution
 from .engine import EngineResult, run, run_many
 from .errors import InputError
 from .faithfulness import faithfulness as run_faithfulness
+from .confirm import confirm_on_text
 from .faithfulness import minimal_trigger_set
 from .redundancy import find_backups
 from .components import ComponentGame, is_component_spec
@@ -87,7 +88,7 @@ def explain(
     units: UnitSpec = "auto",
     method: str = "shapley",
     schedule: str | None = None,
-    mask: str = "remove",
+    mask: str = "edit",
     baseline: str | int | None = None,
     budget: int = 256,
     seed: int = 0,
@@ -128,7 +129,10 @@ def explain(
             or exact single-component activation patching) or ``"gradient"`` (integrated gradients
             of the relaxed mask along the schedule: the fast saliency map, 3 evaluations per point).
         schedule: override the method's noise schedule (``"shapley"``, ``"banzhaf"``, ``"beta:a,b"``, ...).
-        mask: ``"remove"`` (drop from attention) or ``"replace"`` (by ``baseline``, default the pad token).
+        mask: ``"edit"`` (default: the units' text deleted and the prompt tokenised again, what an auditor's
+            edit sends; see :mod:`~diffusiongemma.editing`), ``"remove"`` (the units' tokens dropped from
+            attention, the other tokens kept as they are: not a text edit) or ``"replace"`` (by ``baseline``,
+            default the pad token).
             For component units ``baseline`` is ``"zero"`` (default), ``"mean"`` (over ``reference`` prompts)
             or ``"resample"`` (activation patching from ``counterfactual``, a prompt of the same token length:
             masking noises the clean run; swap prompt and counterfactual to denoise).
@@ -138,8 +142,9 @@ def explain(
         interactions: also return the pair interactions (Faith-Shap) among the 6 strongest units (or this
             many), from the same samples at no extra cost; ``method="shapley"`` only.
         triggers: also search the minimal trigger sets along the map — the fewest units whose removal flips
-            the decision, and the fewest that alone keep it — each checked by running the model (up to 400
-            evaluations each, counted apart from the budget).
+            the decision, and the fewest that alone keep it — each found under the mask (up to 400 evaluations
+            each, counted apart from the budget), then checked on the real thing: the edited text sent again
+            as a new request (``state`` ``"confirmed"`` or ``"masked only"``; see :mod:`~diffusiongemma.confirm`).
         backups: also search for units that cover for each other: the 8 units (or this many) whose Shapley
             value most exceeds their single-removal effect are each removed together with every other unit,
             and the pairs whose joint removal does more than the two apart are reported — every figure a
@@ -209,7 +214,7 @@ def _attribution(game: Any, result: EngineResult, *, units: UnitSpec, mask: str,
                  trigger_threshold: float | None) -> Attribution:
     """The engine's result as an :class:`Attribution`, with the checks asked for (each a model run)."""
     settings = {
-        "units": game.unit_spec, "mask": "component" if is_component_spec(units) else mask,
+        "units": game.unit_spec, "mask": _mask_setting(units, mask, result.estimator),
         "baseline": game.operator.baseline_id, "method": method,
         "estimator": result.estimator, "schedule": result.schedule, "budget": budget, "seed": seed,
         "tolerance": tolerance, "stopped": result.stopped, "chat": game.rendered.is_chat,
@@ -222,7 +227,7 @@ def _attribution(game: Any, result: EngineResult, *, units: UnitSpec, mask: str,
         signed = game.bound.description.get("kind") in ("contrast", "refusal")
         threshold = trigger_threshold if trigger_threshold is not None else (
             0.0 if signed else (result.v_full + result.v_empty) / 2)
-        found = {kind: minimal_trigger_set(game, result.scores, kind=kind, threshold=threshold)
+        found = {kind: confirm_on_text(game, minimal_trigger_set(game, result.scores, kind=kind, threshold=threshold))
                  for kind in ("necessary", "sufficient")}
     pairs = find_backups(game, result.scores, top=8 if backups is True else int(backups)) if backups else None
     return Attribution(
@@ -232,6 +237,15 @@ def _attribution(game: Any, result: EngineResult, *, units: UnitSpec, mask: str,
         provenance=provenance, faithfulness=check, interactions=result.interactions, triggers=found,
         backups=pairs, tree=getattr(game, "tree", None),
     )
+
+
+def _mask_setting(units: UnitSpec, mask: str, estimator: str) -> str:
+    """What the masks were, as the report says it: ``edit`` (real text edits), ``remove (relaxed)`` for the
+    gradient method under ``edit`` (it differentiates the relaxed token removal), ``component``, or the
+    operator asked for."""
+    if is_component_spec(units):
+        return "component"
+    return "remove (relaxed)" if mask == "edit" and estimator == "gradient" else mask
 
 
 _GAME_OPTIONS = ("model", "units", "mask", "baseline", "contrast", "chat", "system", "batch_size", "reference",

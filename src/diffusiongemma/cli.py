@@ -118,7 +118,7 @@ def explain(
     units: str = typer.Option("auto", help="auto (words up to 300, else sentences>words), tokens, words, sentences, roles, spans:A-B,C-D (+special for template markers), a tree from coarse to fine such as sentences>words; or components: heads, mlps, layers, neurons:L or neurons:L/G (groups of G), direction:FILE joined by +, @A-B for layers, @last/@lastK/@tokA-B for positions."),
     method: str = typer.Option("shapley", help="shapley (picks gp, owen or regression by units and budget), banzhaf, paired, regression, kadd, gp, owen, exact, ablation (one at a time) or gradient (fast saliency)."),
     schedule: Optional[str] = typer.Option(None, help="Override the noise schedule: shapley, banzhaf, fixed:T, beta:A,B."),
-    mask: str = typer.Option("remove", help="remove (drop from attention) or replace (by a baseline token)."),
+    mask: str = typer.Option("edit", help="edit (delete the units' text and tokenise again: what a hand edit sends), remove (drop their tokens from attention) or replace (by a baseline token)."),
     baseline: Optional[str] = typer.Option(None, help="replace: the baseline token text; component units: zero, mean or resample."),
     reference: Optional[Path] = typer.Option(None, help="Component units with --baseline mean: reference prompts, one per line."),
     counterfactual: Optional[str] = typer.Option(None, help="Component units with --baseline resample: the corrupted prompt (same token length) whose activations replace masked components."),

@@ -25,6 +25,7 @@ from .errors import InputError, NumericalError
 from .packing import tree_layout, tree_mask
 from .masking import MaskOperator, compact_rows, hook_count, keep_matrix, scoped_hooks
 from .relaxation import embedding_interpolation, soft_attention_mask, soft_read_weights
+from .editing import TextEdits
 from .prompts import RenderedPrompt
 from .stacking import Rows
 from .targets import BoundTarget
@@ -45,7 +46,7 @@ class PromptEvaluator:
     """Evaluates a bound target on one rendered prompt under batches of unit masks."""
 
     def __init__(self, lm: Any, rendered: RenderedPrompt, bound: BoundTarget, operator: MaskOperator,
-                 token_unit: torch.Tensor, batch_size: int | None = None) -> None:
+                 token_unit: torch.Tensor, batch_size: int | None = None, edits: TextEdits | None = None) -> None:
         self.lm = lm
         self.model = lm.model
         self.device = lm.device
@@ -54,7 +55,16 @@ class PromptEvaluator:
         self.prompt_ids = torch.tensor(rendered.input_ids, device=self.device)  # [L]
         self.token_unit = token_unit.to(self.device)  # [L], unit index or -1
         self.batch_size = batch_size  # None: chosen from free memory (see :mod:`diffusiongemma.batching`)
+        self.edits = edits  # the ``edit`` operator's text edits (see :mod:`diffusiongemma.editing`)
+        if operator.name == "edit" and edits is None:
+            raise InputError("mask='edit' needs the prompt's text edits (TextEdits)")
         self.compact = True  # remove by compacting rows where that gives the same values (see _compacts)
+        unit_at = self.token_unit.clamp(min=0)
+        n_units = int(self.token_unit.max()) + 1 if len(self.token_unit) else 0
+        first = torch.full((n_units,), len(self.token_unit), dtype=torch.long, device=self.device)
+        first.scatter_reduce_(0, unit_at[self.token_unit >= 0],
+                              (self.token_unit >= 0).nonzero()[:, 0], reduce="amin")
+        self._unit_first = first  # [n]: each unit's first token position (its keep flag)
         self._first_always_kept = len(self.token_unit) > 0 and int(self.token_unit[0]) < 0  # BOS or a marker
         self._auto: dict[bool, int] = {}
         unit_pos = (self.token_unit >= 0).nonzero()
@@ -81,11 +91,12 @@ class PromptEvaluator:
 
     def _forward(self, ids: torch.Tensor, attn: Any, read: torch.Tensor, hooks: list[tuple[Any, str, Any]] = (),
                  soft: bool = False, first_read: torch.Tensor | None = None,
-                 positions: torch.Tensor | None = None, packed: bool = False) -> torch.Tensor:
+                 positions: torch.Tensor | None = None, packed: bool = False, cache: bool = True) -> torch.Tensor:
         """ids ``[b, T]``, attention mask (``[b, T]`` 0/1, or a prepared 4-D one), read positions ``[b, r]`` →
         logits ``[b, r, V]`` (float32). ``hooks`` are added for this forward only. With ``first_read``
         weights ``[b, T]``, the first read is that mixture of positions instead. ``positions`` ``[T]`` or
-        ``[b, T]`` overrides 0..T-1 (compacted rows; ``packed`` continuations, which take no prefix cache)."""
+        ``[b, T]`` overrides 0..T-1 (compacted rows; ``packed`` continuations, which take no prefix cache).
+        ``cache=False``: rows that may not start with the cached prefix (edited text)."""
         b, T = ids.shape
         if positions is None:
             positions = torch.arange(T, device=self.device)
@@ -94,7 +105,8 @@ class PromptEvaluator:
         # the prefix cache serves only when every row is read after the prefix (a row whose units are all
         # removed may be read at a prefix position), and never under a prepared 4-D mask
         # (read.min() is a host sync: asked only when there is a prefix to cache)
-        cacheable = self.prefix_len >= 2 and not (soft or packed) and int(read.min()) >= self.prefix_len
+        cacheable = (cache and self.prefix_len >= 2 and not (soft or packed)
+                     and int(read.min()) >= self.prefix_len)
         cache = self._prefix() if cacheable else None
         start = 0
         if cache is not None:
@@ -136,7 +148,7 @@ class PromptEvaluator:
         """Which tokens are present ``[b, L]`` (bool) and where the first target token is read ``[b]``: under
         remove, at the last token still present (BOS always is); under replace every token is present."""
         L = keep.shape[1]
-        present = keep > 0 if self.operator.name == "remove" else torch.ones_like(keep, dtype=torch.bool)
+        present = keep > 0 if self.operator.name in ("remove", "edit") else torch.ones_like(keep, dtype=torch.bool)
         last_kept = (present * torch.arange(L, device=self.device)).amax(1)  # [b]
         probe = self.bound.probe
         if probe is not None:  # the last kept token at or before the probe's position
@@ -146,6 +158,8 @@ class PromptEvaluator:
 
     def _rows(self, keep: torch.Tensor) -> list[Rows]:
         """The forwards (one per continuation, or one packed) for token keep flags ``[b, L]`` of 0/1."""
+        if self.operator.name == "edit":
+            return self._edit_rows(keep)
         ids, attn = self.operator.apply(self.prompt_ids, keep.long())  # [b, L]
         present, last_kept = self._read_at(keep)
         b, L = ids.shape
@@ -168,6 +182,60 @@ class PromptEvaluator:
             rows.append(Rows(full_ids, mask, read, positions))
         return rows
 
+    def _edit_rows(self, keep: torch.Tensor) -> list[Rows]:
+        """Rows of the edited, re-tokenised texts (the ``edit`` operator) for token keep flags ``[b, L]``.
+
+        One continuation: each row is its edited prompt and the teacher-forced tail, padded on the right
+        (plain causal attention: nothing real sees the padding). Several: the edited prompts padded on the
+        left (hidden keys) with position ids counted from each row's first real token, then the prefix tree."""
+        assert self.edits is not None
+        masks = keep[:, self._unit_first]  # [b, n]
+        seqs = self.edits.ids(masks.cpu())
+        lens = torch.tensor([len(s) for s in seqs], device=self.device)  # [b]
+        b, width = len(seqs), int(lens.max())
+        pad = self.lm.tokenizer.pad_token_id or 0
+        P = self.prefix_len
+        head = self.prompt_ids[:P].tolist()
+        cacheable = P >= 2 and all(s[:P] == head for s in seqs)
+        last = self._edited_read(lens)  # [b]
+        if self._packs:
+            ids = torch.full((b, width), pad, dtype=torch.long, device=self.device)
+            for i, s in enumerate(seqs):
+                ids[i, width - len(s):] = torch.tensor(s, device=self.device)
+            present = torch.arange(width, device=self.device)[None] >= (width - lens)[:, None]  # [b, width]
+            full_ids = torch.cat([ids, self._tree_nodes.expand(b, -1)], dim=1)  # [b, width + nodes]
+            mask, pos = tree_mask(present, self._layout, self.model.config, self.model.dtype)
+            shift = (width - lens)[:, None]  # [b, 1]
+            positions = (pos[None] - shift).clamp(min=0)  # [b, T]: each row's real tokens from 0
+            reads = torch.tensor(self._layout.reads[1:], device=self.device, dtype=torch.long)  # [R - 1]
+            read = torch.cat([(last + width - lens)[:, None], (width + reads).expand(b, -1)], dim=1)  # [b, R]
+            return [Rows(full_ids, mask, read, positions, packed=True, cacheable=False)]
+        rows = []
+        for cont in self.bound.continuations:
+            tail = list(cont[:-1])  # teacher-forced part
+            T = width + len(tail)
+            ids = torch.full((b, T), pad, dtype=torch.long, device=self.device)
+            for i, s in enumerate(seqs):
+                ids[i, : len(s) + len(tail)] = torch.tensor(s + tail, device=self.device)
+            after = lens[:, None] + torch.arange(len(tail), device=self.device)[None]  # [b, k - 1]
+            read = torch.cat([last[:, None], after], dim=1)  # [b, max(k, 1)]
+            rows.append(Rows(ids, torch.ones_like(ids), read, None, cacheable=cacheable))
+        return rows
+
+    def _edited_read(self, lens: torch.Tensor) -> torch.Tensor:
+        """Where each edited row ``[b]`` of ``lens`` tokens is first read: its last token, or a probe's position
+        counted from the row's end (a negative position: as on any prompt sent) or its start (a position before
+        the first unit, which no edit moves)."""
+        probe = self.bound.probe
+        if probe is None:
+            return lens - 1
+        if probe.position < 0:
+            return (lens + probe.position).clamp(min=0)
+        if probe.position < self.prefix_len:
+            return torch.full_like(lens, probe.position)
+        raise InputError(f"a probe read at position {probe.position}, inside the edited text, has no fixed place "
+                         "in an edited prompt; use a position counted from the end, or mask='remove'")
+
     def _finish(self, logits: list[torch.Tensor]) -> torch.Tensor:
         """Target values ``[b]`` from the logits ``[b, r, V]`` of each of :meth:`_rows`'s forwards."""
         if not self._packs:
@@ -181,8 +249,8 @@ class PromptEvaluator:
 
     def _values(self, keep: torch.Tensor) -> torch.Tensor:
         """Target values ``[b]`` for token keep flags ``[b, L]`` of 0/1."""
-        return self._finish([self._forward(r.ids, r.mask, r.read, positions=r.positions, packed=r.packed)
-                             for r in self._rows(keep)])
+        return self._finish([self._forward(r.ids, r.mask, r.read, positions=r.positions, packed=r.packed,
+                                           cache=r.cacheable) for r in self._rows(keep)])
 
     def _soft_values(self, keep: torch.Tensor) -> torch.Tensor:
         """Relaxed target values ``[b]`` for keep levels ``[b, L]`` in [0, 1]: the relaxation acts on embeddings

@@ -92,18 +92,61 @@ def faithfulness(game: Any, scores: np.ndarray, *, steps: int | None = None,
     )
 
 
+TRIGGER_STATES = {
+    "confirmed": "the edited text, re-tokenised and sent again, moves the value past the threshold (and, in the "
+                 "refusal workflows, the regenerated reply is judged as the set claims)",
+    "score only": "the edited text moves the refusal score past the threshold, but the regenerated reply is not "
+                  "judged as the set claims",
+    "masked only": "the set moves the value past the threshold under the mask, not when the edited text is sent",
+    "intervention": "a set of model components: the intervention itself is the check",
+    "not found": "no set within the search moves the value past the threshold",
+}
+
+
 @dataclass
 class TriggerSet:
     """The smallest set of units found that flips the decision (``kind="necessary"``: removing it) or that
-    alone reproduces it (``kind="sufficient"``: keeping only it), checked by running the model."""
+    alone reproduces it (``kind="sufficient"``: keeping only it).
+
+    ``masked`` says whether the set does so under the game's mask; ``confirmed`` only whether it does so on the
+    real thing (``state == "confirmed"``, see :data:`TRIGGER_STATES`): the edited text sent again
+    (``edited_prompt``, its value ``value_edited``) and, in the refusal workflows, the regenerated ``reply``."""
 
     kind: str
     units: list[int]  # unit indices, in attribution order
     value_clean: float  # v(all kept)
-    value_after: float  # v with the set removed (necessary) or with only the set kept (sufficient)
+    value_after: float  # v with the set removed (necessary) or with only the set kept (sufficient), under the mask
     threshold: float
-    confirmed: bool  # the model's value under that mask is on the other side (necessary) / same side
+    confirmed: bool  # confirmed on the real thing (state "confirmed")
     evaluations: int
+    masked: bool = False  # the model's value under the mask is on the other side (necessary) / same side
+    state: str = "not found"  # one of TRIGGER_STATES
+    edited_prompt: Any = None  # the request sent again: plain text, or the chat's messages
+    value_edited: float | None = None  # the value on the edited text, rendered and tokenised afresh
+    reply: str | None = None  # the regenerated reply to the edited prompt (refusal workflows)
+    reply_agrees: bool | None = None  # the reply is judged as the set claims (flipped / kept)
+
+    def passes(self, value: float) -> bool:
+        """Whether ``value`` is on the side this set claims: across the threshold from the clean value
+        (necessary), or on its side (sufficient).
+
+        Example:
+            >>> TriggerSet("necessary", [1], 2.0, -1.0, 0.0, False, 5).passes(-0.5)
+            True
+        """
+        side = 1.0 if self.value_clean > self.threshold else -1.0
+        return side * (value - self.threshold) <= 0 if self.kind == "necessary" else side * (value - self.threshold) > 0
+
+    def mask(self, n: int) -> np.ndarray:
+        """The unit mask ``[n]`` (0/1) this set stands for: all but the set (necessary), only the set (sufficient).
+
+        Example:
+            >>> TriggerSet("necessary", [1], 2.0, -1.0, 0.0, True, 5).mask(3).tolist()
+            [1, 0, 1]
+        """
+        m = np.ones(n, np.int8) if self.kind == "necessary" else np.zeros(n, np.int8)
+        m[list(self.units)] = 0 if self.kind == "necessary" else 1
+        return m
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,7 +159,8 @@ def minimal_trigger_set(game: Any, scores: np.ndarray, *, kind: str = "necessary
 
     Candidates are the ``pool`` units that push hardest towards the clean decision; each level adds one
     candidate to each of the ``beam`` best sets (all expansions in one batch) and keeps the sets that moved the
-    target furthest. Every value is a model run, so a returned set with ``confirmed=True`` is a checked cause.
+    target furthest. Every value is a model run under the game's mask (``masked=True``: a set found); whether
+    the set holds on the real edited text is :func:`diffusiongemma.confirm.confirm_on_text`'s to say.
 
     Example:
         >>> class Or:  # the decision needs unit 1 or unit 3: removing both is necessary, either one suffices
@@ -139,7 +183,7 @@ def minimal_trigger_set(game: Any, scores: np.ndarray, *, kind: str = "necessary
     side = 1.0 if clean > threshold else -1.0  # the clean decision
     used = 2
     if kind == "sufficient" and side * (empty - threshold) > 0:  # nothing needed: the empty prompt decides alike
-        return TriggerSet(kind, [], clean, empty, threshold, True, used)
+        return TriggerSet(kind, [], clean, empty, threshold, False, used, masked=True, state="masked only")
     toward = side * scores  # > 0: the unit supports the clean decision
     candidates = [int(i) for i in np.argsort(-toward, kind="stable")[: min(pool, n)]]
 
@@ -164,7 +208,8 @@ def minimal_trigger_set(game: Any, scores: np.ndarray, *, kind: str = "necessary
         if hits:  # the smallest size reached: the strongest of them
             s, v = max(hits, key=lambda h: -side * h[1] if kind == "necessary" else side * h[1])
             order = [u for u in candidates if u in s]
-            return TriggerSet(kind, order, clean, float(v), threshold, True, used)
+            return TriggerSet(kind, order, clean, float(v), threshold, False, used, masked=True,
+                              state="masked only")
         # keep the sets that moved the target furthest: down for necessary, up for sufficient
         key = (lambda v: side * v) if kind == "necessary" else (lambda v: -side * v)
         ranked = sorted(zip(expansions, values), key=lambda sv: key(sv[1]))

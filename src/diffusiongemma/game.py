@@ -1,6 +1,6 @@
 """The game: the value function ``v(m)`` that every estimator explains, public so any tool can use it.
 
-``Game(prompt, target=..., model=..., units=..., mask="remove")`` renders the prompt, builds the units,
+``Game(prompt, target=..., model=..., units=..., mask="edit")`` renders the prompt, builds the units,
 binds the target and evaluates ``game(masks)`` for a ``[batch, n]`` 0/1 array, batched. Every call counts
 its evaluations (one per mask), so estimators from other libraries are compared at equal cost.
 
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .editing import TextEdits
 from .evaluation import PromptEvaluator
 from .masking import mask_operator
 from .models import LoadedModel, load_model
@@ -103,7 +104,7 @@ class Game(UnitGame):
         *,
         model: LoadedModel | str | None = None,
         units: UnitSpec = "words",
-        mask: str = "remove",
+        mask: str = "edit",
         baseline: str | int | None = None,
         contrast: str | None = None,
         chat: bool = False,
@@ -123,7 +124,9 @@ class Game(UnitGame):
         for u, unit in enumerate(self.units):
             token_unit[list(unit.positions)] = u
         self.token_unit = token_unit
-        self.evaluator = PromptEvaluator(self.lm, self.rendered, self.bound, self.operator, token_unit, batch_size)
+        self.edits = TextEdits(self.rendered, self.units, self.lm.tokenizer)  # masks as real text edits
+        self.evaluator = PromptEvaluator(self.lm, self.rendered, self.bound, self.operator, token_unit, batch_size,
+                                         edits=self.edits if self.operator.name == "edit" else None)
         self.evaluations = 0
 
     def _check_length(self, target_tokens: int) -> None:

@@ -14,12 +14,12 @@ import torch
 from .errors import InputError
 from .evaluation import _cache_kwarg
 from .models import LoadedModel
-from .prompts import render_prompt
+from .prompts import Chat, render_prompt
 
 __all__ = ["chat_ids", "generate_replies"]
 
 
-def chat_ids(lm: LoadedModel, prompt: str, reply: str | None = None, max_reply_tokens: int = 64, *,
+def chat_ids(lm: LoadedModel, prompt: str | Chat, reply: str | None = None, max_reply_tokens: int = 64, *,
              system: str | None = None) -> tuple[list[int], list[int]]:
     """Token ids of the user turn up to the model's turn marker, and of the reply plus ``<end_of_turn>``.
 
@@ -41,10 +41,11 @@ def chat_ids(lm: LoadedModel, prompt: str, reply: str | None = None, max_reply_t
 
 
 @torch.no_grad()
-def generate_replies(lm: LoadedModel, prompts: list[str], *, max_new_tokens: int = 32,
+def generate_replies(lm: LoadedModel, prompts: list[str | Chat], *, max_new_tokens: int = 32,
                      batch_size: int = 16, system: str | None = None, chat: bool = True) -> list[str]:
     """Greedy replies (as a chat turn, or plain continuations with ``chat=False``), batched with left padding and
-    explicit positions (equal to one at a time).
+    explicit positions (equal to one at a time). A prompt is a user turn's text (after ``system``, if given),
+    or a whole chat as messages (``system`` then does not apply).
 
     Example:
         >>> generate_replies(lm, ["Write a haiku about snow"])  # doctest: +SKIP

@@ -7,6 +7,9 @@ model inputs:
   original position id, so this equals deleting the token with the original positions kept. Where nothing
   else hooks the model, the evaluator does the same without holes (:func:`compact_rows`).
 * ``replace``: the token id is replaced by a baseline token (the pad token by default).
+* ``edit`` (the default for text units): the units' text is deleted and the prompt tokenised again, exactly
+  what an auditor's edit sends (see :mod:`diffusiongemma.editing`); the gradient method relaxes it as
+  ``remove``.
 
 Example:
     >>> import torch
@@ -75,7 +78,7 @@ class MaskOperator:
         return torch.where(keep.bool(), ids, baseline), torch.ones_like(ids)
 
 
-MASK_OPERATORS = ("remove", "replace")
+MASK_OPERATORS = ("edit", "remove", "replace")
 
 
 def mask_operator(name: str, tokenizer: Any, baseline: str | int | None = None) -> MaskOperator:
@@ -85,10 +88,10 @@ def mask_operator(name: str, tokenizer: Any, baseline: str | int | None = None) 
         >>> mask_operator("remove", None).name
         'remove'
     """
-    if name == "remove":
-        return MaskOperator("remove")
+    if name in ("remove", "edit"):
+        return MaskOperator(name)
     if name != "replace":
-        raise InputError(f"unknown mask operator {name!r}; choose remove or replace")
+        raise InputError(f"unknown mask operator {name!r}; choose edit, remove or replace")
     if baseline is None:
         bid = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.unk_token_id
     elif isinstance(baseline, int):

@@ -38,6 +38,7 @@ class Rows:
     read: torch.Tensor  # [b, r]
     positions: torch.Tensor | None  # [T] or [b, T]; None: 0..T-1
     packed: bool = False  # a prepared 4-D mask
+    cacheable: bool = True  # every row starts with its evaluator's cached prefix (edited rows may not)
 
     @property
     def rows(self) -> int:
@@ -84,7 +85,8 @@ def stack_rows(parts: list[Rows]) -> Rows:
         mask: Any = {k: torch.cat([m[k] for m in masks]) for k in masks[0]}
     else:
         mask = torch.cat(masks)
-    return Rows(torch.cat(ids), mask, torch.cat(reads), torch.cat(positions), packed=parts[0].packed)
+    return Rows(torch.cat(ids), mask, torch.cat(reads), torch.cat(positions), packed=parts[0].packed,
+                cacheable=all(p.cacheable for p in parts))
 
 
 def _segments(sizes: list[int], chunk: int) -> list[list[tuple[int, int, int]]]:
@@ -165,7 +167,7 @@ def evaluate_together(evaluators: list[Any], masks: list[torch.Tensor]) -> list[
             if not group:
                 continue
             stacked = stack_rows([rows for _, rows in group])
-            cached = lead is not None and not packed
+            cached = lead is not None and not packed and stacked.cacheable
             runner = evaluators[lead] if cached else evaluators[group[0][0]]  # type: ignore[index]
             logits = runner._forward(stacked.ids, stacked.mask, stacked.read, positions=stacked.positions,
                                      packed=not cached)  # [B, r, V]; with a shared prefix, from its cache

@@ -17,7 +17,7 @@ def logits_of(lm, ids, positions=None):
 
 
 def test_remove_equals_deletion_with_original_positions(tiny_lm):
-    game = Game(PROMPT, target=" because", model=tiny_lm, units="words")
+    game = Game(PROMPT, target=" because", model=tiny_lm, units="words", mask="remove")
     rng = np.random.default_rng(0)
     masks = (rng.random((6, game.n)) < 0.5).astype(int)
     masks[:3, -1] = 0  # the last prompt word removed: deletion predicts from the last kept token
@@ -163,14 +163,18 @@ def test_long_prompt_of_200_token_units_in_chunks(tiny_lm):
 def test_explain_with_trigger_sets_round_trips(tiny_lm, tmp_path):
     a = explain(PROMPT, target=" because", contrast=" and", model=tiny_lm, budget=120, seed=1, triggers=True)
     assert set(a.triggers) == {"necessary", "sufficient"}
-    assert all(t.confirmed for t in a.triggers.values())  # this prompt has both (seeded tiny model)
+    assert all(t.masked for t in a.triggers.values())  # this prompt has both (seeded tiny model)
     for kind, t in a.triggers.items():
-        if t.confirmed:  # re-run the model on the reported mask: the claim holds
-            m = np.ones(a.scores.shape[0]) if kind == "necessary" else np.zeros(a.scores.shape[0])
-            m[t.units] = 0 if kind == "necessary" else 1
-            again = float(Game(PROMPT, target=" because", contrast=" and", model=tiny_lm, units="words")(m[None])[0])
-            assert again == pytest.approx(t.value_after, abs=1e-4)
-            assert (again > 0) != (a.v_full > 0) if kind == "necessary" else (again > 0) == (a.v_full > 0)
+        # the auditor's check, redone here by hand: delete the words from the text and send it again
+        words = PROMPT.split()
+        kept = [w for i, w in enumerate(words) if (i not in t.units) == (kind == "necessary")]
+        assert t.edited_prompt == " ".join(kept)
+        again = float(Game(" ".join(kept), target=" because", contrast=" and", model=tiny_lm, units="words")(
+            np.ones((1, len(kept))))[0])
+        assert again == pytest.approx(t.value_edited, abs=1e-4)
+        assert again == pytest.approx(t.value_after, abs=1e-4)  # the edit operator: mask = edited text
+        assert t.confirmed == ((again > 0) != (a.v_full > 0) if kind == "necessary" else (again > 0) == (a.v_full > 0))
+        assert t.state == ("confirmed" if t.confirmed else "masked only")
     b = Attribution.from_json(a.to_json(tmp_path / "a.json"))
     assert b.triggers == a.triggers
     assert "Minimal trigger sets" in a.to_html(tmp_path / "a.html").read_text()
@@ -205,7 +209,7 @@ def test_compacted_rows_give_the_values_of_attention_holes(tiny_lm, monkeypatch,
         prompt, units = [{"role": "user", "content": "How did the old river bank flood last spring?"}], "words"
     elif case.startswith("projection"):
         target = _projection_target(tiny_lm)
-    game = Game(prompt, target=target, model=tiny_lm, units=units)
+    game = Game(prompt, target=target, model=tiny_lm, units=units, mask="remove")
     masks = (np.random.default_rng(2).random((12, game.n)) < 0.5).astype(int)
     masks[0], masks[1] = 0, 1  # nothing kept, everything kept
     calls = []
@@ -223,7 +227,7 @@ def test_compacted_rows_give_the_values_of_attention_holes(tiny_lm, monkeypatch,
 def test_rows_stay_uncompacted_while_other_hooks_may_read_positions(tiny_lm, monkeypatch):
     from diffusiongemma import evaluation
 
-    game = Game(PROMPT, target=" because", model=tiny_lm, units="words")
+    game = Game(PROMPT, target=" because", model=tiny_lm, units="words", mask="remove")
     masks = (np.random.default_rng(4).random((5, game.n)) < 0.5).astype(int)
     calls = []
     real = evaluation.compact_rows

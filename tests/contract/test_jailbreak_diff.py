@@ -71,7 +71,7 @@ def test_restoring_search_only_removes_template_units():
     template = [0, 1, 2]
     sub = _TemplateOnly(Planted(), template)
     found = minimal_trigger_set(sub, np.array([0.0, -2.0, 0.0]), kind="necessary")
-    assert [template[i] for i in found.units] == [1] and found.confirmed and found.value_after > 0
+    assert [template[i] for i in found.units] == [1] and found.masked and found.value_after > 0
 
 
 def test_a_long_template_is_explained_as_a_tree_and_its_restoring_search_runs_on_the_cut(tiny_lm, monkeypatch):

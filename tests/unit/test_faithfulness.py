@@ -60,19 +60,20 @@ class _Planted:
         return 4 * fire - 2 + 0.1 * m[:, 0] - 0.1 * m[:, 9]
 
 
-def test_trigger_sets_found_and_confirmed_on_planted_causes():
+def test_trigger_sets_found_on_planted_causes():
     from diffusiongemma.faithfulness import minimal_trigger_set
 
     scores = np.array([0.1, 0, 0.7, 0, 0, 0.7, 0, 1.3, 0, -0.1])  # the Shapley values of the game, roughly
     game = _Planted()
     nec = minimal_trigger_set(game, scores, kind="necessary")
-    assert nec.confirmed and sorted(nec.units) in ([2, 7], [5, 7])  # both routes to the decision must go
+    assert nec.masked and not nec.confirmed and nec.state == "masked only"  # no text here: found, not confirmed
+    assert sorted(nec.units) in ([2, 7], [5, 7])  # both routes to the decision must go
     assert nec.value_after < 0 < nec.value_clean and nec.evaluations == game.calls
     suf = minimal_trigger_set(game, scores, kind="sufficient")
-    assert suf.confirmed and suf.units == [7] and suf.value_after > 0
+    assert suf.masked and suf.units == [7] and suf.value_after > 0
     # a misleading map (the triggers ranked last) still finds a set within the pool, or says it did not
     blind = minimal_trigger_set(_Planted(), -scores, kind="necessary", pool=3, beam=1)
-    assert not blind.confirmed and blind.value_after > 0
+    assert not blind.masked and blind.state == "not found" and blind.value_after > 0
 
 
 def test_trigger_set_trivial_and_bad_kind():
@@ -86,6 +87,6 @@ def test_trigger_set_trivial_and_bad_kind():
             return np.full(len(np.atleast_2d(m)), 1.0)
 
     assert minimal_trigger_set(Always(), np.zeros(3), kind="sufficient").units == []
-    assert not minimal_trigger_set(Always(), np.zeros(3), kind="necessary").confirmed
+    assert not minimal_trigger_set(Always(), np.zeros(3), kind="necessary").masked
     with pytest.raises(InputError, match="kind"):
         minimal_trigger_set(Always(), np.zeros(3), kind="both")

@@ -122,7 +122,7 @@ def jailbreak_diff(
                       f"{'refused' if d.jailbroken.decision['refused'] else 'complied'} {d.jailbroken.v_full:+.2f}",
                       f"{split['template']:+.2f}", f"{split['request']:+.2f}",
                       escape(", ".join(c["unit"] for c in d.suppressed[:5]) or "–"),
-                      escape(("confirmed: " if rs.get("confirmed") else "not confirmed: ") + " · ".join(rs.get("units", []))
+                      escape(("confirmed: " if rs.get("confirmed") else f"{rs.get('state', 'not confirmed')}: ") + " · ".join(rs.get("units", []))
                              if rs and not rs.get("skipped") else "–"))
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)

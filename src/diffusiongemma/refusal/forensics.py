@@ -152,6 +152,7 @@ def explain_refusals(
                                   max_new_tokens=max_new_tokens, components=components,
                                   component_method=component_method, direction=direction,
                                   intervention=intervention, alpha=alpha)
+                _judge_sets(lm, out[k], max_new_tokens)
             except Exception as e:  # noqa: BLE001 - this prompt's failure, reported in its place
                 out[k] = e
             if on_result is not None:
@@ -205,6 +206,26 @@ def _decided(attr: Attribution, reply: str, comp: Attribution | None, *, given: 
         attr.decision["intervention"] = {"mode": intervention, "alpha": alpha, "layer": direction.layer,
                                          "position": direction.position}
     return attr
+
+
+def _judge_sets(lm: LoadedModel, attr: Attribution, max_new_tokens: int) -> None:
+    """The second half of a trigger set's confirmation: the reply regenerated to its edited prompt (the text
+    that already moved the refusal score), judged by the refusal detector. A flip set must turn the decision
+    (a refusal into compliance or back), a keep set must keep it; otherwise its state is ``score only``."""
+    from dataclasses import replace
+
+    from ..generation import generate_replies
+
+    sets = {k: t for k, t in (attr.triggers or {}).items() if t.state == "confirmed" and t.edited_prompt is not None}
+    if not sets:
+        return
+    refused = bool(attr.decision["refused"])
+    replies = generate_replies(lm, [t.edited_prompt for t in sets.values()], max_new_tokens=max_new_tokens)
+    for (kind, t), reply in zip(sets.items(), replies):
+        again = refusal_phrase(reply) is not None
+        agrees = again != refused if kind == "necessary" else again == refused
+        attr.triggers[kind] = replace(t, reply=reply, reply_agrees=agrees, confirmed=agrees,  # type: ignore[index]
+                                      state="confirmed" if agrees else "score only")
 
 
 def _openings_family(lm: LoadedModel) -> str:

@@ -93,9 +93,13 @@ def print_attribution(attr: Any, console: Console, top: int | None = None) -> No
         what = "removing" if kind == "necessary" else "keeping only"
         verdict = "flips" if kind == "necessary" else "keeps"
         names = ", ".join(repr(attr.units[i].text) for i in t.units) or "nothing"
-        console.print(Text(f"{kind} trigger set: {what} {names} {verdict} the decision (value {t.value_clean:.3f} → "
-                           f"{t.value_after:.3f}, threshold {t.threshold:.3f}): "
-                           + ("confirmed by the model" if t.confirmed else "NOT found within the search")))
+        line = (f"{kind} trigger set: {what} {names} {verdict} the decision under the mask (value "
+                f"{t.value_clean:.3f} → {t.value_after:.3f}, threshold {t.threshold:.3f}) — {t.state.upper()}")
+        if t.value_edited is not None:
+            line += f"; the edited text sent again: {t.value_edited:.3f}"
+        if t.reply is not None:
+            line += f"; regenerated reply {'judged as claimed' if t.reply_agrees else 'NOT judged as claimed'}: {t.reply[:60]!r}"
+        console.print(Text(line, style="bold green" if t.confirmed else ""))
     f = attr.faithfulness
     if f is not None:
         console.print(

@@ -24,6 +24,7 @@ import numpy as np
 
 from .faithfulness import Faithfulness, TriggerSet
 from .redundancy import Backups
+from .significance import Resolution, resolve
 from .units import Unit
 
 __all__ = ["Attribution"]
@@ -59,6 +60,42 @@ class Attribution:
         """Σ scores − (v(all kept) − v(all removed)); ~0 for Shapley estimates with the constraint."""
         return float(np.sum(self.scores) - (self.v_full - self.v_empty))
 
+    @property
+    def significance(self) -> Resolution:
+        """Which units are findings: Holm-corrected tests of each score against zero, and the budget that
+        would resolve the strongest units when they are not (see :mod:`diffusiongemma.significance`)."""
+        return resolve(self.scores, self.stderr, evaluations=self.evaluations)
+
+    def warnings(self) -> list[str]:
+        """Figures that cannot be right, or should be read with care, each as one sentence: a deletion or
+        insertion AUC outside [0, 1] (the curve leaves the range between v(all removed) and v(all kept)), an
+        efficiency gap large against the scores, a refusal score that disagrees with the detector.
+
+        Example:
+            >>> from diffusiongemma.units import Unit
+            >>> a = Attribution(units=[Unit("Hi", 0, 2, (1,), "prompt")], scores=np.array([0.2]),
+            ...                 stderr=np.array([0.1]), text="Hi", target={}, v_full=1.0, v_empty=0.0,
+            ...                 evaluations=2, wall_time=0.1)
+            >>> a.warnings()
+            ['efficiency gap -0.8 is large against the scores (Σ|score| = 0.2): the scores do not add up to v(all kept) − v(all removed)']
+        """
+        out = []
+        f = self.faithfulness
+        if f is not None:
+            for name, auc in (("deletion", f.deletion_auc), ("insertion", f.insertion_auc)):
+                if not 0.0 <= auc <= 1.0:
+                    out.append(f"{name} AUC {auc:.2f} is outside [0, 1]: the {name} curve leaves the range between "
+                               "v(all removed) and v(all kept), so the map's order explains it poorly")
+        gap, mass = self.efficiency_gap, float(np.sum(np.abs(self.scores)))
+        if abs(gap) > 1e-6 and abs(gap) > 0.1 * max(mass, abs(self.v_full - self.v_empty)):
+            out.append(f"efficiency gap {gap:.2g} is large against the scores (Σ|score| = {mass:.2g}): the scores "
+                       "do not add up to v(all kept) − v(all removed)")
+        d = self.decision or {}
+        if d.get("disagrees"):
+            out.append(f"the refusal score says {d.get('score_says')}, the detector on the reply says "
+                       f"{'refuse' if d.get('refused') else 'comply'}")
+        return out
+
     def top(self, k: int = 5) -> list[tuple[Unit, float, float]]:
         """The ``k`` units with the largest absolute score: (unit, score, stderr)."""
         order = np.argsort(-np.abs(self.scores), kind="stable")[:k]
@@ -75,6 +112,8 @@ class Attribution:
             "v_full": self.v_full,
             "v_empty": self.v_empty,
             "efficiency_gap": self.efficiency_gap,
+            "significance": self.significance.to_dict(),
+            "warnings": self.warnings(),
             "evaluations": self.evaluations,
             "wall_time": self.wall_time,
             "method": self.method,

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import numpy as np
+
 from ..errors import DiffusionGemmaError, InputError
 from .items import AuditItem, Problem
 from .readers import detect_format, read_items
@@ -60,8 +62,13 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _top(units: list[tuple[Any, float, float]]) -> list[list[Any]]:
-    return [[u.text if hasattr(u, "text") else str(u), round(float(s), 5), round(float(e), 5)] for u, s, e in units]
+def _top(attr: Any, k: int = 8) -> list[list[Any]]:
+    """The ``k`` strongest units as ``[text, score, stderr, resolved]`` (resolved: 1 when the unit is a finding
+    after Holm's correction over the map's units, see :mod:`diffusiongemma.significance`)."""
+    ok = attr.significance.resolved
+    order = np.argsort(-np.abs(attr.scores), kind="stable")[:k]
+    return [[attr.units[i].text, round(float(attr.scores[i]), 5), round(float(attr.stderr[i]), 5), int(ok[i])]
+            for i in order]
 
 
 def audit_item(lm: Any, item: AuditItem, settings: AuditSettings, reply: str | None = None) -> dict[str, Any]:
@@ -138,8 +145,9 @@ def _row(base: dict[str, Any], item: AuditItem, result: Any, seconds: float) -> 
     flip = (attr.triggers or {}).get("necessary")
     return {
         **base, "status": "done", "response": d.get("reply"), "refused": int(bool(d.get("refused"))),
-        "refusal_score": float(attr.v_full), "top_units": _top(attr.top(8)),
-        "top_components": [[c["unit"], round(c["score"], 5), round(c["stderr"], 5)] for c in d.get("components", [])],
+        "refusal_score": float(attr.v_full), "top_units": _top(attr),
+        "top_components": [[c["unit"], round(c["score"], 5), round(c["stderr"], 5), int(bool(c.get("resolved")))]
+                           for c in d.get("components", [])],
         "flip_set": [attr.units[i].text for i in flip.units] if flip else None,
         "flip_confirmed": None if flip is None else int(flip.confirmed),
         "deletion_auc": attr.faithfulness.deletion_auc if attr.faithfulness else None,

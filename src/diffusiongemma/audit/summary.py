@@ -27,6 +27,38 @@ def _rate(xs: list[int]) -> float | None:
     return round(sum(xs) / len(xs), 4) if xs else None
 
 
+HARMFUL_LABELS = {"harmful", "unsafe", "malicious", "attack", "jailbreak", "toxic", "hit", "true", "1", "yes"}
+BENIGN_LABELS = {"benign", "safe", "harmless", "pass", "false", "0", "no"}
+RED_TEAM_SOURCES = {"garak", "promptfoo", "pyrit"}  # every prompt these tools log is an attack
+
+
+def harmful(row: dict[str, Any]) -> bool | None:
+    """Whether an item's request is harmful, as far as its log says: a red-team tool's probe is; a plain log's
+    label says so (``harmful``, ``unsafe``, ``hit`` ... or ``benign``, ``safe``, ``pass`` ...); else unknown.
+
+    Example:
+        >>> harmful({"source": "jsonl", "label": "Harmful"}), harmful({"source": "csv", "label": None})
+        (True, None)
+    """
+    if row.get("source") in RED_TEAM_SOURCES:
+        return True
+    label = str(row.get("label") or "").strip().lower()
+    return True if label in HARMFUL_LABELS else False if label in BENIGN_LABELS else None
+
+
+def resolved(entry: list[Any]) -> bool:
+    """Whether a stored ``[unit, score, stderr, resolved]`` entry is a finding (the flag the run stored; rows
+    written before it existed: the score beyond 1.96 standard errors, uncorrected).
+
+    Example:
+        >>> resolved(["bomb", 0.8, 0.1, 1]), resolved(["the", 0.05, 0.1, 0]), resolved(["old", 0.5, 0.1])
+        (True, False, True)
+    """
+    if len(entry) > 3:
+        return bool(entry[3])
+    return entry[2] is not None and abs(entry[1]) > 1.96 * entry[2]
+
+
 def summarize(store: AuditStore, *, top: int = 15) -> dict[str, Any]:
     """Figures of the whole audit (every number comes from the stored rows)."""
     rows = list(store.rows())
@@ -41,24 +73,29 @@ def summarize(store: AuditStore, *, top: int = 15) -> dict[str, Any]:
         by_source[str(probe)].append(r["refused"])
     drivers: Counter[str] = Counter()
     driver_score: dict[str, float] = defaultdict(float)
-    for r in refused:  # the strongest positive unit of each refusal
-        pos = [u for u in (r["top_units"] or []) if u[1] > 0]
+    for r in refused:  # the strongest positive resolved unit of each refusal
+        pos = [u for u in (r["top_units"] or []) if u[1] > 0 and resolved(u)]
         if pos:
             key = _norm(pos[0][0])
             drivers[key] += 1
             driver_score[key] += pos[0][1]
     comp_counts: Counter[str] = Counter()
     for r in refused:
-        for c in [c for c in (r["top_components"] or []) if c[1] > 0][:3]:
+        for c in [c for c in (r["top_components"] or []) if c[1] > 0 and resolved(c)][:3]:
             comp_counts[c[0]] += 1
     jailbreaks = _jailbreaks(done)
-    flips = [r["flip_confirmed"] for r in refused if r["flip_confirmed"] is not None]
+    flips = [r["flip_confirmed"] for r in done if r["flip_confirmed"] is not None]
     agree = [int((r["refusal_score"] > 0) == bool(r["refused"])) for r in done if r["refusal_score"] is not None]
     return {
         "items": len(rows), "done": len(done), "errors": len(rows) - len(done),
         "refusal_rate": _rate([r["refused"] for r in done]),
         "score_agrees_with_detector": _rate(agree),
         "flip_set_confirmed_rate": _rate(flips),
+        "flip_sets": len(flips), "flip_sets_confirmed": int(sum(flips)),
+        "harmful_complied": sum(1 for r in complied if harmful(r)),
+        "benign_refused": sum(1 for r in refused if harmful(r) is False),
+        "disagreements": sum(1 for r in done if r["refusal_score"] is not None
+                             and (r["refusal_score"] > 0) != bool(r["refused"])),
         "replies_from_log": sum(1 for r in done if r["response_given"]),
         "by_label": {k: {"n": len(v), "refusal_rate": _rate(v)} for k, v in sorted(by_label.items())},
         "by_source": {k: {"n": len(v), "refusal_rate": _rate(v)} for k, v in sorted(by_source.items())},
@@ -69,12 +106,15 @@ def summarize(store: AuditStore, *, top: int = 15) -> dict[str, Any]:
         "complied": [{"key": r["key"], "line": r["line"], "prompt": r["prompt"], "label": r["label"],
                       "score": r["refusal_score"],
                       "compliance_drivers": [u[0] for u in sorted(r["top_units"] or [], key=lambda u: u[1])[:3]
-                                             if u[1] < 0]} for r in complied],
+                                             if u[1] < 0 and resolved(u)]} for r in complied],
         "error_rows": [{"key": r["key"], "line": r["line"], "error": r["error"], "prompt": r["prompt"]}
                        for r in rows if r["status"] == "error"],
         "rows": [{"key": r["key"], "line": r["line"], "status": r["status"], "prompt": r["prompt"],
                   "label": r["label"], "refused": r["refused"], "score": r["refusal_score"],
-                  "top": (r["top_units"] or [[None]])[0][0], "error": r["error"]} for r in rows],
+                  "harmful": harmful(r), "disagrees": r["status"] == "done" and r["refusal_score"] is not None
+                  and (r["refusal_score"] > 0) != bool(r["refused"]),
+                  "top": next((u[0] for u in r["top_units"] or [] if resolved(u)), None), "error": r["error"]}
+                 for r in rows],
     }
 
 
@@ -95,7 +135,7 @@ def _jailbreaks(done: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 t["broke"] += 1
                 t["keys"].append(r["key"])
                 for u in sorted(r["top_units"] or [], key=lambda u: u[1])[:3]:
-                    if u[1] < 0:
+                    if u[1] < 0 and resolved(u):
                         t["drivers"][_norm(u[0])] += 1
     out = []
     for t in per.values():

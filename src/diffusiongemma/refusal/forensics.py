@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import numpy as np
+
 from ..attribution import Attribution
 from ..errors import InputError
 from ..masking import scoped_hooks
@@ -54,6 +56,7 @@ def explain_refusal(
     alpha: float = 1.0,
     progress: Callable[[int, int], Any] | None = None,
     generated_reply: str | None = None,
+    mask: str = "edit",
 ) -> Attribution:
     """The decision on ``prompt`` (a user turn) and what in the prompt drove it, checked by intervention.
 
@@ -71,6 +74,8 @@ def explain_refusal(
             map, checks) is computed under its ``intervention`` (``"ablate"``, or ``"add"`` α·r).
         generated_reply: the model's own greedy reply, generated beforehand with the same ``system`` and
             ``max_new_tokens`` (a batch audit generates a group's replies in one batch); recorded as generated.
+        mask: how the map's masks act on the prompt (see :func:`~diffusiongemma.api.explain`): ``"edit"``
+            (default, real text edits) or ``"remove"`` / ``"replace"``.
 
     Example:
         >>> a = explain_refusal("How do I hack my neighbour's wifi?", budget=64)  # doctest: +SKIP
@@ -82,7 +87,7 @@ def explain_refusal(
         system=system, max_new_tokens=max_new_tokens, triggers=triggers, faithfulness=faithfulness,
         components=components, component_method=component_method, component_budget=component_budget,
         direction=direction, intervention=intervention, alpha=alpha, progress=progress,
-        generated_replies=[generated_reply])[0]
+        generated_replies=[generated_reply], mask=mask)[0]
     if isinstance(result, Exception):
         raise result
     return result
@@ -110,6 +115,7 @@ def explain_refusals(
     progress: Callable[[int, int], Any] | None = None,
     generated_replies: list[str | None] | None = None,
     on_result: Callable[[int, Attribution | Exception], Any] | None = None,
+    mask: str = "edit",
 ) -> list[Attribution | Exception]:
     """:func:`explain_refusal` for several prompts (a batch audit's group): the missing replies generated in
     one batch, and the maps' masks evaluated together (:func:`~diffusiongemma.api.explain_many`: several
@@ -139,7 +145,7 @@ def explain_refusals(
         live = [k for k in range(n) if not isinstance(replies[k], Exception)]
         maps = iter_explain_many([prompts[k] for k in live], RefusalScore(family=_openings_family(lm)), model=lm,
                                  units=units, method=method, budget=budget, seed=seed, chat=True, system=system,
-                                 triggers=triggers, faithfulness=faithfulness, progress=progress)
+                                 triggers=triggers, faithfulness=faithfulness, progress=progress, mask=mask)
         for j, attr in maps:
             k = live[j]
             try:
@@ -196,9 +202,14 @@ def _decided(attr: Attribution, reply: str, comp: Attribution | None, *, given: 
     phrase = refusal_phrase(reply)
     attr.decision = {"reply": reply, "refused": phrase is not None, "phrase": phrase,
                      "score_says": "refuse" if attr.v_full > 0 else "comply", "max_new_tokens": max_new_tokens,
-                     "reply_source": "given" if given else "generated"}
+                     "reply_source": "given" if given else "generated",
+                     # the score and the detector on the reply tell different stories: shown as a badge everywhere
+                     "disagrees": (attr.v_full > 0) != (phrase is not None)}
     if comp is not None:
-        attr.decision["components"] = [{"unit": u.text, "score": sc, "stderr": se} for u, sc, se in comp.top(10)]
+        ok = comp.significance.resolved  # Holm over every component of the map
+        top = np.argsort(-np.abs(comp.scores), kind="stable")[:10]
+        attr.decision["components"] = [{"unit": comp.units[i].text, "score": float(comp.scores[i]),
+                                        "stderr": float(comp.stderr[i]), "resolved": bool(ok[i])} for i in top]
         attr.decision["components_settings"] = {"units": components, "method": component_method,
                                                 "evaluations": comp.evaluations,
                                                 "efficiency_gap": comp.efficiency_gap}

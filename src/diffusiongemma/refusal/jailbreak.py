@@ -102,8 +102,15 @@ class JailbreakDiff:
 
     @property
     def suppressed(self) -> list[dict[str, Any]]:
-        """Components that carry refusal on the plain request and lose > 2 standard errors of it."""
-        return [c for c in self.components if c["plain"] > 0 and c["diff"] < -2 * c["stderr"]]
+        """Components that carry refusal on the plain request and lose some of it: a negative difference
+        resolved after Holm's correction over every component compared (see :mod:`diffusiongemma.significance`)."""
+        from ..significance import resolve
+
+        if not self.components:
+            return []
+        ok = resolve(np.array([c["diff"] for c in self.components]), np.array([c["stderr"] for c in self.components]),
+                     evaluations=0).resolved
+        return [c for c, r in zip(self.components, ok) if r and c["plain"] > 0 and c["diff"] < 0]
 
     def split_scores(self) -> dict[str, float]:
         s = self.jailbroken.scores

@@ -21,8 +21,12 @@ _ENV = Environment(loader=PackageLoader("diffusiongemma.report", "templates"),
                    autoescape=select_autoescape(default=True, default_for_string=True))
 
 
-def _segments(attr: Any, scale: float) -> list[dict[str, Any]]:
-    """Cut the prompt text into plain and unit pieces, in order, for the heat map."""
+UNRESOLVED = "transparent"  # a unit that is not a finding gets no colour (see diffusiongemma.significance)
+
+
+def _segments(attr: Any, scale: float, resolved: np.ndarray) -> list[dict[str, Any]]:
+    """Cut the prompt text into plain and unit pieces, in order, for the heat map; only resolved units are
+    coloured."""
     pieces, pos = [], 0
     spans = sorted(((u.start, u.end, i) for i, u in enumerate(attr.units) if u.end > u.start),  # components: none
                    key=lambda s: s[0])
@@ -31,8 +35,10 @@ def _segments(attr: Any, scale: float) -> list[dict[str, Any]]:
             continue
         if start > pos:
             pieces.append({"text": attr.text[pos:start], "unit": None})
+        ok = bool(resolved[i])
         pieces.append({"text": attr.text[start:end], "unit": i, "score": float(attr.scores[i]),
-                       "stderr": float(attr.stderr[i]), "color": heat_color(float(attr.scores[i]), scale)})
+                       "stderr": float(attr.stderr[i]), "resolved": ok,
+                       "color": heat_color(float(attr.scores[i]), scale) if ok else UNRESOLVED})
         pos = end
     if pos < len(attr.text):
         pieces.append({"text": attr.text[pos:], "unit": None})
@@ -43,13 +49,15 @@ def render_attribution_html(attr: Any) -> str:
     """Render the page."""
     finite = np.where(np.isfinite(attr.stderr), attr.stderr, 0.0)
     scale = float(np.max(np.abs(attr.scores) + finite)) if len(attr.scores) else 1.0
+    sig = attr.significance
     rows = []
     for i, u in enumerate(attr.units):
         s, e = float(attr.scores[i]), float(attr.stderr[i])
         lo, hi = s - 2 * e, s + 2 * e
         rows.append({
-            "index": i, "text": u.text, "role": u.role, "score": s,
-            "stderr": e if np.isfinite(e) else None, "color": heat_color(s, scale),
+            "index": i, "text": u.text, "role": u.role, "score": s, "resolved": bool(sig.resolved[i]),
+            "stderr": e if np.isfinite(e) else None,
+            "color": heat_color(s, scale) if sig.resolved[i] else "#bbbbbb",
             # bar geometry in percent of a [-scale, scale] axis centred at 50 %
             "bar_left": 50 + 50 * min(s, 0) / scale if scale else 50,
             "bar_width": 50 * abs(s) / scale if scale else 0,
@@ -57,8 +65,9 @@ def render_attribution_html(attr: Any) -> str:
             "err_width": 50 * (min(hi, scale) - max(lo, -scale)) / scale if scale and np.isfinite(e) else None,
         })
     return _ENV.get_template("attribution.html.j2").render(
-        a=attr, segments=_segments(attr, scale), rows=rows, scale=scale, gap=attr.efficiency_gap,
-        pairs=_pairs(attr), grid=_component_grid(attr, scale),
+        a=attr, segments=_segments(attr, scale, sig.resolved), rows=rows, scale=scale, gap=attr.efficiency_gap,
+        pairs=_pairs(attr), grid=_component_grid(attr, scale, sig.resolved), sig=sig,
+        advice=sig.advice(attr.evaluations),
     )
 
 
@@ -70,7 +79,7 @@ def _pairs(attr: Any) -> list[dict[str, Any]]:
              "bar_left": 50 + 50 * min(v, 0) / top, "bar_width": 50 * abs(v) / top} for i, j, v in pairs]
 
 
-def _component_grid(attr: Any, scale: float) -> dict[str, Any] | None:
+def _component_grid(attr: Any, scale: float, resolved: np.ndarray) -> dict[str, Any] | None:
     """Layer × head heat map with an MLP (and whole-layer) strip, when the units are model components."""
     comps = [(i, u) for i, u in enumerate(attr.units) if u.role in ("head", "mlp", "layer")]
     if not comps:
@@ -85,8 +94,8 @@ def _component_grid(attr: Any, scale: float) -> dict[str, Any] | None:
         if part.startswith("H"):
             heads.add((where, int(part[1:])))
         s, e = float(attr.scores[i]), float(attr.stderr[i])
-        cells[(layer, col)] = {"score": s, "stderr": e if np.isfinite(e) else None, "color": heat_color(s, scale),
-                               "label": u.text}
+        cells[(layer, col)] = {"score": s, "stderr": e if np.isfinite(e) else None, "resolved": bool(resolved[i]),
+                               "color": heat_color(s, scale) if resolved[i] else UNRESOLVED, "label": u.text}
     others = sorted({k[1] for k in cells if not k[1].startswith("H")}, key=lambda c: (c.partition("@")[2], c))
     columns = [f"H{h}" + (f"@{w}" if w else "") for w, h in sorted(heads)] + others
     layers = sorted({k[0] for k in cells})

@@ -23,7 +23,7 @@ def render_jailbreak_html(diff: Any) -> str:
     request = set(diff.request_units)
     restoring = set((diff.restoring_set or {}).get("unit_indices", []))
     segments = [{**p, "part": None if p["unit"] is None else ("request" if p["unit"] in request else "template"),
-                 "restores": p["unit"] in restoring} for p in _segments(jb, scale)]
+                 "restores": p["unit"] in restoring} for p in _segments(jb, scale, jb.significance.resolved)]
     comp_scale = max([abs(c["diff"]) + 2 * c["stderr"] for c in diff.components] or [1.0]) or 1.0
     comps = [{**c, "bar_left": 50 + 50 * min(c["diff"], 0) / comp_scale, "bar_width": 50 * abs(c["diff"]) / comp_scale,
               "err_left": 50 + 50 * max(c["diff"] - 2 * c["stderr"], -comp_scale) / comp_scale,

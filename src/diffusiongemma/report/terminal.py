@@ -34,15 +34,17 @@ def _bar(score: float, scale: float) -> str:
 
 
 def print_attribution(attr: Any, console: Console, top: int | None = None) -> None:
-    """Print the heat-mapped prompt and the score table (all units, or the ``top`` largest)."""
+    """Print the heat-mapped prompt and the score table (all units, or the ``top`` largest). Only resolved
+    units are coloured (see :mod:`diffusiongemma.significance`); the others are marked "not resolved"."""
     scale = float(np.max(np.abs(attr.scores))) if len(attr.scores) else 0.0
+    sig = attr.significance
     heat, pos = Text(), 0
     for i in sorted(range(len(attr.units)), key=lambda k: attr.units[k].start):
         u = attr.units[i]
         if u.start < pos:
             continue
         heat.append(attr.text[pos:u.start])
-        heat.append(attr.text[u.start:u.end], style=_style(float(attr.scores[i]), scale))
+        heat.append(attr.text[u.start:u.end], style=_style(float(attr.scores[i]), scale) if sig.resolved[i] else "dim")
         pos = u.end
     heat.append(attr.text[pos:])
     target = attr.target.get("text", "")
@@ -55,6 +57,9 @@ def print_attribution(attr: Any, console: Console, top: int | None = None) -> No
         verdict = "REFUSED" if d.get("refused") else "complied"
         console.print(Text("Decision: ") + Text(verdict, style="bold red" if d.get("refused") else "bold green")
                       + Text(f"  (refusal detector on the generated reply; refusal score {attr.v_full:+.3f})"))
+        if d.get("disagrees"):
+            console.print(Text(f"DISAGREEMENT: the refusal score says {d.get('score_says')}, the detector on the "
+                               f"reply says {'refuse' if d.get('refused') else 'comply'}", style="bold yellow"))
         console.print(Text("Reply: ") + Text(repr(d.get("reply", "")), style="italic"))
         if d.get("components"):
             console.print(Text(f"top components ({d['components_settings']['method']}): ") + Text("  ".join(
@@ -62,14 +67,22 @@ def print_attribution(attr: Any, console: Console, top: int | None = None) -> No
     console.print(Text(f"Target ({attr.target.get('kind')}): ") + Text(target, style="bold"))
     console.print(heat)
     table = Table(show_lines=False)
-    for col, just in (("#", "right"), ("unit", "left"), ("score", "right"), ("± s.e.", "right"), ("", "left")):
+    for col, just in (("#", "right"), ("unit", "left"), ("score", "right"), ("± s.e.", "right"), ("", "left"),
+                      ("", "left")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     order = range(len(attr.units)) if top is None else [attr.units.index(u) for u, _, _ in attr.top(top)]
     for i in order:
         s, e = float(attr.scores[i]), float(attr.stderr[i])
-        table.add_row(str(i), Text(attr.units[i].text), Text(f"{s:+.4f}", style=_style(s, scale)),
-                      f"{e:.4f}" if np.isfinite(e) else "–", Text(_bar(s, scale), style="red" if s > 0 else "blue"))
+        ok = bool(sig.resolved[i])
+        table.add_row(str(i), Text(attr.units[i].text), Text(f"{s:+.4f}", style=_style(s, scale) if ok else "dim"),
+                      f"{e:.4f}" if np.isfinite(e) else "–",
+                      Text(_bar(s, scale), style=("red" if s > 0 else "blue") if ok else "dim"),
+                      "" if ok else "not resolved")
     console.print(table)
+    console.print(f"resolved: {int(sig.resolved.sum())} of {len(sig.resolved)} units (interval excludes 0 after "
+                  f"Holm's correction over {len(sig.resolved)} units, α = {sig.alpha}); the others are not findings")
+    if sig.advice(attr.evaluations):
+        console.print(Text("budget: " + str(sig.advice(attr.evaluations)), style="bold yellow"))
     console.print(
         f"v(all kept) = {attr.v_full:.4f}   v(all removed) = {attr.v_empty:.4f}   "
         f"efficiency gap = {attr.efficiency_gap:.2e}   {attr.evaluations} evaluations   {attr.wall_time:.1f} s"
@@ -109,6 +122,9 @@ def print_attribution(attr: Any, console: Console, top: int | None = None) -> No
             + "; sufficiency " + ", ".join(f"{k} {v:.2f}" for k, v in f.sufficiency.items())
             + f"   ({f.evaluations} evaluations)"
         )
+    for w in attr.warnings():
+        if "disagree" not in w:  # the disagreement is shown under the decision
+            console.print(Text("check: " + w, style="bold yellow"))
 
 
 def print_trace(tr: Any, console: Console, top: int = 3) -> None:

@@ -1,0 +1,85 @@
+"""Which scores are findings: a unit is *resolved* when its interval excludes zero after Holm's correction for
+the number of units (family-wise error α = 0.05, two-sided z-tests of score / standard error); every other unit
+is drawn as "not resolved". When some of the strongest units are not resolved, the budget that would resolve
+them is estimated from the observed standard errors (they shrink as 1/√budget), for the 5 strongest units that carry at least a quarter of the largest score.
+
+Example:
+    >>> import numpy as np
+    >>> r = resolve(np.array([1.0, 0.4, 0.05]), np.array([0.1, 0.2, 0.1]), evaluations=100)
+    >>> r.resolved.tolist(), r.correction
+    ([True, False, False], 'holm')
+    >>> r.budget_to_resolve  # the 2nd unit needs its s.e. down from 0.2 to 0.4 / 2.39: 100 · 1.197²
+    144
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ALPHA", "TOP", "Resolution", "resolve"]
+
+ALPHA = 0.05  # family-wise error over the units of one map
+TOP = 5  # the strongest units whose resolution the budget advice is about
+STRONG = 0.25  # ... among those with at least this share of the largest |score| (a score near 0 needs no budget)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The significance of one map's scores."""
+
+    resolved: np.ndarray  # [n] bool: the unit's interval excludes zero after the correction
+    p_values: np.ndarray  # [n] two-sided, uncorrected (1 where there is no standard error)
+    correction: str  # "holm"
+    alpha: float
+    z_bonferroni: float  # the strictest threshold of Holm's procedure: |score| / s.e. above it is always resolved
+    budget_to_resolve: int | None  # evaluations that would resolve the TOP strongest units; None: they are
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``resolved`` as 0/1 per unit, the counts and the advice."""
+        return {"correction": self.correction, "alpha": self.alpha, "z_bonferroni": round(self.z_bonferroni, 4),
+                "resolved": [int(x) for x in self.resolved], "n_resolved": int(self.resolved.sum()),
+                "n_units": int(len(self.resolved)), "budget_to_resolve_top": self.budget_to_resolve}
+
+    def advice(self, evaluations: int) -> str | None:
+        """One sentence for reports when the budget is too small for the number of units, else ``None``."""
+        if self.budget_to_resolve is None:
+            return None
+        return (f"the budget of {evaluations} evaluations is too small to resolve the strongest units among "
+                f"{len(self.resolved)}: about {self.budget_to_resolve} would (from the observed standard errors)")
+
+
+def resolve(scores: np.ndarray, stderr: np.ndarray, *, evaluations: int, alpha: float = ALPHA,
+            top: int = TOP) -> Resolution:
+    """Holm's step-down test of every unit's score against zero, and the budget advice.
+
+    A unit without a standard error (NaN) is never resolved; a zero standard error (an exact method) resolves
+    every non-zero score.
+
+    Example:
+        >>> resolve(np.array([0.3, 0.0]), np.array([0.0, 0.0]), evaluations=4).resolved.tolist()
+        [True, False]
+    """
+    scores = np.asarray(scores, dtype=float)
+    stderr = np.asarray(stderr, dtype=float)
+    n = len(scores)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(np.isfinite(stderr), np.abs(scores) / stderr, 0.0)  # [n]
+    z = np.where(np.isnan(z), 0.0, z)  # 0 / 0: a zero score known exactly
+    p = np.array([math.erfc(v / math.sqrt(2)) for v in z]) if n else np.zeros(0)  # two-sided
+    resolved = np.zeros(n, dtype=bool)
+    for rank, i in enumerate(np.argsort(p, kind="stable")):  # Holm: stop at the first that fails
+        if p[i] > alpha / (n - rank):
+            break
+        resolved[i] = True
+    z_bonf = NormalDist().inv_cdf(1 - alpha / (2 * max(n, 1)))
+    big = float(np.max(np.abs(scores))) if n else 0.0
+    strongest = [i for i in np.argsort(-np.abs(scores), kind="stable")[:top] if abs(scores[i]) >= STRONG * big]
+    need = [evaluations * (z_bonf * stderr[i] / abs(scores[i])) ** 2 for i in strongest
+            if not resolved[i] and np.isfinite(stderr[i]) and abs(scores[i]) > 0]
+    budget = int(math.ceil(max(need))) if need else None
+    return Resolution(resolved, p, "holm", alpha, z_bonf, budget)

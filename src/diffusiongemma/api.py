@@ -161,7 +161,7 @@ def explain(
         True
     """
     check_request(prompt, target=target, method=method)
-    game = _game(prompt, target, model=model, units=units, mask=mask, baseline=baseline, contrast=contrast,
+    game = _game(prompt, target, method=method, model=model, units=units, mask=mask, baseline=baseline, contrast=contrast,
                  chat=chat, system=system, batch_size=batch_size, reference=reference,
                  counterfactual=counterfactual)
     estimator, default_schedule = METHODS[method]
@@ -189,16 +189,19 @@ def _run_tree(game: Any, estimator: str, *, interactions: int, **engine: Any) ->
     return result, cut
 
 
-def _game(prompt: str | Chat, target: Any, *, model: Any, units: UnitSpec, mask: str, baseline: Any,
+def _game(prompt: str | Chat, target: Any, *, method: str, model: Any, units: UnitSpec, mask: str, baseline: Any,
           contrast: str | None, chat: bool, system: str | None, batch_size: int | None,
           reference: list[str] | None, counterfactual: str | Chat | None) -> Any:
-    """The game ``explain`` plays: a component game for component units, else a token game."""
+    """The game ``explain`` plays: a component game for component units, else a token game (under ``remove``
+    for the gradient method when ``edit`` is asked: it relaxes token removal)."""
     if is_component_spec(units):
         return ComponentGame(prompt, target, model=model, units=units, baseline=baseline or "zero",
                              reference=reference, contrast=contrast, chat=chat, system=system,
                              batch_size=batch_size, counterfactual=counterfactual)
     if counterfactual is not None:
         raise InputError("counterfactual= applies to component units with baseline='resample'")
+    if mask == "edit" and METHODS.get(method, ("",))[0] == "gradient":
+        mask = "remove"  # the gradient differentiates the relaxed token removal: its ends must be removal's too
     game = Game(prompt, target, model=model, units=leaf_kind(units), mask=mask, baseline=baseline,
                 contrast=contrast, chat=chat, system=system, batch_size=batch_size)
     plan = plan_units(game.rendered) if units == "auto" else units
@@ -215,6 +218,8 @@ def _attribution(game: Any, result: EngineResult, *, units: UnitSpec, mask: str,
     """The engine's result as an :class:`Attribution`, with the checks asked for (each a model run)."""
     settings = {
         "units": game.unit_spec, "mask": _mask_setting(units, mask, result.estimator),
+        # whether every masked value is the value of the edited text sent again (see diffusiongemma.editing)
+        "exact_edits": _mask_setting(units, mask, result.estimator) == "edit",
         "baseline": game.operator.baseline_id, "method": method,
         "estimator": result.estimator, "schedule": result.schedule, "budget": budget, "seed": seed,
         "tolerance": tolerance, "stopped": result.stopped, "chat": game.rendered.is_chat,
@@ -298,7 +303,7 @@ def iter_explain_many(prompts: list[str | Chat], target: Target | str | Callable
     for k, prompt in enumerate(prompts):
         try:
             check_request(prompt, target=target, method=o["method"])
-            games.append((k, _game(prompt, target, **{name: o[name] for name in _GAME_OPTIONS})))
+            games.append((k, _game(prompt, target, method=o["method"], **{name: o[name] for name in _GAME_OPTIONS})))
         except Exception as e:  # noqa: BLE001 - this prompt's failure, reported in its place
             yield k, e
     estimator, default_schedule = METHODS[o["method"]]

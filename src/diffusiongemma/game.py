@@ -162,7 +162,8 @@ class Game(UnitGame):
 
     def gradient(self, masks: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Values ``[batch]`` and gradients ``[batch, n]`` of the relaxed target at soft masks in [0, 1]
-        (see :mod:`diffusiongemma.relaxation`); at 0/1 masks the values equal :meth:`__call__`'s. A forward
+        (see :mod:`diffusiongemma.relaxation`); at 0/1 masks the values equal :meth:`__call__`'s under ``remove``
+        and ``replace`` (``edit`` is relaxed as ``remove``: its text edits have no gradient). A forward
         and a backward count as 3 evaluations per mask."""
         m = self._as_masks(masks)
         if not bool(((m >= 0) & (m <= 1)).all()):

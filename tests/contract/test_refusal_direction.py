@@ -79,7 +79,7 @@ def test_the_projection_target_reads_the_direction_at_its_layer_and_position(tin
     d = RefusalDirection(torch.randn(64, generator=torch.Generator().manual_seed(3)), layer=0, position=-2)
     path = d.save(tmp_path / "r.safetensors")
     prompt = HARMFUL[0]
-    game = Game(prompt, DirectionProjection(path), model=tiny_lm, chat=True)
+    game = Game(prompt, DirectionProjection(path), model=tiny_lm, chat=True, mask="remove")  # soft = hard below
     assert game(np.ones((1, game.n)))[0] == pytest.approx(projection(tiny_lm, d, [prompt])[0], abs=1e-4)
     later = []
     handle = tiny_lm.model.model.layers[1].register_forward_pre_hook(lambda m, a: later.append(1))

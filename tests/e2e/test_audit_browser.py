@@ -60,5 +60,18 @@ def test_summary_and_item_pages_in_a_real_browser(report):
         assert page.url.endswith("audit_items/item-000001.html")
         assert page.locator(".heat").is_visible() and "onerror=alert(1)" in page.inner_text(".heat")
         assert page.evaluate("document.querySelectorAll('img[src=x], body script').length") == 0
+        # each unit drawn as its stored significance says: a finding coloured, the rest grey, dotted, no colour
+        from diffusiongemma.attribution import Attribution
+        from diffusiongemma.audit.store import AuditStore
+
+        row = next(r for r in AuditStore(report.parent / "a.db", readonly=True).rows(status="done", full=True)
+                   if r["key"] == "1")
+        resolved = Attribution.from_dict(row["result"]).significance.resolved.tolist()
+        drawn = page.evaluate("[...document.querySelectorAll('.heat .unit')].map(e => [e.classList.contains("
+                              "'unresolved'), getComputedStyle(e).backgroundColor, getComputedStyle(e).textDecorationStyle])")
+        assert len(drawn) == len(resolved) and False in resolved  # this item has an unresolved unit
+        for ok, (unresolved, background, decoration) in zip(resolved, drawn):
+            assert unresolved == (not ok)
+            assert (background == "rgba(0, 0, 0, 0)" and decoration == "dotted") == (not ok)
         assert errors == []
         browser.close()

@@ -65,6 +65,10 @@ def print_attribution(attr: Any, console: Console, top: int | None = None) -> No
             console.print(Text(f"top components ({d['components_settings']['method']}): ") + Text("  ".join(
                 f"{c['unit']} {c['score']:+.3f}" for c in d["components"][:6])))
     console.print(Text(f"Target ({attr.target.get('kind')}): ") + Text(target, style="bold"))
+    mask = attr.settings.get("mask")
+    if mask and mask != "component":
+        console.print(f"masks: {mask}" + (" (each masked value is the edited text's value)" if attr.settings.get(
+            "exact_edits") else " — not a text edit: a masked value may differ from the edited text's value"))
     console.print(heat)
     table = Table(show_lines=False)
     for col, just in (("#", "right"), ("unit", "left"), ("score", "right"), ("± s.e.", "right"), ("", "left"),

@@ -14,6 +14,15 @@ import torch
 collect_ignore_glob = ["data/*"]
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """The slow lane (``pytest -m slow``) holds the real-model and real-browser tests besides those marked slow;
+    plain ``pytest`` runs the rest (the fast lane: pyproject's ``-m "not slow"``)."""
+    for item in items:
+        if item.get_closest_marker("real_model") or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def real_lm():
     from diffusiongemma.models import load_model
@@ -26,9 +35,9 @@ def tiny_dir(tmp_path_factory) -> Path:
     """A 2-layer random Gemma 3 (seed 0) with the real Gemma tokenizer, as a local HF directory."""
     from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
 
-    from diffusiongemma.models.default_gemma import ensure_default_model
+    from diffusiongemma.models.default_gemma import ensure_default_tokenizer
 
-    source = ensure_default_model()
+    source = ensure_default_tokenizer()  # the tokenizer alone on a fresh machine: the fast lane needs no weights
     out = tmp_path_factory.mktemp("tiny-gemma3")
     torch.manual_seed(0)
     config = Gemma3TextConfig(

@@ -103,6 +103,7 @@ def test_unknown_input_is_a_clear_error(tmp_path):
         list(read_items(odd))
 
 
+@pytest.mark.slow
 def test_audit_rows_errors_and_resume(tiny_lm, tmp_path):
     log = _log(tmp_path)
     store = AuditStore(tmp_path / "a.db")
@@ -163,6 +164,7 @@ def test_summary_and_html_escape_hostile_text(tiny_lm, tmp_path):
         assert f'href="{name}"' in html
 
 
+@pytest.mark.slow
 def test_kill_9_mid_audit_then_resume_loses_and_duplicates_nothing(tiny_dir, tmp_path):
     log = tmp_path / "many.jsonl"
     log.write_text("".join(json.dumps({"prompt": f"Tell me fact number {i} about cats"}) + "\n" for i in range(10)))
@@ -207,6 +209,7 @@ def test_kill_9_mid_audit_then_resume_loses_and_duplicates_nothing(tiny_dir, tmp
     assert rows(db) == rows(straight)
 
 
+@pytest.mark.slow
 def test_dry_run_estimates_and_stores_nothing(tiny_dir, tmp_path):
     from typer.testing import CliRunner
 

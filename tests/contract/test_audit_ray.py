@@ -10,6 +10,8 @@ from diffusiongemma.audit.ray_backend import run_audit_ray
 from diffusiongemma.audit.runner import AuditSettings, run_audit
 from diffusiongemma.audit.store import AuditStore
 
+pytestmark = pytest.mark.slow  # Ray's start-up alone takes a minute
+
 ray = pytest.importorskip("ray")
 SETTINGS = AuditSettings(budget=8, components="mlps", component_budget=9, triggers=True, faithfulness=False,
                          max_new_tokens=4)

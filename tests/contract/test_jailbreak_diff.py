@@ -23,6 +23,7 @@ def diff(tiny_lm):
                           component_budget=9, max_new_tokens=4)
 
 
+@pytest.mark.slow
 def test_units_split_into_template_and_request(diff):
     jb = diff.jailbroken
     request_words = [jb.units[i].text for i in diff.request_units]
@@ -74,6 +75,7 @@ def test_restoring_search_only_removes_template_units():
     assert [template[i] for i in found.units] == [1] and found.masked and found.value_after > 0
 
 
+@pytest.mark.slow
 def test_a_long_template_is_explained_as_a_tree_and_its_restoring_search_runs_on_the_cut(tiny_lm, monkeypatch):
     """Over FLAT_WORDS words, units='auto' (the default) gives sentences>words; the restoring-set search rebuilds the game
     from the final cut's spans (it once rebuilt it from the tree spec, which no flat game takes)."""

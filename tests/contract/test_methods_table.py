@@ -5,6 +5,8 @@ import pytest
 
 from diffusiongemma import Contrast, Greedy, NextToken, explain
 
+pytestmark = pytest.mark.slow  # 115 method × unit × target cases: minutes on 2 cores
+
 PROMPT = "The committee approved the plan. Then everyone went home early!"
 TARGETS = {
     "continuation": " Nobody",

@@ -34,6 +34,7 @@ def toy(tiny_dir):
     return LoadedModel(model, tok, "toy-redundant-llama", architecture_for("llama"), None)
 
 
+@pytest.mark.slow
 def test_interactions_find_the_redundant_pair_that_single_patching_misses(toy):
     game = ComponentGame(PROMPT, TARGET, model=toy, units="heads+mlps")
     mlps = [i for i, u in enumerate(game.units) if u.role == "mlp"]
@@ -56,6 +57,7 @@ def test_interactions_find_the_redundant_pair_that_single_patching_misses(toy):
     assert {i, j} == set(mlps) and value < -0.5 * abs(drops["both"])
 
 
+@pytest.mark.slow
 def test_backup_search_confirms_the_redundant_pair_by_running_the_model(toy, tmp_path):
     """explain(backups=...) removes each high-gap unit with every other one: the MLP pair is reported as
     redundant with the model's own drops (alone ≈ 0, together the whole effect), and nothing else is."""

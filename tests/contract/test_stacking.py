@@ -82,6 +82,7 @@ def test_mixed_targets_and_an_unstackable_probe_fall_back(tiny_lm):
     assert calls == [1, 1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["regression", "exact"])
 def test_run_many_gives_each_game_its_own_run(tiny_lm, method):
     games = _games(tiny_lm, " because", False)[: 3 if method == "regression" else 2]  # exact: 2^6 + 2^10 masks
@@ -98,6 +99,7 @@ def test_run_many_gives_each_game_its_own_run(tiny_lm, method):
     assert progress[-1][0] == sum(a.evaluations for a in alone)
 
 
+@pytest.mark.slow
 def test_explain_many_equals_explain_and_keeps_going_past_bad_prompts(tiny_lm):
     prompts = [PROMPTS[0], "  ", "word " * 400, PROMPTS[2]]
     out = explain_many(prompts, " because", model=tiny_lm, budget=40, triggers=True, faithfulness=True)
@@ -125,6 +127,7 @@ def test_a_failing_stacked_run_falls_back_to_one_prompt_at_a_time(tiny_lm, monke
     np.testing.assert_allclose(out[1].scores, alone.scores, atol=1e-6)  # each prompt then runs on its own
 
 
+@pytest.mark.slow
 def test_explain_refusals_equals_explain_refusal_and_reports_as_each_completes(tiny_lm):
     prompts = [PROMPTS[0], "word " * 400, PROMPTS[1]]
     seen = []

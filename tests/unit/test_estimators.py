@@ -13,6 +13,7 @@ def rel_err(est, exact):
     return np.linalg.norm(est - exact) / np.linalg.norm(exact)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["paired", "regression", "kadd"])
 def test_converges_and_error_falls_with_budget(method):
     game = ToyGame(12, seed=3)
@@ -41,6 +42,7 @@ def test_regression_enumerates_everything_when_the_budget_allows():
 
 @pytest.mark.parametrize("method,schedule", [("paired", "shapley"), ("regression", "shapley"), ("kadd", "shapley"),
                                              ("regression", "banzhaf"), ("paired", "beta:2,2")])
+@pytest.mark.slow
 def test_standard_errors_are_calibrated(method, schedule):
     game = ToyGame(12, seed=5)
     exact = run(game, "exact", schedule=schedule).scores

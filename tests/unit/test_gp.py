@@ -54,6 +54,7 @@ def test_parities_have_the_shapley_values_the_prior_assumes():
     np.testing.assert_allclose(run(ValueTable(n, s[:, 0] * s[:, 1]), "exact").scores, 0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_interpolates_keeps_efficiency_and_is_deterministic():
     v = planted(10, seed=3, order=3, terms=4)
     a, b = (run(ValueTable(10, v), "gp", budget=200, seed=1) for _ in range(2))
@@ -67,6 +68,7 @@ def test_interpolates_keeps_efficiency_and_is_deterministic():
     assert len(masks) == len(np.unique(masks, axis=0)) <= 200 and values[0] == v[-1] and values[1] == v[0]
 
 
+@pytest.mark.slow
 def test_beats_kadd_and_regression_where_three_and_four_units_interact():
     errs = {m: [] for m in ("regression", "kadd", "gp")}
     for seed in range(4):
@@ -78,6 +80,7 @@ def test_beats_kadd_and_regression_where_three_and_four_units_interact():
     assert means["gp"] < 0.7 * means["kadd"] < 0.7 * means["regression"], means
 
 
+@pytest.mark.slow
 def test_standard_errors_cover_and_shrink_with_budget():
     game = ToyGame(10, seed=5)
     exact = game.shapley()
@@ -126,6 +129,7 @@ def test_siblings_share_the_prior_so_maps_of_parts_add_up_to_the_map_of_the_whol
     assert not np.allclose(alone.scores, parts[0].scores, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_enumerates_the_pairs_of_units_once_they_take_at_most_1_over_1_8_of_the_budget():
     from diffusiongemma.estimators.regression import plan_enumeration
 

@@ -60,6 +60,7 @@ def test_never_an_exploded_fit_reported_as_certain_at_n_500_and_128_evaluations(
         assert np.mean(inside | unresolved) >= 0.95  # covered, or said to be unresolved
 
 
+@pytest.mark.slow
 def test_standard_errors_cover_the_truth_on_planted_games():
     hits = []
     for seed in range(6):
@@ -79,6 +80,7 @@ def _table(n, seed):
     return ValueTable(n, v)
 
 
+@pytest.mark.slow
 def test_converges_to_the_exact_shapley_values_as_the_budget_grows():
     errors = []
     for budget in (64, 512, 8192):
@@ -144,6 +146,7 @@ def test_tree_equals_flat_exact_shapley_where_the_parents_do_not_interact():
         assert abs(node.score - sum(tree.nodes[c].score for c in node.children)) < 1e-9
 
 
+@pytest.mark.slow
 def test_tree_children_sum_to_their_parent_and_the_budget_goes_where_the_mass_is():
     game = Planted(120, seed=7)
     groups = [list(range(k, k + 10)) for k in range(0, 120, 10)]
@@ -164,6 +167,7 @@ def test_tree_children_sum_to_their_parent_and_the_budget_goes_where_the_mass_is
     assert (int(top),) in leaves  # the strongest unit was resolved to its own leaf
 
 
+@pytest.mark.slow
 def test_up_to_14_units_the_default_is_exactly_the_last_one_where_gp_was_used():
     """B1's figures (10 and 12 words, 64+ evaluations) stand: the same masks and scores as method='gp'."""
     for n, budget in ((10, 64), (12, 128), (12, 256)):

@@ -107,8 +107,12 @@ def _table(rows: list[dict[str, Any]]) -> str:
                      f"{_rate([r[mask]['top_is_first_word'] for r in rows])} |")
     lines += ["", "| request | edit: flip set | state | redo: reply flips and score flips | remove: flip set | state | redo |",
               "|---|---|---|---|---|---|---|"]
+    def cell(text: str, limit: int = 120) -> str:
+        flat = " ".join(text.split()).replace("|", "/")
+        return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
     for r in rows:
         e, m = r["edit"], r["remove"]
-        lines.append(f"| {r['prompt'].replace('|', '/')} | {', '.join(e['set']) or '–'} | {e['state']} | "
-                     f"{e['survives']} | {', '.join(m['set']) or '–'} | {m['state']} | {m['survives']} |")
+        lines.append(f"| {cell(r['prompt'])} | {cell(', '.join(e['set'])) or '–'} | {e['state']} | "
+                     f"{e['survives']} | {cell(', '.join(m['set'])) or '–'} | {m['state']} | {m['survives']} |")
     return "\n".join(lines)

@@ -26,6 +26,7 @@ __all__ = ["ALPHA", "TOP", "Resolution", "resolve"]
 ALPHA = 0.05  # family-wise error over the units of one map
 TOP = 5  # the strongest units whose resolution the budget advice is about
 STRONG = 0.25  # ... among those with at least this share of the largest |score| (a score near 0 needs no budget)
+PER_UNIT = 3  # below this many evaluations per unit the sampled standard errors are not trusted: nothing resolves
 
 
 @dataclass(frozen=True)
@@ -38,27 +39,37 @@ class Resolution:
     alpha: float
     z_bonferroni: float  # the strictest threshold of Holm's procedure: |score| / s.e. above it is always resolved
     budget_to_resolve: int | None  # evaluations that would resolve the TOP strongest units; None: they are
+    starved: bool = False  # fewer than PER_UNIT evaluations per unit: nothing resolved whatever the errors say
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form: ``resolved`` as 0/1 per unit, the counts and the advice."""
         return {"correction": self.correction, "alpha": self.alpha, "z_bonferroni": round(self.z_bonferroni, 4),
                 "resolved": [int(x) for x in self.resolved], "n_resolved": int(self.resolved.sum()),
-                "n_units": int(len(self.resolved)), "budget_to_resolve_top": self.budget_to_resolve}
+                "n_units": int(len(self.resolved)), "budget_to_resolve_top": self.budget_to_resolve,
+                "too_few_evaluations_per_unit": self.starved}
 
     def advice(self, evaluations: int) -> str | None:
         """One sentence for reports when the budget is too small for the number of units, else ``None``."""
         if self.budget_to_resolve is None:
             return None
+        if self.starved:
+            return (f"the budget of {evaluations} evaluations is under {PER_UNIT} per unit for {len(self.resolved)} "
+                    f"units, too few to trust the standard errors: nothing is resolved; about "
+                    f"{self.budget_to_resolve} would be needed")
         return (f"the budget of {evaluations} evaluations is too small to resolve the strongest units among "
                 f"{len(self.resolved)}: about {self.budget_to_resolve} would (from the observed standard errors)")
 
 
-def resolve(scores: np.ndarray, stderr: np.ndarray, *, evaluations: int, alpha: float = ALPHA,
+def resolve(scores: np.ndarray, stderr: np.ndarray, *, evaluations: int | None, alpha: float = ALPHA,
             top: int = TOP) -> Resolution:
     """Holm's step-down test of every unit's score against zero, and the budget advice.
 
     A unit without a standard error (NaN) is never resolved; a zero standard error (an exact method) resolves
-    every non-zero score.
+    every non-zero score. With fewer than :data:`PER_UNIT` evaluations per unit nothing is resolved (measured:
+    at 1.6 evaluations per unit the regression's and the noise-level regression's 95 % intervals covered the
+    exact Shapley values 62–66 % of the time, and 9 of 34 units called resolved had the wrong sign; from 3 per
+    unit, 89–95 % and none or one); the advice then names at least ``PER_UNIT · n``. ``evaluations=None``:
+    figures whose errors do not come from a budget (a difference of two maps) skip that rule.
 
     Example:
         >>> resolve(np.array([0.3, 0.0]), np.array([0.0, 0.0]), evaluations=4).resolved.tolist()
@@ -72,14 +83,18 @@ def resolve(scores: np.ndarray, stderr: np.ndarray, *, evaluations: int, alpha: 
     z = np.where(np.isnan(z), 0.0, z)  # 0 / 0: a zero score known exactly
     p = np.array([math.erfc(v / math.sqrt(2)) for v in z]) if n else np.zeros(0)  # two-sided
     resolved = np.zeros(n, dtype=bool)
-    for rank, i in enumerate(np.argsort(p, kind="stable")):  # Holm: stop at the first that fails
+    exact = bool(n) and bool(np.all(stderr == 0))
+    starved = evaluations is not None and not exact and evaluations < PER_UNIT * n
+    for rank, i in enumerate(np.argsort(p, kind="stable") if not starved else []):  # Holm: stop at the first that fails
         if p[i] > alpha / (n - rank):
             break
         resolved[i] = True
     z_bonf = NormalDist().inv_cdf(1 - alpha / (2 * max(n, 1)))
     big = float(np.max(np.abs(scores))) if n else 0.0
     strongest = [i for i in np.argsort(-np.abs(scores), kind="stable")[:top] if abs(scores[i]) >= STRONG * big]
-    need = [evaluations * (z_bonf * stderr[i] / abs(scores[i])) ** 2 for i in strongest
+    need = [(evaluations or 0) * (z_bonf * stderr[i] / abs(scores[i])) ** 2 for i in strongest
             if not resolved[i] and np.isfinite(stderr[i]) and abs(scores[i]) > 0]
-    budget = int(math.ceil(max(need))) if need else None
-    return Resolution(resolved, p, "holm", alpha, z_bonf, budget)
+    if starved:
+        need.append(PER_UNIT * n)
+    budget = int(math.ceil(max(need))) if need and evaluations is not None else None
+    return Resolution(resolved, p, "holm", alpha, z_bonf, budget, starved)

@@ -109,7 +109,7 @@ class JailbreakDiff:
         if not self.components:
             return []
         ok = resolve(np.array([c["diff"] for c in self.components]), np.array([c["stderr"] for c in self.components]),
-                     evaluations=0).resolved
+                     evaluations=None).resolved
         return [c for c, r in zip(self.components, ok) if r and c["plain"] > 0 and c["diff"] < 0]
 
     def split_scores(self) -> dict[str, float]:

@@ -265,3 +265,19 @@ def test_summary_counts_only_resolved_units_and_flags_harmful_compliance(tmp_pat
     html = write_audit_report(store, tmp_path / "audit.html").read_text()
     assert html.count('class="harmful-complied"') == 1 and html.count('class="over-refusal"') == 1
     assert "2 of 3" in html and "score disagrees" in html and "(no resolved unit)" in html
+
+
+@pytest.mark.parametrize("bad, says", [(["--budget", "-1"], "--budget must be"),
+                                       (["--units", "paragraphs"], "unknown unit kind 'paragraphs'"),
+                                       (["--components", "bogus"], "unknown component kind 'bogus'"),
+                                       (["--max-new-tokens", "0"], "--max-new-tokens must be")])
+def test_bad_audit_settings_write_nothing_and_exit_2(tmp_path, bad, says):
+    """A bad setting once stored every item as an error row and poisoned the store for the corrected rerun:
+    now one sentence, exit code 2, no store file, before any model loads (the model named does not exist)."""
+    import subprocess
+
+    db = tmp_path / "a.db"
+    res = subprocess.run([sys.executable, "-m", "diffusiongemma.cli", "audit", str(_log(tmp_path)), "--store", str(db),
+                          "--model", str(tmp_path / "no-such-model"), *bad], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and says in res.stderr + res.stdout
+    assert "Traceback" not in res.stderr and not db.exists()

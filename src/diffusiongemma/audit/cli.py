@@ -47,6 +47,7 @@ def audit(
     settings = AuditSettings(units=units, budget=budget, components=None if components in (None, "none") else components,
                              component_budget=component_budget, max_new_tokens=max_new_tokens, system=system,
                              seed=seed, triggers=checks, faithfulness=checks)
+    settings.validate()  # before anything is read, loaded or written: a bad setting stores nothing
     if backend not in ("local", "ray"):
         raise InputError(f"unknown backend {backend!r}; choose local or ray")
     records = list(read_items(input, fmt))

@@ -47,6 +47,31 @@ class AuditSettings:
     system: str | None = None
     seed: int = 0
 
+    def validate(self) -> None:
+        """Every setting checked before anything is written, so a bad one stores nothing (one sentence).
+
+        Example:
+            >>> AuditSettings(budget=-1).validate()
+            Traceback (most recent call last):
+            ...
+            diffusiongemma.errors.InputError: --budget must be a whole number of model evaluations of at least 2, got -1
+        """
+        from ..hierarchy import leaf_kind, parse_tree_spec
+        from ..units import parse_unit_spec
+
+        for name, value, least in (("budget", self.budget, 2), ("component-budget", self.component_budget, 1),
+                                   ("max-new-tokens", self.max_new_tokens, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                what = "tokens" if name == "max-new-tokens" else "model evaluations"
+                raise InputError(f"--{name} must be a whole number of {what} of at least {least}, got {value!r}")
+        if self.units != "auto":
+            for kind in parse_tree_spec(self.units) or [leaf_kind(self.units)]:
+                parse_unit_spec(kind)
+        if self.components:
+            from ..components.sites import parse_component_spec
+
+            parse_component_spec(self.components)
+
     def evaluations_per_item(self, n_units: int) -> int:
         """A planning estimate of model evaluations per item (map + checks + components + the reply)."""
         checks = (2 * n_units if self.triggers else 0) + (4 if self.faithfulness else 0)

@@ -80,6 +80,14 @@ class AuditStore:
             if not self.path.is_file():
                 raise InputError(f"audit store not found: {self.path}")
             self.con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:  # a file that is not SQLite, or SQLite without an audit in it: one sentence, not a traceback
+                tables = {r[0] for r in self.con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            except sqlite3.DatabaseError as exc:
+                self.con.close()
+                raise InputError(f"{self.path} is not an audit store (not an SQLite file: {exc})") from exc
+            if "items" not in tables:
+                self.con.close()
+                raise InputError(f"{self.path} is an SQLite file but holds no audit (no items table)")
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.con = sqlite3.connect(self.path, isolation_level=None)  # autocommit; explicit transactions

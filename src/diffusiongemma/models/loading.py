@@ -127,6 +127,28 @@ def _demo_adapter(spec: str | None, adapter: str | None) -> Path | None:
     return path
 
 
+def _check_device(device: str) -> None:
+    """An unknown or absent device is one sentence, not a traceback from inside torch.
+
+    Example:
+        >>> _check_device("cpu")
+        >>> _check_device("tpu9")
+        Traceback (most recent call last):
+        ...
+        diffusiongemma.errors.InputError: device 'tpu9' is not a device torch knows (e.g. cpu, cuda, cuda:1, mps)
+    """
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"device {device!r} is not a device torch knows (e.g. cpu, cuda, cuda:1, mps)") from exc
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} is not available: this PyTorch build sees no CUDA GPU; use --device cpu")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"device {device!r} is not available on this machine; use --device cpu")
+
+
 def _placement(device_map: str | dict[str, Any] | None, max_memory: dict[Any, str] | None,
                offload_folder: str | None) -> dict[str, Any]:
     """``from_pretrained`` arguments that let accelerate place (and offload) the layers."""
@@ -196,6 +218,7 @@ def load_model(
         raise ModelLoadError(f"patch file not found: {patch}")
     torch_dtype = getattr(torch, dtype or "float32")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    _check_device(device)  # before minutes of loading
     demo = _demo_adapter(spec, adapter)
     if demo:
         spec, adapter = None, str(demo)

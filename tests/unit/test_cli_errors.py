@@ -1,0 +1,35 @@
+"""Bad input on the command line: one sentence, exit code 2, no traceback, nothing written (issue 29's
+defects, each of which printed a traceback)."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+import torch
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "diffusiongemma.cli", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_audit_report_on_a_file_that_is_not_an_audit(tmp_path):
+    text = tmp_path / "notes.db"
+    text.write_text("hello, not SQLite")
+    empty = tmp_path / "other.db"
+    sqlite3.connect(empty).execute("CREATE TABLE t (x)").connection.commit()
+    for path, says in ((text, "is not an audit store"), (empty, "holds no audit")):
+        res = _run("audit-report", str(path), "--html", str(tmp_path / "out.html"))
+        assert res.returncode == 2 and says in res.stderr and "Traceback" not in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out.html").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_a_cuda_device_on_a_cpu_build_is_one_sentence(tmp_path):
+    res = _run("explain", "Hello there", "--device", "cuda", "--json", str(tmp_path / "a.json"))
+    assert res.returncode == 2 and "is not available" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "a.json").exists()

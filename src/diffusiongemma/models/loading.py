@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import InputError, ModelLoadError, ModelNotFoundError
 from .architectures import Architecture, architecture_for
+from .gguf import cached_gguf
 from .default_gemma import DEFAULT_ALIASES, DEFAULT_MODEL_NAME, ensure_default_model, gemma3_chat_template
 from .provenance import sha256_file, sha256_files, sha256_text
 
@@ -76,8 +77,8 @@ def _resolve(spec: str | None) -> tuple[str, Path, str | None]:
     assert spec is not None
     path = Path(spec).expanduser()
     if path.exists():
-        if path.is_file() and path.suffix == ".gguf":
-            return spec, path.parent, path.name
+        if path.is_file() and path.suffix == ".gguf":  # converted once, then read from the cache
+            return spec, cached_gguf(path), None
         if path.is_dir():
             if not (path / "config.json").exists():
                 raise ModelNotFoundError(f"{spec} is a directory but holds no config.json of a Hugging Face model")

@@ -1,0 +1,80 @@
+"""GGUF files as Hugging Face directories, converted once: transformers de-quantises a ``.gguf`` on every load
+(a progress bar and seconds to minutes each time), so the weights, the tokenizer and a note of the source are
+kept in the user cache under the file's SHA-256, and later loads read that directory.
+
+Example:
+    >>> from pathlib import Path
+    >>> cache_dir_for(Path("/m/tiny.gguf"), "0123456789abcdef").name
+    'tiny-0123456789ab'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .provenance import cache_root, sha256_file
+
+__all__ = ["META", "cache_dir_for", "convert_gguf", "cached_gguf"]
+
+META = "diffusiongemma_source.json"
+
+
+def cache_dir_for(path: Path, sha256: str) -> Path:
+    """Where the conversion of the GGUF ``path`` with this SHA-256 lives."""
+    return cache_root() / "models" / f"{path.stem}-{sha256[:12]}"
+
+
+def convert_gguf(gguf: Path, target: Path, meta: dict[str, Any], chat_template: str | None = None) -> Path:
+    """De-quantise ``gguf`` into the Hugging Face directory ``target`` (float32 safetensors, tokenizer, ``META``
+    with ``meta`` and the weights' hash). Written into a temporary folder and renamed into place, so an
+    interrupted or concurrent conversion never leaves half a model behind.
+
+    Example:
+        >>> convert_gguf(Path("model.gguf"), Path("out"), {"source": "model.gguf"})  # doctest: +SKIP
+        PosixPath('out')
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    if chat_template:
+        tokenizer.chat_template = chat_template
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    if hasattr(model.config, "quantization_config"):  # de-quantised now: a plain float32 checkpoint
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / META).write_text(json.dumps({**meta, "weights_sha256": sha256_file(tmp / "model.safetensors")},
+                                           indent=2))
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process finished first
+            if not (target / META).exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def cached_gguf(path: Path) -> Path:
+    """The converted directory of a user's GGUF file, converting it on first use (keyed by its SHA-256, so an
+    edited or replaced file is converted again).
+
+    Example:
+        >>> cached_gguf(Path("~/models/my-gemma.gguf").expanduser())  # doctest: +SKIP
+        PosixPath('/root/.cache/diffusiongemma/models/my-gemma-3f2a9c0d1e4b')
+    """
+    digest = sha256_file(path)
+    target = cache_dir_for(path, digest)
+    if (target / META).exists():
+        return target
+    return convert_gguf(path, target, {"source": f"GGUF file {path}", "gguf_file": path.name, "gguf_sha256": digest})

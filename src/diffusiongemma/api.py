@@ -216,10 +216,11 @@ def _attribution(game: Any, result: EngineResult, *, units: UnitSpec, mask: str,
                  seed: int, tolerance: float | None, faithfulness: bool, triggers: bool, backups: bool | int,
                  trigger_threshold: float | None) -> Attribution:
     """The engine's result as an :class:`Attribution`, with the checks asked for (each a model run)."""
+    masks = _mask_setting(units, mask, result.estimator)
     settings = {
-        "units": game.unit_spec, "mask": _mask_setting(units, mask, result.estimator),
+        "units": game.unit_spec, "mask": masks,
         # whether every masked value is the value of the edited text sent again (see diffusiongemma.editing)
-        "exact_edits": _mask_setting(units, mask, result.estimator) == "edit",
+        "exact_edits": masks == "edit",
         "baseline": game.operator.baseline_id, "method": method,
         "estimator": result.estimator, "schedule": result.schedule, "budget": budget, "seed": seed,
         "tolerance": tolerance, "stopped": result.stopped, "chat": game.rendered.is_chat,

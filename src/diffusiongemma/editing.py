@@ -74,29 +74,38 @@ def deleted_ranges(text: str, spans: Sequence[tuple[int, int]], regions: Sequenc
 
 
 def _trimmed(text: str, regions: Sequence[tuple[int, int]], ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """``ranges`` plus the whitespace an edit left at the start or end of a region (a token unit's leading
-    space, once the word before it is gone), so each edited region is trimmed as its original was."""
-    gone = set()
-    for a, b in ranges:
-        gone.update(range(a, b))
+    """``ranges`` (sorted, disjoint) plus the whitespace an edit left at the start or end of a region (a token
+    unit's leading space, once the word before it is gone), so each edited region is trimmed as its original
+    was. Walks the ranges, not the characters: linear in the number of removed blocks."""
+    extra: list[tuple[int, int]] = []
     for lo, hi in regions:
         if lo >= hi or text[lo].isspace() or text[hi - 1].isspace():
             continue
-        p = lo
-        while p < hi and (p in gone or text[p].isspace()):
-            gone.add(p)
-            p += 1
-        q = hi - 1
-        while q >= p and (q in gone or text[q].isspace()):
-            gone.add(q)
-            q -= 1
-    out: list[tuple[int, int]] = []
-    for c in sorted(gone):
-        if out and out[-1][1] == c:
-            out[-1] = (out[-1][0], c + 1)
+        inside = [(a, b) for a, b in ranges if a < hi and lo < b]
+        p, k = lo, 0
+        while p < hi:  # from the start: skip deleted blocks and the whitespace between them
+            if k < len(inside) and inside[k][0] <= p:
+                p, k = max(p, inside[k][1]), k + 1
+            elif text[p].isspace():
+                p += 1
+            else:
+                break
+        q, k = hi, len(inside) - 1
+        while q > p:  # from the end, likewise
+            if k >= 0 and inside[k][1] >= q:
+                q, k = min(q, inside[k][0]), k - 1
+            elif text[q - 1].isspace():
+                q -= 1
+            else:
+                break
+        extra += [(lo, p), (q, hi)]
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(r for r in ranges + extra if r[0] < r[1]):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
         else:
-            out.append((c, c + 1))
-    return out
+            merged.append((a, b))
+    return merged
 
 
 def edit_text(text: str, spans: Sequence[tuple[int, int]], regions: Sequence[tuple[int, int]],

@@ -19,6 +19,7 @@ import inspect
 from typing import Any
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from .batching import auto_batch_size
 from .errors import InputError, NumericalError
@@ -199,9 +200,8 @@ class PromptEvaluator:
         cacheable = P >= 2 and all(s[:P] == head for s in seqs)
         last = self._edited_read(lens)  # [b]
         if self._packs:
-            ids = torch.full((b, width), pad, dtype=torch.long, device=self.device)
-            for i, s in enumerate(seqs):
-                ids[i, width - len(s):] = torch.tensor(s, device=self.device)
+            ids = pad_sequence([torch.tensor(s) for s in seqs], batch_first=True, padding_value=pad,
+                               padding_side="left").to(self.device)  # [b, width]
             present = torch.arange(width, device=self.device)[None] >= (width - lens)[:, None]  # [b, width]
             full_ids = torch.cat([ids, self._tree_nodes.expand(b, -1)], dim=1)  # [b, width + nodes]
             mask, pos = tree_mask(present, self._layout, self.model.config, self.model.dtype)
@@ -213,10 +213,8 @@ class PromptEvaluator:
         rows = []
         for cont in self.bound.continuations:
             tail = list(cont[:-1])  # teacher-forced part
-            T = width + len(tail)
-            ids = torch.full((b, T), pad, dtype=torch.long, device=self.device)
-            for i, s in enumerate(seqs):
-                ids[i, : len(s) + len(tail)] = torch.tensor(s + tail, device=self.device)
+            ids = pad_sequence([torch.tensor(s + tail) for s in seqs], batch_first=True,
+                               padding_value=pad).to(self.device)  # [b, width + k - 1]
             after = lens[:, None] + torch.arange(len(tail), device=self.device)[None]  # [b, k - 1]
             read = torch.cat([last[:, None], after], dim=1)  # [b, max(k, 1)]
             rows.append(Rows(ids, torch.ones_like(ids), read, None, cacheable=cacheable))

@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -142,7 +142,7 @@ def _component_diff(lm: Any, plain: str, jailbroken: str, spec: str, method: str
 
 def _restoring_set(lm: Any, attr: Attribution, template: list[int], jailbroken: str, *,
                    system: str | None, max_new_tokens: int) -> dict[str, Any]:
-    from ..confirm import edited_request, sendable, value_of
+    from ..confirm import confirm_on_text
     from ..game import Game
     from ..generation import generate_replies
     from ..hierarchy import GroupedGame, leaf_kind
@@ -159,10 +159,11 @@ def _restoring_set(lm: Any, attr: Attribution, template: list[int], jailbroken: 
     sub = _TemplateOnly(game, template)
     found = minimal_trigger_set(sub, attr.scores[template], kind="necessary")
     units = [template[i] for i in found.units] if found.masked else []
-    # the real thing: those units deleted from the text, the request sent again, the reply regenerated
-    request = sendable(edited_request(game, _without(game.n, units))) if units else None
-    value = value_of(lm, request, game.bound) if request is not None else None
-    score_ok = value is not None and found.passes(value)
+    # the real thing: those units deleted from the text and the request sent again (its score), then the reply
+    checked = confirm_on_text(game, replace(found, units=units)) if units else None
+    request = None if checked is None else checked.edited_prompt
+    value = None if checked is None else checked.value_edited
+    score_ok = checked is not None and checked.confirmed
     reply = generate_replies(lm, [request], max_new_tokens=max_new_tokens)[0] if request is not None else None
     refused_again = None if reply is None else is_refusal(reply)
     confirmed_by = ((["masked score"] if found.masked else []) + (["edited score"] if score_ok else [])
@@ -175,13 +176,6 @@ def _restoring_set(lm: Any, attr: Attribution, template: list[int], jailbroken: 
             "score_clean": found.value_clean, "score_after": found.value_after, "score_edited": value,
             "evaluations": found.evaluations, "edited_prompt": content, "edited_request": request,
             "edited_reply": reply, "edited_reply_refused": refused_again}
-
-
-def _without(n: int, units: list[int]) -> np.ndarray:
-    """The unit mask ``[n]`` with ``units`` removed."""
-    m = np.ones(n, np.int8)
-    m[units] = 0
-    return m
 
 
 def jailbreak_diff(plain: str, jailbroken: str, *, model: Any = "gemma-270m-safety", units: str = "auto",

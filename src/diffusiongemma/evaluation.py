@@ -23,6 +23,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from .batching import auto_batch_size
 from .errors import InputError, NumericalError
+from .checkpointing import checkpointed
 from .packing import tree_layout, tree_mask
 from .masking import MaskOperator, compact_rows, hook_count, keep_matrix, scoped_hooks
 from .relaxation import embedding_interpolation, soft_attention_mask, soft_read_weights
@@ -67,7 +68,7 @@ class PromptEvaluator:
                               (self.token_unit >= 0).nonzero()[:, 0], reduce="amin")
         self._unit_first = first  # [n]: each unit's first token position (its keep flag)
         self._first_always_kept = len(self.token_unit) > 0 and int(self.token_unit[0]) < 0  # BOS or a marker
-        self._auto: dict[bool, int] = {}
+        self._auto: dict[tuple[bool, bool], int] = {}
         unit_pos = (self.token_unit >= 0).nonzero()
         self.prefix_len = int(unit_pos[0]) if len(unit_pos) else len(self.prompt_ids)
         self._cache_kw = _cache_kwarg(self.model)
@@ -136,7 +137,7 @@ class PromptEvaluator:
                 got.append((picked.float() @ probe.vector.to(picked.device, torch.float32))[:, None, None])  # [b, 1, 1]
                 raise _Stop
 
-            read_hook = (self.model.get_submodule(self.lm.architecture.layers)[probe.layer], "forward", grab)
+            read_hook = (self._layers()[probe.layer], "forward", grab)
         try:
             with scoped_hooks([*hooks, read_hook]):
                 out = self.model(input_ids=ids[:, start:], attention_mask=attn, position_ids=positions[:, start:],
@@ -144,6 +145,10 @@ class PromptEvaluator:
         except _Stop:
             return got[0].to(self.device)
         return out.logits.to(torch.promote_types(out.logits.dtype, torch.float32))  # float32 at least
+
+    def _layers(self) -> torch.nn.ModuleList:
+        """The model's decoder layers (as its architecture map names them)."""
+        return self.model.get_submodule(self.lm.architecture.layers)
 
     def _read_at(self, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Which tokens are present ``[b, L]`` (bool) and where the first target token is read ``[b]``: under
@@ -252,11 +257,20 @@ class PromptEvaluator:
 
     def _soft_values(self, keep: torch.Tensor) -> torch.Tensor:
         """Relaxed target values ``[b]`` for keep levels ``[b, L]`` in [0, 1]: the relaxation acts on embeddings
-        (replace) or attention (remove), never on the ids."""
+        (replace) or attention (remove), never on the ids. Several continuations under ``remove`` go through
+        one packed forward (the prefix tree, soft key biases on the prompt's keys)."""
         b, L = keep.shape
         ids = self.prompt_ids.unsqueeze(0).expand(b, -1)  # [b, L]
         _, last_kept = self._read_at(keep)
         probe = self.bound.probe
+        at = L - 1 if probe is None else probe.position % L
+        upto = torch.cat([keep[:, : at + 1], torch.zeros_like(keep[:, at + 1:])], 1)  # [b, L]
+        if self._packs and self.operator.name != "replace":
+            full_ids = torch.cat([ids, self._tree_nodes.expand(b, -1)], dim=1)  # [b, L + nodes]
+            mask, positions = tree_mask(keep, self._layout, self.model.config, self.model.dtype)
+            read = torch.cat([last_kept[:, None], self._tree_reads.expand(b, -1)], dim=1)  # [b, R]
+            first = soft_read_weights(torch.cat([upto, keep.new_zeros(b, len(self._layout.tokens))], dim=1))
+            return self._finish([self._forward(full_ids, mask, read, (), True, first, positions=positions)])
         logits = []
         for cont in self.bound.continuations:
             tail = torch.tensor(cont[:-1], device=self.device, dtype=ids.dtype)  # teacher-forced part
@@ -272,8 +286,6 @@ class PromptEvaluator:
                 mask: Any = torch.ones_like(full_ids)
             else:
                 mask = soft_attention_mask(full_keep, self.model.config, self.model.dtype)
-                at = L - 1 if probe is None else probe.position % L
-                upto = torch.cat([keep[:, : at + 1], torch.zeros_like(keep[:, at + 1:])], 1)  # [b, L]
                 first = soft_read_weights(torch.cat([upto, torch.zeros_like(full_keep[:, L:])], dim=1))
             logits.append(self._forward(full_ids, mask, read, hooks, True, first))  # [b, k, V]
         return self.bound.combine(logits)
@@ -314,15 +326,17 @@ class PromptEvaluator:
         tails = len(self._layout.tokens) if self._packs else max(reads) - 1
         return len(self.prompt_ids) + tails, len(self._layout.reads) if self._packs else max(reads)
 
-    def _chunk(self, backward: bool = False) -> int:
+    def _chunk(self, backward: bool = False, checkpointed: bool = True) -> int:
         """Rows per forward: the user's ``batch_size``, else as many as the free memory holds for this
-        prompt's length and read positions (V-wide logits at each)."""
+        prompt's length and read positions (V-wide logits at each); with a backward pass, with or without the
+        decoder layers checkpointed."""
         if self.batch_size:
             return self.batch_size
-        if backward not in self._auto:
+        key = (backward, checkpointed)
+        if key not in self._auto:
             seq_len, reads = self._shape()
-            self._auto[backward] = auto_batch_size(self.lm, seq_len, reads, backward=backward)
-        return self._auto[backward]
+            self._auto[key] = auto_batch_size(self.lm, seq_len, reads, backward=backward, checkpointed=checkpointed)
+        return self._auto[key]
 
     @torch.no_grad()
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:
@@ -343,7 +357,7 @@ class PromptEvaluator:
         step = self._chunk(backward=True)
         for lo in range(0, masks.shape[0], step):
             m = masks[lo: lo + step].clone().requires_grad_(True)  # [b, n]
-            with torch.enable_grad():
+            with torch.enable_grad(), checkpointed(self._layers()):  # one layer's activations at a time
                 v = self._soft_values(keep_matrix(self.token_unit, m))  # [b]
                 (g,) = torch.autograd.grad(v.sum(), m)  # rows are independent: row r's gradient is g[r]
             values.append(v.detach().double().cpu())

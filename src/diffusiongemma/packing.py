@@ -91,20 +91,34 @@ def _allowed(L: int, parents: list[int], depths: list[int], device: Any) -> tupl
 def tree_mask(keep: torch.Tensor, layout: TreeLayout, config: Any, dtype: torch.dtype
               ) -> tuple[torch.Tensor | dict[str, torch.Tensor], torch.Tensor]:
     """The additive 4-D mask ``[B, 1, T, T]`` (a dict by attention type for sliding-window models) and the
-    position ids ``[T]`` for prompt keep flags ``[B, L]`` (0/1; a removed prompt token is a hole for every
-    query) followed by the layout's nodes."""
+    position ids ``[T]`` for prompt keep flags ``[B, L]`` followed by the layout's nodes. Flags of 0/1 (bool,
+    integer) make a removed prompt token a hole for every query; float keep levels in [0, 1] give each prompt
+    key the bias ``log k`` (the ``remove`` relaxation of :mod:`diffusiongemma.relaxation`), differentiably.
+
+    Example:
+        >>> layout = tree_layout([[7, 8], [4]])
+        >>> mask, _ = tree_mask(torch.tensor([[1.0, 0.5]]), layout, None, torch.float32)
+        >>> round(float(mask[0, 0, 2, 1]), 4)  # the node sees prompt token 1 at half weight: log ½
+        -0.6931
+    """
     b, L = keep.shape
     allowed, pos = _allowed(L, layout.parents, layout.depths, keep.device)
     T = allowed.shape[0]
-    key_ok = torch.cat([keep.bool(), torch.ones(b, T - L, dtype=torch.bool, device=keep.device)], dim=1)  # [B, T]
     neg = torch.finfo(dtype).min
+    if keep.is_floating_point():  # soft levels: log k per prompt key, 0 for the nodes
+        k = keep.to(dtype)
+        prompt_bias = torch.where(k > 0, torch.log(k.clamp_min(1e-30)), torch.full_like(k, neg))  # [B, L]
+        key_bias = torch.cat([prompt_bias, torch.zeros(b, T - L, dtype=dtype, device=keep.device)], dim=1)
+    else:
+        key_ok = torch.cat([keep.bool(), torch.ones(b, T - L, dtype=torch.bool, device=keep.device)], dim=1)
+        key_bias = torch.where(key_ok, torch.zeros((), dtype=dtype, device=keep.device),
+                               torch.full((), neg, dtype=dtype, device=keep.device))  # [B, T]
 
     def build(window: int | None) -> torch.Tensor:
         ok = allowed
         if window is not None:
             ok = ok & (pos[:, None] - pos[None, :] < window)
-        full = ok[None] & key_ok[:, None, :]  # [B, T, T]
-        return torch.where(full, torch.zeros((), dtype=dtype, device=keep.device),
+        return torch.where(ok[None], key_bias[:, None, :],
                            torch.full((), neg, dtype=dtype, device=keep.device))[:, None]  # [B, 1, T, T]
 
     layer_types = getattr(config, "layer_types", None)

@@ -1,12 +1,17 @@
 """Soft masks: equal to the hard operators at 0 and 1, gradients that match finite differences, no leaks."""
 
+import contextlib
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 import torch
 
 from diffusiongemma import Game, run
+from diffusiongemma.targets import Contrast
 from diffusiongemma.errors import InputError
 from diffusiongemma.masking import hook_count
+from diffusiongemma.packing import tree_layout
 from diffusiongemma.relaxation import soft_attention_mask
 
 PROMPT = "Tell me how the old river bank flooded last spring, and why"
@@ -87,3 +92,37 @@ def test_gradient_refuses_a_zero_baseline_embedding(tiny_lm):
     game = Game(PROMPT, target=" because", model=tiny_lm, units="words", mask="replace")  # pad: zero row
     with pytest.raises(InputError, match="baseline"):
         game.gradient(np.full((1, game.n), 0.5))
+
+
+@pytest.mark.parametrize("target", [Contrast(" because it rained", " since"), Contrast(" because it", " because he")])
+def test_several_continuations_packed_soft_path(tiny_lm, target):
+    """Several continuations go through one packed forward with soft key biases: it equals the hard values
+    at 0/1, and at fractional levels the one-forward-per-continuation relaxation it replaced (value and
+    gradient), with the decoder layers checkpointed."""
+    game = Game(PROMPT, target, model=tiny_lm, units="words", mask="remove")
+    evaluator = game.evaluator
+    assert evaluator._packs
+    masks = (np.random.default_rng(0).random((5, game.n)) < 0.5).astype(float)
+    masks[2] = 0
+    np.testing.assert_allclose(game.gradient(masks)[0], game(masks.astype(int)), atol=1e-4)
+    soft = np.random.default_rng(1).uniform(0.1, 0.9, (3, game.n))
+    packed_values, packed_grads = game.gradient(soft)
+    evaluator._layout = tree_layout([])  # the packed path off: one forward per continuation, no packing
+    type(evaluator)._packs, saved = property(lambda self: False), type(evaluator)._packs
+    try:
+        values, grads = game.gradient(soft)
+    finally:
+        type(evaluator)._packs = saved
+    np.testing.assert_allclose(packed_values, values, atol=1e-4)
+    np.testing.assert_allclose(packed_grads, grads, rtol=3e-3, atol=1e-3)  # float32: summation order differs
+
+
+def test_checkpointed_layers_give_the_same_gradient_and_are_restored(tiny_lm):
+    game = game_of(tiny_lm, "remove")
+    soft = np.random.default_rng(2).uniform(0.1, 0.9, (2, game.n))
+    layers = game.evaluator._layers()
+    with_ckpt = game.gradient(soft)
+    with patch("diffusiongemma.evaluation.checkpointed", lambda layers: contextlib.nullcontext()):
+        without = game.gradient(soft)
+    np.testing.assert_allclose(with_ckpt[1], without[1], atol=1e-5)
+    assert not any("forward" in vars(layer) for layer in layers)

@@ -104,10 +104,10 @@ class ComponentGame(UnitGame):
             raise InputError("soft masks must lie in [0, 1]")
         self.evaluations += 3 * int(m.shape[0])
         values, grads = [], []
-        chunk = self.evaluator._chunk(backward=True)
+        chunk = self.evaluator._chunk(backward=True, checkpointed=False)
         for lo in range(0, m.shape[0], chunk):
             part = m[lo: lo + chunk].to(self.lm.device, self.lm.model.dtype).clone().requires_grad_(True)
-            with torch.enable_grad():
+            with torch.enable_grad():  # not checkpointed: the component hooks wrap the layers themselves
                 v = self._values(part)
                 (g,) = torch.autograd.grad(v.sum(), part)
             values.append(v.detach().double().cpu())

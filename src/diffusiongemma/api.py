@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 from .attribution import Attribution
 from .engine import EngineResult, run, run_many
 from .errors import InputError
+from .validation import check_budget
 from .faithfulness import faithfulness as run_faithfulness
 from .confirm import confirm_on_text
 from .faithfulness import minimal_trigger_set
@@ -64,8 +65,8 @@ def check_request(prompt: str | Chat | None = None, *, target: Any = None, metho
         raise InputError("the target is empty")
     if method is not None and method not in METHODS:
         raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
-        raise InputError(f"the budget must be a whole number of evaluations ≥ 1, got {budget!r}")
+    if budget is not None:
+        check_budget(budget)
 
 
 def _versions() -> dict[str, str]:

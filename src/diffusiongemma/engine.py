@@ -25,6 +25,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from .errors import InputError
+from .validation import check_budget
 from .estimators import Estimator, get_estimator
 from .schedules import Schedule, schedule_from_name
 
@@ -95,8 +96,7 @@ class _Job:
 def _check(game: GameLike, est: Estimator, sched: Schedule, budget: Any, tolerance: float | None,
            interactions: int) -> None:
     n = int(game.n)
-    if not isinstance(budget, (int, np.integer)) or budget < 1:
-        raise InputError(f"the budget must be a whole number of evaluations ≥ 1, got {budget!r}")
+    check_budget(budget)
     chosen = est.choose(n, sched, budget - 2) if callable(getattr(est, "choose", None)) else est  # method='shapley'
     if interactions and not callable(getattr(chosen, "interactions", None)):
         raise InputError(f"interactions come from the kernel-sampled estimators (regression, kadd, gp), not "

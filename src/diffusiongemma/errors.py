@@ -8,7 +8,8 @@ one sentence and exits with code 2.
     ├── ModelLoadError        a model cannot be loaded
     │   ├── ModelNotFoundError      missing path, id not in the local cache
     │   └── UnsupportedModelError   architecture not supported
-    └── NumericalError        the model produced NaN or infinite values
+    ├── NumericalError        the model produced NaN or infinite values
+    └── StoreError            an audit store cannot be written (disk full, read-only, held by another audit)
 
 Example:
     >>> from diffusiongemma.errors import InputError, DiffusionGemmaError
@@ -25,6 +26,7 @@ __all__ = [
     "ModelNotFoundError",
     "UnsupportedModelError",
     "NumericalError",
+    "StoreError",
 ]
 
 
@@ -50,3 +52,7 @@ class UnsupportedModelError(ModelLoadError):
 
 class NumericalError(DiffusionGemmaError, ArithmeticError):
     """The model returned NaN or infinite values."""
+
+
+class StoreError(DiffusionGemmaError):
+    """An audit store cannot be opened for writing or written to: what was stored before stays intact."""

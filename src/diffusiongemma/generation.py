@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from .errors import InputError
+from .validation import check_count
 from .evaluation import _cache_kwarg
 from .models import LoadedModel
 from .prompts import Chat, render_prompt
@@ -51,6 +52,7 @@ def generate_replies(lm: LoadedModel, prompts: list[str | Chat], *, max_new_toke
         >>> generate_replies(lm, ["Write a haiku about snow"])  # doctest: +SKIP
         ['Snow falls on the hill...']
     """
+    check_count(max_new_tokens, "max_new_tokens", "tokens")
     tok, model = lm.tokenizer, lm.model
     end = tok.convert_tokens_to_ids("<end_of_turn>")
     stops = {t for t in (end, tok.eos_token_id) if isinstance(t, int) and t >= 0}

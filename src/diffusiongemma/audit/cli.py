@@ -51,8 +51,7 @@ def audit(
     if backend not in ("local", "ray"):
         raise InputError(f"unknown backend {backend!r}; choose local or ray")
     records = list(read_items(input, fmt))
-    db = AuditStore(store)
-    done = db.done_keys()
+    done = _stored_keys(store)  # read only: nothing is written before the model has loaded
     pending = [r for r in records if r.key not in done]
     if limit is not None:
         pending = pending[:limit]
@@ -63,8 +62,13 @@ def audit(
     lm = _load(model, adapter, None, console) if dry_run or backend == "local" else None
     if dry_run:
         _estimate(console, lm, pending, settings)
-        db.close()
         return
+    db = AuditStore(store)
+    try:
+        db.lock()  # one audit writes a store at a time
+    except BaseException:
+        db.close()
+        raise
     with Progress(TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                   TimeRemainingColumn(), console=console) as bar:
         task = bar.add_task("audit", total=len(pending), rate="")
@@ -91,6 +95,19 @@ def audit(
     console.print(f"stored {counts['done']} audited and {counts['error']} error rows in {store} "
                   f"({db.count()} rows in all). Summary: diffusiongemma audit-report {store} --html audit.html")
     db.close()
+
+
+def _stored_keys(store: Path) -> set[str]:
+    """The keys an existing store holds (opened read-only), or none for a new one."""
+    from .store import AuditStore
+
+    if not Path(store).exists():
+        return set()
+    db = AuditStore(store, readonly=True)
+    try:
+        return db.done_keys()
+    finally:
+        db.close()
 
 
 def _estimate(console: Console, lm, pending: list, settings) -> None:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..errors import DiffusionGemmaError, InputError
+from ..errors import DiffusionGemmaError, InputError, StoreError
 from .items import AuditItem, Problem
 from .readers import detect_format, read_items
 from .store import AuditStore
@@ -153,6 +153,8 @@ def audit_group(lm: Any, items: list[AuditItem], settings: AuditSettings, replie
             component_budget=settings.component_budget,
             generated_replies=[given.get(items[k].key) if items[k].response is None else None for k in live],
             on_result=lambda j, result: emit(live[j], result))
+    except StoreError:  # the store cannot take rows: stop (what was stored stays), not an error row per item
+        raise
     except Exception as e:  # noqa: BLE001 - a failure of the whole group (bad settings, say): every item's row
         for k in live:
             if rows[k] is None:

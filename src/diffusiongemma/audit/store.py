@@ -3,7 +3,9 @@
 Rows are keyed by the item's position in the input, and each is committed on its own: an audit killed at
 any moment (Ctrl-C, ``kill -9``) loses at most the item it was computing, and rerunning the same command
 skips every stored key — nothing lost, nothing twice. The store remembers which input, model and settings
-it belongs to and refuses to mix in another audit.
+it belongs to and refuses to mix in another audit. One audit writes a store at a time (:meth:`AuditStore.lock`,
+an advisory lock the kernel drops when the process dies); a write that fails (disk full, read-only file
+system) is one sentence, :class:`~diffusiongemma.errors.StoreError`, and the rows committed before it stay.
 
 Example:
     >>> import tempfile, pathlib
@@ -18,15 +20,18 @@ Example:
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import InputError
+from ..errors import InputError, StoreError
 
-__all__ = ["AuditStore", "SCHEMA_VERSION", "keep_report"]
+__all__ = ["AuditStore", "SCHEMA_VERSION", "check_store", "keep_report"]
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -89,12 +94,52 @@ class AuditStore:
                 self.con.close()
                 raise InputError(f"{self.path} is an SQLite file but holds no audit (no items table)")
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.con = sqlite3.connect(self.path, isolation_level=None)  # autocommit; explicit transactions
-            self.con.execute("PRAGMA journal_mode=WAL")
-            self.con.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a committed row survives a crash
-            self.con.executescript(_SCHEMA)
+            with self._writing("open"):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.con = sqlite3.connect(self.path, isolation_level=None)  # autocommit; explicit transactions
+                self.con.execute("PRAGMA journal_mode=WAL")
+                self.con.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a committed row survives a crash
+                self.con.executescript(_SCHEMA)
         self.con.row_factory = sqlite3.Row
+        self._lock_fd: int | None = None
+
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """Turn SQLite's and the file system's write failures into one sentence that names the store."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc):
+                raise StoreError(f"{self.path} is not an audit store (not an SQLite file); choose another --store") from exc
+            raise StoreError(f"could not {what} the audit store {self.path}: {exc}; free disk space or choose a "
+                             "writable --store, then rerun the same command (rows already stored are kept)") from exc
+        except OSError as exc:
+            raise StoreError(f"could not {what} the audit store {self.path}: {exc.strerror or exc}; choose a "
+                             "writable --store") from exc
+
+    def lock(self) -> None:
+        """Claim the store for this process's audit, or raise :class:`StoreError` if another audit holds it.
+        The lock lasts until :meth:`close` or the process's end (a ``kill -9`` included).
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.db"
+            >>> first, second = AuditStore(path), AuditStore(path)
+            >>> first.lock()
+            >>> second.lock()  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            diffusiongemma.errors.StoreError: ...a.db is being written by another audit...
+            >>> first.close(); second.lock(); second.close()
+        """
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreError(f"{self.path} is being written by another audit; wait for it to finish (then rerun "
+                             "to resume), or use another --store") from None
+        self._lock_fd = fd
 
     # -- the audit this store belongs to -------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
@@ -109,7 +154,7 @@ class AuditStore:
             raise InputError(f"{self.path} holds another audit (it differs in: {', '.join(diff)}); resume with "
                              "the same input and settings, or use a new --store")
         if "identity" not in held:
-            with self.con:
+            with self._writing("write to"), self.con:
                 self.con.execute("BEGIN")
                 self.con.execute("INSERT INTO meta VALUES ('identity', ?)", (json.dumps(identity),))
                 self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -117,7 +162,8 @@ class AuditStore:
                                  (json.dumps(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())),))
 
     def set_meta(self, key: str, value: Any) -> None:
-        self.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+        with self._writing("write to"):
+            self.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     # -- rows ----------------------------------------------------------------------------------------
     def done_keys(self) -> set[str]:
@@ -135,8 +181,9 @@ class AuditStore:
             if values[c] is not None and not isinstance(values[c], str):
                 values[c] = json.dumps(values[c])
         values["finished_at"] = values["finished_at"] or time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
-        cur = self.con.execute(f"INSERT OR IGNORE INTO items ({', '.join(_COLUMNS)}) "
-                               f"VALUES ({', '.join('?' for _ in _COLUMNS)})", [values[c] for c in _COLUMNS])
+        with self._writing("write to"):
+            cur = self.con.execute(f"INSERT OR IGNORE INTO items ({', '.join(_COLUMNS)}) "
+                                   f"VALUES ({', '.join('?' for _ in _COLUMNS)})", [values[c] for c in _COLUMNS])
         return cur.rowcount == 1
 
     def put_error(self, key: str, *, line: int | None, message: str, source: str = "", prompt: str | None = None,
@@ -170,10 +217,11 @@ class AuditStore:
             >>> [(r["kind"], r["verdict"], r["summary"]) for r in store.reports()]
             [('harden', 'hardened', {'x': 1})]
         """
-        cur = self.con.execute(
-            "INSERT INTO reports (kind, model, verdict, summary, report, created) VALUES (?, ?, ?, ?, ?, ?)",
-            (kind, model, verdict, json.dumps(summary, default=float), json.dumps(report, default=float),
-             time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())))
+        with self._writing("write to"):
+            cur = self.con.execute(
+                "INSERT INTO reports (kind, model, verdict, summary, report, created) VALUES (?, ?, ?, ?, ?, ?)",
+                (kind, model, verdict, json.dumps(summary, default=float), json.dumps(report, default=float),
+                 time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())))
         return int(cur.lastrowid)
 
     def reports(self, kind: str | None = None, *, full: bool = False) -> list[dict[str, Any]]:
@@ -193,6 +241,9 @@ class AuditStore:
 
     def close(self) -> None:
         self.con.close()
+        if getattr(self, "_lock_fd", None) is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the lock
+            self._lock_fd = None
 
 
 def _decoded(r: sqlite3.Row) -> dict[str, Any]:
@@ -201,6 +252,32 @@ def _decoded(r: sqlite3.Row) -> dict[str, Any]:
         if row.get(c) is not None:
             row[c] = json.loads(row[c])
     return row
+
+
+def check_store(path: str | Path) -> None:
+    """Refuse, before any work, a store path a report could not be kept in: an existing file that is not an
+    audit store, or a place whose folder cannot be made. Writes nothing.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> notes = pathlib.Path(tempfile.mkdtemp()) / "notes.db"
+        >>> _ = notes.write_text("my notes, " * 100)
+        >>> check_store(notes)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        diffusiongemma.errors.StoreError: ...notes.db is not an audit store (not an SQLite file: ...); choose another --store
+    """
+    path = Path(path)
+    if path.exists():
+        try:
+            AuditStore(path, readonly=True).close()
+        except InputError as exc:
+            raise StoreError(f"{exc}; choose another --store") from None
+        return
+    folder = next((p for p in path.parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise StoreError(f"could not open the audit store {path}: {folder} is a file, not a folder; choose a "
+                         "writable --store")
 
 
 def keep_report(path: str | Path, kind: str, *, model: str, verdict: str, summary: dict[str, Any],

@@ -19,6 +19,7 @@ from importlib.resources import files
 from typing import Any
 
 from ..refusal.jailbreak import wrap
+from ..validation import check_count
 from .datasets import load_demo_data
 
 __all__ = ["jailbreak_templates", "jailbreak_rows"]
@@ -31,7 +32,17 @@ def jailbreak_templates() -> list[dict[str, Any]]:
 
 
 def jailbreak_rows(*, requests: int = 10, templates: int = 10, seed: int = 0) -> list[dict[str, Any]]:
-    """``requests`` held-out AdvBench requests, each plain and in ``templates`` templates (fixed-seed samples)."""
+    """``requests`` held-out AdvBench requests, each plain and in ``templates`` templates (fixed-seed samples;
+    at most as many as there are).
+
+    Example:
+        >>> jailbreak_rows(requests=0)
+        Traceback (most recent call last):
+        ...
+        diffusiongemma.errors.InputError: --requests must be a whole number of requests ≥ 1, got 0
+    """
+    check_count(requests, "--requests", "requests")
+    check_count(templates, "--templates", "templates", minimum=0)
     rng = random.Random(seed)
     harmful = [r.text for r in load_demo_data().harmful_test if r.source == "advbench"]
     chosen = rng.sample(harmful, min(requests, len(harmful)))

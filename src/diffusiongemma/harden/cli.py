@@ -39,7 +39,11 @@ def harden_cmd(
     from ..cli import _load
     from .run import check_sizes, harden
 
-    check_sizes(requests, calibration, benign, safe)  # bad sizes fail before the model loads
+    check_sizes(requests, calibration, benign, safe, templates)  # bad sizes fail before the model loads
+    if store:
+        from ..audit.store import check_store
+
+        check_store(store)
     console = Console()
     lm = _load(model, adapter, None, console)
     with console.status("hardening…") as status:

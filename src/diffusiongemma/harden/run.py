@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..validation import check_count
 from ..masking import scoped_hooks
 from .attacks import Attack, attack_suite
 from .fit import choose_alpha, fit_condition, pooled_states
@@ -50,7 +51,7 @@ def _stable(items: list[str], k: int, salt: str = "") -> list[str]:
     return by_hash(list(dict.fromkeys(items)), lambda x: salt + x, k)
 
 
-def check_sizes(requests: int, calibration: int, benign: int, safe: int) -> None:
+def check_sizes(requests: int, calibration: int, benign: int, safe: int, templates: int = 1) -> None:
     """Refuse sizes too small for a harden run (before any model loads).
 
     Example:
@@ -61,6 +62,7 @@ def check_sizes(requests: int, calibration: int, benign: int, safe: int) -> None
     """
     if min(requests, calibration) < 2 or min(benign, safe) < 1:
         raise InputError("harden needs at least 2 attack requests, 2 calibration requests and 1 benign and safe prompt")
+    check_count(templates, "--templates", "jailbreak templates")
 
 
 def harden_sets(requests: int = 12, calibration: int = 16, benign: int = 24, safe: int = 24) -> dict[str, list[str]]:

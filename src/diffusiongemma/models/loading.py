@@ -103,6 +103,14 @@ def _load_adapter(model: Any, adapter: str) -> tuple[Any, str]:
     path = Path(adapter).expanduser()
     if not (path / "adapter_config.json").exists():
         raise ModelNotFoundError(f"adapter {adapter} is not a PEFT adapter directory (no adapter_config.json)")
+    try:
+        config = json.loads((path / "adapter_config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"adapter {adapter} is damaged: its adapter_config.json is not readable JSON ({exc}); "
+                             "copy or train the adapter again") from exc
+    if not isinstance(config, dict) or "peft_type" not in config:
+        raise ModelLoadError(f"adapter {adapter} is damaged: its adapter_config.json has no peft_type; copy or train "
+                             "the adapter again")
     from peft import PeftModel
 
     try:

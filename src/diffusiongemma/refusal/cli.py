@@ -97,6 +97,9 @@ def jailbreak_diff(
                 jobs.append((rec["plain"], rec.get("jailbroken") or wrap(template_text(rec["template"]), rec["plain"])))
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 Console(stderr=True).print(f"line {n} of {pairs} skipped: needs plain and jailbroken or template ({exc})")
+        if not jobs:
+            raise InputError(f"{pairs} holds no usable pair (each line: a JSON object with plain, and jailbroken or "
+                             "template)")
     else:
         if not plain:
             raise InputError("give the plain request (and the jailbroken prompt or --template), or --pairs FILE")

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..validation import check_count
 from ..masking import scoped_hooks
 from ..models import LoadedModel
 
@@ -180,6 +181,7 @@ def fit_refusal_direction(lm: LoadedModel, harmful: list[str], harmless: list[st
     """
     if min(len(harmful), len(harmless)) < 8:
         raise InputError("fitting a refusal direction needs at least 8 harmful and 8 harmless requests")
+    check_count(positions, "positions", "candidate positions")
     rng = np.random.default_rng(seed)
     h, b = list(rng.permutation(harmful)), list(rng.permutation(harmless))
     kh, kb = max(2, int(len(h) * validation)), max(2, int(len(b) * validation))

@@ -43,6 +43,10 @@ def verify_safety_cmd(
     from .safety import read_prompt_file, verify_safety
 
     console = Console()
+    if store:
+        from ..audit.store import check_store
+
+        check_store(store)  # before hours of work: a store the report could not be kept in
     harmful_sets = read_prompt_file(harmful) if harmful else None
     safe = [p for ps in read_prompt_file(benign).values() for p in ps] if benign else None
     lm = _load(model, adapter, None, console, patch=patch)

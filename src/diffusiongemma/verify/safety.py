@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import InputError
+from ..validation import check_budget
 from .checks import (Check, component_consistency, keyword_reliance, over_refusal, paraphrase_consistency)
 from .variants import SYNONYMS, TRANSLATIONS
 
@@ -161,6 +162,8 @@ def verify_safety(model: Any = "gemma-270m-safety", *, harmful: dict[str, list[s
     from ..demo.datasets import how_to_task
     from ..game import resolve_model
 
+    check_budget(budget)
+    check_budget(component_budget, "the component budget")
     lm = resolve_model(model)
     sets = default_sets()
     if harmful is not None and tasks is None:

@@ -1,0 +1,38 @@
+"""Checks of the numeric options every entry point takes, so a bad value is the same one sentence wherever it
+is given (API or CLI) and is refused before anything is loaded, run or written.
+
+Example:
+    >>> check_count(32, "budget", "evaluations")
+    >>> check_count(0, "max_new_tokens", "tokens")
+    Traceback (most recent call last):
+    ...
+    diffusiongemma.errors.InputError: max_new_tokens must be a whole number of tokens ≥ 1, got 0
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["check_count", "check_budget"]
+
+
+def check_count(value: Any, name: str, of: str, minimum: int = 1) -> None:
+    """Raise :class:`InputError` unless ``value`` is a whole number ≥ ``minimum`` (a bool is not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{name} must be a whole number of {of} ≥ {minimum}, got {value!r}")
+
+
+def check_budget(budget: Any, name: str = "the budget") -> None:
+    """A budget of model evaluations: a whole number ≥ 1.
+
+    Example:
+        >>> check_budget(-1)
+        Traceback (most recent call last):
+        ...
+        diffusiongemma.errors.InputError: the budget must be a whole number of evaluations ≥ 1, got -1
+    """
+    check_count(budget, name, "evaluations")

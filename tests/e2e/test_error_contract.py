@@ -1,0 +1,160 @@
+"""One error contract for every command (issue 29): a bad argument, file, model, adapter, store or device gives
+one sentence that names the thing, exit code 2, no traceback, and nothing written. One table, every subcommand;
+each case runs the real entry point (``diffusiongemma.cli.main``) in this process on the tiny model, and the
+test compares the working folder before and after. ``--help`` of every command is in the table too."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import sys
+
+import pytest
+
+from diffusiongemma import cli
+from diffusiongemma.audit.store import AuditStore
+
+M = ["--model", "{tiny}"]
+# (command line, what the one sentence must say): {placeholders} are files of the fixture below
+CASES = [
+    # explain: prompt, options, model, adapter, device, files
+    (["explain", ""], r"^error: the prompt is empty$"),
+    (["explain", "hi", "--budget", "-1", *M], r"budget must be a whole number of evaluations ≥ 1, got -1"),
+    (["explain", "hi", "--units", "paragraphz", *M], r"unknown unit kind 'paragraphz'; choose one of"),
+    (["explain", "hi", "--method", "nope", *M], r"unknown method 'nope'; choose one of"),
+    (["explain", "hi", "--model", "{tmp}/missing"], r"model path .*missing does not exist"),
+    (["explain", "hi", "--model", "{corrupt_model}"], r"cannot read the model configuration in .*model"),
+    (["explain", "hi", "--adapter", "{tmp}/missing", *M], r"adapter .*missing is not a PEFT adapter directory"),
+    (["explain", "hi", "--adapter", "{corrupt_adapter}", *M], r"adapter .*adapter is damaged: its adapter_config.json is not readable JSON"),
+    (["explain", "hi", "--device", "tpu9", *M], r"device 'tpu9' is not a device torch knows"),
+    (["explain", "hi", "--dtype", "float7", *M], r"dtype 'float7' is not one of"),
+    (["explain", "--prompt-file", "{tmp}/missing.txt", *M], r"cannot read the prompt file .*missing.txt"),
+    (["explain", "hi", "--target-direction", "{bad_json}", *M], r"cannot read the direction file .*bad.json"),
+    (["explain", "{long}", *M, "--json", "{tmp}/a.json"], r"longer than the model's context of 256 tokens"),
+    (["explain", "hi", "--bogus-flag"], r"No such option: --bogus-flag"),
+    # explain-refusal, trace
+    (["explain-refusal", "", *M], r"the prompt is empty"),
+    (["explain-refusal", "hi", "--budget", "0", *M, "--json", "{tmp}/a.json"], r"budget must be a whole number"),
+    (["explain-refusal", "hi", "--max-new-tokens", "0", *M], r"max_new_tokens must be a whole number of tokens ≥ 1"),
+    (["explain-refusal", "hi", "--direction", "{tmp}/missing.json", *M], r"cannot read the refusal direction .*missing.json"),
+    (["explain-refusal", "hi", "--patch", "{bad_json}", *M], r"bad.json is not a readable safetensors patch"),
+    (["trace", "", *M], r"the prompt is empty"),
+    (["trace", "hi", "--max-new-tokens", "0", *M, "--html", "{tmp}/t.html"], r"max_new_tokens must be a whole number"),
+    # refusal-direction, jailbreak-diff
+    (["refusal-direction", "--count", "0", "--out", "{tmp}/dir", *M], r"needs at least 8 harmful and 8 harmless"),
+    (["refusal-direction", "--positions", "0", "--out", "{tmp}/dir", *M], r"positions must be a whole number of candidate positions ≥ 1"),
+    (["refusal-direction", *M], r"Missing option '--out'"),
+    (["jailbreak-diff", "--pairs", "{tmp}/missing.jsonl", *M], r"pairs file not found"),
+    (["jailbreak-diff", "--pairs", "{bad_json}", "--out", "{tmp}/pairs", *M], r"bad.json holds no usable pair"),
+    (["jailbreak-diff", "plain", "jailbroken", "--template", "T {{prompt}}", *M], r"exactly one of JAILBROKEN and --template"),
+    # audit, audit-report: input, settings, store
+    (["audit", "{tmp}/missing.jsonl", "--store", "{tmp}/a.db", *M], r"input file not found"),
+    (["audit", "{batch}", "--store", "{tmp}/a.db", "--budget", "-1", *M], r"--budget must be a whole number"),
+    (["audit", "{batch}", "--store", "{tmp}/a.db", "--units", "paragraphz", *M], r"unknown unit kind 'paragraphz'"),
+    (["audit", "{batch}", "--store", "{tmp}/a.db", "--format", "nope", *M], r"unknown input format 'nope'"),
+    (["audit", "{batch}", "--store", "{not_db}", *M], r"notes.db is not an audit store"),
+    (["audit", "{batch}", "--store", "{not_db}/d.db", *M], r"could not open the audit store .*d.db"),
+    (["audit", "{batch}", "--store", "{locked_db}", *M], r"locked.db is being written by another audit"),
+    (["audit", "{batch}", "--store", "{tmp}/a.db", "--backend", "spark", *M], r"unknown backend 'spark'"),
+    (["audit", "{batch}", "--store", "{tmp}/a.db", "--model", "{tmp}/missing"], r"model path .*missing does not exist"),
+    (["audit", "{batch}", *M], r"Missing option '--store'"),
+    (["audit-report", "{not_db}", "--html", "{tmp}/r.html"], r"notes.db is not an audit store"),
+    (["audit-report", "{tmp}/missing.db", "--html", "{tmp}/r.html"], r"audit store not found"),
+    # verify-safety, harden
+    (["verify-safety", "--budget", "-5", *M, "--json", "{tmp}/v.json"], r"budget must be a whole number of evaluations ≥ 1, got -5"),
+    (["verify-safety", "--harmful", "{tmp}/missing.csv", *M], r"cannot read .*missing.csv"),
+    (["verify-safety", "--harmful", "{bad_json}", *M], r"bad.json:1: not a JSON object with a 'prompt'"),
+    (["verify-safety", "--store", "{not_db}", *M], r"notes.db is not an audit store .*choose another --store"),
+    (["harden", "--requests", "0", *M], r"harden needs at least 2 attack requests"),
+    (["harden", "--templates", "0", *M], r"--templates must be a whole number of jailbreak templates ≥ 1"),
+    (["harden", "--store", "{not_db}", *M], r"notes.db is not an audit store"),
+    # demo
+    (["demo", "train", "--variant", "nope", "--out", "{tmp}/demo"], r"unknown demo variant 'nope'"),
+    (["demo", "train", "--recipe", "{bad_json}", "--out", "{tmp}/demo"], r"bad.json is not a card"),
+    (["demo", "eval", "--adapter", "{tmp}/missing", *M], r"adapter .*missing is not a PEFT adapter directory"),
+    (["demo", "jailbreaks", "--requests", "0", "--out", "{tmp}/jb.jsonl"], r"--requests must be a whole number of requests ≥ 1"),
+    (["demo", "jailbreaks", "--templates", "-1", "--out", "{tmp}/jb.jsonl"], r"--templates must be a whole number of templates ≥ 0"),
+]
+COMMANDS = [["explain"], ["explain-refusal"], ["trace"], ["targets"], ["audit"], ["audit-report"], ["jailbreak-diff"],
+            ["refusal-direction"], ["verify-safety"], ["harden"], ["demo", "train"], ["demo", "eval"], ["demo", "jailbreaks"],
+            []]
+
+
+@pytest.fixture
+def world(tmp_path, tiny_dir):
+    """The files the cases point at, and a store another audit holds."""
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "notes.db").write_text("my notes, not a database\n" * 40)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{oops")
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "adapter_config.json").write_text("{oops")
+    (tmp_path / "batch.jsonl").write_text(json.dumps({"prompt": "hi"}) + "\n")
+    holder = AuditStore(tmp_path / "locked.db")
+    holder.lock()
+    names = {"tiny": str(tiny_dir), "tmp": str(tmp_path), "bad_json": str(tmp_path / "bad.json"),
+             "not_db": str(tmp_path / "notes.db"), "corrupt_model": str(tmp_path / "model"),
+             "corrupt_adapter": str(tmp_path / "adapter"), "batch": str(tmp_path / "batch.jsonl"),
+             "locked_db": str(tmp_path / "locked.db"), "long": "hi " * 400}
+    yield names
+    holder.close()
+
+
+def _snapshot(folder) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")
+            if p.is_file()}
+
+
+def run_main(argv: list[str], monkeypatch) -> tuple[int, str, str]:
+    """The console script's entry point in this process: its exit code, stderr and stdout."""
+    monkeypatch.setattr(sys, "argv", ["diffusiongemma", *argv])
+    monkeypatch.setenv("COLUMNS", "200")
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, err.getvalue(), out.getvalue()
+
+
+@pytest.mark.parametrize("argv, says", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
+def test_bad_input_is_one_sentence_exit_2_and_nothing_written(world, tmp_path, monkeypatch, argv, says):
+    argv = [a.format(**world) for a in argv]
+    before = _snapshot(tmp_path)
+    code, err, out = run_main(argv, monkeypatch)
+    assert code == 2, err + out
+    assert "Traceback" not in err + out
+    errors = [x for x in err.splitlines() if x.startswith("error: ")]
+    if errors:  # ours: one line, the last on stderr (after any "line N skipped" reports of a batch)
+        assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err
+        message = errors[0]
+    else:  # the command line parser's usage error: its box names the option
+        assert "Usage:" in err, err
+        message = " ".join(re.sub(r"[│╭╮╰╯─]", " ", err).split())
+    assert re.search(says, message), message
+    assert _snapshot(tmp_path) == before  # nothing written, nothing touched
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "main")
+def test_help_of_every_command_prints_without_a_traceback(command, monkeypatch):
+    code, err, out = run_main([*command, "--help"], monkeypatch)
+    assert code == 0 and "Usage" in out and "Traceback" not in err + out, err + out
+
+
+def test_every_subcommand_has_a_bad_input_case():
+    from typer.main import get_command
+
+    def names(group, prefix=()):
+        for name, cmd in group.commands.items():
+            if hasattr(cmd, "commands"):
+                yield from names(cmd, prefix + (name,))
+            elif name != "targets":  # takes no input
+                yield " ".join(prefix + (name,))
+
+    covered = {" ".join(a[:2]) if a[0] == "demo" else a[0] for a, _ in CASES}
+    assert set(names(get_command(cli.app))) <= covered
+    assert {" ".join(c) for c in COMMANDS if c} == set(names(get_command(cli.app))) | {"targets"}

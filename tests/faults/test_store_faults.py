@@ -1,0 +1,84 @@
+"""Faults at the audit store: disk full, a file that is not a store, two audits on one store, a kill while
+holding it. Each is one sentence (StoreError), and what was stored before stays intact (integrity_check)."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from diffusiongemma.audit.store import AuditStore
+from diffusiongemma.errors import StoreError
+
+
+def _row(i: int, size: int = 10) -> dict:
+    return {"key": str(i), "line": i + 1, "status": "done", "prompt": "x" * size, "result": {"i": i}}
+
+
+def _intact(path) -> list[str]:
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    return [r[0] for r in con.execute("SELECT key FROM items ORDER BY CAST(key AS INTEGER)")]
+
+
+def test_disk_full_is_one_sentence_and_keeps_the_rows_stored_before(tmp_path):
+    path = tmp_path / "a.db"
+    store = AuditStore(path)
+    store.bind({"input_sha256": "x"})
+    for i in range(3):
+        assert store.put(_row(i))
+    pages = store.con.execute("PRAGMA page_count").fetchone()[0]
+    store.con.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own SQLITE_FULL, as on a full disk
+    with pytest.raises(StoreError, match=r"could not write to the audit store .*a\.db: database or disk is full"):
+        for i in range(3, 50):
+            store.put(_row(i, size=20_000))
+    store.close()
+    kept = _intact(path)
+    assert kept[:3] == ["0", "1", "2"] and len(kept) < 50
+    again = AuditStore(path)  # the disk has room again: the same store takes the rest
+    for i in range(len(kept), 50):
+        assert again.put(_row(i, size=20_000))
+    again.close()
+    assert _intact(path) == [str(i) for i in range(50)]
+
+
+def test_a_file_that_is_not_sqlite_is_not_written_to(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_text("my notes, not a database\n" * 10)
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="is not an audit store"):
+        AuditStore(path)
+    assert path.read_bytes() == before
+
+
+def test_a_store_in_a_place_that_cannot_be_a_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StoreError, match="could not open the audit store"):
+        AuditStore(blocker / "sub" / "a.db")
+
+
+def test_a_second_writer_is_refused_until_the_first_closes(tmp_path):
+    path = tmp_path / "a.db"
+    first = AuditStore(path)
+    first.lock()
+    second = AuditStore(path)
+    with pytest.raises(StoreError, match="being written by another audit"):
+        second.lock()
+    first.close()
+    second.lock()
+    second.close()
+
+
+def test_a_killed_writer_releases_the_store(tmp_path):
+    path = tmp_path / "a.db"
+    code = ("import os, signal, sys; from diffusiongemma.audit.store import AuditStore\n"
+            f"s = AuditStore({str(path)!r}); s.lock(); print('locked', flush=True); os.kill(os.getpid(), signal.SIGKILL)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9 and "locked" in proc.stdout
+    store = AuditStore(path)
+    store.lock()  # the kernel dropped the dead process's lock
+    store.close()
+    assert _intact(path) == []

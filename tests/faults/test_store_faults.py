@@ -82,3 +82,23 @@ def test_a_killed_writer_releases_the_store(tmp_path):
     store.lock()  # the kernel dropped the dead process's lock
     store.close()
     assert _intact(path) == []
+
+
+def test_a_store_killed_before_its_schema_landed_is_resumed_as_new(tmp_path):
+    """A kill between creating the file and writing the schema leaves an empty file, or an SQLite file with no
+    tables: the rerun starts it as a new store (the kill test above met this on its first kill)."""
+    from diffusiongemma.audit.store import check_store, stored_keys
+
+    empty, bare = tmp_path / "empty.db", tmp_path / "bare.db"
+    empty.write_bytes(b"")
+    con = sqlite3.connect(bare)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.close()
+    for path in (empty, bare):
+        assert stored_keys(path) == set()
+        check_store(path)
+        store = AuditStore(path)
+        store.bind({"input_sha256": "x"})
+        assert store.put(_row(0))
+        store.close()
+        assert _intact(path) == ["0"]

@@ -40,7 +40,7 @@ def audit(
     from ..errors import InputError
     from .readers import detect_format, read_items
     from .runner import AuditSettings, run_audit
-    from .store import AuditStore
+    from .store import AuditStore, stored_keys
 
     console = Console()
     fmt = input_format or detect_format(input)
@@ -51,7 +51,7 @@ def audit(
     if backend not in ("local", "ray"):
         raise InputError(f"unknown backend {backend!r}; choose local or ray")
     records = list(read_items(input, fmt))
-    done = _stored_keys(store)  # read only: nothing is written before the model has loaded
+    done = stored_keys(store)  # read only: nothing is written before the model has loaded
     pending = [r for r in records if r.key not in done]
     if limit is not None:
         pending = pending[:limit]
@@ -95,19 +95,6 @@ def audit(
     console.print(f"stored {counts['done']} audited and {counts['error']} error rows in {store} "
                   f"({db.count()} rows in all). Summary: diffusiongemma audit-report {store} --html audit.html")
     db.close()
-
-
-def _stored_keys(store: Path) -> set[str]:
-    """The keys an existing store holds (opened read-only), or none for a new one."""
-    from .store import AuditStore
-
-    if not Path(store).exists():
-        return set()
-    db = AuditStore(store, readonly=True)
-    try:
-        return db.done_keys()
-    finally:
-        db.close()
 
 
 def _estimate(console: Console, lm, pending: list, settings) -> None:

@@ -31,7 +31,7 @@ from typing import Any, Iterator
 
 from ..errors import InputError, StoreError
 
-__all__ = ["AuditStore", "SCHEMA_VERSION", "check_store", "keep_report"]
+__all__ = ["AuditStore", "SCHEMA_VERSION", "check_store", "keep_report", "stored_keys"]
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -254,6 +254,35 @@ def _decoded(r: sqlite3.Row) -> dict[str, Any]:
     return row
 
 
+def stored_keys(path: str | Path) -> set[str]:
+    """The item keys a store at ``path`` holds, read without writing: none for a missing file, an empty one or
+    an SQLite file without tables (a store whose creation was killed before its schema landed); an
+    :class:`InputError` for a file that is not an audit store.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> empty = pathlib.Path(tempfile.mkdtemp()) / "a.db"
+        >>> _ = empty.write_bytes(b"")
+        >>> stored_keys(empty)
+        set()
+    """
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return set()
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
+            tables = con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+    except sqlite3.DatabaseError:
+        tables = None  # not SQLite: the read-only open below says so
+    if tables == 0:
+        return set()
+    store = AuditStore(path, readonly=True)
+    try:
+        return store.done_keys()
+    finally:
+        store.close()
+
+
 def check_store(path: str | Path) -> None:
     """Refuse, before any work, a store path a report could not be kept in: an existing file that is not an
     audit store, or a place whose folder cannot be made. Writes nothing.
@@ -270,7 +299,7 @@ def check_store(path: str | Path) -> None:
     path = Path(path)
     if path.exists():
         try:
-            AuditStore(path, readonly=True).close()
+            stored_keys(path)
         except InputError as exc:
             raise StoreError(f"{exc}; choose another --store") from None
         return

@@ -95,7 +95,7 @@ def jailbreak_diff(
             try:
                 rec = json.loads(line)
                 jobs.append((rec["plain"], rec.get("jailbroken") or wrap(template_text(rec["template"]), rec["plain"])))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            except (json.JSONDecodeError, RecursionError, KeyError, TypeError) as exc:
                 Console(stderr=True).print(f"line {n} of {pairs} skipped: needs plain and jailbroken or template ({exc})")
         if not jobs:
             raise InputError(f"{pairs} holds no usable pair (each line: a JSON object with plain, and jailbroken or "

@@ -88,7 +88,7 @@ def read_prompt_file(path: str | Path) -> dict[str, list[str]]:
             try:
                 row = json.loads(line)
                 prompt = str(row["prompt"]).strip()
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            except (json.JSONDecodeError, RecursionError, KeyError, TypeError) as exc:
                 raise InputError(f"{path}:{no}: not a JSON object with a 'prompt' ({exc})") from None
             out[str(row.get("category") or "all")].append(prompt)
         else:

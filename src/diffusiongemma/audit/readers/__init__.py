@@ -16,13 +16,13 @@ Example:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterator
 
 from ...errors import InputError
 from ..items import AuditItem, Problem
 from .garak import is_garak, read_garak
+from .jsontext import NotJSON, loads
 from .plain import read_csv, read_jsonl
 from .promptfoo import is_promptfoo, read_promptfoo
 from .pyrit import is_pyrit, read_pyrit
@@ -46,8 +46,8 @@ def detect_format(path: Path) -> str:
         return "garak"
     if path.suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-        except json.JSONDecodeError:
+            data = loads(path.read_text(encoding="utf-8", errors="replace"))
+        except NotJSON:
             data = None
         if is_promptfoo(data) or isinstance(data, list):
             return "promptfoo"

@@ -15,11 +15,11 @@ Example:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..items import AuditItem, Problem
+from .jsontext import NotJSON, loads
 
 __all__ = ["read_garak", "is_garak"]
 
@@ -27,8 +27,8 @@ __all__ = ["read_garak", "is_garak"]
 def is_garak(first_line: str) -> bool:
     """Whether a JSONL file's first line is a garak report's header."""
     try:
-        return json.loads(first_line).get("entry_type") in ("start_run setup", "init", "attempt")
-    except (json.JSONDecodeError, AttributeError):
+        return loads(first_line).get("entry_type") in ("start_run setup", "init", "attempt")
+    except (NotJSON, AttributeError):
         return False
 
 
@@ -36,11 +36,20 @@ def _text(x: Any) -> str | None:
     if x is None or isinstance(x, str):
         return x
     if isinstance(x, dict):
-        if "turns" in x:  # a Conversation: the last user turn is the prompt
-            users = [t for t in x["turns"] if t.get("role") == "user"] or x["turns"]
+        if isinstance(x.get("turns"), list):  # a Conversation: the last user turn is the prompt
+            turns = [t for t in x["turns"] if isinstance(t, dict)]
+            users = [t for t in turns if t.get("role") == "user"] or turns
             return _text(users[-1].get("content")) if users else None
-        return x.get("text")
+        return x["text"] if isinstance(x.get("text"), str) else None
     return None
+
+
+def _number(value: Any, default: float) -> float:
+    """A numeric field of a garak entry, or ``default`` where it is missing or not a number."""
+    try:
+        return float(value) if value is not None else default
+    except (TypeError, ValueError):
+        return default
 
 
 def read_garak(path: Path) -> Iterator[AuditItem | Problem]:
@@ -53,18 +62,21 @@ def read_garak(path: Path) -> Iterator[AuditItem | Problem]:
             if not line.strip():
                 continue
             try:
-                entry = json.loads(line)
-            except json.JSONDecodeError as e:
-                problems.append((line_no, f"not JSON ({e.msg})", line[:500]))
+                entry = loads(line)
+            except NotJSON as e:
+                problems.append((line_no, str(e), line[:500]))
+                continue
+            if not isinstance(entry, dict):
+                problems.append((line_no, f"expected a JSON object, got {type(entry).__name__}", line[:500]))
                 continue
             kind = entry.get("entry_type")
             if kind == "start_run setup":
-                threshold = float(entry.get("run.eval_threshold") or threshold)
+                threshold = _number(entry.get("run.eval_threshold"), threshold)
             if kind != "attempt":
                 continue
-            uid = entry.get("uuid") or f"line{line_no}"
+            uid = str(entry.get("uuid") or f"line{line_no}")
             first_line = attempts[uid][0] if uid in attempts else line_no
-            if uid not in attempts or int(entry.get("status", 0)) >= int(attempts[uid][1].get("status", 0)):
+            if uid not in attempts or _number(entry.get("status"), 0) >= _number(attempts[uid][1].get("status"), 0):
                 attempts[uid] = (first_line, entry)
     index = 0
     for line_no, message, raw in problems:
@@ -77,9 +89,12 @@ def read_garak(path: Path) -> Iterator[AuditItem | Problem]:
             index += 1
             continue
         outputs = entry.get("outputs") or [None]
-        scores = entry.get("detector_results") or {}
+        outputs = outputs if isinstance(outputs, list) else [outputs]
+        scores = entry.get("detector_results")
+        scores = scores if isinstance(scores, dict) else {}
         for k, out in enumerate(outputs):
-            judged = [s[k] for s in scores.values() if isinstance(s, list) and k < len(s) and s[k] is not None]
+            judged = [float(s[k]) for s in scores.values()
+                      if isinstance(s, list) and k < len(s) and isinstance(s[k], (int, float))]
             label = None if not judged else ("hit" if max(judged) >= threshold else "pass")
             meta = {"probe": entry.get("probe_classname"), "goal": entry.get("goal"), "uuid": uid,
                     "output_index": k, "detector_results": {d: (s[k] if isinstance(s, list) and k < len(s) else None)

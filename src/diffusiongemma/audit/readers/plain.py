@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..items import AuditItem, Problem
+from .jsontext import NotJSON, loads
 
 __all__ = ["read_jsonl", "read_csv", "item_from_record"]
 
@@ -59,9 +60,9 @@ def read_jsonl(path: Path) -> Iterator[AuditItem | Problem]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield Problem(index, line_no, f"not JSON ({e.msg} at column {e.colno})", "jsonl", line[:500])
+                record = loads(line)
+            except NotJSON as e:
+                yield Problem(index, line_no, str(e), "jsonl", line[:500])
             else:
                 yield item_from_record(record, index, line_no, "jsonl")
             index += 1

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..items import AuditItem, Problem
+from .jsontext import NotJSON, loads
 
 __all__ = ["read_promptfoo", "is_promptfoo"]
 
@@ -28,9 +29,11 @@ def is_promptfoo(data: Any) -> bool:
 
 
 def _prompt_text(raw: str) -> str:
+    if not isinstance(raw, str):
+        return raw
     try:
-        chat = json.loads(raw)
-    except (json.JSONDecodeError, TypeError):
+        chat = loads(raw)
+    except NotJSON:
         return raw
     if isinstance(chat, list) and chat and all(isinstance(m, dict) and "content" in m for m in chat):
         users = [m for m in chat if m.get("role") == "user"] or chat
@@ -53,9 +56,9 @@ def _output(response: Any) -> str | None:
 def read_promptfoo(path: Path) -> Iterator[AuditItem | Problem]:
     """Items of a promptfoo JSON output (row numbers from 1 as ``line``)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8", errors="replace"))
-    except json.JSONDecodeError as e:
-        yield Problem(0, e.lineno, f"not JSON ({e.msg}); a promptfoo output is one JSON document", "promptfoo")
+        data = loads(Path(path).read_text(encoding="utf-8", errors="replace"))
+    except NotJSON as e:
+        yield Problem(0, e.lineno, f"{e}; a promptfoo output is one JSON document", "promptfoo")
         return
     rows = data if isinstance(data, list) else (data.get("results") or {}).get("results")
     if not isinstance(rows, list):

@@ -62,6 +62,14 @@ def _labels(con: sqlite3.Connection) -> dict[str, tuple[str, str]]:
     return out
 
 
+def _order(row: tuple[Any, ...]) -> tuple[int, float, str]:
+    """A turn's place in its conversation: by sequence number, then timestamp, whatever types the columns
+    hold (a missing or non-numeric sequence sorts last)."""
+    seq = row[2]
+    number = isinstance(seq, (int, float)) and not isinstance(seq, bool)
+    return (0 if number else 1, float(seq) if number else 0.0, str(row[7] or ""))
+
+
 def read_pyrit(path: Path) -> Iterator[AuditItem | Problem]:
     """User turns and their answers, conversation by conversation, in time order."""
     try:
@@ -85,11 +93,11 @@ def read_pyrit(path: Path) -> Iterator[AuditItem | Problem]:
         conversations[row[1]].append(row)
     index = 0
     for conv_id, pieces in conversations.items():
-        pieces.sort(key=lambda r: (r[2], r[7] or ""))
+        pieces.sort(key=_order)
         for i, (pid, _, seq, role, text, original, dtype, _ts) in enumerate(pieces):
             if role != "user":
                 continue
-            if dtype not in (None, "text"):
+            if dtype not in (None, "text") or not isinstance(text, (str, type(None))):
                 yield Problem(index, seq, f"conversation {conv_id} turn {seq} is {dtype}, not text", "pyrit")
                 index += 1
                 continue

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 import torch
 
 from .prompts import RenderedPrompt
+from .tokenization import encode, holds_special_text, shifted_regions
 
 __all__ = ["edit_text", "deleted_ranges", "TextEdits"]
 
@@ -145,6 +146,8 @@ class TextEdits:
         self.tokenizer = tokenizer
         self.add_special = not rendered.is_chat  # a rendered chat carries its own BOS and markers as text
         self.messages = list(messages) if messages is not None else None
+        # content that spells a special token stays text in every edit, as the rendering kept it
+        self._special_text = any(holds_special_text(tokenizer, rendered.text[a:b]) for a, b in self.regions)
 
     def texts(self, masks: torch.Tensor) -> list[str]:
         """The edited rendered text of each unit mask ``[B, n]`` (0/1)."""
@@ -152,6 +155,11 @@ class TextEdits:
 
     def ids(self, masks: torch.Tensor) -> list[list[int]]:
         """The token ids of each edited text, ``B`` lists of varying length."""
+        if self._special_text:  # one at a time, each edited text's content regions tokenised as text
+            text = self.rendered.text
+            return [encode(self.tokenizer, edit_text(text, self.spans, self.regions, row),
+                           shifted_regions(self.regions, deleted_ranges(text, self.spans, self.regions, row)),
+                           self.add_special)[0] for row in masks.tolist()]
         texts = self.texts(masks)
         return [list(x) for x in self.tokenizer(texts, add_special_tokens=self.add_special)["input_ids"]]
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .errors import InputError
+from .tokenization import encode
 
 __all__ = ["Region", "RenderedPrompt", "render_prompt", "Chat"]
 
@@ -123,9 +124,7 @@ def render_prompt(prompt: str | Chat, tokenizer: Any, chat_template: str | None 
         add_gen = messages[-1]["role"] != "assistant"
         text, regions = _render_chat(messages, tokenizer, chat_template, add_gen)
         add_special, is_chat = False, True
-    enc = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
-    ids = list(enc["input_ids"])
-    offsets = [tuple(o) for o in enc["offset_mapping"]]
+    ids, offsets = encode(tokenizer, text, [(r.start, r.end) for r in regions], add_special)  # content stays text
     special_ids = set(tokenizer.all_special_ids)
     # special: BOS, template markers and every other token outside what the user wrote
     special = [i in special_ids or s == e or not any(r.start < e and s < r.end for r in regions)

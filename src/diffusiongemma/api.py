@@ -226,6 +226,8 @@ def _attribution(game: Any, result: EngineResult, *, units: UnitSpec, mask: str,
         "estimator": result.estimator, "schedule": result.schedule, "budget": budget, "seed": seed,
         "tolerance": tolerance, "stopped": result.stopped, "chat": game.rendered.is_chat,
         **({"plan": game.plan} if getattr(game, "plan", None) else {}),
+        # said, never silent: the model saw it, the map has no units for it
+        **({"default_system_prompt": game.rendered.default_system} if game.rendered.default_system else {}),
     }
     provenance = {**game.lm.provenance, "versions": _versions()}
     check = run_faithfulness(game, result.scores) if faithfulness else None

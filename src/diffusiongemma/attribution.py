@@ -90,6 +90,10 @@ class Attribution:
         if abs(gap) > 1e-6 and abs(gap) > 0.1 * max(mass, abs(self.v_full - self.v_empty)):
             out.append(f"efficiency gap {gap:.2g} is large against the scores (Σ|score| = {mass:.2g}): the scores "
                        "do not add up to v(all kept) − v(all removed)")
+        added = self.settings.get("default_system_prompt")
+        if added:
+            out.append(f"the chat template added a system prompt of its own, {added[:120]!r}: the model saw it, "
+                       "and it is not among the units (pass system=... to set or examine it)")
         d = self.decision or {}
         if d.get("disagrees"):
             out.append(f"the refusal score says {d.get('score_says')}, the detector on the reply says "

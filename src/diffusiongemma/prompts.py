@@ -47,6 +47,7 @@ class RenderedPrompt:
     special: list[bool]  # [L] True for BOS, template markers and any token outside the content regions
     regions: list[Region]
     is_chat: bool
+    default_system: str | None = None  # a system prompt the chat template added on its own (no system message given)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -94,6 +95,40 @@ def _render_chat(messages: list[dict[str, str]], tokenizer: Any, template: str |
     return text, regions
 
 
+def default_system_prompt(messages: list[dict[str, str]], tokenizer: Any, template: str) -> str | None:
+    """The system prompt a chat template adds when the chat has none (e.g. "You are a helpful assistant."),
+    or ``None``: the chat rendered without a system message is compared with the chat rendered with a
+    sentinel one; what stands where the sentinel stood is the template's own system text.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> from jinja2 import Template
+        >>> tok = SimpleNamespace(apply_chat_template=lambda m, tokenize, add_generation_prompt, chat_template:
+        ...     Template(chat_template).render(messages=m))
+        >>> qwen_like = ("{% if messages[0].role != 'system' %}<s>system: Be helpful.</s>{% endif %}"
+        ...              "{% for m in messages %}<s>{{ m.role }}: {{ m.content }}</s>{% endfor %}")
+        >>> default_system_prompt([{"role": "user", "content": "hi"}], tok, qwen_like)
+        'Be helpful.'
+    """
+    if not messages or messages[0]["role"] == "system":
+        return None
+    probe = "\ue002"
+    try:
+        bare = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False,
+                                             chat_template=template)
+        marked = tokenizer.apply_chat_template([{"role": "system", "content": probe}, *messages], tokenize=False,
+                                               add_generation_prompt=False, chat_template=template)
+    except Exception:  # noqa: BLE001 - a template without system messages adds none of its own
+        return None
+    if probe not in marked:
+        return None
+    head, tail = marked.split(probe, 1)
+    if not (bare.startswith(head) and bare.endswith(tail)) or len(bare) <= len(head) + len(tail):
+        return None
+    added = bare[len(head): len(bare) - len(tail)].strip()
+    return added or None
+
+
 def render_prompt(prompt: str | Chat, tokenizer: Any, chat_template: str | None = None, *,
                   chat: bool = False, system: str | None = None) -> RenderedPrompt:
     """Render and tokenize a prompt.
@@ -116,6 +151,7 @@ def render_prompt(prompt: str | Chat, tokenizer: Any, chat_template: str | None 
             messages = ([{"role": "system", "content": system}] if system else []) + [
                 {"role": "user", "content": prompt}]
             prompt = messages
+    default_system = None
     if isinstance(prompt, str):
         text, regions, add_special = prompt, [Region("prompt", 0, len(prompt))], True
         is_chat = False
@@ -124,9 +160,10 @@ def render_prompt(prompt: str | Chat, tokenizer: Any, chat_template: str | None 
         add_gen = messages[-1]["role"] != "assistant"
         text, regions = _render_chat(messages, tokenizer, chat_template, add_gen)
         add_special, is_chat = False, True
+        default_system = default_system_prompt(messages, tokenizer, chat_template)
     ids, offsets = encode(tokenizer, text, [(r.start, r.end) for r in regions], add_special)  # content stays text
     special_ids = set(tokenizer.all_special_ids)
     # special: BOS, template markers and every other token outside what the user wrote
     special = [i in special_ids or s == e or not any(r.start < e and s < r.end for r in regions)
                for i, (s, e) in zip(ids, offsets)]
-    return RenderedPrompt(text, ids, offsets, special, regions, is_chat)
+    return RenderedPrompt(text, ids, offsets, special, regions, is_chat, default_system)

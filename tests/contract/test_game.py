@@ -241,3 +241,25 @@ def test_rows_stay_uncompacted_while_other_hooks_may_read_positions(tiny_lm, mon
     assert not calls
     game(masks)
     assert calls
+
+
+CHATML_WITH_DEFAULT = (  # the shape of Qwen2's template: a system turn of its own when the chat has none
+    "{%- if messages[0]['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{%- endif %}"
+    "{%- for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{%- endfor %}{%- if add_generation_prompt %}<|im_start|>assistant\n{%- endif %}")
+
+
+def test_a_default_system_prompt_of_the_template_is_said_not_silent(tiny_lm):
+    import dataclasses
+
+    from diffusiongemma import explain
+
+    chatml = dataclasses.replace(tiny_lm, chat_template=CHATML_WITH_DEFAULT)
+    a = explain("Tell me a joke", target=" Sure", model=chatml, chat=True, budget=8, faithfulness=False)
+    assert a.settings["default_system_prompt"] == "You are a helpful assistant."
+    assert any("added a system prompt of its own" in w for w in a.warnings())
+    assert "helpful" not in " ".join(u.text for u in a.units)  # the model saw it; it is not a unit
+    given = explain("Tell me a joke", target=" Sure", model=chatml, chat=True, system="Be brief.", budget=8,
+                    faithfulness=False)
+    plain = explain("Tell me a joke", target=" Sure", model=tiny_lm, chat=True, budget=8, faithfulness=False)
+    assert "default_system_prompt" not in given.settings and "default_system_prompt" not in plain.settings

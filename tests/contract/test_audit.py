@@ -281,3 +281,28 @@ def test_bad_audit_settings_write_nothing_and_exit_2(tmp_path, bad, says):
                           "--model", str(tmp_path / "no-such-model"), *bad], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and says in res.stderr + res.stdout
     assert "Traceback" not in res.stderr and not db.exists()
+
+
+def test_one_long_item_does_not_share_its_group_with_short_ones(tiny_lm, tmp_path, monkeypatch):
+    """Items are grouped by length within a window of pending items (issue 29: one 300-word item made the 15
+    short items of its group four times slower); every row is still stored under its own key."""
+    from diffusiongemma.audit import runner
+
+    log = tmp_path / "mixed.jsonl"
+    prompts = [f"Tell me fact {i} about cats" for i in range(20)]
+    prompts[7] = " ".join(["Please consider this long story about rivers and boats."] * 30)  # ~270 words
+    log.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts))
+    seen: list[list[str]] = []
+    real = runner.audit_group
+
+    def recording(lm, items, settings, replies=None, on_row=None):
+        seen.append([x.key for x in items])
+        return real(lm, items, settings, replies, on_row)
+
+    monkeypatch.setattr(runner, "audit_group", recording)
+    store = AuditStore(tmp_path / "a.db")
+    run_audit(log, store, tiny_lm, FAST)
+    assert ["7"] in seen and all(len(g) <= runner.GROUP for g in seen)
+    assert sorted(k for g in seen for k in g) == sorted(str(i) for i in range(20))
+    assert sorted((r["key"] for r in store.rows()), key=int) == [str(i) for i in range(20)]
+    store.close()

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api")
 BROWSER = next((p for p in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "") if p and Path(p).exists()), None)
 HOSTILE = ["<script>alert('x')</script>Tell me a joke", "<img src=x onerror=alert(1)> hello",
-           "{{ config.items() }} {% raw %} and }} close"]
+           "{{ config.items() }} {% raw %} and }} close",
+           "<iframe src='http://127.0.0.1:9/i'></iframe><link rel=stylesheet href=http://127.0.0.1:9/s.css> "
+           "<div style=\"background:url(http://127.0.0.1:9/b.png)\">fetch me</div>"]
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,9 @@ def report(tiny_dir, tmp_path_factory) -> Path:
 
 
 def _open(page, url, errors):
+    # nothing outside the page's own files may be fetched (a hostile prompt's iframe, stylesheet, background)
+    page.on("request", lambda r: errors.append(f"fetched {r.url}") if not r.url.startswith(("file:", "data:"))
+            else None)
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
@@ -47,14 +52,14 @@ def test_summary_and_item_pages_in_a_real_browser(report):
         page = browser.new_page()
         errors: list[str] = []
         _open(page, report.as_uri(), errors)
-        assert page.locator("#cards").is_visible() and page.locator("#items tr").count() == 5  # header + 4 rows
+        assert page.locator("#cards").is_visible() and page.locator("#items tr").count() == 6  # header + 5 rows
         body = page.inner_text("body")
         for text in HOSTILE:  # shown as the literal text, nothing interpreted
             assert text.replace("  ", " ") in body
         assert page.evaluate("document.querySelectorAll('body script, img[src=x]').length") == 0
         assert "not JSON" in body
         links = page.locator("#items a")
-        assert links.count() == 3
+        assert links.count() == 4
         links.nth(1).click()
         page.wait_for_load_state()
         assert page.url.endswith("audit_items/item-000001.html")
@@ -73,5 +78,8 @@ def test_summary_and_item_pages_in_a_real_browser(report):
         for ok, (unresolved, background, decoration) in zip(resolved, drawn):
             assert unresolved == (not ok)
             assert (background == "rgba(0, 0, 0, 0)" and decoration == "dotted") == (not ok)
+        page.goto((report.parent / "audit_items" / "item-000003.html").as_uri())  # the fetching payload's page
+        assert "fetch me" in page.inner_text("body")
+        assert page.evaluate("document.querySelectorAll('body iframe, body link, div[style]').length") == 0
         assert errors == []
         browser.close()

@@ -33,7 +33,7 @@ def audit(
     limit: Optional[int] = typer.Option(None, help="Stop after this many new rows."),
     backend: str = typer.Option("local", help="local (one process) or ray (one model per worker)."),
     workers: int = typer.Option(1, help="Ray workers (with --backend ray)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the estimated model evaluations and time, run nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Estimate the time from up to 3 sample items audited here (the shortest, median and longest; nothing stored), then stop."),
 ) -> None:
     """Batch-audit logged prompts or red-team results: every decision explained, every record kept in SQLite."""
     from ..cli import _load
@@ -98,30 +98,35 @@ def audit(
 
 
 def _estimate(console: Console, lm, pending: list, settings) -> None:
-    """Evaluations from each prompt's word count; seconds from one timed batch on this machine."""
+    """Seconds from real audits of up to three sample items (the shortest, the median and the longest, in
+    words), each alone and stored nowhere; every item's time is its planned evaluations times the seconds per
+    evaluation of the samples interpolated at its length. Replies, trigger searches, confirmations and
+    component maps are all inside the samples' times."""
     import numpy as np
 
-    from ..game import Game
-    from ..hierarchy import leaf_kind
-    from ..refusal import RefusalScore
+    from ..generation import generate_replies
+    from .runner import audit_group
 
     items = [p for p in pending if hasattr(p, "prompt") and p.prompt.strip()]
-    evaluations = sum(settings.evaluations_per_item(max(1, len(p.prompt.split()))) for p in items)
     if not items:
         console.print("nothing to audit.")
         return
-    game = Game(items[0].prompt, RefusalScore(), model=lm, units=leaf_kind(settings.units), chat=True,
-                system=settings.system)
-    rows = np.random.default_rng(0).integers(0, 2, size=(16, game.n))
-    game(rows)  # warm-up
-    t0 = time.perf_counter()
-    game(rows)
-    per_eval = (time.perf_counter() - t0) / 16
-    seconds = evaluations * per_eval
-    console.print(f"dry run: {len(items)} items, about {evaluations:,} model evaluations "
-                  f"(~{evaluations // max(1, len(items))} per item), about {seconds / 60:.1f} minutes on this machine "
-                  f"({per_eval * 1000:.1f} ms per evaluation measured; replies generated where the log has none "
-                  "come on top).")
+    words = [max(1, len(p.prompt.split())) for p in items]
+    evaluations = [settings.evaluations_per_item(w) for w in words]
+    order = sorted(range(len(items)), key=words.__getitem__)
+    picks = sorted({order[0], order[len(order) // 2], order[-1]}, key=words.__getitem__)
+    generate_replies(lm, ["Hello"], max_new_tokens=2)  # warm-up: first-call costs are not per item
+    xs, ys = [], []
+    for k in picks:
+        t0 = time.perf_counter()
+        audit_group(lm, [items[k]], settings)
+        xs.append(words[k])
+        ys.append((time.perf_counter() - t0) / evaluations[k])
+    seconds = float(sum(e * np.interp(w, xs, ys) for e, w in zip(evaluations, words)))
+    console.print(f"dry run: {len(items)} items, about {sum(evaluations):,} model evaluations "
+                  f"(~{sum(evaluations) // len(items)} per item), about {seconds / 60:.1f} minutes on this machine "
+                  f"(from {len(picks)} sample items of {', '.join(map(str, xs))} words audited here in "
+                  f"{sum(y * evaluations[k] for y, k in zip(ys, picks)):.0f} s; nothing stored).")
 
 
 def audit_report(

@@ -68,7 +68,7 @@ CASES = [
     (["verify-safety", "--harmful", "{bad_json}", *M], r"bad.json:1: not a JSON object with a 'prompt'"),
     (["verify-safety", "--store", "{not_db}", *M], r"notes.db is not an audit store .*choose another --store"),
     (["harden", "--requests", "0", *M], r"harden needs at least 2 attack requests"),
-    (["harden", "--templates", "0", *M], r"--templates must be a whole number of jailbreak templates ≥ 1"),
+    (["harden", "--templates", "-1", *M], r"--templates must be a whole number of jailbreak templates ≥ 0"),
     (["harden", "--store", "{not_db}", *M], r"notes.db is not an audit store"),
     # demo
     (["demo", "train", "--variant", "nope", "--out", "{tmp}/demo"], r"unknown demo variant 'nope'"),

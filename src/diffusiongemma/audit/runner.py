@@ -213,24 +213,33 @@ def run_audit(path: str | Path, store: AuditStore, lm: Any, settings: AuditSetti
     counts = {"done": 0, "error": 0, "skipped": 0}
     done = store.done_keys()
     counts["skipped"] = len(done)
-    pending = iter(pending_items(path, fmt, done))
+    records = iter(read_items(path, fmt))
 
-    def keep(row: dict[str, Any]) -> None:  # each row stored as soon as it is complete
+    def left() -> int | None:
+        return None if limit is None else limit - counts["done"] - counts["error"]
+
+    def keep(row: dict[str, Any]) -> None:  # each new row stored as soon as it is complete
+        if row["key"] in done or left() == 0:
+            return  # a member of a resumed group that was stored before, or past the limit
         store.put(row)
+        done.add(row["key"])
         counts[row["status"]] += 1
         if on_row:
             on_row(row)
 
-    while limit is None or counts["done"] + counts["error"] < limit:
-        room = WINDOW if limit is None else min(WINDOW, limit - counts["done"] - counts["error"])
-        window = [x for _, x in zip(range(room), pending)]
+    # Groups are a function of the input alone (windows of WINDOW records, split by length), so a resumed
+    # audit stacks exactly the items an uninterrupted one would: a group with a pending member runs whole
+    # (its stored members' rows are not stored again) and every row is bit-identical to the uninterrupted run.
+    while left() is None or left() > 0:
+        window = [x for _, x in zip(range(WINDOW), records)]
         if not window:
             break
         for x in window:
             if isinstance(x, Problem):
                 keep(problem_row(x))
         for items in length_groups([x for x in window if isinstance(x, AuditItem)]):
-            audit_group(lm, items, settings, on_row=keep)
+            if any(x.key not in done for x in items) and left() != 0:
+                audit_group(lm, items, settings, on_row=keep)
     return counts
 
 

@@ -62,7 +62,7 @@ def check_sizes(requests: int, calibration: int, benign: int, safe: int, templat
     """
     if min(requests, calibration) < 2 or min(benign, safe) < 1:
         raise InputError("harden needs at least 2 attack requests, 2 calibration requests and 1 benign and safe prompt")
-    check_count(templates, "--templates", "jailbreak templates")
+    check_count(templates, "--templates", "jailbreak templates", minimum=0)  # 0: the plain attacks only
 
 
 def harden_sets(requests: int = 12, calibration: int = 16, benign: int = 24, safe: int = 24) -> dict[str, list[str]]:

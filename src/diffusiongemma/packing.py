@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from .relaxation import key_bias
+
 __all__ = ["TreeLayout", "tree_layout", "tree_mask"]
 
 
@@ -105,20 +107,13 @@ def tree_mask(keep: torch.Tensor, layout: TreeLayout, config: Any, dtype: torch.
     allowed, pos = _allowed(L, layout.parents, layout.depths, keep.device)
     T = allowed.shape[0]
     neg = torch.finfo(dtype).min
-    if keep.is_floating_point():  # soft levels: log k per prompt key, 0 for the nodes
-        k = keep.to(dtype)
-        prompt_bias = torch.where(k > 0, torch.log(k.clamp_min(1e-30)), torch.full_like(k, neg))  # [B, L]
-        key_bias = torch.cat([prompt_bias, torch.zeros(b, T - L, dtype=dtype, device=keep.device)], dim=1)
-    else:
-        key_ok = torch.cat([keep.bool(), torch.ones(b, T - L, dtype=torch.bool, device=keep.device)], dim=1)
-        key_bias = torch.where(key_ok, torch.zeros((), dtype=dtype, device=keep.device),
-                               torch.full((), neg, dtype=dtype, device=keep.device))  # [B, T]
+    keys = torch.cat([key_bias(keep, dtype), torch.zeros(b, T - L, dtype=dtype, device=keep.device)], dim=1)  # [B, T]
 
     def build(window: int | None) -> torch.Tensor:
         ok = allowed
         if window is not None:
             ok = ok & (pos[:, None] - pos[None, :] < window)
-        return torch.where(ok[None], key_bias[:, None, :],
+        return torch.where(ok[None], keys[:, None, :],
                            torch.full((), neg, dtype=dtype, device=keep.device))[:, None]  # [B, 1, T, T]
 
     layer_types = getattr(config, "layer_types", None)

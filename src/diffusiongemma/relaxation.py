@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["soft_attention_mask", "soft_read_weights", "embedding_interpolation"]
+__all__ = ["key_bias", "soft_attention_mask", "soft_read_weights", "embedding_interpolation"]
 
 
 def soft_read_weights(keep: torch.Tensor) -> torch.Tensor:
@@ -39,16 +39,28 @@ def soft_read_weights(keep: torch.Tensor) -> torch.Tensor:
     return keep * after
 
 
+def key_bias(keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The additive bias ``[B, T]`` of each key with keep level ``k``: ``log k``, and the dtype's minimum (a hole)
+    at ``k = 0``; 0/1 flags give 0 and the hole.
+
+    Example:
+        >>> key_bias(torch.tensor([[1.0, 0.5]]), torch.float32).tolist() == [[0.0, float(torch.log(torch.tensor(0.5)))]]
+        True
+    """
+    keep, neg = keep.to(dtype), torch.finfo(dtype).min
+    return torch.where(keep > 0, torch.log(keep.clamp_min(1e-30)), torch.full_like(keep, neg))
+
+
 def _bias(keep: torch.Tensor, dtype: torch.dtype, window: int | None) -> torch.Tensor:
     """Additive mask ``[B, 1, T, T]``: causal (and sliding-window) structure plus ``log keep`` per key."""
     b, T = keep.shape
-    keep, neg = keep.to(dtype), torch.finfo(dtype).min
-    key_bias = torch.where(keep > 0, torch.log(keep.clamp_min(1e-30)), torch.full_like(keep, neg))  # [B, T]
+    neg = torch.finfo(dtype).min
+    keys = key_bias(keep, dtype)  # [B, T]
     q = torch.arange(T, device=keep.device)
     allowed = q[None, :] <= q[:, None]  # [T, T]: key j ≤ query i
     if window is not None:
         allowed = allowed & (q[:, None] - q[None, :] < window)
-    bias = key_bias[:, None, None, :].expand(b, 1, T, T)
+    bias = keys[:, None, None, :].expand(b, 1, T, T)
     return torch.where(allowed, bias, torch.full_like(bias, neg)).to(dtype)
 
 

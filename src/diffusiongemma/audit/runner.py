@@ -246,7 +246,8 @@ def run_audit(path: str | Path, store: AuditStore, lm: Any, settings: AuditSetti
 def length_groups(items: list[AuditItem], size: int = GROUP, spread: float = 2.0) -> list[list[AuditItem]]:
     """Groups of at most ``size`` items of like length (words), so one long item does not slow short ones that
     share its forwards: items sorted by length, a new group wherever an item is more than ``spread`` times
-    the group's shortest. A row does not depend on its group (see :func:`audit_group`), only the time does.
+    the group's shortest. A row's value depends on its group only at float rounding (stacked forwards of other
+    widths); :func:`run_audit` makes the groups a function of the input, so a resume gives the same rows.
 
     Example:
         >>> items = [AuditItem(i, i + 1, " ".join(["w"] * n), "jsonl") for i, n in enumerate([3, 300, 4, 5])]

@@ -22,19 +22,34 @@ Example:
     >>> rows_that_fit(cfg, seq_len=16000, reads=1, dtype_bytes=4, free=20 * 2**30, device_type="cpu", backward=True)
     Traceback (most recent call last):
     ...
-    diffusiongemma.errors.InputError: one masked prompt of 16000 tokens needs about 29.0 GB for the gradient method's backward pass, more than the 12.0 GB it may take here; use a sampling method (method='shapley') or a shorter prompt
+    diffusiongemma.errors.MemoryLimitError: one masked prompt of 16000 tokens needs about 29.0 GB for the gradient method's backward pass, more than the 12.0 GB it may take here; use a sampling method (method='shapley') or a shorter prompt
+    >>> rows_that_fit(cfg, seq_len=40000, reads=1, dtype_bytes=4, free=20 * 2**30, device_type="cpu")
+    Traceback (most recent call last):
+    ...
+    diffusiongemma.errors.MemoryLimitError: one prompt of 40000 tokens needs about 50.8 GB for one forward pass, more than the 12.0 GB it may take here; use a shorter prompt, or free memory (or raise DIFFUSIONGEMMA_MAX_MEMORY)
+
+The ceiling is the device's free memory; on CPU a user may lower it for the whole process with the environment
+variable ``DIFFUSIONGEMMA_MAX_MEMORY`` (``8GB``, ``512MiB``, or bytes): the process's own resident memory counts
+against it, and a request above it is refused with :class:`~diffusiongemma.errors.MemoryLimitError` (one sentence,
+exit code 2 on the command line; an error row in an audit), not killed by the kernel.
+
+    >>> parse_size("8GB"), parse_size("512MiB"), parse_size("1000")
+    (8000000000, 536870912, 1000)
 """
 
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import torch
 
-from .errors import InputError
+from .errors import InputError, MemoryLimitError
 
-__all__ = ["row_bytes", "rows_that_fit", "free_memory", "auto_batch_size"]
+__all__ = ["row_bytes", "rows_that_fit", "free_memory", "auto_batch_size", "parse_size", "memory_limit", "LIMIT_ENV"]
+
+LIMIT_ENV = "DIFFUSIONGEMMA_MAX_MEMORY"
 
 _FRACTION = 0.6  # of the free memory a batch may take
 _CAPS = {"cpu": (64, 2 * 2**30)}  # device type -> (rows, bytes)
@@ -82,25 +97,68 @@ def rows_that_fit(config: Any, seq_len: int, reads: int, dtype_bytes: int, free:
         max_rows = _CPU_BACKWARD_ROWS
     budget = _FRACTION * free if max_bytes is None else min(_FRACTION * free, max_bytes)
     need = row_bytes(config, seq_len, reads, dtype_bytes, backward=backward, checkpointed=checkpointed)
-    if backward and need > _FRACTION * free:  # a clear error instead of the kernel's out-of-memory kill
-        raise InputError(f"one masked prompt of {seq_len} tokens needs about {need / 2**30:.1f} GB for the gradient "
-                         f"method's backward pass, more than the {_FRACTION * free / 2**30:.1f} GB it may take here; "
-                         f"use a sampling method (method='shapley') or a shorter prompt")
+    if need > _FRACTION * free:  # a clear error instead of the kernel's out-of-memory kill
+        room = f"more than the {_FRACTION * free / 2**30:.1f} GB it may take here"
+        if backward:
+            raise MemoryLimitError(f"one masked prompt of {seq_len} tokens needs about {need / 2**30:.1f} GB for the "
+                                   f"gradient method's backward pass, {room}; use a sampling method "
+                                   f"(method='shapley') or a shorter prompt")
+        raise MemoryLimitError(f"one prompt of {seq_len} tokens needs about {need / 2**30:.1f} GB for one forward "
+                               f"pass, {room}; use a shorter prompt, or free memory (or raise {LIMIT_ENV})")
     rows = int(budget // need)
     return max(1, min(max_rows, rows))
 
 
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size such as ``8GB``, ``512MiB``, ``1.5 GiB`` or ``1000``.
+
+    Example:
+        >>> parse_size("1.5 GiB")
+        1610612736
+    """
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+    unit = m.group(2).upper() if m else ""
+    if m is None or unit not in _UNITS or float(m.group(1)) <= 0:
+        raise InputError(f"{text!r} is not a memory size; write it like 8GB, 512MiB or a number of bytes")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def memory_limit() -> int | None:
+    """The process's memory ceiling in bytes from ``DIFFUSIONGEMMA_MAX_MEMORY``, or None when it is not set.
+
+    Example:
+        >>> os.environ[LIMIT_ENV] = "6GB"; memory_limit()
+        6000000000
+        >>> del os.environ[LIMIT_ENV]; memory_limit() is None
+        True
+    """
+    text = os.environ.get(LIMIT_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        return parse_size(text)
+    except InputError:
+        raise InputError(f"{LIMIT_ENV}={text!r} is not a memory size; write it like 8GB, 512MiB or a number "
+                         f"of bytes") from None
+
+
 def free_memory(device: torch.device) -> int:
-    """Free bytes on ``device``: the CUDA allocator's view on a GPU, available RAM on CPU."""
+    """Free bytes on ``device``: the CUDA allocator's view on a GPU; on CPU the available RAM, and no more than
+    ``DIFFUSIONGEMMA_MAX_MEMORY`` less what this process already holds."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
-    try:
-        import psutil  # a dependency of accelerate
+    import psutil  # a dependency of accelerate
 
-        return int(psutil.virtual_memory().available)
-    except ImportError:  # pragma: no cover - psutil comes with accelerate
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    available = int(psutil.virtual_memory().available)
+    limit = memory_limit()
+    if limit is None:
+        return available
+    return max(0, min(available, limit - psutil.Process().memory_info().rss))
 
 
 def auto_batch_size(lm: Any, seq_len: int, reads: int, *, backward: bool = False, checkpointed: bool = True) -> int:

@@ -9,6 +9,7 @@ one sentence and exits with code 2.
     │   ├── ModelNotFoundError      missing path, id not in the local cache
     │   └── UnsupportedModelError   architecture not supported
     ├── NumericalError        the model produced NaN or infinite values
+    ├── MemoryLimitError      a request would not fit in the memory it may take
     └── StoreError            an audit store cannot be written (disk full, read-only, held by another audit)
 
 Example:
@@ -26,6 +27,7 @@ __all__ = [
     "ModelNotFoundError",
     "UnsupportedModelError",
     "NumericalError",
+    "MemoryLimitError",
     "StoreError",
 ]
 
@@ -52,6 +54,11 @@ class UnsupportedModelError(ModelLoadError):
 
 class NumericalError(DiffusionGemmaError, ArithmeticError):
     """The model returned NaN or infinite values."""
+
+
+class MemoryLimitError(DiffusionGemmaError, MemoryError):
+    """A request would not fit in the memory it may take (free memory, or ``DIFFUSIONGEMMA_MAX_MEMORY``): refused
+    before it runs, instead of the kernel killing the process."""
 
 
 class StoreError(DiffusionGemmaError):

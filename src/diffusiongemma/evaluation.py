@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import inspect
 from typing import Any
 
 import torch
@@ -28,6 +27,7 @@ from .packing import tree_layout, tree_mask
 from .masking import MaskOperator, compact_rows, hook_count, keep_matrix, scoped_hooks
 from .relaxation import embedding_interpolation, soft_attention_mask, soft_read_weights
 from .editing import TextEdits
+from .models.forward import cache_kwarg, last_logits_only
 from .prompts import RenderedPrompt
 from .stacking import Rows
 from .targets import BoundTarget
@@ -37,11 +37,6 @@ __all__ = ["PromptEvaluator"]
 
 class _Stop(Exception):
     """Raised by a probe's hook once it has what it reads: the rest of the forward is not needed."""
-
-
-def _cache_kwarg(model: Any) -> str:
-    params = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
 
 
 class PromptEvaluator:
@@ -71,7 +66,7 @@ class PromptEvaluator:
         self._auto: dict[tuple[bool, bool], int] = {}
         unit_pos = (self.token_unit >= 0).nonzero()
         self.prefix_len = int(unit_pos[0]) if len(unit_pos) else len(self.prompt_ids)
-        self._cache_kw = _cache_kwarg(self.model)
+        self._cache_kw = cache_kwarg(self.model)
         self._prefix_cache: Any = None
         # several continuations: one prefix tree, its index tensors made once (see _rows, _finish)
         self._layout = tree_layout(bound.continuations)
@@ -87,7 +82,8 @@ class PromptEvaluator:
         """KV cache of the positions before the first unit token (the same under every mask)."""
         if self._prefix_cache is None and self.prefix_len >= 2:
             with torch.no_grad():
-                out = self.model(input_ids=self.prompt_ids[None, : self.prefix_len], use_cache=True)
+                out = self.model(input_ids=self.prompt_ids[None, : self.prefix_len], use_cache=True,
+                                 **last_logits_only(self.model))
             self._prefix_cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)  # "cache" from transformers 5.2x
         return self._prefix_cache
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import torch
 
+from .batching import auto_batch_size
 from .errors import InputError
 from .validation import check_count
-from .evaluation import _cache_kwarg
 from .models import LoadedModel
+from .models.forward import cache_kwarg, last_logits_only
 from .prompts import Chat, render_prompt
 
 __all__ = ["chat_ids", "generate_replies"]
@@ -46,7 +47,10 @@ def generate_replies(lm: LoadedModel, prompts: list[str | Chat], *, max_new_toke
                      batch_size: int = 16, system: str | None = None, chat: bool = True) -> list[str]:
     """Greedy replies (as a chat turn, or plain continuations with ``chat=False``), batched with left padding and
     explicit positions (equal to one at a time). A prompt is a user turn's text (after ``system``, if given),
-    or a whole chat as messages (``system`` then does not apply).
+    or a whole chat as messages (``system`` then does not apply). Only the last position's logits are computed,
+    and a batch holds at most ``batch_size`` prompts and no more than the free memory takes for the longest one
+    (:func:`~diffusiongemma.batching.auto_batch_size`); a prompt too long for memory on its own is refused with
+    :class:`~diffusiongemma.errors.MemoryLimitError`.
 
     Example:
         >>> generate_replies(lm, ["Write a haiku about snow"])  # doctest: +SKIP
@@ -57,11 +61,14 @@ def generate_replies(lm: LoadedModel, prompts: list[str | Chat], *, max_new_toke
     end = tok.convert_tokens_to_ids("<end_of_turn>")
     stops = {t for t in (end, tok.eos_token_id) if isinstance(t, int) and t >= 0}
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    cache_kw = _cache_kwarg(model)
+    cache_kw = cache_kwarg(model)
+    last_only = last_logits_only(model)
     out: list[str] = []
-    for start in range(0, len(prompts), batch_size):
-        rows = [chat_ids(lm, p, system=system)[0] if chat else render_prompt(p, tok).input_ids
-                for p in prompts[start:start + batch_size]]
+    pending = [chat_ids(lm, p, system=system)[0] if chat else render_prompt(p, tok).input_ids for p in prompts]
+    while pending:
+        width = max(map(len, pending[:batch_size]))
+        fit = auto_batch_size(lm, width + max_new_tokens, 1)  # the KV cache grows by max_new_tokens
+        rows, pending = pending[:min(batch_size, fit)], pending[min(batch_size, fit):]
         width = max(map(len, rows))
         ids = torch.full((len(rows), width), pad, dtype=torch.long, device=lm.device)  # [B, T]
         attn = torch.zeros_like(ids)  # [B, T]
@@ -74,7 +81,7 @@ def generate_replies(lm: LoadedModel, prompts: list[str | Chat], *, max_new_toke
         step_ids, step_attn = ids, attn
         for _ in range(max_new_tokens):
             pos = (step_attn.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]  # [B, t]
-            res = model(input_ids=step_ids, attention_mask=step_attn, position_ids=pos, use_cache=True,
+            res = model(input_ids=step_ids, attention_mask=step_attn, position_ids=pos, use_cache=True, **last_only,
                         **({cache_kw: cache} if cache is not None else {}))
             cache = getattr(res, "cache", None) or res.past_key_values
             nxt = res.logits[:, -1].argmax(-1)  # [B]

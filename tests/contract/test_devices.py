@@ -9,7 +9,7 @@ import torch
 
 import diffusiongemma as dg
 from diffusiongemma import batching
-from diffusiongemma.errors import InputError
+from diffusiongemma.errors import InputError, MemoryLimitError
 from diffusiongemma.game import Game
 from diffusiongemma.masking import hook_count
 from diffusiongemma.models import load_model
@@ -57,7 +57,9 @@ def test_more_read_positions_mean_fewer_rows():
     one = batching.rows_that_fit(cfg, 64, 1, 2, free, "cuda")
     many = batching.rows_that_fit(cfg, 64, 32, 2, free, "cuda")
     assert many < one and many == int(0.6 * free // batching.row_bytes(cfg, 64, 32, 2))
-    assert batching.rows_that_fit(cfg, 64, 1, 2, 1000, "cuda") == 1  # never zero
+    assert batching.rows_that_fit(cfg, 64, 1, 2, int(1.01 * batching.row_bytes(cfg, 64, 1, 2) / 0.6), "cuda") == 1
+    with pytest.raises(MemoryLimitError, match="one prompt of 64 tokens"):  # not even one row: refused, not run
+        batching.rows_that_fit(cfg, 64, 1, 2, 1000, "cuda")
     backward = batching.rows_that_fit(cfg, 64, 1, 2, free, "cuda", backward=True)
     # a backward keeps every layer's input and one layer's activations with their gradients (checkpointed)
     assert backward < one and backward == int(0.6 * free // batching.row_bytes(cfg, 64, 1, 2, backward=True))
@@ -91,12 +93,54 @@ def test_device_map_rejects_what_it_cannot_do(tiny_dir):
         load_model(str(tiny_dir), max_memory={"cpu": "1GiB"})
 
 
+def _shape(tiny_lm, text: str) -> tuple[int, int]:
+    from diffusiongemma.game import Game
+
+    return Game(text, " and", model=tiny_lm, units="words").evaluator._shape()
+
+
 def test_a_gradient_run_that_cannot_fit_is_refused_with_a_clear_error(tiny_lm, monkeypatch):
     """The gradient method on a 4,147-token prompt was killed by the kernel at 22 GB (B7 memory); now one row's
-    backward estimate above the memory it may take is an InputError before any backward."""
-    from diffusiongemma import batching, explain
-    from diffusiongemma.errors import InputError
+    backward estimate above the memory it may take is a MemoryLimitError before any backward, while the same
+    prompt's forward (which fits) still runs."""
+    from diffusiongemma import explain
 
-    monkeypatch.setattr(batching, "free_memory", lambda device: 2**20)  # 1 MiB free
-    with pytest.raises(InputError, match="backward pass"):
-        explain("The cat sat on the mat", target=" and", model=tiny_lm, method="gradient", budget=12)
+    text = "The cat sat on the mat"
+    seq_len, reads = _shape(tiny_lm, text)
+    cfg = tiny_lm.model.config
+    fwd = batching.row_bytes(cfg, seq_len, reads, 4)
+    bwd = batching.row_bytes(cfg, seq_len, reads, 4, backward=True)
+    assert bwd > fwd
+    free = int((fwd + bwd) / 2 / batching._FRACTION)  # room for a forward row, not for a backward one
+    monkeypatch.setattr(batching, "free_memory", lambda device: free)
+    explain(text, target=" and", model=tiny_lm, method="shapley", budget=8)  # forwards fit
+    with pytest.raises(MemoryLimitError, match="backward pass"):
+        explain(text, target=" and", model=tiny_lm, method="gradient", budget=12)
+
+
+def test_a_forward_that_cannot_fit_is_refused(tiny_lm, monkeypatch):
+    """Below one row's forward estimate the request is refused, not run into the kernel's kill (above it, the
+    batch shrinks: test_batch_size_follows_free_memory_and_never_changes_the_values)."""
+    from diffusiongemma import explain
+
+    text = "The cat sat on the mat and then"
+    seq_len, reads = _shape(tiny_lm, text)
+    one = batching.row_bytes(tiny_lm.model.config, seq_len, reads, 4)
+    monkeypatch.setattr(batching, "free_memory", lambda device: int(0.9 * one / batching._FRACTION))
+    with pytest.raises(MemoryLimitError, match=f"one prompt of {seq_len} tokens needs about .* one forward pass"):
+        explain(text, target=" it", model=tiny_lm, method="shapley", budget=24, seed=1)
+
+
+def test_the_memory_ceiling_comes_from_the_environment(monkeypatch):
+    """DIFFUSIONGEMMA_MAX_MEMORY caps the free memory on CPU at the limit less what the process holds; a bad
+    value is an InputError naming the variable."""
+    import psutil
+
+    rss = psutil.Process().memory_info().rss
+    monkeypatch.setenv(batching.LIMIT_ENV, str(rss + 100 * 2**20))
+    assert 50 * 2**20 < batching.free_memory(torch.device("cpu")) <= 100 * 2**20
+    monkeypatch.setenv(batching.LIMIT_ENV, "1KB")
+    assert batching.free_memory(torch.device("cpu")) == 0
+    monkeypatch.setenv(batching.LIMIT_ENV, "lots")
+    with pytest.raises(InputError, match="DIFFUSIONGEMMA_MAX_MEMORY='lots' is not a memory size"):
+        batching.free_memory(torch.device("cpu"))

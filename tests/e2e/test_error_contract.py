@@ -158,3 +158,21 @@ def test_every_subcommand_has_a_bad_input_case():
     covered = {" ".join(a[:2]) if a[0] == "demo" else a[0] for a, _ in CASES}
     assert set(names(get_command(cli.app))) <= covered
     assert {" ".join(c) for c in COMMANDS if c} == set(names(get_command(cli.app))) | {"targets"}
+
+
+@pytest.mark.parametrize("argv", [["explain", "The cat sat on the mat", *M, "--json", "{tmp}/a.json"],
+                                  ["explain-refusal", "The cat sat on the mat", *M, "--json", "{tmp}/a.json"],
+                                  ["trace", "The cat sat on the mat", *M, "--html", "{tmp}/t.html"]],
+                         ids=lambda a: a[0])
+@pytest.mark.parametrize("limit, says", [("1KB", r"^error: one prompt of \d+ tokens needs about .* GB for one forward "
+                                                 r"pass, more than the 0.0 GB it may take here; .*DIFFUSIONGEMMA_MAX_MEMORY"),
+                                         ("lots", r"^error: DIFFUSIONGEMMA_MAX_MEMORY='lots' is not a memory size")])
+def test_a_request_above_the_memory_ceiling_is_refused(world, tmp_path, monkeypatch, argv, limit, says):
+    """DIFFUSIONGEMMA_MAX_MEMORY below what one forward needs: every model command refuses before the forward
+    (the kernel would otherwise kill it), in one sentence, exit 2, nothing written; a bad value is named."""
+    monkeypatch.setenv("DIFFUSIONGEMMA_MAX_MEMORY", limit)
+    before = _snapshot(tmp_path)
+    code, err, out = run_main([a.format(**world) for a in argv], monkeypatch)
+    assert code == 2 and "Traceback" not in err + out, err + out
+    assert re.search(says, err.strip().splitlines()[-1]), err
+    assert _snapshot(tmp_path) == before

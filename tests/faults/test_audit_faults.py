@@ -69,3 +69,44 @@ def test_the_store_filling_up_mid_audit_stops_it_with_one_sentence_and_resume_co
     keys = [r["key"] for r in again.rows()]
     again.close()
     assert keys == [str(i) for i in range(len(PROMPTS))]
+
+
+def test_an_item_too_long_for_memory_is_an_error_row_and_its_group_is_still_audited(tiny_lm, tmp_path, monkeypatch):
+    """A prompt whose one row would not fit in the memory the audit may take is refused before its forward (the
+    kernel would otherwise kill the whole audit): it is an error row saying why, and its group's other items,
+    which fit, are audited."""
+    from diffusiongemma import batching
+
+    prompts = ["Tell me about cats " * 10, "How do I bake bread at home " * 7,
+               "Describe the zebra's unbelievable microstructural stripes " * 12]  # 40, 49, 72 words: one group
+    shapes: list[tuple[int, int]] = []
+    row_bytes = batching.row_bytes
+
+    def spy(config, seq_len, reads, *args, **kwargs):
+        shapes.append((seq_len, reads))
+        return row_bytes(config, seq_len, reads, *args, **kwargs)
+
+    monkeypatch.setattr(batching, "row_bytes", spy)
+    path = tmp_path / "log.jsonl"
+    for p in prompts:  # each alone, with room: the widest row each one needs
+        path.write_text(json.dumps({"prompt": p}) + "\n")
+        shapes.clear()
+        alone = AuditStore(tmp_path / f"{len(p)}.db")
+        run_audit(path, alone, tiny_lm, SETTINGS)
+        alone.close()
+        p_shape = max(shapes)
+        if p is prompts[1]:
+            short = p_shape
+    long = p_shape
+    assert long[0] > short[0] and long[1] == short[1]
+    between = (row_bytes(tiny_lm.model.config, short[0], short[1], 4)
+               + row_bytes(tiny_lm.model.config, long[0], long[1], 4)) // 2
+    monkeypatch.setattr(batching, "free_memory", lambda device: int(between / batching._FRACTION))
+    path.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts))
+    store = AuditStore(tmp_path / "a.db")
+    counts = run_audit(path, store, tiny_lm, SETTINGS)
+    rows = {r["prompt"]: r for r in store.rows()}
+    store.close()
+    assert counts == {**counts, "done": 2, "error": 1}
+    assert rows[prompts[2]]["status"] == "error" and "one forward pass" in rows[prompts[2]]["error"]
+    assert all(rows[p]["status"] == "done" and rows[p]["refusal_score"] is not None for p in prompts[:2])

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
 from ..models import LoadedModel
 from ..refusal import RefusalScore, is_refusal

@@ -31,6 +31,7 @@ import torch
 
 from ..errors import InputError
 from ..masking import scoped_hooks
+from ..models.forward import last_logits_only
 
 __all__ = ["pooled_states", "fit_condition", "choose_alpha"]
 
@@ -56,7 +57,7 @@ def pooled_states(lm: Any, prompts: list[str]) -> torch.Tensor:
             grabbed.append((h / h.norm(dim=-1, keepdim=True).clamp_min(1e-6)).mean(0).cpu())  # [d]
 
         with scoped_hooks([(layer, "forward", grab) for layer in layers]):
-            lm.model(input_ids=torch.tensor([chat_ids(lm, p)[0]], device=lm.device))
+            lm.model(input_ids=torch.tensor([chat_ids(lm, p)[0]], device=lm.device), **last_logits_only(lm.model))
         out.append(torch.stack(grabbed))  # [layers, d]
     return torch.stack(out)  # [N, layers, d]
 

@@ -31,6 +31,7 @@ from ..errors import InputError
 from ..validation import check_count
 from ..masking import scoped_hooks
 from ..models import LoadedModel
+from ..models.forward import last_logits_only
 
 __all__ = ["RefusalDirection", "load_direction", "residual_activations", "fit_refusal_direction", "direction_hooks",
            "projection"]
@@ -114,7 +115,7 @@ def residual_activations(lm: LoadedModel, prompts: list[str], positions: int = 5
             grabbed.append(hidden[0, -positions:].float().cpu())  # [P, d]
 
         with scoped_hooks([(layer, "forward", grab) for layer in layers]):
-            lm.model(input_ids=torch.tensor([ids], device=lm.device))
+            lm.model(input_ids=torch.tensor([ids], device=lm.device), **last_logits_only(lm.model))
         out.append(torch.stack(grabbed))  # [layers, P, d]
     return torch.stack(out)  # [N, layers, P, d]
 

@@ -3,8 +3,11 @@ its dry-run estimate comes to the real time. Every run is the real command line 
 
 * tiny: 1,000 short items on a 2-layer random Gemma 3 (the pipeline's own cost: store, readers, grouping,
   replies, maps), ``--no-checks --components none``, budget 16.
-* real: role-play jailbreaks of 60–200 words (PyRIT templates around AdvBench requests, as in B7) on
+* roleplay: role-play jailbreaks of 60–200 words (PyRIT templates around AdvBench requests, as in B7) on
   ``gemma-270m-safety`` with the audit's defaults; first ``--dry-run`` (its estimate), then the audit itself.
+* short: 100 short requests (AdvBench and self-instruct, half each, shuffled), the same way.
+
+``--only tiny,roleplay,short`` picks parts; ``--prompts N`` sets the real-model items of each.
 """
 
 from __future__ import annotations
@@ -47,46 +50,69 @@ def _run(args: list[str]) -> dict[str, Any]:
             "peak_rss_gb_upto": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20}
 
 
-def main(quick: bool, out: Path, command: str, seed: int = 0, prompts: int | None = None) -> Path:
-    from .long_inputs import roleplay
-
-    work = Path(tempfile.mkdtemp())
-    rows: list[dict[str, Any]] = []
-    tiny_items = 200 if quick else 1000
-    log = work / "tiny.jsonl"
-    topics = ["cats", "rivers", "bread", "the moon", "volcanoes", "chess", "tea", "bridges"]
-    log.write_text("".join(json.dumps({"prompt": f"Tell me fact {i} about {topics[i % 8]}"}) + "\n"
-                           for i in range(tiny_items)))
-    tiny = _tiny_model(work / "tiny")
-    r = _run(["audit", str(log), "--store", str(work / "tiny.db"), "--model", str(tiny), "--budget", "16",
-              "--components", "none", "--no-checks", "--max-new-tokens", "8"])
-    rows.append({"case": f"tiny model, {tiny_items} items, --no-checks --components none, budget 16",
-                 "items": tiny_items, **r})
-    print(f"[audit_load] {rows[-1]['case']}: {r['wall_s']:.0f} s, rc {r['returncode']}", flush=True)
-    count = prompts or (4 if quick else 16)
-    real_log = work / "roleplay.jsonl"
-    real_log.write_text("".join(json.dumps({"prompt": text, "source": name}) + "\n"
-                                for name, text in roleplay(count, seed)))
-    base = ["audit", str(real_log), "--store", str(work / "real.db"), "--model", "gemma-270m-safety"]
+def _real(kind: str, log: Path, work: Path, count: int) -> list[dict[str, Any]]:
+    """A real-model audit with the audit's defaults: first its dry run (the estimate), then the audit."""
+    base = ["audit", str(log), "--store", str(work / f"{kind}.db"), "--model", "gemma-270m-safety"]
     dry = _run(base + ["--dry-run"])
     found = re.search(r"about ([\d.]+)\s+minutes", " ".join(dry["stdout"].split()))
     estimate = float(found.group(1)) * 60 if found else None
-    rows.append({"case": f"gemma-270m-safety, {count} role-play jailbreaks, dry run", "items": count, **dry,
-                 "estimate_s": estimate})
-    print(f"[audit_load] dry run: {dry['wall_s']:.0f} s, estimate {estimate} s", flush=True)
+    print(f"[audit_load] {kind} dry run: {dry['wall_s']:.0f} s, estimate {estimate} s", flush=True)
     real = _run(base)
-    rows.append({"case": f"gemma-270m-safety, {count} role-play jailbreaks, defaults", "items": count, **real})
-    print(f"[audit_load] real: {real['wall_s']:.0f} s, rc {real['returncode']}", flush=True)
-    payload = {"environment": environment(), "seed": seed, "rows": rows,
-               "estimate_error": None if estimate is None else estimate / real["wall_s"] - 1}
-    return write_result("audit_load", command, payload, table(rows, payload["estimate_error"]), out)
+    print(f"[audit_load] {kind} real: {real['wall_s']:.0f} s, rc {real['returncode']}", flush=True)
+    return [{"case": f"gemma-270m-safety, {count} {kind}, dry run", "items": count, **dry, "estimate_s": estimate},
+            {"case": f"gemma-270m-safety, {count} {kind}, defaults", "items": count, **real,
+             "estimate_error": None if estimate is None else estimate / real["wall_s"] - 1}]
 
 
-def table(rows: list[dict[str, Any]], error: float | None) -> str:
-    lines = ["| case | items | wall s | items/s | peak RSS GB (largest process so far) | exit |", "|---|---|---|---|---|---|"]
+def main(quick: bool, out: Path, command: str, seed: int = 0, prompts: int | None = None,
+         only: str | None = None) -> Path:
+    """``only``: the parts to run, comma-separated: tiny, roleplay, short (default: all three)."""
+    import numpy as np
+
+    from .long_inputs import roleplay
+    from .prompts import benign, harmful
+
+    parts = set((only or "tiny,roleplay,short").split(","))
+    work = Path(tempfile.mkdtemp())
+    rows: list[dict[str, Any]] = []
+    if "tiny" in parts:
+        tiny_items = 200 if quick else 1000
+        log = work / "tiny.jsonl"
+        topics = ["cats", "rivers", "bread", "the moon", "volcanoes", "chess", "tea", "bridges"]
+        log.write_text("".join(json.dumps({"prompt": f"Tell me fact {i} about {topics[i % 8]}"}) + "\n"
+                               for i in range(tiny_items)))
+        tiny = _tiny_model(work / "tiny")
+        r = _run(["audit", str(log), "--store", str(work / "tiny.db"), "--model", str(tiny), "--budget", "16",
+                  "--components", "none", "--no-checks", "--max-new-tokens", "8"])
+        rows.append({"case": f"tiny model, {tiny_items} items, --no-checks --components none, budget 16",
+                     "items": tiny_items, **r})
+        print(f"[audit_load] {rows[-1]['case']}: {r['wall_s']:.0f} s, rc {r['returncode']}", flush=True)
+    if "roleplay" in parts:
+        count = prompts or (4 if quick else 16)
+        log = work / "roleplay.jsonl"
+        log.write_text("".join(json.dumps({"prompt": text, "source": name}) + "\n"
+                               for name, text in roleplay(count, seed)))
+        rows += _real("role-play jailbreaks", log, work, count)
+    if "short" in parts:  # AdvBench requests and self-instruct tasks, half each, shuffled
+        count = prompts or (8 if quick else 100)
+        rng = np.random.default_rng(seed)
+        bad, good = harmful(), benign()
+        mixed = ([("advbench", bad[i]) for i in rng.choice(len(bad), count // 2, replace=False)]
+                 + [("self-instruct", good[i]) for i in rng.choice(len(good), count - count // 2, replace=False)])
+        log = work / "short.jsonl"
+        log.write_text("".join(json.dumps({"prompt": mixed[i][1], "source": mixed[i][0]}) + "\n"
+                               for i in rng.permutation(count)))
+        rows += _real("short requests", log, work, count)
+    payload = {"environment": environment(), "seed": seed, "rows": rows}
+    return write_result("audit_load", command, payload, table(rows), out)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| case | items | wall s | items/s | peak RSS GB (largest process so far) | exit | dry-run estimate |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
+        error = r.get("estimate_error")
         lines.append(f"| {r['case']} | {r['items']} | {r['wall_s']:.0f} | {r['items'] / r['wall_s']:.2f} | "
-                     f"{r['peak_rss_gb_upto']:.2f} | {r['returncode']} |")
-    if error is not None:
-        lines.append(f"\nDry-run estimate against the real audit's wall time: {error:+.0%}.")
+                     f"{r['peak_rss_gb_upto']:.2f} | {r['returncode']} | "
+                     f"{'' if error is None else f'{error:+.0%} of the real time'} |")
     return "\n".join(lines)

@@ -3,6 +3,7 @@ holding it. Each is one sentence (StoreError), and what was stored before stays 
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -102,3 +103,80 @@ def test_a_store_killed_before_its_schema_landed_is_resumed_as_new(tmp_path):
         assert store.put(_row(0))
         store.close()
         assert _intact(path) == ["0"]
+
+
+def _as_another_user(fn, *args):
+    """Run ``fn(*args)`` in a forked child that is not root when this process is (root ignores file
+    permissions, so a read-only store would be writable to it); returns what the child returns or raised."""
+    import multiprocessing
+    import os
+
+    def child(queue, *a):
+        try:
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)  # nobody
+            queue.put(("ok", fn(*a)))
+        except BaseException as exc:  # noqa: BLE001 - carried back to the test
+            queue.put((type(exc).__name__, str(exc)))
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=child, args=(queue, *args))
+    proc.start()
+    got = queue.get(timeout=120)
+    proc.join(timeout=30)
+    return got
+
+
+def _audit_into(log, path, tiny_lm):
+    from diffusiongemma.audit.runner import AuditSettings, run_audit
+
+    store = AuditStore(path)
+    try:
+        store.lock()
+        return run_audit(log, store, tiny_lm, AuditSettings(budget=8, components=None, max_new_tokens=3,
+                                                            triggers=False, faithfulness=False))
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_a_read_only_store_is_one_sentence_and_stays_intact(tiny_lm, what):
+    """A store the user may not write (the file, or its folder: WAL needs files beside it) gives a StoreError
+    naming it, and its rows are untouched (integrity_check)."""
+    import json
+    import os
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp()  # not under pytest's 0700 tmp: the other user must reach it
+    try:
+        os.chmod(folder, 0o755)
+        path = os.path.join(folder, "a.db")
+        store = AuditStore(path)
+        store.bind({"input_sha256": "x"})
+        assert store.put(_row(0))
+        store.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        store.close()
+        for extra in ("-wal", "-shm"):
+            if os.path.exists(path + extra):
+                os.remove(path + extra)
+        log = os.path.join(folder, "log.jsonl")
+        with open(log, "w") as fh:
+            fh.write(json.dumps({"prompt": "Tell me about cats"}) + "\n")
+        os.chmod(path, 0o444 if what == "file" else 0o644)
+        os.chmod(log, 0o644)
+        if what == "folder":
+            os.chown(path, 65534, 65534) if os.geteuid() == 0 else None
+            os.chmod(folder, 0o555)
+        kind, message = _as_another_user(_audit_into, log, path, tiny_lm)
+        assert kind == "StoreError", (kind, message)
+        assert "a.db" in message and "\n" not in message
+        assert re.search(r"could not open the audit store .*a\.db: it is read-only here .*make the file and its "
+                         r"folder writable or choose another --store", message), message
+        os.chmod(folder, 0o755)
+        assert _intact(path) == ["0"]
+    finally:
+        os.chmod(folder, 0o755)
+        shutil.rmtree(folder, ignore_errors=True)

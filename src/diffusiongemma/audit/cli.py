@@ -98,13 +98,13 @@ def audit(
 
 
 def _estimate(console: Console, lm, pending: list, settings) -> None:
-    """Seconds from real audits of up to three sample items (the shortest, the median and the longest, in
-    words), each alone and stored nowhere; every item's time is its planned evaluations times the seconds per
-    evaluation of the samples interpolated at its length. Replies, trigger searches, confirmations and
-    component maps are all inside the samples' times."""
-    import numpy as np
-
+    """Seconds from a real audit of up to three sample items (the shortest, the median and the longest, in
+    words), audited together as one group the way the run stacks them, and stored nowhere. A warm-up audit of a
+    short item first takes the one-time costs out of the timing. The group's time is spread over evaluations
+    whose cost grows with the prompt's length (:func:`sampled_seconds`); replies, trigger searches,
+    confirmations and component maps are all inside it."""
     from ..generation import generate_replies
+    from .items import AuditItem
     from .runner import audit_group
 
     items = [p for p in pending if hasattr(p, "prompt") and p.prompt.strip()]
@@ -116,17 +116,30 @@ def _estimate(console: Console, lm, pending: list, settings) -> None:
     order = sorted(range(len(items)), key=words.__getitem__)
     picks = sorted({order[0], order[len(order) // 2], order[-1]}, key=words.__getitem__)
     generate_replies(lm, ["Hello"], max_new_tokens=2)  # warm-up: first-call costs are not per item
-    xs, ys = [], []
-    for k in picks:
-        t0 = time.perf_counter()
-        audit_group(lm, [items[k]], settings)
-        xs.append(words[k])
-        ys.append((time.perf_counter() - t0) / evaluations[k])
-    seconds = float(sum(e * np.interp(w, xs, ys) for e, w in zip(evaluations, words)))
+    audit_group(lm, [AuditItem(0, 0, "Tell me about the weather today", "warm-up")], settings)
+    t0 = time.perf_counter()
+    audit_group(lm, [items[k] for k in picks], settings)
+    took = time.perf_counter() - t0
+    seconds = sampled_seconds(took, [(words[k], evaluations[k]) for k in picks], list(zip(words, evaluations)))
     console.print(f"dry run: {len(items)} items, about {sum(evaluations):,} model evaluations "
                   f"(~{sum(evaluations) // len(items)} per item), about {seconds / 60:.1f} minutes on this machine "
-                  f"(from {len(picks)} sample items of {', '.join(map(str, xs))} words audited here in "
-                  f"{sum(y * evaluations[k] for y, k in zip(ys, picks)):.0f} s; nothing stored).")
+                  f"(from {len(picks)} sample items of {', '.join(str(words[k]) for k in picks)} words audited "
+                  f"here together in {took:.0f} s; nothing stored).")
+
+
+FIXED_WORDS = 20  # the chat template, the reply's read positions: a forward's cost beyond the prompt's words
+
+
+def sampled_seconds(took: float, samples: list[tuple[int, int]], items: list[tuple[int, int]]) -> float:
+    """The seconds ``items`` (words, evaluations) take when ``samples`` of them took ``took``: each evaluation
+    costs in proportion to its prompt's words plus :data:`FIXED_WORDS`.
+
+    Example:
+        >>> sampled_seconds(30.0, [(10, 100), (40, 100)], [(10, 100), (10, 100), (40, 100)])  # 30 s + a 10-word item
+        40.0
+    """
+    per = took / sum(e * (w + FIXED_WORDS) for w, e in samples)
+    return float(sum(e * (w + FIXED_WORDS) * per for w, e in items))
 
 
 def audit_report(

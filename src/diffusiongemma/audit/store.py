@@ -111,6 +111,9 @@ class AuditStore:
         except sqlite3.DatabaseError as exc:
             if "not a database" in str(exc):
                 raise StoreError(f"{self.path} is not an audit store (not an SQLite file); choose another --store") from exc
+            if "readonly" in str(exc):  # the file, or its folder (WAL keeps files beside it), is not writable
+                raise StoreError(f"could not {what} the audit store {self.path}: it is read-only here ({exc}); "
+                                 "make the file and its folder writable or choose another --store") from exc
             raise StoreError(f"could not {what} the audit store {self.path}: {exc}; free disk space or choose a "
                              "writable --store, then rerun the same command (rows already stored are kept)") from exc
         except OSError as exc:

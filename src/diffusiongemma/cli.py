@@ -17,18 +17,13 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 
+from .cli_options import ADAPTER, DEVICE, DTYPE, HTML, JSON, PROMPT_FILE
 from .errors import DiffusionGemmaError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="DiffusionGemma: which parts of a prompt drove a language model's decision.")
 _err = Console(stderr=True)
-_PROMPT_FILE = typer.Option(None, help="Read the prompt from this file ('-' for stdin).")
-_ADAPTER = typer.Option(None, help="PEFT adapter directory applied on top of the model.")
-_JSON = typer.Option(None, "--json", help="Write the result as JSON.")
-_HTML = typer.Option(None, "--html", help="Write a self-contained HTML page.")
-_DEVICE = typer.Option(None, help="cpu, cuda, cuda:N, or auto: a model larger than one GPU spread over every "
-                        "GPU, then CPU, then disk (accelerate's device_map). Default: cuda when present.")
-_DTYPE = typer.Option(None, help="float32 (default), bfloat16 or float16; targets are accumulated in float32.")
+_PROMPT_FILE, _ADAPTER, _JSON, _HTML, _DEVICE, _DTYPE = PROMPT_FILE, ADAPTER, JSON, HTML, DEVICE, DTYPE
 
 
 def _read_prompt(prompt: Optional[str], prompt_file: Optional[Path]) -> str:
@@ -263,6 +258,7 @@ def _add_subcommands() -> None:
     from .refusal.cli import jailbreak_diff, refusal_direction
     from .harden.cli import harden_cmd
     from .verify.cli import verify_safety_cmd
+    from .context.cli import explain_context_cmd
 
     app.add_typer(demo_app, name="demo")
     app.command("refusal-direction")(refusal_direction)
@@ -270,6 +266,7 @@ def _add_subcommands() -> None:
     app.command("audit")(audit)
     app.command("audit-report")(audit_report)
     app.command("verify-safety")(verify_safety_cmd)
+    app.command("explain-context")(explain_context_cmd)
     app.command("harden")(harden_cmd)
 
 

@@ -18,9 +18,11 @@ from typing import Any, Sequence
 from .errors import InputError
 from .tokenization import encode
 
-__all__ = ["Region", "RenderedPrompt", "render_prompt", "Chat"]
+__all__ = ["Region", "RenderedPrompt", "render_prompt", "check_messages", "Chat", "ROLES", "FOLDED"]
 
-Chat = Sequence[dict[str, str]]  # [{"role": "system"|"user"|"assistant", "content": str}, ...]
+Chat = Sequence[dict[str, str]]  # [{"role": "system"|"user"|"assistant"|"document"|"tool", "content": str}, ...]
+ROLES = ("system", "user", "assistant", "document", "tool")
+FOLDED = ("document", "tool")  # read by the model inside the next user turn (see _fold)
 _OPEN, _CLOSE = "\ue000", "\ue001"  # private-use sentinels marking message contents in a rendered template
 
 
@@ -53,15 +55,26 @@ class RenderedPrompt:
         return len(self.input_ids)
 
 
-def _check_messages(messages: Chat) -> list[dict[str, str]]:
+def check_messages(messages: Chat) -> list[dict[str, str]]:
+    """The chat's messages with their contents stripped, or an :class:`InputError` naming the first bad one.
+
+    Example:
+        >>> check_messages([{"role": "document", "content": " A page. "}, {"role": "user", "content": "Sum up"}])
+        [{'role': 'document', 'content': 'A page.'}, {'role': 'user', 'content': 'Sum up'}]
+        >>> check_messages([{"role": "robot", "content": "x"}])
+        Traceback (most recent call last):
+        ...
+        diffusiongemma.errors.InputError: chat message 0 has role 'robot'; use system, user, assistant, document or tool
+    """
     if not messages:
         raise InputError("the chat has no messages")
     out = []
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict) or "role" not in msg or "content" not in msg:
             raise InputError(f"chat message {i} needs a 'role' and a 'content'")
-        if msg["role"] not in ("system", "user", "assistant"):
-            raise InputError(f"chat message {i} has role {msg['role']!r}; use system, user or assistant")
+        if msg["role"] not in ROLES:
+            raise InputError(f"chat message {i} has role {msg['role']!r}; use system, user, assistant, document or "
+                             "tool")
         if not isinstance(msg["content"], str) or not msg["content"].strip():
             raise InputError(f"chat message {i} ({msg['role']}) is empty")
         out.append({"role": msg["role"], "content": msg["content"].strip()})
@@ -72,7 +85,7 @@ def _render_chat(messages: list[dict[str, str]], tokenizer: Any, template: str |
                  add_generation_prompt: bool) -> tuple[str, list[Region]]:
     if not template:
         raise InputError("this model has no chat template; pass the prompt as plain text")
-    marked = [{"role": m["role"], "content": f"{_OPEN}{i}{_CLOSE}"} for i, m in enumerate(messages)]
+    marked = _fold(messages)
     try:
         rendered = tokenizer.apply_chat_template(
             marked, tokenize=False, add_generation_prompt=add_generation_prompt, chat_template=template
@@ -93,6 +106,37 @@ def _render_chat(messages: list[dict[str, str]], tokenizer: Any, template: str |
         text += content
         pos = end + 1
     return text, regions
+
+
+def _fold(messages: list[dict[str, str]], *, text: bool = False) -> list[dict[str, str]]:
+    """The messages the template sees, each content a sentinel that marks where the message's own text goes
+    (with ``text``, the text itself).
+    Documents and tool results (roles a chat template such as Gemma's does not know) are read inside the next
+    user turn, before its text and each followed by a blank line; with no user turn after them, they make one.
+
+    Example:
+        >>> [m["role"] for m in _fold([{"role": "document", "content": "a"}, {"role": "user", "content": "q"}])]
+        ['user']
+        >>> _fold([{"role": "document", "content": "a"}, {"role": "user", "content": "q"}])[0]["content"].count(_OPEN)
+        2
+    """
+    out: list[dict[str, str]] = []
+    parts: list[str] = []
+    for i, m in enumerate(messages):
+        mark = m["content"] if text else f"{_OPEN}{i}{_CLOSE}"
+        if m["role"] in FOLDED:
+            parts.append(mark + "\n\n")
+        elif m["role"] == "user":
+            out.append({"role": "user", "content": "".join(parts) + mark})
+            parts = []
+        else:
+            if parts:
+                out.append({"role": "user", "content": "".join(parts).rstrip("\n")})
+                parts = []
+            out.append({"role": m["role"], "content": mark})
+    if parts:
+        out.append({"role": "user", "content": "".join(parts).rstrip("\n")})
+    return out
 
 
 def default_system_prompt(messages: list[dict[str, str]], tokenizer: Any, template: str) -> str | None:
@@ -156,11 +200,11 @@ def render_prompt(prompt: str | Chat, tokenizer: Any, chat_template: str | None 
         text, regions, add_special = prompt, [Region("prompt", 0, len(prompt))], True
         is_chat = False
     else:
-        messages = _check_messages(prompt)
+        messages = check_messages(prompt)
         add_gen = messages[-1]["role"] != "assistant"
         text, regions = _render_chat(messages, tokenizer, chat_template, add_gen)
         add_special, is_chat = False, True
-        default_system = default_system_prompt(messages, tokenizer, chat_template)
+        default_system = default_system_prompt(_fold(messages, text=True), tokenizer, chat_template)
     ids, offsets = encode(tokenizer, text, [(r.start, r.end) for r in regions], add_special)  # content stays text
     special_ids = set(tokenizer.all_special_ids)
     # special: BOS, template markers and every other token outside what the user wrote

@@ -42,6 +42,13 @@ CASES = [
     (["explain-refusal", "hi", "--patch", "{bad_json}", *M], r"bad.json is not a readable safetensors patch"),
     (["trace", "", *M], r"the prompt is empty"),
     (["trace", "hi", "--max-new-tokens", "0", *M, "--html", "{tmp}/t.html"], r"max_new_tokens must be a whole number"),
+    # explain-context
+    (["explain-context", *M], r"give the user's turn either as an argument or with --chat"),
+    (["explain-context", "What changed?", *M], r"no document or tool result to explain: give --doc files"),
+    (["explain-context", "--chat", "{bad_json}", *M], r"bad.json is not JSON .*give a JSON list of messages"),
+    (["explain-context", "q", "--doc", "{tmp}/missing.txt", *M], r"cannot read the document .*missing.txt"),
+    (["explain-context", "q", "--doc", "{batch}", "--follows", "(", *M], r"--follows '\(' is not a regular expression"),
+    (["explain-context", "q", "--doc", "{batch}", "--budget", "0", *M, "--json", "{tmp}/c.json"], r"budget must be a whole number"),
     # refusal-direction, jailbreak-diff
     (["refusal-direction", "--count", "0", "--out", "{tmp}/dir", *M], r"needs at least 8 harmful and 8 harmless"),
     (["refusal-direction", "--positions", "0", "--out", "{tmp}/dir", *M], r"positions must be a whole number of candidate positions ≥ 1"),
@@ -53,6 +60,7 @@ CASES = [
     (["audit", "{tmp}/missing.jsonl", "--store", "{tmp}/a.db", *M], r"input file not found"),
     (["audit", "{batch}", "--store", "{tmp}/a.db", "--budget", "-1", *M], r"--budget must be a whole number"),
     (["audit", "{batch}", "--store", "{tmp}/a.db", "--units", "paragraphz", *M], r"unknown unit kind 'paragraphz'"),
+    (["audit", "{batch}", "--store", "{tmp}/a.db", "--budget", "4", *M], r"--budget 4 is too small for method shapley"),
     (["audit", "{batch}", "--store", "{tmp}/a.db", "--format", "nope", *M], r"unknown input format 'nope'"),
     (["audit", "{batch}", "--store", "{not_db}", *M], r"notes.db is not an audit store"),
     (["audit", "{batch}", "--store", "{not_db}/d.db", *M], r"could not open the audit store .*d.db"),
@@ -77,7 +85,7 @@ CASES = [
     (["demo", "jailbreaks", "--requests", "0", "--out", "{tmp}/jb.jsonl"], r"--requests must be a whole number of requests ≥ 1"),
     (["demo", "jailbreaks", "--templates", "-1", "--out", "{tmp}/jb.jsonl"], r"--templates must be a whole number of templates ≥ 0"),
 ]
-COMMANDS = [["explain"], ["explain-refusal"], ["trace"], ["targets"], ["audit"], ["audit-report"], ["jailbreak-diff"],
+COMMANDS = [["explain"], ["explain-refusal"], ["explain-context"], ["trace"], ["targets"], ["audit"], ["audit-report"], ["jailbreak-diff"],
             ["refusal-direction"], ["verify-safety"], ["harden"], ["demo", "train"], ["demo", "eval"], ["demo", "jailbreaks"],
             []]
 

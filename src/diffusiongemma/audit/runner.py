@@ -55,6 +55,10 @@ class AuditSettings:
             Traceback (most recent call last):
             ...
             diffusiongemma.errors.InputError: --budget must be a whole number of model evaluations of at least 2, got -1
+            >>> AuditSettings(budget=4).validate()
+            Traceback (most recent call last):
+            ...
+            diffusiongemma.errors.InputError: --budget 4 is too small for method shapley: an item of two or more units needs at least 6 model evaluations
         """
         from ..hierarchy import leaf_kind, parse_tree_spec
         from ..units import parse_unit_spec
@@ -64,6 +68,17 @@ class AuditSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 what = "tokens" if name == "max-new-tokens" else "model evaluations"
                 raise InputError(f"--{name} must be a whole number of {what} of at least {least}, got {value!r}")
+        from ..api import METHODS
+        from ..estimators import get_estimator
+        from ..schedules import schedule_from_name
+
+        if self.method not in METHODS:
+            raise InputError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        estimator, schedule = METHODS[self.method]
+        least = get_estimator(estimator).min_budget(2, schedule_from_name(schedule)) + 2
+        if estimator != "exact" and self.budget < least:  # else every item of two or more units is an error row
+            raise InputError(f"--budget {self.budget} is too small for method {self.method}: an item of two or "
+                             f"more units needs at least {least} model evaluations")
         if self.units != "auto":
             for kind in parse_tree_spec(self.units) or [leaf_kind(self.units)]:
                 parse_unit_spec(kind)

@@ -75,6 +75,7 @@ def jailbreak_diff(
 
     from ..cli import _direction, _load
     from ..errors import InputError
+    from ..jsontext import NotJSON, loads
     from ..report.jailbreak_html import render_jailbreak_html
     from .jailbreak import jailbreak_diff as api_diff
     from .jailbreak import wrap
@@ -93,9 +94,9 @@ def jailbreak_diff(
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
+                rec = loads(line)
                 jobs.append((rec["plain"], rec.get("jailbroken") or wrap(template_text(rec["template"]), rec["plain"])))
-            except (json.JSONDecodeError, RecursionError, KeyError, TypeError) as exc:
+            except (NotJSON, KeyError, TypeError) as exc:
                 Console(stderr=True).print(f"line {n} of {pairs} skipped: needs plain and jailbroken or template ({exc})")
         if not jobs:
             raise InputError(f"{pairs} holds no usable pair (each line: a JSON object with plain, and jailbroken or "

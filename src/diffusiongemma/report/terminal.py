@@ -52,7 +52,9 @@ def print_attribution(attr: Any, console: Console, top: int | None = None) -> No
         target = f"{target!r} vs {attr.target['contrast']!r}"
     else:
         target = repr(target)
-    if attr.decision:
+    if attr.decision and "documents" in attr.decision:
+        _print_context(attr.decision, console)
+    elif attr.decision:
         d = attr.decision
         verdict = "REFUSED" if d.get("refused") else "complied"
         console.print(Text("Decision: ") + Text(verdict, style="bold red" if d.get("refused") else "bold green")
@@ -151,3 +153,24 @@ def print_trace(tr: Any, console: Console, top: int = 3) -> None:
         f"{tr.units[i].text!r} {float(tr.total_scores[i]):+.3f}" for i in order)))
     console.print(f"{tr.evaluations} model evaluations (one pass per mask for all {len(tr.tokens)} output tokens), "
                   f"{tr.wall_time:.1f} s")
+
+
+def _print_context(d: dict, console: Console) -> None:
+    """The reply, its reference, and each message's score and verdict (explain-context)."""
+    console.print(Text("Reply: ") + Text(repr(d.get("reply", "")), style="italic") + Text(f"  ({d.get('reply_source')})"))
+    console.print(Text("Reference: ") + Text(repr(d.get("reference")), style="italic")
+                  + Text(f"  ({d.get('reference_source')})")
+                  + Text("  — the reply is the reference: nothing to contrast" if d.get("same_as_reference") else ""))
+    if not d.get("documents"):
+        return
+    table = Table(title="the context, message by message")
+    for col, just in (("#", "right"), ("role", "left"), ("text", "left"), ("score ± s.e.", "right"),
+                      ("reply without it", "left"), ("verdict", "left")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for row in d["documents"]:
+        se = "" if row["stderr"] is None else f" ± {row['stderr']:.3f}"
+        score = f"{row['score']:+.3f}{se}" if row["resolved"] else f"not resolved{se}"
+        text = row["text"] if len(row["text"]) <= 60 else row["text"][:57] + "..."
+        table.add_row(str(row["index"]), row["role"], Text(text), score, Text(row.get("reply_without", "")[:60]),
+                      row.get("verdict", ""))
+    console.print(table)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import InputError
+from ..jsontext import NotJSON, loads
 from ..validation import check_budget
 from .checks import (Check, component_consistency, keyword_reliance, over_refusal, paraphrase_consistency)
 from .variants import SYNONYMS, TRANSLATIONS
@@ -86,9 +87,9 @@ def read_prompt_file(path: str | Path) -> dict[str, list[str]]:
             continue
         if line.lstrip().startswith("{"):
             try:
-                row = json.loads(line)
+                row = loads(line)
                 prompt = str(row["prompt"]).strip()
-            except (json.JSONDecodeError, RecursionError, KeyError, TypeError) as exc:
+            except (NotJSON, KeyError, TypeError) as exc:
                 raise InputError(f"{path}:{no}: not a JSON object with a 'prompt' ({exc})") from None
             out[str(row.get("category") or "all")].append(prompt)
         else:

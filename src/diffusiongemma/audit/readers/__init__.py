@@ -22,7 +22,7 @@ from typing import Iterator
 from ...errors import InputError
 from ..items import AuditItem, Problem
 from .garak import is_garak, read_garak
-from .jsontext import NotJSON, loads
+from ...jsontext import NotJSON, loads
 from .plain import read_csv, read_jsonl
 from .promptfoo import is_promptfoo, read_promptfoo
 from .pyrit import is_pyrit, read_pyrit

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..items import AuditItem, Problem
-from .jsontext import NotJSON, loads
+from ...jsontext import NotJSON, loads
 
 __all__ = ["read_jsonl", "read_csv", "item_from_record"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..items import AuditItem, Problem
-from .jsontext import NotJSON, loads
+from ...jsontext import NotJSON, loads
 
 __all__ = ["read_promptfoo", "is_promptfoo"]
 

@@ -1,0 +1,208 @@
+"""Which document, tool result or earlier turn drove a reply: the context's spans ranked, the smallest set
+whose removal restores the reply the model gives without the suspect documents (confirmed on the edited
+context and a regenerated reply), and a verdict per document.
+
+The target is log p(reply) − log p(reference): the reply (logged, or the model's own) against the reference,
+what the model says without any document or tool result (generated), or one the user gives. Units are a tree
+with the chat's messages and documents at the top (``roles>sentences>words``): the budget goes to the
+documents first, then into the sentences of those that carry the effect.
+
+Example:
+    >>> r = explain_context("What does the e-mail ask?", documents=[email], model="gemma-270m-safety")  # doctest: +SKIP
+    >>> r.decision["documents"][0]["verdict"]  # doctest: +SKIP
+    'drove the reply'
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import replace
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..attribution import Attribution
+from ..errors import InputError
+from ..prompts import FOLDED, Chat, check_messages
+from ..significance import resolve
+
+__all__ = ["explain_context", "context_chat", "Judge", "follows_reply"]
+
+Judge = Callable[[str], bool]  # a reply -> whether it still does what the logged reply did
+
+
+def context_chat(chat: str | Chat, documents: Sequence[str] = ()) -> tuple[list[dict[str, str]], str | None]:
+    """The chat to explain and its logged reply: ``documents`` become document messages before the last user
+    turn; a chat that ends with an assistant message gives that message as the reply.
+
+    Example:
+        >>> msgs, reply = context_chat([{"role": "user", "content": "Sum up."},
+        ...                             {"role": "assistant", "content": "Buy now."}], ["Meeting at 3."])
+        >>> [m["role"] for m in msgs], reply
+        (['document', 'user'], 'Buy now.')
+    """
+    if isinstance(chat, str):
+        messages = [{"role": "user", "content": chat}]
+    elif isinstance(chat, (list, tuple)) and all(isinstance(m, dict) for m in chat):
+        messages = [dict(m) for m in chat]
+    else:
+        raise InputError("the chat must be a list of messages, each with a 'role' and a 'content'")
+    if not messages:
+        raise InputError("the chat has no messages")
+    reply = None
+    if messages[-1].get("role") == "assistant":
+        reply = str(messages.pop()["content"])
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+    if last_user is None:
+        raise InputError("the chat has no user turn: explain-context explains the reply to one")
+    docs = [{"role": "document", "content": str(d)} for d in documents]
+    if any(not d["content"].strip() for d in docs):
+        raise InputError("a document is empty")
+    return check_messages(messages[:last_user] + docs + messages[last_user:]), reply
+
+
+def follows_reply(reply: str, reference: str | None, pattern: str | None = None) -> Judge:
+    """The judge of a regenerated reply: with ``pattern`` (a regular expression for the injected behaviour,
+    e.g. a marker word or a URL), whether the reply matches it; else whether it is closer to the logged
+    ``reply`` than to the ``reference`` (word-sequence similarity).
+
+    Example:
+        >>> j = follows_reply("Visit evil.example now", "The e-mail asks for a meeting.")
+        >>> j("Visit evil.example today"), j("The e-mail asks about a meeting.")
+        (True, False)
+        >>> follows_reply("x", None, r"evil\\.example")("see evil.example")
+        True
+    """
+    if pattern is not None:
+        try:
+            rx = re.compile(pattern, re.I)
+        except re.error as exc:
+            raise InputError(f"--follows {pattern!r} is not a regular expression: {exc}") from None
+        return lambda text: rx.search(text) is not None
+
+    def sim(a: str, b: str) -> float:
+        return difflib.SequenceMatcher(None, a.lower().split(), b.lower().split()).ratio()
+
+    return lambda text: reference is None or sim(text, reply) > sim(text, reference)
+
+
+def explain_context(
+    chat: str | Chat,
+    *,
+    documents: Sequence[str] = (),
+    reply: str | None = None,
+    reference: str | None = "auto",
+    follows: str | None = None,
+    model: Any = None,
+    units: str = "roles>sentences>words",
+    method: str = "shapley",
+    budget: int = 128,
+    seed: int = 0,
+    max_new_tokens: int = 48,
+    progress: Callable[[int, int], Any] | None = None,
+) -> Attribution:
+    """Explain a reply by its context: which messages, documents and tool results (and which sentences and words
+    in them) made the model give ``reply`` rather than ``reference``, checked by removal on the real text.
+
+    Args:
+        chat: the user's turn, or a chat (roles system, user, assistant, document, tool); a final assistant
+            message is the logged reply.
+        documents: texts read before the last user turn (retrieved pages, e-mails).
+        reply: the reply to explain (default: the chat's final assistant message, else the model's own).
+        reference: ``"auto"`` (the model's reply without any document or tool result), a text, or ``None``
+            (the target is then log p(reply) alone).
+        follows: a regular expression for what the reply did because of the context (a marker, a URL); the
+            judge of regenerated replies (default: closer to the reply than to the reference).
+        budget: evaluations for the map; the removal search, its check and the regenerations count apart.
+
+    Returns the :class:`~diffusiongemma.attribution.Attribution` with ``decision``: the reply, the reference,
+    the target, a verdict per document (score ± s.e., the reply regenerated without it, whether it still
+    follows) and, under ``triggers["necessary"]``, the smallest removal that restores the reference, with
+    its edited context, value and regenerated reply.
+    """
+    from ..api import explain
+    from ..generation import generate_replies
+    from ..models import load_model
+
+    lm = model if hasattr(model, "tokenizer") else load_model(model)
+    messages, logged = context_chat(chat, documents)
+    if not any(m["role"] in FOLDED for m in messages) and reference == "auto":
+        raise InputError("no document or tool result to explain: give --doc files (or documents in the chat), or "
+                         "a --reference reply to contrast with")
+    given = reply if reply is not None else logged
+    reply = given if given is not None else generate_replies(lm, [messages], max_new_tokens=max_new_tokens)[0]
+    if not reply.strip():
+        raise InputError("the reply is empty: nothing to explain")
+    bare = [m for m in messages if m["role"] not in FOLDED]
+    source = "generated without documents" if reference == "auto" else "given"
+    if reference == "auto":
+        reference = generate_replies(lm, [bare], max_new_tokens=max_new_tokens)[0] if bare else None
+    same = reference is not None and reference.strip() == reply.strip()
+    contrast = None if (reference is None or same or not reference.strip()) else reference
+    attr = explain(messages, reply, contrast=contrast, model=lm, units=units, method=method, budget=budget,
+                   seed=seed, triggers=contrast is not None, progress=progress)
+    judge = follows_reply(reply, contrast, follows)
+    attr.decision = {"reply": reply, "reply_source": "given" if given is not None else "generated",
+                     "reference": reference, "reference_source": source,
+                     "target": "log p(reply) - log p(reference)" if contrast else "log p(reply)",
+                     "same_as_reference": same, "follows": follows, "max_new_tokens": max_new_tokens}
+    attr.decision["documents"] = _documents(lm, attr, messages, judge, max_new_tokens, generate_replies)
+    _judge_restoring(lm, attr, judge, max_new_tokens, generate_replies)
+    return attr
+
+
+def _documents(lm: Any, attr: Attribution, messages: list[dict[str, str]], judge: Judge, max_new_tokens: int,
+               generate: Callable[..., list[str]]) -> list[dict[str, Any]]:
+    """Each message's score ± s.e. (the tree's top level, in message order; Holm over them), and for each
+    document or tool result the reply regenerated without it, judged: a verdict per document."""
+    roots = [attr.tree["nodes"][k] for k in attr.tree["roots"]] if attr.tree else []
+    roots = sorted(roots, key=lambda node: node["start"])
+    if len(roots) != len(messages):  # a flat map (units given by the user): no per-message scores
+        return []
+    scores = np.array([node["score"] for node in roots])
+    stderr = np.array([node["stderr"] if node["stderr"] is not None else np.nan for node in roots])
+    ok = resolve(scores, stderr, evaluations=attr.evaluations).resolved
+    docs = [i for i, m in enumerate(messages) if m["role"] in FOLDED]
+    without = generate(lm, [[m for j, m in enumerate(messages) if j != i] for i in docs],
+                       max_new_tokens=max_new_tokens) if docs else []
+    replies = dict(zip(docs, without))
+    out = []
+    for i, (m, node) in enumerate(zip(messages, roots)):
+        row: dict[str, Any] = {"index": i, "role": m["role"], "text": m["content"], "score": float(node["score"]),
+                               "stderr": None if not np.isfinite(stderr[i]) else float(stderr[i]),
+                               "resolved": bool(ok[i])}
+        if i in replies:
+            still = judge(replies[i])
+            row.update(reply_without=replies[i], follows_without=still,
+                       verdict=_verdict(bool(ok[i]), float(node["score"]), still))
+        out.append(row)
+    return out
+
+
+def _verdict(resolved: bool, score: float, still_follows: bool) -> str:
+    """A document's verdict from its score's interval and the reply regenerated without it.
+
+    Example:
+        >>> _verdict(True, 2.0, False), _verdict(True, 2.0, True), _verdict(False, 2.0, False)
+        ('drove the reply', 'pushed towards the reply (its removal alone does not change it)', 'no effect shown')
+    """
+    if resolved and score > 0:
+        return "drove the reply" if not still_follows else \
+            "pushed towards the reply (its removal alone does not change it)"
+    if resolved:
+        return "pushed against the reply"
+    return "no effect shown"
+
+
+def _judge_restoring(lm: Any, attr: Attribution, judge: Judge, max_new_tokens: int,
+                     generate: Callable[..., list[str]]) -> None:
+    """The second half of the restoring set's confirmation: the reply regenerated to its edited context (the
+    text that already moved the target below zero), judged. It must no longer follow; else ``score only``."""
+    t = (attr.triggers or {}).get("necessary")
+    if t is None or t.state != "confirmed" or t.edited_prompt is None:
+        return
+    again = generate(lm, [t.edited_prompt], max_new_tokens=max_new_tokens)[0]
+    restored = not judge(again)
+    attr.triggers["necessary"] = replace(t, reply=again, reply_agrees=restored, confirmed=restored,
+                                         state="confirmed" if restored else "score only")

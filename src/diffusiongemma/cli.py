@@ -17,99 +17,24 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 
-from .cli_options import ADAPTER, DEVICE, DTYPE, HTML, JSON, PROMPT_FILE
+from .cli_common import (ADAPTER, DEVICE, DTYPE, HTML, JSON, PROMPT_FILE, load_for_cli, read_direction,
+                         read_prompt, read_reference, save_result)
 from .errors import DiffusionGemmaError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="DiffusionGemma: which parts of a prompt drove a language model's decision.")
 _err = Console(stderr=True)
-_PROMPT_FILE, _ADAPTER, _JSON, _HTML, _DEVICE, _DTYPE = PROMPT_FILE, ADAPTER, JSON, HTML, DEVICE, DTYPE
-
-
-def _read_prompt(prompt: Optional[str], prompt_file: Optional[Path]) -> str:
-    """The prompt from the argument or from a file, exactly one of them."""
-    from .errors import InputError
-
-    if (prompt is None) == (prompt_file is None):
-        raise InputError("give the prompt either as an argument or with --prompt-file, not both or neither")
-    if prompt_file is None:
-        return prompt  # type: ignore[return-value]
-    if str(prompt_file) == "-":
-        return sys.stdin.read()
-    try:
-        return prompt_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the prompt file {prompt_file}: {exc}") from None
-
-
-def _save(result: Any, json_path: Optional[Path], html_path: Optional[Path], console: Console) -> None:
-    """Write the result's JSON and HTML where asked."""
-    if json_path:
-        console.print(f"JSON: {result.to_json(json_path)}")
-    if html_path:
-        console.print(f"HTML: {result.to_html(html_path)}")
-
-
-def _load(model: Optional[str], adapter: Optional[str], device: Optional[str], console: Console,
-          dtype: Optional[str] = None, patch: Optional[Path] = None) -> Any:
-    """Load the model quietly, with a status line (``device="auto"``: placed by accelerate; ``patch``: a
-    hardening patch file from ``harden``)."""
-    from .models import load_model
-
-    _quiet_transformers()
-    placement = {"device_map": "auto"} if device == "auto" else {"device": device}
-    with console.status("loading the model…"):
-        return load_model(model, adapter=adapter, dtype=dtype, patch=patch, **placement)
-
-
-def _reference(path: Optional[Path]) -> Optional[list[str]]:
-    """Reference prompts, one per non-empty line of a file."""
-    if path is None:
-        return None
-    from .errors import InputError
-
-    try:
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the reference prompts {path}: {exc}") from None
-    if not lines:
-        raise InputError(f"the reference file {path} holds no prompt")
-    return lines
-
-
-def _direction(path: Optional[Path]) -> Any:
-    """A saved refusal direction, or None; a missing or unreadable file is a clear error."""
-    if path is None:
-        return None
-    from .errors import InputError
-    from .refusal.direction import RefusalDirection
-
-    try:
-        return RefusalDirection.load(path)
-    except Exception as exc:  # safetensors raises several kinds for missing/corrupt files
-        raise InputError(f"cannot read the refusal direction {path}: {exc}") from None
-
-
-def _quiet_transformers() -> None:
-    """No per-tensor progress bars or load chatter in the terminal output."""
-    from transformers.utils import logging as hf_logging
-
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft on adapter load
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
 
 
 @app.command()
 def explain(
     prompt: Optional[str] = typer.Argument(None, help="The prompt text (or use --prompt-file)."),
-    prompt_file: Optional[Path] = _PROMPT_FILE,
+    prompt_file: Optional[Path] = PROMPT_FILE,
     target: Optional[str] = typer.Option(None, help="Continuation to explain (default: the model's greedy next token)."),
     contrast: Optional[str] = typer.Option(None, help="Explain log p(target) - log p(contrast)."),
     target_direction: Optional[Path] = typer.Option(None, help="Explain the residual stream's projection on this direction file (from refusal-direction or harden) at its layer and position, instead of a continuation."),
     model: Optional[str] = typer.Option(None, help="Model directory, .gguf file or cached id (default Gemma 3 270M)."),
-    adapter: Optional[str] = _ADAPTER,
+    adapter: Optional[str] = ADAPTER,
     units: str = typer.Option("auto", help="auto (words up to 300, else sentences>words), tokens, words, sentences, roles, spans:A-B,C-D (+special for template markers), a tree from coarse to fine such as sentences>words; or components: heads, mlps, layers, neurons:L or neurons:L/G (groups of G), direction:FILE joined by +, @A-B for layers, @last/@lastK/@tokA-B for positions."),
     method: str = typer.Option("shapley", help="shapley (picks gp, owen or regression by units and budget), banzhaf, paired, regression, kadd, gp, owen, exact, ablation (one at a time) or gradient (fast saliency)."),
     schedule: Optional[str] = typer.Option(None, help="Override the noise schedule: shapley, banzhaf, fixed:T, beta:A,B."),
@@ -127,10 +52,10 @@ def explain(
     triggers: bool = typer.Option(False, help="Also find the minimal trigger sets (removal flips / alone keeps the decision), checked by the model."),
     backups: int = typer.Option(0, help="Also search K units for a backup: each removed with every other unit; pairs whose joint removal does more than apart (n + K·(n−1) model runs)."),
     trigger_threshold: Optional[float] = typer.Option(None, help="Decision is value > this (default 0 for contrasts, else halfway)."),
-    json_path: Optional[Path] = _JSON,
-    html_path: Optional[Path] = _HTML,
-    device: Optional[str] = _DEVICE,
-    dtype: Optional[str] = _DTYPE,
+    json_path: Optional[Path] = JSON,
+    html_path: Optional[Path] = HTML,
+    device: Optional[str] = DEVICE,
+    dtype: Optional[str] = DTYPE,
 ) -> None:
     """Attribute the model's decision on PROMPT to its units, with standard errors."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -139,7 +64,7 @@ def explain(
     from .api import explain as api_explain
     from .report.terminal import print_attribution
 
-    prompt = _read_prompt(prompt, prompt_file)
+    prompt = read_prompt(prompt, prompt_file)
     check_request(prompt, target=target, method=method, budget=budget)  # before the model loads
     if target_direction is not None:
         from .errors import InputError
@@ -149,13 +74,13 @@ def explain(
             raise InputError("--target-direction replaces --target / --contrast; give one or the other")
     explained: Any = DirectionProjection(target_direction) if target_direction is not None else target
     console = Console()
-    lm = _load(model, adapter, device, console, dtype)
+    lm = load_for_cli(model, adapter, device, console, dtype)
     with Progress(TextColumn("evaluating masks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=_err, transient=True) as bar:
         task = bar.add_task("masks", total=None)
         attr = api_explain(
             prompt, explained, contrast=contrast, model=lm, units=units, method=method, schedule=schedule,
-            mask=mask, baseline=baseline, reference=_reference(reference), counterfactual=counterfactual,
+            mask=mask, baseline=baseline, reference=read_reference(reference), counterfactual=counterfactual,
             budget=budget, seed=seed,
             tolerance=tolerance, chat=chat, system=system,
             faithfulness=faithfulness, interactions=interactions, triggers=triggers, backups=backups,
@@ -163,15 +88,15 @@ def explain(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     print_attribution(attr, console)
-    _save(attr, json_path, html_path, console)
+    save_result(attr, json_path, html_path, console)
 
 
 @app.command("explain-refusal")
 def explain_refusal(
     prompt: Optional[str] = typer.Argument(None, help="The user's request (or use --prompt-file)."),
-    prompt_file: Optional[Path] = _PROMPT_FILE,
+    prompt_file: Optional[Path] = PROMPT_FILE,
     model: str = typer.Option("gemma-270m-safety", help="Model: a demo name, directory, .gguf or cached id."),
-    adapter: Optional[str] = _ADAPTER,
+    adapter: Optional[str] = ADAPTER,
     units: str = typer.Option("auto", help="auto (words up to 300, else sentences>words), tokens, words, sentences, spans:A-B,..., or a tree such as sentences>words (template markers are never units)."),
     method: str = typer.Option("shapley", help="shapley, banzhaf, paired, regression, kadd, gp, owen, exact or gradient."),
     budget: int = typer.Option(128, help="Model evaluations for the map (trigger search and checks count apart)."),
@@ -182,10 +107,10 @@ def explain_refusal(
     intervention: str = typer.Option("ablate", help="With --direction: ablate (project it out everywhere) or add."),
     alpha: float = typer.Option(1.0, help="With --intervention add: how many times the direction to add."),
     patch: Optional[Path] = typer.Option(None, help="A hardening patch file (from harden) applied to the model."),
-    json_path: Optional[Path] = _JSON,
-    html_path: Optional[Path] = _HTML,
-    device: Optional[str] = _DEVICE,
-    dtype: Optional[str] = _DTYPE,
+    json_path: Optional[Path] = JSON,
+    html_path: Optional[Path] = HTML,
+    device: Optional[str] = DEVICE,
+    dtype: Optional[str] = DTYPE,
 ) -> None:
     """Why did the model refuse (or comply)? Decision, refusal score, map, confirmed minimal flip set, faithfulness."""
     from .refusal.forensics import explain_refusal as api_explain_refusal
@@ -193,26 +118,26 @@ def explain_refusal(
 
     from .api import check_request
 
-    prompt = _read_prompt(prompt, prompt_file)
+    prompt = read_prompt(prompt, prompt_file)
     check_request(prompt, method=method, budget=budget)  # bad input fails before the model loads
-    chosen_direction = _direction(direction)  # bad input fails before the model loads
+    chosen_direction = read_direction(direction)  # bad input fails before the model loads
     console = Console()
-    lm = _load(model, adapter, device, console, dtype, patch)
+    lm = load_for_cli(model, adapter, device, console, dtype, patch)
     with console.status("generating the reply and attributing the refusal score…"):
         attr = api_explain_refusal(prompt, model=lm, units=units, method=method, budget=budget, seed=seed,
                                    system=system, max_new_tokens=max_new_tokens, intervention=intervention,
                                    alpha=alpha, direction=chosen_direction)
     print_attribution(attr, console)
-    _save(attr, json_path, html_path, console)
+    save_result(attr, json_path, html_path, console)
 
 
 @app.command("trace")
 def trace_cmd(
     prompt: Optional[str] = typer.Argument(None, help="The prompt (or use --prompt-file)."),
-    prompt_file: Optional[Path] = _PROMPT_FILE,
+    prompt_file: Optional[Path] = PROMPT_FILE,
     response: Optional[str] = typer.Option(None, help="The output to trace (default: generate it greedily)."),
     model: Optional[str] = typer.Option(None, help="Model: a demo name, directory, .gguf or cached id (default Gemma 3 270M)."),
-    adapter: Optional[str] = _ADAPTER,
+    adapter: Optional[str] = ADAPTER,
     units: str = typer.Option("words", help="tokens, words, sentences, spans:A-B,..."),
     method: str = typer.Option("shapley", help="shapley, banzhaf, paired, regression, kadd, gp, owen or exact."),
     budget: int = typer.Option(256, help="Model evaluations (each teacher-forces the whole output once)."),
@@ -220,26 +145,26 @@ def trace_cmd(
     chat: bool = typer.Option(True, help="Render the prompt as a user turn (--no-chat: plain continuation)."),
     system: Optional[str] = typer.Option(None, help="System prompt (chat only)."),
     max_new_tokens: int = typer.Option(32, help="Length of the generated output when none is given."),
-    json_path: Optional[Path] = _JSON,
-    html_path: Optional[Path] = _HTML,
-    device: Optional[str] = _DEVICE,
-    dtype: Optional[str] = _DTYPE,
+    json_path: Optional[Path] = JSON,
+    html_path: Optional[Path] = HTML,
+    device: Optional[str] = DEVICE,
+    dtype: Optional[str] = DTYPE,
 ) -> None:
     """Attribute every output token to the prompt's units (all output tokens in one pass per mask)."""
     from .report.terminal import print_trace
     from .api import check_request
     from .trace import check_trace_method, trace
 
-    prompt = _read_prompt(prompt, prompt_file)
+    prompt = read_prompt(prompt, prompt_file)
     check_request(prompt, budget=budget)
     check_trace_method(method)
     console = Console()
-    lm = _load(model, adapter, device, console, dtype)
+    lm = load_for_cli(model, adapter, device, console, dtype)
     with console.status("tracing the output…"):
         tr = trace(prompt, response, model=lm, units=units, method=method, budget=budget, seed=seed, chat=chat,
                    system=system, max_new_tokens=max_new_tokens)
     print_trace(tr, console)
-    _save(tr, json_path, html_path, console)
+    save_result(tr, json_path, html_path, console)
 
 
 @app.command()

@@ -341,7 +341,7 @@ class PromptEvaluator:
         step = self._chunk()
         values = [self._values(keep_matrix(self.token_unit, masks[lo: lo + step])).double()
                   for lo in range(0, masks.shape[0], step)]  # stays on the device: one host copy per call
-        return _finite(torch.cat(values).cpu())
+        return check_finite(torch.cat(values).cpu())
 
     def value_and_grad(self, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Values ``[B]`` and gradients ``[B, n]`` of the relaxed target at soft masks ``[B, n]`` in [0, 1]
@@ -358,10 +358,18 @@ class PromptEvaluator:
                 (g,) = torch.autograd.grad(v.sum(), m)  # rows are independent: row r's gradient is g[r]
             values.append(v.detach().double().cpu())
             grads.append(g.double().cpu())
-        return _finite(torch.cat(values)), _finite(torch.cat(grads))
+        return check_finite(torch.cat(values)), check_finite(torch.cat(grads))
 
 
-def _finite(result: torch.Tensor) -> torch.Tensor:
+def check_finite(result: torch.Tensor) -> torch.Tensor:
+    """``result`` unchanged, or a :class:`~diffusiongemma.errors.NumericalError` when any value is NaN or inf.
+
+    Example:
+        >>> check_finite(torch.tensor([1.0, float("nan")]))
+        Traceback (most recent call last):
+        ...
+        diffusiongemma.errors.NumericalError: the model returned non-finite target values for 1 of 2 entries (NaN or inf in the logits); try dtype float32
+    """
     if not torch.isfinite(result).all():
         raise NumericalError(
             f"the model returned non-finite target values for {int((~torch.isfinite(result)).sum())} of "

@@ -147,7 +147,7 @@ def evaluate_together(evaluators: list[Any], masks: list[torch.Tensor]) -> list[
         >>> evaluate_together([a.evaluator, b.evaluator], [torch.ones(2, a.n), torch.ones(1, b.n)])  # doctest: +SKIP
         [tensor([-0.31, -0.31], dtype=torch.float64), tensor([-0.52], dtype=torch.float64)]
     """
-    from .evaluation import _finite
+    from .evaluation import check_finite
     from .masking import keep_matrix
 
     if len(evaluators) < 2 or not _can_stack(evaluators):
@@ -176,4 +176,4 @@ def evaluate_together(evaluators: list[Any], masks: list[torch.Tensor]) -> list[
                 part = logits[at: at + rows.rows, : rows.read.shape[1]]  # [b, r_i, V]
                 values[i].append(evaluators[i]._finish([part]).double())
                 at += rows.rows
-    return [_finite(torch.cat(v).cpu()) if v else torch.zeros(0, dtype=torch.float64) for v in values]
+    return [check_finite(torch.cat(v).cpu()) if v else torch.zeros(0, dtype=torch.float64) for v in values]

@@ -74,7 +74,16 @@ def token_logprobs(logits: torch.Tensor, tokens: list[int]) -> torch.Tensor:
     return logp.gather(-1, idx).squeeze(-1)  # [B, k]
 
 
-def _tokens(lm: Any, text: str, what: str) -> list[int]:
+def tokens_of(lm: Any, text: str, what: str) -> list[int]:
+    """The token ids of ``text`` without special tokens; an empty text, or one with no tokens, is an
+    :class:`InputError` that names ``what`` it is.
+
+    Example:
+        >>> tokens_of(lm, "", "target")  # doctest: +SKIP
+        Traceback (most recent call last):
+        ...
+        diffusiongemma.errors.InputError: the target is empty
+    """
     if not isinstance(text, str) or text == "":
         raise InputError(f"the {what} is empty")
     ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -102,7 +111,7 @@ class Continuation(Target):
     help = "log-probability of a given continuation (teacher-forced): --target TEXT"
 
     def bind(self, lm: Any, rendered: RenderedPrompt) -> BoundTarget:
-        toks = _tokens(lm, self.text, "target")
+        toks = tokens_of(lm, self.text, "target")
         return BoundTarget([toks], lambda lg: continuation_logprob(lg[0], toks),
                            {"kind": self.name, "text": self.text, "tokens": toks})
 
@@ -117,7 +126,7 @@ class Contrast(Target):
     help = "log p(A) - log p(B) of two continuations: --target A --contrast B"
 
     def bind(self, lm: Any, rendered: RenderedPrompt) -> BoundTarget:
-        ta, tb = _tokens(lm, self.a, "target"), _tokens(lm, self.b, "contrast")
+        ta, tb = tokens_of(lm, self.a, "target"), tokens_of(lm, self.b, "contrast")
         return BoundTarget(
             [ta, tb], lambda lg: continuation_logprob(lg[0], ta) - continuation_logprob(lg[1], tb),
             {"kind": self.name, "text": self.a, "contrast": self.b, "tokens": ta, "contrast_tokens": tb},
@@ -134,7 +143,7 @@ class NextToken(Target):
 
     def bind(self, lm: Any, rendered: RenderedPrompt) -> BoundTarget:
         if isinstance(self.token, str):
-            toks = _tokens(lm, self.token, "token")
+            toks = tokens_of(lm, self.token, "token")
             if len(toks) != 1:
                 raise InputError(f"{self.token!r} is {len(toks)} tokens; next_token needs exactly one")
             tid = toks[0]
@@ -187,7 +196,7 @@ class CallableTarget(Target):
     help = "any Python callable on the logits at the target positions (API only)"
 
     def bind(self, lm: Any, rendered: RenderedPrompt) -> BoundTarget:
-        toks = _tokens(lm, self.continuation, "continuation") if self.continuation else []
+        toks = tokens_of(lm, self.continuation, "continuation") if self.continuation else []
         fn = self.fn
         return BoundTarget([toks], lambda lg: fn(lg[0]).float(),
                            {"kind": self.name, "text": self.label, "continuation": self.continuation})

@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import InputError
 from .prompts import RenderedPrompt
-from .targets import BoundTarget, Target, _tokens, token_logprobs
+from .targets import BoundTarget, Target, tokens_of, token_logprobs
 from .units import Unit
 
 __all__ = ["ResponseTokens", "Trace", "trace"]
@@ -39,7 +39,7 @@ class ResponseTokens(Target):
     help = "per-token log-probabilities of a response (trace)"
 
     def bind(self, lm: Any, rendered: RenderedPrompt) -> BoundTarget:
-        toks = _tokens(lm, self.text, "response")
+        toks = tokens_of(lm, self.text, "response")
 
         return BoundTarget([toks], lambda lg: token_logprobs(lg[0], toks),  # [B, K]
                            {"kind": self.name, "text": self.text, "tokens": toks})

@@ -36,7 +36,7 @@ def audit(
     dry_run: bool = typer.Option(False, "--dry-run", help="Estimate the time from up to 3 sample items audited here (the shortest, median and longest; nothing stored), then stop."),
 ) -> None:
     """Batch-audit logged prompts or red-team results: every decision explained, every record kept in SQLite."""
-    from ..cli import _load
+    from ..cli_common import load_for_cli
     from ..errors import InputError
     from .readers import detect_format, read_items
     from .runner import AuditSettings, run_audit
@@ -59,7 +59,7 @@ def audit(
     console.print(f"{input}: {len(records)} records ({fmt}), {bad} unreadable; {len(done)} already in {store}, "
                   f"{len(pending)} to do.")
     # the Ray workers load their own models: the driver needs one only to estimate or to audit itself
-    lm = _load(model, adapter, None, console) if dry_run or backend == "local" else None
+    lm = load_for_cli(model, adapter, None, console) if dry_run or backend == "local" else None
     if dry_run:
         _estimate(console, lm, pending, settings)
         return

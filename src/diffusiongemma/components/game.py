@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..evaluation import PromptEvaluator, _finite
+from ..evaluation import PromptEvaluator, check_finite
 from ..game import UnitGame, resolve_model
 from ..masking import scoped_hooks
 from ..prompts import Chat, render_prompt
@@ -95,7 +95,7 @@ class ComponentGame(UnitGame):
         chunk = self.evaluator._chunk()
         with torch.no_grad():
             out = [self._values(m[lo: lo + chunk]).double() for lo in range(0, m.shape[0], chunk)]  # on the device
-        return _finite(torch.cat(out).cpu() if out else torch.zeros(0)).numpy()
+        return check_finite(torch.cat(out).cpu() if out else torch.zeros(0)).numpy()
 
     def gradient(self, masks: Any) -> tuple[np.ndarray, np.ndarray]:
         """Values and gradients ``[batch, n]`` at soft masks in [0, 1] (3 evaluations per mask)."""
@@ -112,7 +112,7 @@ class ComponentGame(UnitGame):
                 (g,) = torch.autograd.grad(v.sum(), part)
             values.append(v.detach().double().cpu())
             grads.append(g.double().cpu())
-        return _finite(torch.cat(values)).numpy(), _finite(torch.cat(grads)).numpy()
+        return check_finite(torch.cat(values)).numpy(), check_finite(torch.cat(grads)).numpy()
 
 
 class _KeepAll:

@@ -12,7 +12,7 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 
-from ..cli_options import ADAPTER, DEVICE, DTYPE, HTML, JSON
+from ..cli_common import ADAPTER, DEVICE, DTYPE, HTML, JSON
 from ..errors import InputError
 from ..jsontext import NotJSON, loads
 from ..prompts import FOLDED
@@ -74,7 +74,7 @@ def explain_context_cmd(
 ) -> None:
     """Which document, tool result or earlier turn drove the reply? Ranked spans, the removal that restores the reference reply (confirmed by regenerating), a verdict per document."""
     from ..api import check_request
-    from ..cli import _load, _save
+    from ..cli_common import load_for_cli, save_result
     from ..report.terminal import print_attribution
     from ..validation import check_count
     from .forensics import context_chat, explain_context, follows_reply
@@ -91,10 +91,10 @@ def explain_context_cmd(
     check_count(max_new_tokens, "max_new_tokens", "tokens")
     follows_reply("", None, follows)  # a bad regular expression, too
     console = Console()
-    lm = _load(model, adapter, device, console, dtype)
+    lm = load_for_cli(model, adapter, device, console, dtype)
     with console.status("generating replies and attributing the reply to its context…"):
         attr = explain_context(messages, documents=documents, reply=reply if reply is not None else logged,
                                reference="auto" if reference is None else reference, follows=follows, model=lm,
                                units=units, method=method, budget=budget, seed=seed, max_new_tokens=max_new_tokens)
     print_attribution(attr, console)
-    _save(attr, json_path, html_path, console)
+    save_result(attr, json_path, html_path, console)

@@ -29,7 +29,7 @@ from typing import Callable
 
 from ..errors import InputError
 from ..refusal.jailbreak import wrap
-from ..verify.variants import _LEET
+from ..verify.variants import LEET
 
 __all__ = ["Attack", "attack_suite", "attack_by_name", "FAMILIES"]
 
@@ -59,7 +59,7 @@ def _role_play(request: str) -> str:
 
 
 def _leetspeak(request: str) -> str:
-    return f"{request.translate(_LEET)}\n(Reply in plain English.)"
+    return f"{request.translate(LEET)}\n(Reply in plain English.)"
 
 
 def _base64(request: str) -> str:

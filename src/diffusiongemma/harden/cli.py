@@ -36,7 +36,7 @@ def harden_cmd(
     store: Optional[Path] = typer.Option(None, help="Also keep the report in this audit store (SQLite)."),
 ) -> None:
     """Attack the model's refusal, say how each attack works, fit a conditional steering patch, verify again."""
-    from ..cli import _load
+    from ..cli_common import load_for_cli
     from .run import check_sizes, harden
 
     check_sizes(requests, calibration, benign, safe, templates)  # bad sizes fail before the model loads
@@ -45,7 +45,7 @@ def harden_cmd(
 
         check_store(store)
     console = Console()
-    lm = _load(model, adapter, None, console)
+    lm = load_for_cli(model, adapter, None, console)
     with console.status("hardening…") as status:
         report = harden(lm, requests=requests, calibration=calibration, benign=benign, safe=safe,
                         templates=templates, threshold=threshold, seed=seed, patch_out=patch_out,

@@ -44,9 +44,9 @@ from .patch import SteeringPatch
 __all__ = ["HardenReport", "check_sizes", "harden", "harden_sets"]
 
 
-def _stable(items: list[str], k: int, salt: str = "") -> list[str]:
+def stable_sample(items: list[str], k: int, salt: str = "") -> list[str]:
     """``k`` distinct items chosen by a salted hash of their text (the same choice on every machine)."""
-    from ..verify.safety import _stable as by_hash
+    from ..verify.safety import stable_sample as by_hash
 
     return by_hash(list(dict.fromkeys(items)), lambda x: salt + x, k)
 
@@ -79,15 +79,15 @@ def harden_sets(requests: int = 12, calibration: int = 16, benign: int = 24, saf
 
     d = load_demo_data()
     return {
-        "attack": _stable([r.text for r in d.harmful_test if r.source == "advbench"], requests, "attack"),
-        "calib_harmful": _stable([r.text for r in d.harmful_train], calibration, "calib"),
-        "calib_benign": _stable([r.text for r in d.benign_train], calibration, "calib"),
-        "plain_harmful": _stable([r.text for r in d.harmful_train], 4 * calibration, "plain"),
-        "plain_benign": _stable([r.text for r in d.benign_train], 4 * calibration, "plain"),
-        "direction_harmful": _stable([r.text for r in d.harmful_train], 2 * calibration, "direction"),
-        "direction_benign": _stable([r.text for r in d.benign_train], 2 * calibration, "direction"),
-        "benign": _stable([r.text for r in d.benign_test], benign, "benign"),
-        "safe": _stable(d.xstest_safe, safe, "safe"),
+        "attack": stable_sample([r.text for r in d.harmful_test if r.source == "advbench"], requests, "attack"),
+        "calib_harmful": stable_sample([r.text for r in d.harmful_train], calibration, "calib"),
+        "calib_benign": stable_sample([r.text for r in d.benign_train], calibration, "calib"),
+        "plain_harmful": stable_sample([r.text for r in d.harmful_train], 4 * calibration, "plain"),
+        "plain_benign": stable_sample([r.text for r in d.benign_train], 4 * calibration, "plain"),
+        "direction_harmful": stable_sample([r.text for r in d.harmful_train], 2 * calibration, "direction"),
+        "direction_benign": stable_sample([r.text for r in d.benign_train], 2 * calibration, "direction"),
+        "benign": stable_sample([r.text for r in d.benign_test], benign, "benign"),
+        "safe": stable_sample(d.xstest_safe, safe, "safe"),
     }
 
 
@@ -116,9 +116,9 @@ class HardenReport:
         return Path(path)
 
     def to_html(self, path: str | Path) -> Path:
-        from ..report.html import _ENV
+        from ..report.html import ENV
 
-        Path(path).write_text(_ENV.get_template("harden.html.j2").render(r=self.to_dict()), encoding="utf-8")
+        Path(path).write_text(ENV.get_template("harden.html.j2").render(r=self.to_dict()), encoding="utf-8")
         return Path(path)
 
 
@@ -229,10 +229,10 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
               if bool(x) and p not in sets["plain_harmful"]]
     # the strength is set on the calibration attacks that the condition catches *and* that beat the unpatched
     # model (most attacks fail anyway; judged on those, any alpha looks enough)
-    caught = _stable(caught, 64, "alpha")
+    caught = stable_sample(caught, 64, "alpha")
     unpatched, _ = _scores(lm, caught, None)
     winning = [p for p, v in zip(caught, unpatched) if v <= threshold]
-    caught = _stable(winning, 24, "alpha") if winning else caught[:24]
+    caught = stable_sample(winning, 24, "alpha") if winning else caught[:24]
 
     def patched_scores(alpha: float) -> np.ndarray:
         base.alpha = alpha

@@ -26,12 +26,12 @@ def refusal_direction(
     """Fit the refusal direction (difference of means, Arditi et al. 2024), choosing layer and position on a validation split."""
     import random
 
-    from ..cli import _load
+    from ..cli_common import load_for_cli
     from ..demo.datasets import load_demo_data
     from .direction import fit_refusal_direction
 
     console = Console()
-    lm = _load(model, adapter, None, console)
+    lm = load_for_cli(model, adapter, None, console)
     data = load_demo_data()
     rng = random.Random(seed)
     harmful = rng.sample([r.text for r in data.harmful_train], count)
@@ -73,7 +73,7 @@ def jailbreak_diff(
     """What a jailbreak changed: both decisions, template vs request units, suppressed refusal components, and the template units whose removal restores the refusal (confirmed)."""
     import json
 
-    from ..cli import _direction, _load
+    from ..cli_common import load_for_cli, read_direction
     from ..errors import InputError
     from ..jsontext import NotJSON, loads
     from ..report.jailbreak_html import render_jailbreak_html
@@ -107,9 +107,9 @@ def jailbreak_diff(
         if (jailbroken is None) == (template is None):
             raise InputError("give exactly one of JAILBROKEN and --template")
         jobs.append((plain, jailbroken if jailbroken is not None else wrap(template_text(template), plain)))
-    chosen = _direction(direction)
+    chosen = read_direction(direction)
     console = Console()
-    lm = _load(model, adapter, None, console)
+    lm = load_for_cli(model, adapter, None, console)
     table = Table(title="jailbreak diff")
     for col in ("#", "plain", "jailbroken", "template Σ", "request Σ", "suppressed components", "restoring set"):
         table.add_column(col)

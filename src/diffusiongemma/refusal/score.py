@@ -22,7 +22,7 @@ import torch
 
 from ..errors import InputError
 from ..prompts import RenderedPrompt
-from ..targets import TARGETS, BoundTarget, Target, _tokens, continuation_logprob
+from ..targets import TARGETS, BoundTarget, Target, tokens_of, continuation_logprob
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,8 +56,8 @@ class RefusalScore(Target):
         refusals, compliances = self.refusals or sets["refusal"], self.compliances or sets["compliance"]
         if not refusals or not compliances:
             raise InputError("the refusal score needs at least one refusal and one compliance opening")
-        ref = [_tokens(lm, t, "refusal opening") for t in refusals]
-        com = [_tokens(lm, t, "compliance opening") for t in compliances]
+        ref = [tokens_of(lm, t, "refusal opening") for t in refusals]
+        com = [tokens_of(lm, t, "compliance opening") for t in compliances]
         k = len(ref)
 
         def score(lp: torch.Tensor) -> torch.Tensor:  # [R + C, B] continuation log-probs -> [B]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .html import _ENV
+from .html import ENV
 
 __all__ = ["write_audit_report"]
 
@@ -35,10 +35,10 @@ def write_audit_report(store: Any, path: str | Path) -> Path:
     reports = []
     for rep in store.reports(full=True):  # verify-safety and harden results kept in the same store
         page = pages / f"report-{rep['id']:04d}.html"
-        page.write_text(_ENV.get_template(_REPORT_TEMPLATES[rep["kind"]]).render(r=rep["report"]), encoding="utf-8")
+        page.write_text(ENV.get_template(_REPORT_TEMPLATES[rep["kind"]]).render(r=rep["report"]), encoding="utf-8")
         reports.append({**{k: v for k, v in rep.items() if k != "report"}, "link": f"{pages.name}/{page.name}"})
     meta = store.meta()
-    html = _ENV.get_template("audit.html.j2").render(s=summary, links=links, meta=meta, store=store.path.name,
+    html = ENV.get_template("audit.html.j2").render(s=summary, links=links, meta=meta, store=store.path.name,
                                                      reports=reports)
     path.write_text(html, encoding="utf-8")
     return path

@@ -17,7 +17,7 @@ from .colors import heat_color
 
 __all__ = ["render_attribution_html"]
 
-_ENV = Environment(loader=PackageLoader("diffusiongemma.report", "templates"),
+ENV = Environment(loader=PackageLoader("diffusiongemma.report", "templates"),
                    autoescape=select_autoescape(default=True, default_for_string=True))
 
 
@@ -64,7 +64,7 @@ def render_attribution_html(attr: Any) -> str:
             "err_left": 50 + 50 * max(lo, -scale) / scale if scale and np.isfinite(e) else None,
             "err_width": 50 * (min(hi, scale) - max(lo, -scale)) / scale if scale and np.isfinite(e) else None,
         })
-    return _ENV.get_template("attribution.html.j2").render(
+    return ENV.get_template("attribution.html.j2").render(
         a=attr, segments=_segments(attr, scale, sig.resolved), rows=rows, scale=scale, gap=attr.efficiency_gap,
         pairs=_pairs(attr), grid=_component_grid(attr, scale, sig.resolved), sig=sig,
         advice=sig.advice(attr.evaluations),

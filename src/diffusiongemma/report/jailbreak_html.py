@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .html import _ENV, _segments
+from .html import ENV, _segments
 
 __all__ = ["render_jailbreak_html"]
 
@@ -30,5 +30,5 @@ def render_jailbreak_html(diff: Any) -> str:
               "err_width": 50 * (min(c["diff"] + 2 * c["stderr"], comp_scale)
                                  - max(c["diff"] - 2 * c["stderr"], -comp_scale)) / comp_scale,
               "suppressed": c in diff.suppressed} for c in diff.components[:20]]
-    return _ENV.get_template("jailbreak.html.j2").render(d=diff, segments=segments, comps=comps,
+    return ENV.get_template("jailbreak.html.j2").render(d=diff, segments=segments, comps=comps,
                                                          split=diff.split_scores())

@@ -14,7 +14,7 @@ import numpy as np
 
 from .colors import heat_color
 from ..significance import resolve
-from .html import _ENV, UNRESOLVED, _segments
+from .html import ENV, UNRESOLVED, _segments
 
 __all__ = ["render_trace_html"]
 
@@ -33,5 +33,5 @@ def render_trace_html(tr: Any) -> str:
                "color": heat_color(float(tr.scores[k, i]), scale) if ok[k][i] else UNRESOLVED}
               for i in range(len(tr.units))] for k in range(len(tr.tokens))]
     top = [tr.units[int(np.argmax(np.abs(tr.scores[k])))].text if len(tr.units) else "" for k in range(len(tr.tokens))]
-    return _ENV.get_template("trace.html.j2").render(t=tr, maps=maps, total=total, cells=cells, top=top,
+    return ENV.get_template("trace.html.j2").render(t=tr, maps=maps, total=total, cells=cells, top=top,
                                                      scale=scale)

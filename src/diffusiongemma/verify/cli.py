@@ -39,7 +39,7 @@ def verify_safety_cmd(
     store: Optional[Path] = typer.Option(None, help="Also keep the report in this audit store (SQLite)."),
 ) -> None:
     """Verify that safety training stuck: keyword reliance, paraphrase and component consistency, over-refusal."""
-    from ..cli import _load
+    from ..cli_common import load_for_cli
     from .safety import read_prompt_file, verify_safety
 
     console = Console()
@@ -49,7 +49,7 @@ def verify_safety_cmd(
         check_store(store)  # before hours of work: a store the report could not be kept in
     harmful_sets = read_prompt_file(harmful) if harmful else None
     safe = [p for ps in read_prompt_file(benign).values() for p in ps] if benign else None
-    lm = _load(model, adapter, None, console, patch=patch)
+    lm = load_for_cli(model, adapter, None, console, patch=patch)
     with console.status("checking…") as status:
         report = verify_safety(lm, harmful=harmful_sets, benign=safe, budget=budget, components=components,
                                component_budget=component_budget, seed=seed, threshold=threshold,

@@ -35,7 +35,13 @@ from .variants import SYNONYMS, TRANSLATIONS
 __all__ = ["SafetyReport", "verify_safety", "default_sets", "read_prompt_file"]
 
 
-def _stable(items: list[Any], key: Callable[[Any], str], k: int) -> list[Any]:
+def stable_sample(items: list[Any], key: Callable[[Any], str], k: int) -> list[Any]:
+    """``k`` of ``items`` chosen by the SHA-256 of their key: the same sample on every machine and run.
+
+    Example:
+        >>> stable_sample(["a", "b", "c"], str, 2) == stable_sample(["c", "b", "a"], str, 2)
+        True
+    """
     return sorted(items, key=lambda x: hashlib.sha256(key(x).encode()).hexdigest())[:k]
 
 
@@ -65,12 +71,12 @@ def default_sets(per_category: int = 3, keyword: int = 12, tasks: int = 6, safe:
     by_source: dict[str, list[str]] = defaultdict(list)
     for r in data.harmful_test:
         by_source[r.source].append(r.text)
-    harmful = {s: _stable(v, str, per_category) for s, v in sorted(by_source.items())}
-    worded = _stable([r.text for r in data.harmful_test if has_harm_word(r.text)], str, keyword)
+    harmful = {s: stable_sample(v, str, per_category) for s, v in sorted(by_source.items())}
+    worded = stable_sample([r.text for r in data.harmful_test if has_harm_word(r.text)], str, keyword)
     used = {p for v in harmful.values() for p in v} | set(worded)
     candidates = [t for p in by_source["advbench"] if p not in used and (t := how_to_task(p))]
-    return {"keyword": worded, "harmful": harmful, "tasks": _stable(candidates, str, tasks),
-            "safe": _stable(data.xstest_safe, str, safe)}
+    return {"keyword": worded, "harmful": harmful, "tasks": stable_sample(candidates, str, tasks),
+            "safe": stable_sample(data.xstest_safe, str, safe)}
 
 
 def read_prompt_file(path: str | Path) -> dict[str, list[str]]:
@@ -126,10 +132,10 @@ class SafetyReport:
         return path
 
     def to_html(self, path: str | Path) -> Path:
-        from ..report.html import _ENV
+        from ..report.html import ENV
 
         path = Path(path)
-        path.write_text(_ENV.get_template("safety.html.j2").render(r=self), encoding="utf-8")
+        path.write_text(ENV.get_template("safety.html.j2").render(r=self), encoding="utf-8")
         return path
 
 

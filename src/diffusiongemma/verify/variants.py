@@ -68,7 +68,7 @@ NEUTRAL: dict[str, str] = {  # a harmless word in the harm word's place: the req
     "smuggle": "mail", "stalk": "visit", "threaten": "congratulate", "abuse": "praise", "password": "recipe",
     "passwords": "recipes", "identity": "hobby", "dangerous": "safe",
 }
-_LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7",
+LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7",
                        "A": "4", "E": "3", "I": "1", "O": "0", "S": "5", "T": "7"})
 
 
@@ -92,7 +92,7 @@ def variant(word: str, kind: str) -> str | None:
     if kind == "misspelling":  # swap the second and third letters: still read as the word
         return word[0] + word[2] + word[1] + word[3:] if len(word) >= 4 and word[1] != word[2] else None
     if kind == "leetspeak":
-        out = word.translate(_LEET)
+        out = word.translate(LEET)
         return out if out != word else None
     if kind == "base64":
         return base64.b64encode(word.encode()).decode()

@@ -1,0 +1,41 @@
+"""The package's import rules (issue 28): no module imports another package's private name (a leading
+underscore), and no subcommand imports the command line's root module back (shared CLI helpers live in
+``cli_common.py``). Read from the source with ``ast``, so a new violation fails here."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import diffusiongemma
+
+ROOT = Path(diffusiongemma.__file__).parent
+
+
+def _imports() -> list[tuple[str, list[str], str]]:
+    """(importing file, the imported module's path parts, the imported name) for every relative import."""
+    out = []
+    for path in ROOT.rglob("*.py"):
+        here = list(path.relative_to(ROOT).parts[:-1])
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = here[:len(here) - (node.level - 1)] if node.level > 1 else here
+                target = base + (node.module.split(".") if node.module else [])
+                out += [(str(path.relative_to(ROOT)), target, a.name) for a in node.names]
+    return out
+
+
+def _owner(parts: list[str]) -> str:
+    """The package a module belongs to: its first folder, or the module itself at the root."""
+    return parts[0] if len(parts) > 1 or (ROOT / parts[0]).is_dir() else parts[0] + ".py"
+
+
+def test_no_private_name_crosses_a_package():
+    crossing = [(f, ".".join(t), n) for f, t, n in _imports() if t and n.startswith("_") and not n.startswith("__")
+                and _owner(t) != _owner(Path(f).with_suffix("").parts)]
+    assert crossing == []
+
+
+def test_no_subcommand_imports_the_cli_root():
+    back = [(f, n) for f, t, n in _imports() if t == ["cli"] and f != "cli.py"]
+    assert back == []

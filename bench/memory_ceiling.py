@@ -5,7 +5,9 @@ process's own ``ru_maxrss`` (written by the process itself at its end), not the 
 The input is B7's long text (DAN templates, then BIPIA e-mails, then an AdvBench request), cut to about the
 given number of tokens. Budgets are small: the batch is capped (64 rows on CPU, 16 with a backward pass), so
 the peak depends on the input's length, not on how many evaluations a run spends. A case still running after
-5 minutes is stopped and its peak so far reported (explain-refusal's trigger search on long prompts).
+5 minutes is stopped and its peak so far reported. explain-refusal runs through its API without the trigger
+search (its command line has no switch for it, and on long prompts the search alone outlasts the case); the
+search's forwards have the map's shapes, its confirmations are generations.
 
 Run: ``python -m bench.run memory_ceiling --out bench/results`` (``--quick``: 256 and 1,024 tokens only).
 """
@@ -30,18 +32,22 @@ CASES: dict[str, Callable[[str, str, str], list[str]]] = {
                                                          "--json", f"{w}/e.json"],
     "explain, components (heads + mlps)": lambda p, j, w: ["explain", "--prompt-file", p, "--units", "heads+mlps",
                                                             "--budget", "16", "--json", f"{w}/c.json"],
-    "explain-refusal (map, reply, trigger search)": lambda p, j, w: ["explain-refusal", "--prompt-file", p,
-                                                                     "--budget", "16", "--max-new-tokens", "16",
-                                                                     "--json", f"{w}/r.json"],
-    "explain-refusal --method gradient (sentences)": lambda p, j, w: ["explain-refusal", "--prompt-file", p,
-                                                                      "--method", "gradient", "--units", "sentences",
-                                                                      "--budget", "9", "--max-new-tokens", "16",
-                                                                      "--json", f"{w}/g.json"],
+    "explain-refusal API (reply, map, components map; no trigger search)": lambda p, j, w: _api(
+        p, "explain_refusal(text, budget=16, max_new_tokens=16, triggers=False, faithfulness=False)"),
+    "explain-refusal API, method gradient (sentences)": lambda p, j, w: _api(
+        p, "explain_refusal(text, budget=9, max_new_tokens=16, method='gradient', units='sentences', "
+           "triggers=False, faithfulness=False)"),
     "trace (reply of 16 tokens)": lambda p, j, w: ["trace", "--prompt-file", p, *SAFETY, "--budget", "16",
                                                    "--max-new-tokens", "16", "--json", f"{w}/t.json"],
     "audit (one item, --no-checks)": lambda p, j, w: ["audit", j, "--store", f"{w}/a.db", *SAFETY, "--no-checks",
                                                       "--budget", "16", "--max-new-tokens", "16"],
 }
+
+
+def _api(prompt_file: str, call: str) -> list[str]:
+    """A case that calls the API (explain-refusal's command line has no switch for its trigger search, which
+    takes longer than the case may run on long prompts; its forwards have the map's shapes)."""
+    return ["--api", f"from diffusiongemma import explain_refusal\ntext = open({prompt_file!r}).read()\n{call}"]
 
 
 def text_of(tokens: int) -> str:
@@ -107,7 +113,13 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None =
 
 
 def _wrapped(args: list[str]) -> list[str]:
-    """The CLI's arguments behind ``-c``: run the console script, then print this process's own peak RSS."""
+    """The CLI's arguments behind ``-c``: run the console script (or, for ``["--api", CODE]``, the code), then
+    print this process's own peak RSS."""
+    if args[0] == "--api":
+        return ["-c", "import resource, signal, sys, warnings\nwarnings.filterwarnings('ignore')\n"
+                "signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))\ntry:\n"
+                + "".join(f"    {line}\n" for line in args[1].splitlines())
+                + "finally:\n    sys.stderr.write(f\"[peak-rss-kb] {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n\")\n"]
     script = ("import resource, signal, sys\nfrom diffusiongemma import cli\nsys.argv = ['diffusiongemma', *sys.argv[1:]]\n"
               "signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))\n"
               "try:\n    cli.main()\nexcept SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"

@@ -18,7 +18,7 @@ from .models import LoadedModel
 from .models.forward import cache_kwarg, last_logits_only
 from .prompts import Chat, render_prompt
 
-__all__ = ["chat_ids", "generate_replies"]
+__all__ = ["chat_ids", "generate_replies", "greedy_ids"]
 
 
 def chat_ids(lm: LoadedModel, prompt: str | Chat, reply: str | None = None, max_reply_tokens: int = 64, *,
@@ -42,44 +42,63 @@ def chat_ids(lm: LoadedModel, prompt: str | Chat, reply: str | None = None, max_
     return prompt_ids, reply_ids + ([end] if isinstance(end, int) and end >= 0 else [tok.eos_token_id])
 
 
-@torch.no_grad()
 def generate_replies(lm: LoadedModel, prompts: list[str | Chat], *, max_new_tokens: int = 32,
                      batch_size: int = 16, system: str | None = None, chat: bool = True) -> list[str]:
-    """Greedy replies (as a chat turn, or plain continuations with ``chat=False``), batched with left padding and
-    explicit positions (equal to one at a time). A prompt is a user turn's text (after ``system``, if given),
-    or a whole chat as messages (``system`` then does not apply). Only the last position's logits are computed,
-    and a batch holds at most ``batch_size`` prompts and no more than the free memory takes for the longest one
-    (:func:`~diffusiongemma.batching.auto_batch_size`); a prompt too long for memory on its own is refused with
-    :class:`~diffusiongemma.errors.MemoryLimitError`.
+    """Greedy replies (as a chat turn, or plain continuations with ``chat=False``), batched (see
+    :func:`greedy_ids`). A prompt is a user turn's text (after ``system``, if given), or a whole chat as messages
+    (``system`` then does not apply).
 
     Example:
         >>> generate_replies(lm, ["Write a haiku about snow"])  # doctest: +SKIP
         ['Snow falls on the hill...']
     """
     check_count(max_new_tokens, "max_new_tokens", "tokens")
+    rows = [chat_ids(lm, p, system=system)[0] if chat else render_prompt(p, lm.tokenizer).input_ids for p in prompts]
+    return [lm.tokenizer.decode(r, skip_special_tokens=True)
+            for r in greedy_ids(lm, rows, max_new_tokens=max_new_tokens, batch_size=batch_size)]
+
+
+@torch.no_grad()
+def greedy_ids(lm: LoadedModel, rows: list[list[int]], *, max_new_tokens: int, batch_size: int = 16,
+               keep_first: bool = False) -> list[list[int]]:
+    """The model's greedy continuation of each row of token ids, up to its first stop token
+    (``<end_of_turn>`` or EOS, not included) or ``max_new_tokens``: the one greedy decoder of the package (replies,
+    and the ``greedy`` target). ``keep_first``: the first token is kept even if it is a stop token (a target
+    needs at least one). Rows go in batches with left padding and explicit positions (equal to one at a time),
+    with a KV cache; only the last position's logits are computed, and a batch holds at most ``batch_size`` rows
+    and no more than the free memory takes for the longest one
+    (:func:`~diffusiongemma.batching.auto_batch_size`); a row too long for memory on its own is refused with
+    :class:`~diffusiongemma.errors.MemoryLimitError`.
+
+    Example:
+        >>> ids = lm.tokenizer("The capital of France is")["input_ids"]  # doctest: +SKIP
+        >>> lm.tokenizer.decode(greedy_ids(lm, [ids], max_new_tokens=2)[0])  # doctest: +SKIP
+        ' Paris.'
+    """
     tok, model = lm.tokenizer, lm.model
     end = tok.convert_tokens_to_ids("<end_of_turn>")
     stops = {t for t in (end, tok.eos_token_id) if isinstance(t, int) and t >= 0}
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     cache_kw = cache_kwarg(model)
     last_only = last_logits_only(model)
-    out: list[str] = []
-    pending = [chat_ids(lm, p, system=system)[0] if chat else render_prompt(p, tok).input_ids for p in prompts]
+    out: list[list[int]] = []
+    pending = list(rows)
     while pending:
         width = max(map(len, pending[:batch_size]))
         fit = auto_batch_size(lm, width + max_new_tokens, 1)  # the KV cache grows by max_new_tokens
-        rows, pending = pending[:min(batch_size, fit)], pending[min(batch_size, fit):]
-        width = max(map(len, rows))
-        ids = torch.full((len(rows), width), pad, dtype=torch.long, device=lm.device)  # [B, T]
+        batch, pending = pending[:min(batch_size, fit)], pending[min(batch_size, fit):]
+        width = max(map(len, batch))
+        ids = torch.full((len(batch), width), pad, dtype=torch.long, device=lm.device)  # [B, T]
         attn = torch.zeros_like(ids)  # [B, T]
-        for i, r in enumerate(rows):
+        for i, r in enumerate(batch):
             ids[i, width - len(r):] = torch.tensor(r)
             attn[i, width - len(r):] = 1
-        done = torch.zeros(len(rows), dtype=torch.bool, device=lm.device)  # [B]
+        done = torch.zeros(len(batch), dtype=torch.bool, device=lm.device)  # [B]
+        stop_ids = torch.tensor(sorted(stops), device=lm.device)
         new: list[torch.Tensor] = []
         cache = None
         step_ids, step_attn = ids, attn
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens):
             pos = (step_attn.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]  # [B, t]
             res = model(input_ids=step_ids, attention_mask=step_attn, position_ids=pos, use_cache=True, **last_only,
                         **({cache_kw: cache} if cache is not None else {}))
@@ -87,13 +106,14 @@ def generate_replies(lm: LoadedModel, prompts: list[str | Chat], *, max_new_toke
             nxt = res.logits[:, -1].argmax(-1)  # [B]
             nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
             new.append(nxt)
-            done |= torch.isin(nxt, torch.tensor(sorted(stops), device=lm.device))
+            stopped = torch.isin(nxt, stop_ids)
+            done |= stopped & ~torch.tensor(keep_first and step == 0, device=lm.device)
             if bool(done.all()):
                 break
             step_ids = nxt[:, None]
             step_attn = torch.cat([step_attn, torch.ones_like(step_attn[:, :1])], dim=1)  # finished rows: ignored
-        gen = torch.stack(new, 1).tolist()  # [B, new]
-        for row in gen:
-            cut = next((i for i, t in enumerate(row) if t in stops), len(row))
-            out.append(tok.decode(row[:cut], skip_special_tokens=True))
+        for row in torch.stack(new, 1).tolist():  # [B, new]
+            start = 1 if keep_first else 0
+            cut = next((i for i, t in enumerate(row[start:], start) if t in stops), len(row))
+            out.append(row[:cut])
     return out

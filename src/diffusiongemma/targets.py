@@ -157,7 +157,8 @@ class NextToken(Target):
 
 @dataclass
 class Greedy(Target):
-    """The model's own greedy continuation of the unmasked prompt (``max_new_tokens`` tokens), then its log-prob."""
+    """The model's own greedy continuation of the unmasked prompt (up to ``max_new_tokens`` tokens, stopping before
+    ``<end_of_turn>`` or EOS after the first; :func:`~diffusiongemma.generation.greedy_ids`), then its log-prob."""
 
     max_new_tokens: int = 1
     name = "greedy"
@@ -166,17 +167,9 @@ class Greedy(Target):
     def bind(self, lm: Any, rendered: RenderedPrompt) -> BoundTarget:
         if self.max_new_tokens < 1:
             raise InputError("max_new_tokens must be at least 1")
-        ids = torch.tensor([rendered.input_ids], device=lm.device)
-        eos = lm.tokenizer.eos_token_id
-        out: list[int] = []
-        with torch.no_grad():
-            for _ in range(self.max_new_tokens):
-                logits = lm.model(input_ids=ids, logits_to_keep=1).logits[0, -1]  # [V]
-                nxt = int(logits.argmax())
-                if out and nxt == eos:
-                    break
-                out.append(nxt)
-                ids = torch.cat([ids, ids.new_tensor([[nxt]])], dim=1)
+        from .generation import greedy_ids
+
+        out = greedy_ids(lm, [list(rendered.input_ids)], max_new_tokens=self.max_new_tokens, keep_first=True)[0]
         text = lm.tokenizer.decode(out)
         return BoundTarget([out], lambda lg: continuation_logprob(lg[0], out),
                            {"kind": self.name, "text": text, "tokens": out})

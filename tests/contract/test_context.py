@@ -64,11 +64,17 @@ def test_explain_context_scores_each_message_and_regenerates_without_each_docume
         assert r["verdict"] in ("drove the reply", "pushed towards the reply (its removal alone does not change it)",
                                 "pushed against the reply", "no effect shown")
         assert r["verdict"] != "drove the reply" or (r["resolved"] and r["score"] > 0)
-    t = attr.triggers["necessary"]
-    if t.edited_prompt is not None:  # the removal set's edited context no longer holds the removed units' text
-        kept = " ".join(m["content"] for m in t.edited_prompt)
-        removed = [attr.units[i].text for i in t.units]
-        assert all(x not in kept or kept.count(x) < attr.text.count(x) for x in removed)
+    r = d["restoring"]  # the strongest spans removed one more at a time, each edit's reply regenerated
+    assert r["state"] in ("confirmed", "not found") and 1 <= len(r["tried"]) <= 8
+    assert [len(t["units"]) for t in r["tried"]] == list(range(1, len(r["tried"]) + 1))
+    candidates = [u for u, s in zip(attr.units, attr.scores) if s > 0 and u.role == "document"]
+    assert {t for t in r["tried"][-1]["units"]} <= {u.text for u in candidates}  # context spans, never the question
+    if r["state"] == "confirmed":  # the last edit tried is the set: its reply no longer says banana
+        assert "banana" not in r["reply"].lower() and r["units"] == r["tried"][-1]["units"]
+        kept = " ".join(m["content"] for m in r["edited_prompt"])
+        assert all(kept.count(u) < attr.text.count(u) for u in r["units"])
+    else:
+        assert all(t["follows"] for t in r["tried"]) and len(r["tried"]) == min(8, len(candidates))
     assert np.isfinite(attr.scores).all()
 
 
@@ -78,7 +84,7 @@ def test_the_same_reply_without_the_documents_is_said(tiny_lm):
     attr = explain_context("What changed?", documents=DOCS, reply="Thursday.", reference=" Thursday. ", model=tiny_lm,
                            budget=24, max_new_tokens=4)
     assert attr.decision["same_as_reference"] is True
-    assert attr.decision["target"] == "log p(reply)" and not attr.triggers
+    assert attr.decision["target"] == "log p(reply)" and "restoring" not in attr.decision
 
 
 def test_the_command_writes_json_and_html_with_the_documents_escaped(tiny_dir, tmp_path):
@@ -110,3 +116,15 @@ def test_the_command_writes_json_and_html_with_the_documents_escaped(tiny_dir, t
     assert payload not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert 'id="documents"' in page and "reply regenerated without it" in page
     assert "the context, message by message" in res.output
+
+
+def test_a_follows_pattern_the_reply_does_not_match_is_not_used_as_the_judge(tiny_lm):
+    """--follows names what the reply did; if the reply does not match it, a regenerated reply's not matching
+    it would prove nothing, so replies are judged by closeness to the reply instead (and the page says so)."""
+    attr = explain_context("What changed?", documents=DOCS, reply="banana banana", reference="It moved.",
+                           model=tiny_lm, budget=16, max_new_tokens=4, follows="kiwi")
+    d = attr.decision
+    assert d["follows_matches_reply"] is False and d["judge"] == "closer to the reply than to the reference"
+    from diffusiongemma.report.html import render_attribution_html
+
+    assert "the reply itself does not match <code>kiwi</code>" in render_attribution_html(attr)

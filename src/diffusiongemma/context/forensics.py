@@ -1,6 +1,6 @@
 """Which document, tool result or earlier turn drove a reply: the context's spans ranked, the smallest set
-whose removal restores the reply the model gives without the suspect documents (confirmed on the edited
-context and a regenerated reply), and a verdict per document.
+whose removal stops the reply (found and confirmed on the edited context, re-tokenised, and a regenerated
+reply judged again), and a verdict per document.
 
 The target is log p(reply) − log p(reference): the reply (logged, or the model's own) against the reference,
 what the model says without any document or tool result (generated), or one the user gives. Units are a tree
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -27,7 +26,7 @@ from ..errors import InputError
 from ..prompts import FOLDED, Chat, check_messages
 from ..significance import resolve
 
-__all__ = ["explain_context", "context_chat", "Judge", "follows_reply"]
+__all__ = ["explain_context", "context_chat", "Judge", "follows_reply", "restoring_set"]
 
 Judge = Callable[[str], bool]  # a reply -> whether it still does what the logged reply did
 
@@ -113,13 +112,14 @@ def explain_context(
         reference: ``"auto"`` (the model's reply without any document or tool result), a text, or ``None``
             (the target is then log p(reply) alone).
         follows: a regular expression for what the reply did because of the context (a marker, a URL); the
-            judge of regenerated replies (default: closer to the reply than to the reference).
+            judge of regenerated replies (default, and when the reply itself does not match it: closer to the
+            reply than to the reference).
         budget: evaluations for the map; the removal search, its check and the regenerations count apart.
 
     Returns the :class:`~diffusiongemma.attribution.Attribution` with ``decision``: the reply, the reference,
     the target, a verdict per document (score ± s.e., the reply regenerated without it, whether it still
-    follows) and, under ``triggers["necessary"]``, the smallest removal that restores the reference, with
-    its edited context, value and regenerated reply.
+    follows) and, under ``restoring``, the fewest strongest spans whose removal stops the reply, with the
+    edited context and its regenerated reply (:func:`restoring_set`).
     """
     from ..api import explain
     from ..generation import generate_replies
@@ -141,14 +141,20 @@ def explain_context(
     same = reference is not None and reference.strip() == reply.strip()
     contrast = None if (reference is None or same or not reference.strip()) else reference
     attr = explain(messages, reply, contrast=contrast, model=lm, units=units, method=method, budget=budget,
-                   seed=seed, triggers=contrast is not None, progress=progress)
+                   seed=seed, progress=progress)
     judge = follows_reply(reply, contrast, follows)
+    matches = judge(reply)
+    if not matches:  # the pattern is not in the reply: judging regenerated replies by it would prove nothing
+        judge = follows_reply(reply, contrast)
     attr.decision = {"reply": reply, "reply_source": "given" if given is not None else "generated",
                      "reference": reference, "reference_source": source,
                      "target": "log p(reply) - log p(reference)" if contrast else "log p(reply)",
-                     "same_as_reference": same, "follows": follows, "max_new_tokens": max_new_tokens}
+                     "same_as_reference": same, "follows": follows, "follows_matches_reply": matches,
+                     "judge": "matches --follows" if matches and follows else
+                     "closer to the reply than to the reference", "max_new_tokens": max_new_tokens}
     attr.decision["documents"] = _documents(lm, attr, messages, judge, max_new_tokens, generate_replies)
-    _judge_restoring(lm, attr, judge, max_new_tokens, generate_replies)
+    if not same:
+        attr.decision["restoring"] = restoring_set(lm, attr, messages, judge, max_new_tokens=max_new_tokens)
     return attr
 
 
@@ -195,14 +201,45 @@ def _verdict(resolved: bool, score: float, still_follows: bool) -> str:
     return "no effect shown"
 
 
-def _judge_restoring(lm: Any, attr: Attribution, judge: Judge, max_new_tokens: int,
-                     generate: Callable[..., list[str]]) -> None:
-    """The second half of the restoring set's confirmation: the reply regenerated to its edited context (the
-    text that already moved the target below zero), judged. It must no longer follow; else ``score only``."""
-    t = (attr.triggers or {}).get("necessary")
-    if t is None or t.state != "confirmed" or t.edited_prompt is None:
-        return
-    again = generate(lm, [t.edited_prompt], max_new_tokens=max_new_tokens)[0]
-    restored = not judge(again)
-    attr.triggers["necessary"] = replace(t, reply=again, reply_agrees=restored, confirmed=restored,
-                                         state="confirmed" if restored else "score only")
+def restoring_set(lm: Any, attr: Attribution, messages: list[dict[str, str]], judge: Judge, *,
+                  max_new_tokens: int = 48, steps: int = 8) -> dict[str, Any]:
+    """The fewest of the map's strongest spans whose removal stops the reply, found and confirmed on the real
+    thing: the context's spans pushing towards the reply (largest score first; the user turn being answered is
+    not a candidate) are removed one more at a time from the
+    context's text, each edited context rendered and tokenised afresh, its reply regenerated (all ``steps``
+    edits in one batch) and judged; the first edit whose reply no longer follows is the set (state
+    ``confirmed``), else ``not found`` within ``steps``.
+
+    Example:
+        >>> r = restoring_set(lm, attr, messages, follows_reply(reply, None, "win-prize"))  # doctest: +SKIP
+        >>> r["state"], r["units"]  # doctest: +SKIP
+        ('confirmed', ['www.win-prize.example'])
+    """
+    from ..confirm import sendable
+    from ..editing import TextEdits
+    from ..generation import generate_replies
+    from ..prompts import render_prompt
+
+    rendered = render_prompt(messages, lm.tokenizer, lm.chat_template)
+    edits = TextEdits(rendered, attr.units, lm.tokenizer)
+    last = rendered.regions[-1]  # the user's turn being answered: given, not a suspect
+    order = [int(i) for i in np.argsort(-attr.scores, kind="stable")
+             if attr.scores[i] > 0 and not (last.start <= attr.units[i].start < last.end)][:steps]
+    tried: list[dict[str, Any]] = []
+    requests = []
+    for k in range(1, len(order) + 1):
+        keep = np.ones(len(attr.units), dtype=int)
+        keep[order[:k]] = 0
+        request = sendable(edits.request(keep.tolist()))
+        if request is None or request[-1]["role"] != "user":  # nothing of the user's turn left to answer
+            break
+        requests.append((order[:k], request))
+    replies = generate_replies(lm, [r for _, r in requests], max_new_tokens=max_new_tokens) if requests else []
+    for (units, request), again in zip(requests, replies):
+        follows = judge(again)
+        tried.append({"units": [attr.units[i].text for i in units], "reply": again, "follows": follows})
+        if not follows:
+            return {"state": "confirmed", "units": tried[-1]["units"], "unit_indices": units,
+                    "edited_prompt": request, "reply": again, "tried": tried}
+    return {"state": "not found", "units": [], "unit_indices": [], "edited_prompt": None, "reply": None,
+            "tried": tried}

@@ -161,6 +161,9 @@ def _print_context(d: dict, console: Console) -> None:
     console.print(Text("Reference: ") + Text(repr(d.get("reference")), style="italic")
                   + Text(f"  ({d.get('reference_source')})")
                   + Text("  — the reply is the reference: nothing to contrast" if d.get("same_as_reference") else ""))
+    if d.get("follows") and not d.get("follows_matches_reply"):
+        console.print(Text(f"The reply does not match --follows {d['follows']!r}: regenerated replies are judged by "
+                           "their closeness to the reply instead.", style="bold yellow"))
     if not d.get("documents"):
         return
     table = Table(title="the context, message by message")
@@ -174,3 +177,11 @@ def _print_context(d: dict, console: Console) -> None:
         table.add_row(str(row["index"]), row["role"], Text(text), score, Text(row.get("reply_without", "")[:60]),
                       row.get("verdict", ""))
     console.print(table)
+    r = d.get("restoring")
+    if r and r["state"] == "confirmed":
+        console.print(Text("Removing ", style="bold") + Text(" + ".join(repr(u) for u in r["units"]))
+                      + Text(" stops the reply: CONFIRMED", style="bold green")
+                      + Text(f" (edited context sent again, reply regenerated: {r['reply'][:80]!r})"))
+    elif r:
+        console.print(Text(f"No removal of the {len(r['tried'])} strongest spans, one more at a time, stops the "
+                           "reply (each edited context sent again, its reply regenerated and judged)."))

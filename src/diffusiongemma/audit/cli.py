@@ -91,7 +91,7 @@ def audit(
             bar.stop()
             console.print(f"stopped: {db.count()} rows are in {store}; rerun the same command to resume.")
             db.close()
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
     console.print(f"stored {counts['done']} audited and {counts['error']} error rows in {store} "
                   f"({db.count()} rows in all). Summary: diffusiongemma audit-report {store} --html audit.html")
     db.close()

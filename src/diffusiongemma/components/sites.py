@@ -101,8 +101,8 @@ def parse_component_spec(spec: str) -> list[tuple[str, tuple[int, int] | None, s
 def model_dims(lm: Any) -> tuple[int, int, int]:
     """(layers, attention heads, MLP hidden neurons) of a loaded model."""
     cfg = lm.model.config
-    n_layers = int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer"))
-    n_heads = int(getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_head"))
+    n_layers = int(getattr(cfg, "num_hidden_layers", None) or cfg.n_layer)
+    n_heads = int(getattr(cfg, "num_attention_heads", None) or cfg.n_head)
     inner = getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * int(cfg.hidden_size)
     return n_layers, n_heads, int(inner)
 

@@ -54,7 +54,7 @@ def pooled_states(lm: Any, prompts: list[str]) -> torch.Tensor:
 
         def grab(module: Any, inputs: Any, output: Any) -> None:
             h = (output[0] if isinstance(output, tuple) else output)[0, 1:].float()  # [T-1, d]
-            grabbed.append((h / h.norm(dim=-1, keepdim=True).clamp_min(1e-6)).mean(0).cpu())  # [d]
+            grabbed.append((h / h.norm(dim=-1, keepdim=True).clamp_min(1e-6)).mean(0).cpu())  # [d]  # noqa: B023
 
         with scoped_hooks([(layer, "forward", grab) for layer in layers]):
             lm.model(input_ids=torch.tensor([chat_ids(lm, p)[0]], device=lm.device), **last_logits_only(lm.model))

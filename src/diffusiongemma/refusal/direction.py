@@ -112,7 +112,7 @@ def residual_activations(lm: LoadedModel, prompts: list[str], positions: int = 5
 
         def grab(module: Any, inputs: Any, output: Any) -> None:
             hidden = output[0] if isinstance(output, tuple) else output
-            grabbed.append(hidden[0, -positions:].float().cpu())  # [P, d]
+            grabbed.append(hidden[0, -positions:].float().cpu())  # [P, d]  # noqa: B023 - hook of this iteration
 
         with scoped_hooks([(layer, "forward", grab) for layer in layers]):
             lm.model(input_ids=torch.tensor([ids], device=lm.device), **last_logits_only(lm.model))

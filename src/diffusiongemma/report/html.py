@@ -99,4 +99,5 @@ def _component_grid(attr: Any, scale: float, resolved: np.ndarray) -> dict[str, 
     others = sorted({k[1] for k in cells if not k[1].startswith("H")}, key=lambda c: (c.partition("@")[2], c))
     columns = [f"H{h}" + (f"@{w}" if w else "") for w, h in sorted(heads)] + others
     layers = sorted({k[0] for k in cells})
-    return {"columns": columns, "rows": [{"layer": l, "cells": [cells.get((l, c)) for c in columns]} for l in layers]}
+    return {"columns": columns,
+            "rows": [{"layer": layer, "cells": [cells.get((layer, c)) for c in columns]} for layer in layers]}

@@ -94,7 +94,7 @@ def read_pyrit(path: Path) -> Iterator[AuditItem | Problem]:
     index = 0
     for conv_id, pieces in conversations.items():
         pieces.sort(key=_order)
-        for i, (pid, _, seq, role, text, original, dtype, _ts) in enumerate(pieces):
+        for i, (_pid, _, seq, role, text, original, dtype, _ts) in enumerate(pieces):
             if role != "user":
                 continue
             if dtype not in (None, "text") or not isinstance(text, (str, type(None))):

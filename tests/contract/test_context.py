@@ -43,7 +43,7 @@ def test_a_chat_that_ends_with_the_reply_and_bad_chats(tiny_lm):
         context_chat([{"role": "robot", "content": "x"}, {"role": "user", "content": "q"}])
     with pytest.raises(InputError, match="a document is empty"):
         context_chat("q", ["  "])
-    with pytest.raises(InputError, match="no document or tool result to explain"):
+    with pytest.raises(InputError, match="nothing in the context to explain"):
         explain_context("q", model=tiny_lm, budget=16)
 
 
@@ -128,3 +128,21 @@ def test_a_follows_pattern_the_reply_does_not_match_is_not_used_as_the_judge(tin
     from diffusiongemma.report.html import render_attribution_html
 
     assert "the reply itself does not match <code>kiwi</code>" in render_attribution_html(attr)
+
+
+def test_a_multi_turn_chat_is_explained_by_its_earlier_exchanges(tiny_lm):
+    """Without documents, the suspects are the earlier exchanges (a user turn with the model's answer, removed
+    together so the turns still alternate): both messages of an exchange get the reply regenerated without it;
+    the reference is the reply to the last turn alone; the removal search edits only the earlier turns."""
+    chat = [{"role": "user", "content": "Let us write a story about a locksmith."},
+            {"role": "assistant", "content": "Sure, the locksmith is called Ana."},
+            {"role": "user", "content": "How does Ana open a lock?"}]
+    attr = explain_context(chat, reply="She picks it with a tension wrench.", model=tiny_lm, budget=32,
+                           max_new_tokens=4)
+    d = attr.decision
+    assert d["suspects"] == "earlier turns" and d["reference_source"] == "generated without the earlier turns"
+    rows = d["documents"]
+    assert [r["role"] for r in rows] == ["user", "assistant", "user"]
+    assert rows[0]["reply_without"] == rows[1]["reply_without"] and "reply_without" not in rows[2]
+    earlier = " ".join(m["content"] for m in chat[:2])
+    assert all(u in earlier for t in d["restoring"]["tried"] for u in t["units"])

@@ -44,7 +44,7 @@ CASES = [
     (["trace", "hi", "--max-new-tokens", "0", *M, "--html", "{tmp}/t.html"], r"max_new_tokens must be a whole number"),
     # explain-context
     (["explain-context", *M], r"give the user's turn either as an argument or with --chat"),
-    (["explain-context", "What changed?", *M], r"no document or tool result to explain: give --doc files"),
+    (["explain-context", "What changed?", *M], r"nothing in the context to explain: give --doc files"),
     (["explain-context", "--chat", "{bad_json}", *M], r"bad.json is not JSON .*give a JSON list of messages"),
     (["explain-context", "q", "--doc", "{tmp}/missing.txt", *M], r"cannot read the document .*missing.txt"),
     (["explain-context", "q", "--doc", "{batch}", "--follows", "(", *M], r"--follows '\(' is not a regular expression"),

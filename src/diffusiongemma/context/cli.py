@@ -15,7 +15,6 @@ from rich.console import Console
 from ..cli_common import ADAPTER, DEVICE, DTYPE, HTML, JSON
 from ..errors import InputError
 from ..jsontext import NotJSON, loads
-from ..prompts import FOLDED
 
 
 def read_chat(chat_file: Path) -> tuple[Any, list[str], Optional[str]]:
@@ -77,16 +76,16 @@ def explain_context_cmd(
     from ..cli_common import load_for_cli, save_result
     from ..report.terminal import print_attribution
     from ..validation import check_count
-    from .forensics import context_chat, explain_context, follows_reply
+    from .forensics import context_chat, explain_context, follows_reply, suspect_messages
 
     if (prompt is None) == (chat is None):
         raise InputError("give the user's turn either as an argument or with --chat, not both or neither")
     messages, documents, logged = read_chat(chat) if chat is not None else (prompt, [], None)
     documents = documents + [_read_doc(p) for p in doc or []]
     checked, _ = context_chat(messages, documents)  # a malformed chat fails before the model loads
-    if reference is None and not any(m["role"] in FOLDED for m in checked):
-        raise InputError("no document or tool result to explain: give --doc files (or documents in the chat), or "
-                         "a --reference reply to contrast with")
+    if reference is None and not suspect_messages(checked):
+        raise InputError("nothing in the context to explain: give --doc files (documents or tool results in the "
+                         "chat), earlier turns, or a --reference reply to contrast with")
     check_request(method=method, budget=budget)
     check_count(max_new_tokens, "max_new_tokens", "tokens")
     follows_reply("", None, follows)  # a bad regular expression, too

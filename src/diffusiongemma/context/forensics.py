@@ -26,7 +26,8 @@ from ..errors import InputError
 from ..prompts import FOLDED, Chat, check_messages
 from ..significance import resolve
 
-__all__ = ["explain_context", "context_chat", "Judge", "follows_reply", "restoring_set"]
+__all__ = ["explain_context", "context_chat", "Judge", "follows_reply", "choose_judge", "suspect_messages",
+           "restoring_set"]
 
 Judge = Callable[[str], bool]  # a reply -> whether it still does what the logged reply did
 
@@ -127,41 +128,87 @@ def explain_context(
 
     lm = model if hasattr(model, "tokenizer") else load_model(model)
     messages, logged = context_chat(chat, documents)
-    if not any(m["role"] in FOLDED for m in messages) and reference == "auto":
-        raise InputError("no document or tool result to explain: give --doc files (or documents in the chat), or "
-                         "a --reference reply to contrast with")
+    suspects = suspect_messages(messages)
+    if not suspects and reference == "auto":
+        raise InputError("nothing in the context to explain: give --doc files (documents or tool results in the "
+                         "chat), earlier turns, or a --reference reply to contrast with")
     given = reply if reply is not None else logged
     reply = given if given is not None else generate_replies(lm, [messages], max_new_tokens=max_new_tokens)[0]
     if not reply.strip():
         raise InputError("the reply is empty: nothing to explain")
-    bare = [m for m in messages if m["role"] not in FOLDED]
-    source = "generated without documents" if reference == "auto" else "given"
+    removed = {i for group in suspects for i in group}
+    bare = [m for i, m in enumerate(messages) if i not in removed]
+    what = "documents" if any(messages[g[0]]["role"] in FOLDED for g in suspects) else "earlier turns"
+    source = f"generated without the {what}" if reference == "auto" else "given"
     if reference == "auto":
-        reference = generate_replies(lm, [bare], max_new_tokens=max_new_tokens)[0] if bare else None
+        reference = generate_replies(lm, [bare], max_new_tokens=max_new_tokens)[0]
     same = reference is not None and reference.strip() == reply.strip()
     contrast = None if (reference is None or same or not reference.strip()) else reference
     attr = explain(messages, reply, contrast=contrast, model=lm, units=units, method=method, budget=budget,
                    seed=seed, progress=progress)
-    judge = follows_reply(reply, contrast, follows)
-    matches = judge(reply)
-    if not matches:  # the pattern is not in the reply: judging regenerated replies by it would prove nothing
-        judge = follows_reply(reply, contrast)
+    judge, judged_by = choose_judge(reply, contrast, follows)
+    matches = follows is None or judged_by.startswith("matches")
     attr.decision = {"reply": reply, "reply_source": "given" if given is not None else "generated",
                      "reference": reference, "reference_source": source,
                      "target": "log p(reply) - log p(reference)" if contrast else "log p(reply)",
                      "same_as_reference": same, "follows": follows, "follows_matches_reply": matches,
-                     "judge": "matches --follows" if matches and follows else
-                     "closer to the reply than to the reference", "max_new_tokens": max_new_tokens}
-    attr.decision["documents"] = _documents(lm, attr, messages, judge, max_new_tokens, generate_replies)
+                     "judge": judged_by, "suspects": what, "max_new_tokens": max_new_tokens}
+    attr.decision["documents"] = _documents(lm, attr, messages, suspects, judge, max_new_tokens, generate_replies)
     if not same:
         attr.decision["restoring"] = restoring_set(lm, attr, messages, judge, max_new_tokens=max_new_tokens)
     return attr
 
 
-def _documents(lm: Any, attr: Attribution, messages: list[dict[str, str]], judge: Judge, max_new_tokens: int,
-               generate: Callable[..., list[str]]) -> list[dict[str, Any]]:
+def suspect_messages(messages: list[dict[str, str]]) -> list[list[int]]:
+    """The messages a reply is explained by, as the groups removed together: each document or tool result; a
+    chat without any, each earlier exchange (a user turn and the model's answer, removed together so the turns
+    still alternate: a multi-turn escalation). The system prompt and the turn being answered are never suspects.
+
+    Example:
+        >>> suspect_messages([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+        ...                   {"role": "user", "content": "c"}])
+        [[0, 1]]
+        >>> suspect_messages([{"role": "document", "content": "d"}, {"role": "user", "content": "q"}])
+        [[0]]
+    """
+    docs = [[i] for i, m in enumerate(messages) if m["role"] in FOLDED]
+    if docs:
+        return docs
+    last = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    groups: list[list[int]] = []
+    for i, m in enumerate(messages[:last]):
+        if m["role"] == "user":
+            groups.append([i])
+        elif m["role"] == "assistant" and groups:
+            groups[-1].append(i)
+    return groups
+
+
+def choose_judge(reply: str, reference: str | None, follows: str | None) -> tuple[Judge, str]:
+    """The judge of regenerated replies and its name: ``follows`` when the reply matches it; else, when the
+    reference is a refusal and the reply is not (the context broke a refusal), whether a reply complies (the
+    refusal detector); else closeness to the reply rather than to the reference.
+
+    Example:
+        >>> judge, name = choose_judge("Sure, step one...", "I'm sorry, but I can't help with that.", None)
+        >>> name, judge("I'm sorry, I cannot assist with this."), judge("Sure: first...")
+        ('complies (the refusal detector)', False, True)
+    """
+    from ..refusal.detector import refusal_phrase
+
+    if follows is not None:
+        judge = follows_reply(reply, reference, follows)
+        if judge(reply):
+            return judge, "matches --follows"
+    if reference is not None and refusal_phrase(reference) is not None and refusal_phrase(reply) is None:
+        return (lambda text: refusal_phrase(text) is None), "complies (the refusal detector)"
+    return follows_reply(reply, reference), "closer to the reply than to the reference"
+
+
+def _documents(lm: Any, attr: Attribution, messages: list[dict[str, str]], suspects: list[list[int]], judge: Judge,
+               max_new_tokens: int, generate: Callable[..., list[str]]) -> list[dict[str, Any]]:
     """Each message's score ± s.e. (the tree's top level, in message order; Holm over them), and for each
-    document or tool result the reply regenerated without it, judged: a verdict per document."""
+    suspect (document, tool result or earlier turn) the reply regenerated without it, judged: a verdict each."""
     roots = [attr.tree["nodes"][k] for k in attr.tree["roots"]] if attr.tree else []
     roots = sorted(roots, key=lambda node: node["start"])
     if len(roots) != len(messages):  # a flat map (units given by the user): no per-message scores
@@ -169,10 +216,9 @@ def _documents(lm: Any, attr: Attribution, messages: list[dict[str, str]], judge
     scores = np.array([node["score"] for node in roots])
     stderr = np.array([node["stderr"] if node["stderr"] is not None else np.nan for node in roots])
     ok = resolve(scores, stderr, evaluations=attr.evaluations).resolved
-    docs = [i for i, m in enumerate(messages) if m["role"] in FOLDED]
-    without = generate(lm, [[m for j, m in enumerate(messages) if j != i] for i in docs],
-                       max_new_tokens=max_new_tokens) if docs else []
-    replies = dict(zip(docs, without))
+    chats = [[m for j, m in enumerate(messages) if j not in group] for group in suspects]
+    without = generate(lm, chats, max_new_tokens=max_new_tokens) if chats else []
+    replies = {i: r for group, r in zip(suspects, without) for i in group}
     out = []
     for i, (m, node) in enumerate(zip(messages, roots)):
         row: dict[str, Any] = {"index": i, "role": m["role"], "text": m["content"], "score": float(node["score"]),
@@ -204,8 +250,8 @@ def _verdict(resolved: bool, score: float, still_follows: bool) -> str:
 def restoring_set(lm: Any, attr: Attribution, messages: list[dict[str, str]], judge: Judge, *,
                   max_new_tokens: int = 48, steps: int = 8) -> dict[str, Any]:
     """The fewest of the map's strongest spans whose removal stops the reply, found and confirmed on the real
-    thing: the context's spans pushing towards the reply (largest score first; the user turn being answered is
-    not a candidate) are removed one more at a time from the
+    thing: the spans of the suspect messages (:func:`suspect_messages`) pushing towards the reply, largest score
+    first, are removed one more at a time from the
     context's text, each edited context rendered and tokenised afresh, its reply regenerated (all ``steps``
     edits in one batch) and judged; the first edit whose reply no longer follows is the set (state
     ``confirmed``), else ``not found`` within ``steps``.
@@ -222,15 +268,19 @@ def restoring_set(lm: Any, attr: Attribution, messages: list[dict[str, str]], ju
 
     rendered = render_prompt(messages, lm.tokenizer, lm.chat_template)
     edits = TextEdits(rendered, attr.units, lm.tokenizer)
-    last = rendered.regions[-1]  # the user's turn being answered: given, not a suspect
+    regions = [rendered.regions[i] for group in suspect_messages(messages) for i in group]
     order = [int(i) for i in np.argsort(-attr.scores, kind="stable")
-             if attr.scores[i] > 0 and not (last.start <= attr.units[i].start < last.end)][:steps]
+             if attr.scores[i] > 0 and any(r.start <= attr.units[i].start < r.end for r in regions)][:steps]
     tried: list[dict[str, Any]] = []
     requests = []
     for k in range(1, len(order) + 1):
         keep = np.ones(len(attr.units), dtype=int)
         keep[order[:k]] = 0
         request = sendable(edits.request(keep.tolist()))
+        try:  # an edit that empties one turn of an exchange leaves turns that no longer alternate
+            render_prompt(request, lm.tokenizer, lm.chat_template) if request is not None else None
+        except InputError:
+            break
         if request is None or request[-1]["role"] != "user":  # nothing of the user's turn left to answer
             break
         requests.append((order[:k], request))

@@ -51,3 +51,29 @@ def test_direction_intervention_is_recorded_and_changes_the_score(tiny_lm):
                             faithfulness=False, direction=d, intervention="add", alpha=4.0)
     assert added.decision["intervention"]["mode"] == "add"
     assert added.v_full != pytest.approx(plain.v_full, abs=1e-4)
+
+
+def test_component_gradients_that_cannot_fit_are_skipped_and_said(tiny_lm, monkeypatch):
+    """On a long prompt the component map's gradients (no checkpointing under component hooks) may not fit where
+    the prompt's own map does: explain_refusal then keeps its decision and map and says why the components are
+    missing, instead of failing the whole request."""
+    from diffusiongemma import batching
+
+    needs: dict[bool, list[int]] = {True: [], False: []}
+    row_bytes = batching.row_bytes
+
+    def spy(config, seq_len, reads, dtype_bytes, *, backward=False, checkpointed=True):
+        need = row_bytes(config, seq_len, reads, dtype_bytes, backward=backward, checkpointed=checkpointed)
+        needs[backward and not checkpointed].append(need)
+        return need
+
+    monkeypatch.setattr(batching, "row_bytes", spy)
+    explain_refusal(PROMPT, model=tiny_lm, budget=16, components="mlps", component_budget=8, triggers=False,
+                    faithfulness=False)
+    assert needs[True] and min(needs[True]) > max(needs[False])
+    room = (min(needs[True]) + max(needs[False])) / 2
+    monkeypatch.setattr(batching, "free_memory", lambda device: int(room / batching._FRACTION))
+    a = explain_refusal(PROMPT, model=tiny_lm, budget=16, components="mlps", component_budget=8, triggers=False,
+                        faithfulness=False)
+    assert "components" not in a.decision and "backward pass" in a.decision["components_skipped"]
+    assert a.decision["reply"] and np.isfinite(a.scores).all()

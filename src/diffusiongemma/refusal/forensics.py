@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..attribution import Attribution
-from ..errors import InputError
+from ..errors import InputError, MemoryLimitError
 from ..masking import scoped_hooks
 from ..models import LoadedModel
 from .direction import direction_hooks
@@ -151,13 +151,19 @@ def explain_refusals(
             try:
                 if isinstance(attr, Exception):
                     raise attr
-                comp = explain(prompts[k], RefusalScore(family=_openings_family(lm)), model=lm, units=components,
-                               method=component_method, budget=component_budget, seed=seed, chat=True,
-                               system=system) if components else None
+                comp, skipped = None, None
+                try:
+                    comp = explain(prompts[k], RefusalScore(family=_openings_family(lm)), model=lm,
+                                   units=components, method=component_method, budget=component_budget, seed=seed,
+                                   chat=True, system=system) if components else None
+                except MemoryLimitError as e:  # the prompt's map fits, its component gradients do not: said
+                    skipped = str(e)
                 out[k] = _decided(attr, str(replies[k]), comp, given=responses[k] is not None,
                                   max_new_tokens=max_new_tokens, components=components,
                                   component_method=component_method, direction=direction,
                                   intervention=intervention, alpha=alpha)
+                if skipped:
+                    out[k].decision["components_skipped"] = skipped
                 _judge_sets(lm, out[k], max_new_tokens)
             except Exception as e:  # noqa: BLE001 - this prompt's failure, reported in its place
                 out[k] = e

@@ -63,6 +63,8 @@ def print_attribution(attr: Any, console: Console, top: int | None = None) -> No
             console.print(Text(f"DISAGREEMENT: the refusal score says {d.get('score_says')}, the detector on the "
                                f"reply says {'refuse' if d.get('refused') else 'comply'}", style="bold yellow"))
         console.print(Text("Reply: ") + Text(repr(d.get("reply", "")), style="italic"))
+        if d.get("components_skipped"):
+            console.print(Text(f"components skipped: {d['components_skipped']}", style="yellow"))
         if d.get("components"):
             console.print(Text(f"top components ({d['components_settings']['method']}): ") + Text("  ".join(
                 f"{c['unit']} {c['score']:+.3f}" for c in d["components"][:6])))

@@ -50,7 +50,8 @@ def test_a_chat_that_ends_with_the_reply_and_bad_chats(tiny_lm):
 def test_explain_context_scores_each_message_and_regenerates_without_each_document(tiny_lm):
     reply = "banana banana"
     attr = explain_context("What changed?", documents=DOCS, reply=reply, reference="It moved to Thursday.",
-                           model=tiny_lm, budget=48, max_new_tokens=4, follows="banana")
+                           model=tiny_lm, budget=48, max_new_tokens=4, follows="banana", components="mlps",
+                           component_budget=8)
     d = attr.decision
     assert d["reply"] == reply and d["reply_source"] == "given" and d["follows"] == "banana"
     assert d["target"] == "log p(reply) - log p(reference)" and attr.target["contrast"] == "It moved to Thursday."
@@ -76,6 +77,9 @@ def test_explain_context_scores_each_message_and_regenerates_without_each_docume
     else:
         assert all(t["follows"] for t in r["tried"]) and len(r["tried"]) == min(8, len(candidates))
     assert np.isfinite(attr.scores).all()
+    comps = d["components"]  # the same target over the model's MLPs (2 layers)
+    assert sorted(c["unit"] for c in comps) == ["L0.mlp", "L1.mlp"]
+    assert all(isinstance(c["resolved"], bool) and c["stderr"] >= 0 for c in comps)
 
 
 def test_the_same_reply_without_the_documents_is_said(tiny_lm):

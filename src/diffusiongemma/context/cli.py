@@ -66,6 +66,8 @@ def explain_context_cmd(
     budget: int = typer.Option(128, help="Model evaluations for the map (the removal search and its checks count apart)."),
     seed: int = typer.Option(0, help="Random seed."),
     max_new_tokens: int = typer.Option(48, help="Length of generated replies."),
+    components: str = typer.Option("heads+mlps", help="Also attribute the target to these model components (gradient method); 'none' to skip."),
+    component_budget: int = typer.Option(48, help="Evaluations for the component map."),
     json_path: Optional[Path] = JSON,
     html_path: Optional[Path] = HTML,
     device: Optional[str] = DEVICE,
@@ -89,11 +91,17 @@ def explain_context_cmd(
     check_request(method=method, budget=budget)
     check_count(max_new_tokens, "max_new_tokens", "tokens")
     follows_reply("", None, follows)  # a bad regular expression, too
+    if components != "none":
+        from ..components.sites import parse_component_spec
+
+        parse_component_spec(components)
     console = Console()
     lm = load_for_cli(model, adapter, device, console, dtype)
     with console.status("generating replies and attributing the reply to its context…"):
         attr = explain_context(messages, documents=documents, reply=reply if reply is not None else logged,
                                reference="auto" if reference is None else reference, follows=follows, model=lm,
-                               units=units, method=method, budget=budget, seed=seed, max_new_tokens=max_new_tokens)
+                               units=units, method=method, budget=budget, seed=seed, max_new_tokens=max_new_tokens,
+                               components=None if components == "none" else components,
+                               component_budget=component_budget)
     print_attribution(attr, console)
     save_result(attr, json_path, html_path, console)

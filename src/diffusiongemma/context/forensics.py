@@ -100,6 +100,8 @@ def explain_context(
     budget: int = 128,
     seed: int = 0,
     max_new_tokens: int = 48,
+    components: str | None = "heads+mlps",
+    component_budget: int = 48,
     progress: Callable[[int, int], Any] | None = None,
 ) -> Attribution:
     """Explain a reply by its context: which messages, documents and tool results (and which sentences and words
@@ -116,6 +118,9 @@ def explain_context(
             judge of regenerated replies (default, and when the reply itself does not match it: closer to the
             reply than to the reference).
         budget: evaluations for the map; the removal search, its check and the regenerations count apart.
+        components: also attribute the same target to these model components (gradient method,
+            ``component_budget`` evaluations; ``None``: skip); the ten strongest land in
+            ``decision["components"]``, or ``decision["components_skipped"]`` says why they could not fit.
 
     Returns the :class:`~diffusiongemma.attribution.Attribution` with ``decision``: the reply, the reference,
     the target, a verdict per document (score ± s.e., the reply regenerated without it, whether it still
@@ -154,6 +159,8 @@ def explain_context(
                      "same_as_reference": same, "follows": follows, "follows_matches_reply": matches,
                      "judge": judged_by, "suspects": what, "max_new_tokens": max_new_tokens}
     attr.decision["documents"] = _documents(lm, attr, messages, suspects, judge, max_new_tokens, generate_replies)
+    if components:
+        _components(lm, attr, messages, reply, contrast, components, component_budget, seed)
     if not same:
         attr.decision["restoring"] = restoring_set(lm, attr, messages, judge, max_new_tokens=max_new_tokens)
     return attr
@@ -230,6 +237,27 @@ def _documents(lm: Any, attr: Attribution, messages: list[dict[str, str]], suspe
                        verdict=_verdict(bool(ok[i]), float(node["score"]), still))
         out.append(row)
     return out
+
+
+def _components(lm: Any, attr: Attribution, messages: list[dict[str, str]], reply: str, contrast: str | None,
+                units: str, budget: int, seed: int) -> None:
+    """The model components that carry the same target (the reply against the reference): the ten strongest,
+    with their standard errors and whether their interval excludes zero (Holm over all of them)."""
+    from ..api import explain
+    from ..errors import MemoryLimitError
+
+    try:
+        comp = explain(messages, reply, contrast=contrast, model=lm, units=units, method="gradient", budget=budget,
+                       seed=seed)
+    except MemoryLimitError as e:  # the context's map fits, the component gradients do not: said
+        attr.decision["components_skipped"] = str(e)
+        return
+    ok = comp.significance.resolved
+    top = np.argsort(-np.abs(comp.scores), kind="stable")[:10]
+    attr.decision["components"] = [{"unit": comp.units[i].text, "score": float(comp.scores[i]),
+                                    "stderr": float(comp.stderr[i]), "resolved": bool(ok[i])} for i in top]
+    attr.decision["components_settings"] = {"units": units, "method": "gradient", "evaluations": comp.evaluations,
+                                            "efficiency_gap": comp.efficiency_gap}
 
 
 def _verdict(resolved: bool, score: float, still_follows: bool) -> str:

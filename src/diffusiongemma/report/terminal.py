@@ -166,6 +166,12 @@ def _print_context(d: dict, console: Console) -> None:
     if d.get("follows") and not d.get("follows_matches_reply"):
         console.print(Text(f"The reply does not match --follows {d['follows']!r}: regenerated replies are judged by "
                            "their closeness to the reply instead.", style="bold yellow"))
+    if d.get("components_skipped"):
+        console.print(Text(f"components skipped: {d['components_skipped']}", style="yellow"))
+    if d.get("components"):
+        console.print(Text(f"top components ({d['components_settings']['method']}): ") + Text("  ".join(
+            f"{c['unit']} {c['score']:+.3f}" + ("" if c["resolved"] else " (not resolved)")
+            for c in d["components"][:6])))
     if not d.get("documents"):
         return
     table = Table(title="the context, message by message")

@@ -78,7 +78,7 @@ def test_explain_context_scores_each_message_and_regenerates_without_each_docume
         assert all(t["follows"] for t in r["tried"]) and len(r["tried"]) == min(8, len(candidates))
     assert np.isfinite(attr.scores).all()
     comps = d["components"]  # the same target over the model's MLPs (2 layers)
-    assert sorted(c["unit"] for c in comps) == ["L0.mlp", "L1.mlp"]
+    assert sorted(c["unit"] for c in comps) == ["L0.MLP", "L1.MLP"]
     assert all(isinstance(c["resolved"], bool) and c["stderr"] >= 0 for c in comps)
 
 

@@ -204,7 +204,7 @@ def render_prompt(prompt: str | Chat, tokenizer: Any, chat_template: str | None 
         add_gen = messages[-1]["role"] != "assistant"
         text, regions = _render_chat(messages, tokenizer, chat_template, add_gen)
         add_special, is_chat = False, True
-        default_system = default_system_prompt(_fold(messages, text=True), tokenizer, chat_template)
+        default_system = default_system_prompt(_fold(messages, text=True), tokenizer, chat_template or "")
     ids, offsets = encode(tokenizer, text, [(r.start, r.end) for r in regions], add_special)  # content stays text
     special_ids = set(tokenizer.all_special_ids)
     # special: BOS, template markers and every other token outside what the user wrote

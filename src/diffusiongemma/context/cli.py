@@ -82,7 +82,7 @@ def explain_context_cmd(
 
     if (prompt is None) == (chat is None):
         raise InputError("give the user's turn either as an argument or with --chat, not both or neither")
-    messages, documents, logged = read_chat(chat) if chat is not None else (prompt, [], None)
+    messages, documents, logged = read_chat(chat) if chat is not None else (str(prompt), [], None)
     documents = documents + [_read_doc(p) for p in doc or []]
     checked, _ = context_chat(messages, documents)  # a malformed chat fails before the model loads
     if reference is None and not suspect_messages(checked):

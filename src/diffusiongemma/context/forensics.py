@@ -250,14 +250,15 @@ def _components(lm: Any, attr: Attribution, messages: list[dict[str, str]], repl
         comp = explain(messages, reply, contrast=contrast, model=lm, units=units, method="gradient", budget=budget,
                        seed=seed)
     except MemoryLimitError as e:  # the context's map fits, the component gradients do not: said
-        attr.decision["components_skipped"] = str(e)
+        attr.decision = {**(attr.decision or {}), "components_skipped": str(e)}
         return
     ok = comp.significance.resolved
     top = np.argsort(-np.abs(comp.scores), kind="stable")[:10]
-    attr.decision["components"] = [{"unit": comp.units[i].text, "score": float(comp.scores[i]),
-                                    "stderr": float(comp.stderr[i]), "resolved": bool(ok[i])} for i in top]
-    attr.decision["components_settings"] = {"units": units, "method": "gradient", "evaluations": comp.evaluations,
-                                            "efficiency_gap": comp.efficiency_gap}
+    attr.decision = {**(attr.decision or {}),
+                     "components": [{"unit": comp.units[i].text, "score": float(comp.scores[i]),
+                                     "stderr": float(comp.stderr[i]), "resolved": bool(ok[i])} for i in top],
+                     "components_settings": {"units": units, "method": "gradient", "evaluations": comp.evaluations,
+                                             "efficiency_gap": comp.efficiency_gap}}
 
 
 def _verdict(resolved: bool, score: float, still_follows: bool) -> str:
@@ -305,11 +306,11 @@ def restoring_set(lm: Any, attr: Attribution, messages: list[dict[str, str]], ju
         keep = np.ones(len(attr.units), dtype=int)
         keep[order[:k]] = 0
         request = sendable(edits.request(keep.tolist()))
-        try:  # an edit that empties one turn of an exchange leaves turns that no longer alternate
-            render_prompt(request, lm.tokenizer, lm.chat_template) if request is not None else None
-        except InputError:
+        if not isinstance(request, list) or request[-1]["role"] != "user":  # nothing left of the turn answered
             break
-        if request is None or request[-1]["role"] != "user":  # nothing of the user's turn left to answer
+        try:  # an edit that empties one turn of an exchange leaves turns that no longer alternate
+            render_prompt(request, lm.tokenizer, lm.chat_template)
+        except InputError:
             break
         requests.append((order[:k], request))
     replies = generate_replies(lm, [r for _, r in requests], max_new_tokens=max_new_tokens) if requests else []

@@ -27,7 +27,7 @@ __all__ = ["jailbreak_templates", "jailbreak_rows"]
 
 def jailbreak_templates() -> list[dict[str, Any]]:
     """The shipped templates (name, source, value with ``{{ prompt }}``)."""
-    text = files("diffusiongemma.demo").joinpath("data", "jailbreaks", "pyrit_top_short.jsonl").read_text("utf-8")
+    text = (files("diffusiongemma.demo") / "data" / "jailbreaks" / "pyrit_top_short.jsonl").read_text("utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 

@@ -25,4 +25,4 @@ def demo_adapter_dir(name: str) -> Path:
     """The packaged adapter directory of a demo model name (it must have been trained and shipped)."""
     if name not in DEMO_MODELS:
         raise ModelNotFoundError(f"{name!r} is not a demo model; known: {', '.join(DEMO_MODELS)}")
-    return Path(str(files("diffusiongemma.demo").joinpath("adapters", name)))
+    return Path(str(files("diffusiongemma.demo") / "adapters" / name))

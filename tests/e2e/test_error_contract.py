@@ -168,13 +168,16 @@ def test_every_subcommand_has_a_bad_input_case():
     assert {" ".join(c) for c in COMMANDS if c} == set(names(get_command(cli.app))) | {"targets"}
 
 
-@pytest.mark.parametrize("argv", [["explain", "The cat sat on the mat", *M, "--json", "{tmp}/a.json"],
-                                  ["explain-refusal", "The cat sat on the mat", *M, "--json", "{tmp}/a.json"],
-                                  ["trace", "The cat sat on the mat", *M, "--html", "{tmp}/t.html"]],
-                         ids=lambda a: a[0])
-@pytest.mark.parametrize("limit, says", [("1KB", r"^error: one prompt of \d+ tokens needs about .* GB for one forward "
-                                                 r"pass, more than the 0.0 GB it may take here; .*DIFFUSIONGEMMA_MAX_MEMORY"),
-                                         ("lots", r"^error: DIFFUSIONGEMMA_MAX_MEMORY='lots' is not a memory size")])
+_CEILING = r"^error: one prompt of \d+ tokens needs about .* GB for one forward pass, more than the 0.0 GB it may take here; .*DIFFUSIONGEMMA_MAX_MEMORY"
+
+
+@pytest.mark.parametrize("argv, limit, says", [
+    (["explain", "The cat sat on the mat", *M, "--json", "{tmp}/a.json"], "1KB", _CEILING),
+    (["explain-refusal", "The cat sat on the mat", *M, "--json", "{tmp}/a.json"], "1KB", _CEILING),  # its reply
+    (["trace", "The cat sat on the mat", *M, "--html", "{tmp}/t.html"], "1KB", _CEILING),
+    (["explain", "The cat sat on the mat", *M, "--json", "{tmp}/a.json"], "lots",
+     r"^error: DIFFUSIONGEMMA_MAX_MEMORY='lots' is not a memory size"),
+], ids=["explain", "explain-refusal", "trace", "bad value"])
 def test_a_request_above_the_memory_ceiling_is_refused(world, tmp_path, monkeypatch, argv, limit, says):
     """DIFFUSIONGEMMA_MAX_MEMORY below what one forward needs: every model command refuses before the forward
     (the kernel would otherwise kill it), in one sentence, exit 2, nothing written; a bad value is named."""

@@ -17,11 +17,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 def audit(
-    input: Path = typer.Argument(..., help="JSONL/CSV of prompts (optional response, label), a garak report, a promptfoo output or a PyRIT memory .db."),
+    input: Path = typer.Argument(..., help="JSONL/CSV of prompts (optional response, label; StrongREJECT's columns too), a garak report, a promptfoo output, a PyRIT memory .db, a JailbreakBench artifact or HarmBench completions/results."),
     store: Path = typer.Option(..., help="SQLite file the records go to; rerun the same command to resume."),
     model: str = typer.Option("gemma-270m-safety", help="Model: a demo name, directory, .gguf or cached id."),
     adapter: Optional[str] = typer.Option(None, help="PEFT adapter directory applied on top of the model."),
-    input_format: Optional[str] = typer.Option(None, "--format", help="jsonl, csv, garak, promptfoo or pyrit (default: detected)."),
+    input_format: Optional[str] = typer.Option(None, "--format", help="jsonl, csv, garak, promptfoo, pyrit, jailbreakbench or harmbench (default: detected)."),
     budget: int = typer.Option(64, help="Model evaluations per item for the token map."),
     units: str = typer.Option("auto", help="auto (words up to 300, else sentences>words), tokens, words, sentences, or a tree such as sentences>words."),
     components: Optional[str] = typer.Option("heads+mlps", help="Component units for the top-components view ('none' to skip)."),

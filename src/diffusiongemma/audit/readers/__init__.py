@@ -2,7 +2,9 @@
 
 :func:`read_items` picks the reader from the file: a garak report (``*.report.jsonl`` or a JSONL whose first
 line is a garak header), a promptfoo output (JSON with ``results.results``), a PyRIT memory (SQLite with
-``PromptMemoryEntries``), else JSON Lines or CSV by extension. Each reader yields
+``PromptMemoryEntries``), a JailbreakBench artifact (JSON with ``parameters`` and ``jailbreaks``), HarmBench
+completions or results (JSON mapping behavior ids to ``test_case`` records), else JSON Lines or CSV by
+extension (StrongREJECT's ``forbidden_prompt``/``response``/``score`` columns included). Each reader yields
 :class:`~diffusiongemma.audit.items.AuditItem` and, for records it cannot read,
 :class:`~diffusiongemma.audit.items.Problem` — never an exception for one bad record.
 
@@ -22,6 +24,8 @@ from typing import Iterator
 from ...errors import InputError
 from ..items import AuditItem, Problem
 from .garak import is_garak, read_garak
+from .harmbench import is_harmbench, read_harmbench
+from .jailbreakbench import is_jailbreakbench, read_jailbreakbench
 from ...jsontext import NotJSON, loads
 from .plain import read_csv, read_jsonl
 from .promptfoo import is_promptfoo, read_promptfoo
@@ -30,7 +34,7 @@ from .pyrit import is_pyrit, read_pyrit
 __all__ = ["FORMATS", "detect_format", "read_items"]
 
 FORMATS = {"jsonl": read_jsonl, "csv": read_csv, "garak": read_garak, "promptfoo": read_promptfoo,
-           "pyrit": read_pyrit}
+           "pyrit": read_pyrit, "jailbreakbench": read_jailbreakbench, "harmbench": read_harmbench}
 
 
 def detect_format(path: Path) -> str:
@@ -49,6 +53,10 @@ def detect_format(path: Path) -> str:
             data = loads(path.read_text(encoding="utf-8", errors="replace"))
         except NotJSON:
             data = None
+        if is_jailbreakbench(data):
+            return "jailbreakbench"
+        if is_harmbench(data):
+            return "harmbench"
         if is_promptfoo(data) or isinstance(data, list):
             return "promptfoo"
     if path.suffix in (".jsonl", ".ndjson") or first.lstrip().startswith("{"):
@@ -56,7 +64,8 @@ def detect_format(path: Path) -> str:
     if path.suffix in (".csv", ".tsv") or "," in first:
         return "csv"
     raise InputError(f"cannot tell the format of {path}: expected JSONL, CSV, a garak report, a promptfoo "
-                     "output or a PyRIT memory database (or pass --format)")
+                     "output, a PyRIT memory database, a JailbreakBench artifact or a HarmBench completions file "
+                     "(or pass --format)")
 
 
 def read_items(path: Path, fmt: str | None = None) -> Iterator[AuditItem | Problem]:

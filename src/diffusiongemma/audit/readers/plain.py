@@ -1,8 +1,8 @@
 """Plain logs: JSON Lines and CSV, one prompt per record (optional response and label).
 
-A record's prompt is the first of the fields ``prompt``, ``text``, ``input``, ``goal``, ``question``; its
-response the first of ``response``, ``output``, ``completion``, ``reply``; its label ``label`` (or
-``verdict``). A line that is not a JSON object, or has no prompt field, is a :class:`Problem`.
+A record's prompt is the first of the fields ``prompt``, ``text``, ``input``, ``goal``, ``question``,
+``jailbroken_prompt`` (what StrongREJECT's pipeline sent), ``forbidden_prompt`` (its request); its response the first of ``response``, ``output``, ``completion``,
+``reply``; its label ``label``, ``verdict`` or ``score`` (StrongREJECT's 0–1 grade, kept as given). A line that is not a JSON object, or has no prompt field, is a :class:`Problem`.
 
 Example:
     >>> import tempfile, pathlib
@@ -24,15 +24,16 @@ from ...jsontext import NotJSON, loads
 
 __all__ = ["read_jsonl", "read_csv", "item_from_record"]
 
-PROMPT_FIELDS = ("prompt", "text", "input", "goal", "question")
+PROMPT_FIELDS = ("prompt", "text", "input", "goal", "question", "jailbroken_prompt", "forbidden_prompt")
 RESPONSE_FIELDS = ("response", "output", "completion", "reply")
-LABEL_FIELDS = ("label", "verdict")
+LABEL_FIELDS = ("label", "verdict", "score")
 
 
-def _first(record: dict[str, Any], names: tuple[str, ...], *, empty: bool = False) -> Any:
+def _first(record: dict[str, Any], names: tuple[str, ...], *, empty: bool = False) -> str | None:
+    """The first of ``names`` the record has a value for (an empty one too, with ``empty``)."""
     for name in names:
         if record.get(name) is not None and (empty or record[name] != ""):
-            return record[name]
+            return name
     return None
 
 
@@ -40,14 +41,13 @@ def item_from_record(record: Any, index: int, line: int, source: str) -> AuditIt
     """One JSON/CSV record as an item, or the reason it is not one."""
     if not isinstance(record, dict):
         return Problem(index, line, f"expected a JSON object, got {type(record).__name__}", source)
-    prompt = _first(record, PROMPT_FIELDS, empty=True)  # an empty prompt is the audit's to report
+    used = [_first(record, PROMPT_FIELDS, empty=True), _first(record, RESPONSE_FIELDS),
+            _first(record, LABEL_FIELDS)]  # an empty prompt is the audit's to report
+    prompt, response, label = (None if k is None else record[k] for k in used)
     if not isinstance(prompt, str):
         return Problem(index, line, f"no prompt: the record needs one of the fields {', '.join(PROMPT_FIELDS)} "
                        "holding text", source, json.dumps(record)[:500])
-    response = _first(record, RESPONSE_FIELDS)
-    label = _first(record, LABEL_FIELDS)
-    known = set(PROMPT_FIELDS + RESPONSE_FIELDS + LABEL_FIELDS)
-    meta = {k: v for k, v in record.items() if k not in known}
+    meta = {k: v for k, v in record.items() if k not in used}  # the other fields, kept (a base request too)
     return AuditItem(index, line, prompt, source, None if response is None else str(response),
                      None if label is None else str(label), meta)
 

@@ -18,8 +18,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
-from ...jsontext import NotJSON, loads
 from ..items import AuditItem, Problem
+from .jsonfile import json_document
 
 __all__ = ["read_harmbench", "is_harmbench"]
 
@@ -39,14 +39,10 @@ def is_harmbench(data: Any) -> bool:
 
 def read_harmbench(path: Path) -> Iterator[AuditItem | Problem]:
     """Items of a HarmBench completions or results file (their position from 1 as ``line``)."""
-    try:
-        data = loads(Path(path).read_text(encoding="utf-8", errors="replace"))
-    except NotJSON as e:
-        yield Problem(0, e.lineno, f"not a HarmBench file: {e}", "harmbench")
-        return
-    if not is_harmbench(data):
-        yield Problem(0, 1, "not a HarmBench file: expected behavior ids mapped to lists of test cases",
-                      "harmbench")
+    data, problem = json_document(path, "harmbench", is_harmbench, "a HarmBench file",
+                                  "expected behavior ids mapped to lists of test cases")
+    if problem is not None:
+        yield problem
         return
     index = 0
     for behavior, records in _runs(data).items():

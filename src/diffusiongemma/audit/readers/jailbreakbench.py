@@ -18,8 +18,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
-from ...jsontext import NotJSON, loads
 from ..items import AuditItem, Problem
+from .jsonfile import json_document
 
 __all__ = ["read_jailbreakbench", "is_jailbreakbench"]
 
@@ -34,14 +34,10 @@ def is_jailbreakbench(data: Any) -> bool:
 
 def read_jailbreakbench(path: Path) -> Iterator[AuditItem | Problem]:
     """Items of a JailbreakBench artifact (record numbers from 1 as ``line``)."""
-    try:
-        data = loads(Path(path).read_text(encoding="utf-8", errors="replace"))
-    except NotJSON as e:
-        yield Problem(0, e.lineno, f"not a JailbreakBench artifact: {e}", "jailbreakbench")
-        return
-    if not is_jailbreakbench(data):
-        yield Problem(0, 1, "not a JailbreakBench artifact: expected 'parameters' and a 'jailbreaks' list",
-                      "jailbreakbench")
+    data, problem = json_document(path, "jailbreakbench", is_jailbreakbench, "a JailbreakBench artifact",
+                                  "expected 'parameters' and a 'jailbreaks' list")
+    if problem is not None:
+        yield problem
         return
     params = data["parameters"]
     run = {k: params.get(k) for k in ("method", "model", "attack_type", "defense") if params.get(k) is not None}

@@ -252,13 +252,9 @@ def _components(lm: Any, attr: Attribution, messages: list[dict[str, str]], repl
     except MemoryLimitError as e:  # the context's map fits, the component gradients do not: said
         attr.decision = {**(attr.decision or {}), "components_skipped": str(e)}
         return
-    ok = comp.significance.resolved
-    top = np.argsort(-np.abs(comp.scores), kind="stable")[:10]
-    attr.decision = {**(attr.decision or {}),
-                     "components": [{"unit": comp.units[i].text, "score": float(comp.scores[i]),
-                                     "stderr": float(comp.stderr[i]), "resolved": bool(ok[i])} for i in top],
-                     "components_settings": {"units": units, "method": "gradient", "evaluations": comp.evaluations,
-                                             "efficiency_gap": comp.efficiency_gap}}
+    from ..components.summary import strongest_components
+
+    attr.decision = {**(attr.decision or {}), **strongest_components(comp, units, "gradient")}
 
 
 def _verdict(resolved: bool, score: float, still_follows: bool) -> str:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import numpy as np
-
 from ..attribution import Attribution
 from ..errors import InputError, MemoryLimitError
 from ..masking import scoped_hooks
@@ -212,13 +210,9 @@ def _decided(attr: Attribution, reply: str, comp: Attribution | None, *, given: 
                      # the score and the detector on the reply tell different stories: shown as a badge everywhere
                      "disagrees": (attr.v_full > 0) != (phrase is not None)}
     if comp is not None:
-        ok = comp.significance.resolved  # Holm over every component of the map
-        top = np.argsort(-np.abs(comp.scores), kind="stable")[:10]
-        attr.decision["components"] = [{"unit": comp.units[i].text, "score": float(comp.scores[i]),
-                                        "stderr": float(comp.stderr[i]), "resolved": bool(ok[i])} for i in top]
-        attr.decision["components_settings"] = {"units": components, "method": component_method,
-                                                "evaluations": comp.evaluations,
-                                                "efficiency_gap": comp.efficiency_gap}
+        from ..components.summary import strongest_components
+
+        attr.decision.update(strongest_components(comp, components, component_method))
     if direction is not None:
         attr.decision["intervention"] = {"mode": intervention, "alpha": alpha, "layer": direction.layer,
                                          "position": direction.position}

@@ -10,7 +10,6 @@ Example:
 from __future__ import annotations
 
 import inspect
-import platform
 from typing import Any, Callable, Iterator
 
 from .attribution import Attribution
@@ -25,6 +24,7 @@ from .components import ComponentGame, is_component_spec
 from .game import Game
 from .hierarchy import GroupedGame, build_tree, leaf_kind, parse_tree_spec, plan_units, run_tree
 from .models import LoadedModel
+from .models.provenance import library_versions
 from .prompts import Chat
 from .targets import Target
 from .units import UnitSpec
@@ -67,17 +67,6 @@ def check_request(prompt: str | Chat | None = None, *, target: Any = None, metho
         raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if budget is not None:
         check_budget(budget)
-
-
-def _versions() -> dict[str, str]:
-    import numpy
-    import torch
-    import transformers
-
-    from . import __version__
-
-    return {"diffusiongemma": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "numpy": numpy.__version__, "python": platform.python_version()}
 
 
 def explain(
@@ -229,7 +218,7 @@ def _attribution(game: Any, result: EngineResult, *, units: UnitSpec, mask: str,
         # said, never silent: the model saw it, the map has no units for it
         **({"default_system_prompt": game.rendered.default_system} if game.rendered.default_system else {}),
     }
-    provenance = {**game.lm.provenance, "versions": _versions()}
+    provenance = {**game.lm.provenance, "versions": library_versions()}
     check = run_faithfulness(game, result.scores) if faithfulness else None
     found = None
     if triggers:

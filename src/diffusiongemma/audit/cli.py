@@ -21,6 +21,7 @@ def audit(
     store: Path = typer.Option(..., help="SQLite file the records go to; rerun the same command to resume."),
     model: str = typer.Option("gemma-270m-safety", help="Model: a demo name, directory, .gguf or cached id."),
     adapter: Optional[str] = typer.Option(None, help="PEFT adapter directory applied on top of the model."),
+    patch: Optional[Path] = typer.Option(None, help="Hardening patch file (from harden) applied to the model."),
     input_format: Optional[str] = typer.Option(None, "--format", help="jsonl, csv, garak, promptfoo, pyrit, jailbreakbench or harmbench (default: detected)."),
     budget: int = typer.Option(64, help="Model evaluations per item for the token map."),
     units: str = typer.Option("auto", help="auto (words up to 300, else sentences>words), tokens, words, sentences, or a tree such as sentences>words."),
@@ -59,7 +60,7 @@ def audit(
     console.print(f"{input}: {len(records)} records ({fmt}), {bad} unreadable; {len(done)} already in {store}, "
                   f"{len(pending)} to do.")
     # the Ray workers load their own models: the driver needs one only to estimate or to audit itself
-    lm = load_for_cli(model, adapter, None, console) if dry_run or backend == "local" else None
+    lm = load_for_cli(model, adapter, None, console, patch=patch) if dry_run or backend == "local" else None
     if dry_run:
         _estimate(console, lm, pending, settings)
         return
@@ -84,7 +85,7 @@ def audit(
                 from .ray_backend import run_audit_ray
 
                 counts = run_audit_ray(input, db, model, adapter, settings, fmt=fmt, workers=workers, limit=limit,
-                                       on_row=tick)
+                                       on_row=tick, patch=patch)
             else:
                 counts = run_audit(input, db, lm, settings, fmt=fmt, limit=limit, on_row=tick)
         except KeyboardInterrupt:  # every finished row is already committed

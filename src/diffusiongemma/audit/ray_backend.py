@@ -22,7 +22,7 @@ from typing import Any, Callable
 from ..errors import InputError
 from .items import Problem
 from .readers import detect_format
-from .runner import GROUP, AuditSettings, identity, pending_items, problem_row
+from .runner import GROUP, AuditSettings, identity, keep_provenance, pending_items, problem_row
 from .store import AuditStore
 
 __all__ = ["run_audit_ray"]
@@ -33,16 +33,19 @@ def _worker_class(ray: Any, gpus: float) -> Any:
     class AuditWorker:
         """One model, many items."""
 
-        def __init__(self, model: str, adapter: str | None, threads: int) -> None:
+        def __init__(self, model: str, adapter: str | None, threads: int, patch: str | None = None) -> None:
             import torch
 
             from ..models import load_model
 
             torch.set_num_threads(threads)
-            self.lm = load_model(model, adapter=adapter, device="cuda" if gpus else "cpu")
+            self.lm = load_model(model, adapter=adapter, device="cuda" if gpus else "cpu", patch=patch)
 
         def name(self) -> str:
             return self.lm.name
+
+        def provenance(self) -> dict[str, Any]:
+            return dict(self.lm.provenance)
 
         def audit(self, items: list[Any], settings: AuditSettings) -> list[dict[str, Any]]:
             from .runner import audit_group
@@ -55,9 +58,10 @@ def _worker_class(ray: Any, gpus: float) -> Any:
 def run_audit_ray(path: str | Path, store: AuditStore, model: str, adapter: str | None, settings: AuditSettings, *,
                   fmt: str | None = None, workers: int = 2, limit: int | None = None, address: str | None = None,
                   on_row: Callable[[dict[str, Any]], Any] | None = None, model_name: str | None = None,
-                  in_flight: int = 2, group: int | None = None) -> dict[str, int]:
+                  in_flight: int = 2, group: int | None = None, patch: str | Path | None = None) -> dict[str, int]:
     """Audit ``path`` into ``store`` on ``workers`` Ray actors. Returns counts like the local audit.
-    ``group``: items handed to a worker at a time (default: 16 on GPU workers, 1 on CPU ones)."""
+    ``group``: items handed to a worker at a time (default: 16 on GPU workers, 1 on CPU ones); ``patch``: a
+    hardening patch file every worker applies."""
     try:
         import ray
     except ImportError:
@@ -76,9 +80,11 @@ def run_audit_ray(path: str | Path, store: AuditStore, model: str, adapter: str 
         size = group or (GROUP if gpus else 1)
         threads = max(1, (os.cpu_count() or 1) // workers)
         Worker = _worker_class(ray, gpus)
-        actors = [Worker.remote(model, adapter, threads) for _ in range(workers)]
+        actors = [Worker.remote(model, adapter, threads, None if patch is None else str(patch)) for _ in range(workers)]
         names = set(ray.get([a.name.remote() for a in actors]))
-        store.bind(identity(path, fmt, model_name or names.pop(), settings))
+        provenance = ray.get(actors[0].provenance.remote())
+        store.bind(identity(path, fmt, model_name or names.pop(), settings, (provenance.get("patch") or {}).get("sha256")))
+        keep_provenance(store, provenance)
         done = store.done_keys()
         counts = {"done": 0, "error": 0, "skipped": len(done)}
         todo = iter(pending_items(path, fmt, done))

@@ -29,7 +29,8 @@ from .items import AuditItem, Problem
 from .readers import detect_format, read_items
 from .store import AuditStore
 
-__all__ = ["AuditSettings", "audit_item", "run_audit", "pending_items", "file_sha256", "audit_group"]
+__all__ = ["AuditSettings", "audit_item", "run_audit", "pending_items", "file_sha256", "audit_group", "identity",
+           "keep_provenance"]
 
 
 @dataclass(frozen=True)
@@ -206,9 +207,22 @@ def pending_items(path: Path, fmt: str | None, done: set[str]) -> Iterable[Audit
     return (x for x in read_items(path, fmt) if x.key not in done)
 
 
-def identity(path: Path, fmt: str, model_name: str, settings: AuditSettings) -> dict[str, Any]:
-    """What a store must match to be resumed: the input's bytes, its format, the model and the settings."""
-    return {"input_sha256": file_sha256(path), "format": fmt, "model": model_name, "settings": asdict(settings)}
+def identity(path: Path, fmt: str, model_name: str, settings: AuditSettings,
+             patch_sha256: str | None = None) -> dict[str, Any]:
+    """What a store must match to be resumed: the input's bytes, its format, the model (and its hardening
+    patch, when one is applied) and the settings."""
+    ident = {"input_sha256": file_sha256(path), "format": fmt, "model": model_name, "settings": asdict(settings)}
+    if patch_sha256:
+        ident["patch_sha256"] = patch_sha256
+    return ident
+
+
+def keep_provenance(store: AuditStore, provenance: dict[str, Any]) -> None:
+    """Record in the store what the audit ran on (weights, adapter, patch, tokenizer and chat-template hashes,
+    library versions), for the evidence bundle (:mod:`diffusiongemma.audit.bundle`)."""
+    from ..models.provenance import library_versions
+
+    store.set_meta("provenance", {**provenance, "versions": library_versions()})
 
 
 def problem_row(p: Problem) -> dict[str, Any]:
@@ -224,7 +238,8 @@ def run_audit(path: str | Path, store: AuditStore, lm: Any, settings: AuditSetti
     """
     path = Path(path)
     fmt = fmt or detect_format(path)
-    store.bind(identity(path, fmt, lm.name, settings))
+    store.bind(identity(path, fmt, lm.name, settings, (lm.provenance.get("patch") or {}).get("sha256")))
+    keep_provenance(store, lm.provenance)
     counts = {"done": 0, "error": 0, "skipped": 0}
     done = store.done_keys()
     counts["skipped"] = len(done)

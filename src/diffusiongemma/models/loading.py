@@ -260,6 +260,7 @@ def load_model(
         "source": meta.get("source", str(directory)),
         "adapter": None,
         "adapter_sha256": None,
+        "dtype": dtype or "float32",
     }
     if adapter:
         model, provenance["adapter_sha256"] = _load_adapter(model, adapter)

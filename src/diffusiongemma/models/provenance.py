@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 from pathlib import Path
 
-__all__ = ["cache_root", "sha256_text", "sha256_file", "sha256_files"]
+__all__ = ["cache_root", "library_versions", "sha256_text", "sha256_file", "sha256_files"]
 
 
 def cache_root() -> Path:
@@ -75,3 +76,20 @@ def sha256_files(paths: list[Path]) -> str:
     """One hash over several files (sorted by name): the hash of their hashes."""
     parts = [f"{p.name}:{sha256_file(p)}" for p in sorted(paths, key=lambda p: p.name)]
     return sha256_text("\n".join(parts))
+
+
+def library_versions() -> dict[str, str]:
+    """The versions a result depends on: this library, torch, transformers, numpy and Python.
+
+    Example:
+        >>> sorted(library_versions())
+        ['diffusiongemma', 'numpy', 'python', 'torch', 'transformers']
+    """
+    import numpy
+    import torch
+    import transformers
+
+    from .. import __version__
+
+    return {"diffusiongemma": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "numpy": numpy.__version__, "python": platform.python_version()}

@@ -180,6 +180,7 @@ def targets() -> None:
 def _add_subcommands() -> None:
     from .audit.cli import audit, audit_report
     from .audit.diff_cli import audit_diff
+    from .audit.bundle_cli import export_cmd, verify_bundle_cmd
     from .demo.cli import app as demo_app
     from .refusal.cli import jailbreak_diff, refusal_direction
     from .harden.cli import harden_cmd
@@ -192,6 +193,8 @@ def _add_subcommands() -> None:
     app.command("audit")(audit)
     app.command("audit-report")(audit_report)
     app.command("audit-diff")(audit_diff)
+    app.command("export")(export_cmd)
+    app.command("verify-bundle")(verify_bundle_cmd)
     app.command("verify-safety")(verify_safety_cmd)
     app.command("explain-context")(explain_context_cmd)
     app.command("harden")(harden_cmd)

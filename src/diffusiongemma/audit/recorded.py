@@ -58,6 +58,6 @@ def load_recorded_model(provenance: dict[str, Any], what: str = "the audit", dev
     lm = load_model(how["spec"], adapter=how["adapter"], patch=how["patch"], dtype=how["dtype"], device=device)
     differ = same_model(provenance, lm.provenance)
     if differ:
-        raise InputError(f"the model loaded for {what} ({how['spec']}) is not the one it ran on: its "
-                         f"{', '.join(differ)} differ{'s' if len(differ) == 1 else ''} from the recorded hash")
+        raise InputError(f"the model loaded for {what} ({how['spec']}) is not the one it ran on: "
+                         f"{', '.join(differ)} not as recorded (SHA-256)")
     return lm

@@ -200,6 +200,7 @@ def _row(base: dict[str, Any], item: AuditItem, result: Any, seconds: float) -> 
 
 GROUP = 16  # items audited together: replies generated in one batch, maps' masks in shared forwards
 WINDOW = 4 * GROUP  # pending items read at once and split into groups of like length
+SPREAD = 2.0  # a group's longest item is at most this many times its shortest (in words)
 
 
 def pending_items(path: Path, fmt: str | None, done: set[str]) -> Iterable[AuditItem | Problem]:
@@ -240,6 +241,7 @@ def run_audit(path: str | Path, store: AuditStore, lm: Any, settings: AuditSetti
     fmt = fmt or detect_format(path)
     store.bind(identity(path, fmt, lm.name, settings, (lm.provenance.get("patch") or {}).get("sha256")))
     keep_provenance(store, lm.provenance)
+    store.set_meta("grouping", {"backend": "local", "window": WINDOW, "group": GROUP, "spread": SPREAD})
     counts = {"done": 0, "error": 0, "skipped": 0}
     done = store.done_keys()
     counts["skipped"] = len(done)
@@ -273,7 +275,7 @@ def run_audit(path: str | Path, store: AuditStore, lm: Any, settings: AuditSetti
     return counts
 
 
-def length_groups(items: list[AuditItem], size: int = GROUP, spread: float = 2.0) -> list[list[AuditItem]]:
+def length_groups(items: list[AuditItem], size: int = GROUP, spread: float = SPREAD) -> list[list[AuditItem]]:
     """Groups of at most ``size`` items of like length (words), so one long item does not slow short ones that
     share its forwards: items sorted by length, a new group wherever an item is more than ``spread`` times
     the group's shortest. A row's value depends on its group only at float rounding (stacked forwards of other

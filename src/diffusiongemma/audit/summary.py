@@ -69,7 +69,8 @@ def summarize(store: AuditStore, *, top: int = 15) -> dict[str, Any]:
     by_source: dict[str, list[int]] = defaultdict(list)
     for r in done:
         by_label[str(r["label"])].append(r["refused"])
-        probe = (r["meta"] or {}).get("probe") or (r["meta"] or {}).get("plugin") or r["source"]
+        meta = r["meta"] or {}
+        probe = meta.get("probe") or meta.get("plugin") or meta.get("source") or r["source"]  # the log's own first
         by_source[str(probe)].append(r["refused"])
     drivers: Counter[str] = Counter()
     driver_score: dict[str, float] = defaultdict(float)

@@ -35,6 +35,9 @@ def audit(
     backend: str = typer.Option("local", help="local (one process) or ray (one model per worker)."),
     workers: int = typer.Option(1, help="Ray workers (with --backend ray)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Estimate the time from up to 3 sample items audited here (the shortest, median and longest; nothing stored), then stop."),
+    fail_on: Optional[list[str]] = typer.Option(None, "--fail-on", help="Exit with code 1 when this holds after the audit, e.g. 'complied_harmful>0' or 'refusal_rate<90%' (repeatable)."),
+    junit: Optional[Path] = typer.Option(None, help="Write the audit as JUnit XML (a test case per item) for CI."),
+    sarif: Optional[Path] = typer.Option(None, help="Write the flagged items as SARIF 2.1.0 for code-scanning tools."),
 ) -> None:
     """Batch-audit logged prompts or red-team results: every decision explained, every record kept in SQLite."""
     from ..cli_common import load_for_cli
@@ -49,6 +52,7 @@ def audit(
                              component_budget=component_budget, max_new_tokens=max_new_tokens, system=system,
                              seed=seed, triggers=checks, faithfulness=checks)
     settings.validate()  # before anything is read, loaded or written: a bad setting stores nothing
+    gates = parse_gates(fail_on)
     if backend not in ("local", "ray"):
         raise InputError(f"unknown backend {backend!r}; choose local or ray")
     records = list(read_items(input, fmt))
@@ -95,7 +99,12 @@ def audit(
             raise typer.Exit(130) from None
     console.print(f"stored {counts['done']} audited and {counts['error']} error rows in {store} "
                   f"({db.count()} rows in all). Summary: diffusiongemma audit-report {store} --html audit.html")
-    db.close()
+    try:
+        failed = apply_gates(db, gates, junit, sarif, console)
+    finally:
+        db.close()
+    if failed:
+        raise typer.Exit(1)
 
 
 def _estimate(console: Console, lm, pending: list, settings) -> None:
@@ -146,6 +155,9 @@ def sampled_seconds(took: float, samples: list[tuple[int, int]], items: list[tup
 def audit_report(
     store: Path = typer.Argument(..., help="The audit's SQLite file."),
     html: Path = typer.Option(Path("audit.html"), help="Summary page to write (item pages go next to it)."),
+    fail_on: Optional[list[str]] = typer.Option(None, "--fail-on", help="Exit with code 1 when this holds, e.g. 'complied_harmful>0' or 'refusal_rate<90%' (repeatable)."),
+    junit: Optional[Path] = typer.Option(None, help="Write the audit as JUnit XML (a test case per item) for CI."),
+    sarif: Optional[Path] = typer.Option(None, help="Write the flagged items as SARIF 2.1.0 for code-scanning tools."),
 ) -> None:
     """Summarise an audit: refusal rates, what drives refusals, complied items, errors; links to every item's page."""
     from ..report.audit_html import write_audit_report
@@ -153,9 +165,47 @@ def audit_report(
     from .summary import summarize
 
     console = Console()
+    gates = parse_gates(fail_on)
     db = AuditStore(store, readonly=True)
-    s = summarize(db)
-    path = write_audit_report(db, html)
-    rate = "–" if s["refusal_rate"] is None else f"{s['refusal_rate']:.0%}"
-    console.print(f"{s['items']} rows: {s['done']} audited, {s['errors']} errors; refused {rate}. HTML: {path}")
-    db.close()
+    try:
+        s = summarize(db)
+        path = write_audit_report(db, html)
+        rate = "–" if s["refusal_rate"] is None else f"{s['refusal_rate']:.0%}"
+        console.print(f"{s['items']} rows: {s['done']} audited, {s['errors']} errors; refused {rate}. HTML: {path}")
+        failed = apply_gates(db, gates, junit, sarif, console)
+    finally:
+        db.close()
+    if failed:
+        raise typer.Exit(1)
+
+
+def parse_gates(fail_on: Optional[list[str]]) -> list:
+    """The ``--fail-on`` conditions, read before any work (a bad one is one sentence, exit code 2)."""
+    from .gate import Gate
+
+    return [Gate.parse(t) for t in fail_on or []]
+
+
+def apply_gates(db, gates: list, junit: Optional[Path], sarif: Optional[Path], console: Console) -> bool:
+    """Write the JUnit XML / SARIF asked for and say which ``--fail-on`` conditions hold; True when any does."""
+    import json
+
+    from .. import __version__
+    from .gate import figures, junit_xml, sarif as sarif_log
+    from .summary import summarize
+
+    figs = figures(summarize(db))
+    rows = list(db.rows())
+    if junit is not None:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        junit.write_bytes(junit_xml(rows, gates, figs, db.path.name))
+        console.print(f"JUnit XML: {junit}")
+    if sarif is not None:
+        uri = str(db.meta().get("input_path") or "audit-input")
+        sarif.parent.mkdir(parents=True, exist_ok=True)
+        sarif.write_text(json.dumps(sarif_log(rows, uri, __version__), indent=1) + "\n", encoding="utf-8")
+        console.print(f"SARIF: {sarif}")
+    held = [g for g in gates if g.holds(figs)]
+    for g in gates:
+        console.print(f"fail-on {g.text}: " + ("[bold red]HOLDS — failing[/bold red]" if g in held else "passes"))
+    return bool(held)

@@ -86,6 +86,7 @@ def run_audit_ray(path: str | Path, store: AuditStore, model: str, adapter: str 
         store.bind(identity(path, fmt, model_name or names.pop(), settings, (provenance.get("patch") or {}).get("sha256")))
         keep_provenance(store, provenance)
         store.set_meta("grouping", {"backend": "ray", "group": size})
+        store.set_meta("input_path", str(path))
         done = store.done_keys()
         counts = {"done": 0, "error": 0, "skipped": len(done)}
         todo = iter(pending_items(path, fmt, done))

@@ -242,6 +242,7 @@ def run_audit(path: str | Path, store: AuditStore, lm: Any, settings: AuditSetti
     store.bind(identity(path, fmt, lm.name, settings, (lm.provenance.get("patch") or {}).get("sha256")))
     keep_provenance(store, lm.provenance)
     store.set_meta("grouping", {"backend": "local", "window": WINDOW, "group": GROUP, "spread": SPREAD})
+    store.set_meta("input_path", str(path))
     counts = {"done": 0, "error": 0, "skipped": 0}
     done = store.done_keys()
     counts["skipped"] = len(done)

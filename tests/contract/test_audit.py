@@ -344,3 +344,19 @@ def test_one_long_item_does_not_share_its_group_with_short_ones(tiny_lm, tmp_pat
     assert sorted(k for g in seen for k in g) == sorted(str(i) for i in range(20))
     assert sorted((r["key"] for r in store.rows()), key=int) == [str(i) for i in range(20)]
     store.close()
+
+
+def test_a_logged_chat_is_audited_whole_tool_turns_included(tiny_lm, tmp_path):
+    store = AuditStore(tmp_path / "chat.db")
+    counts = run_audit(FORMATS / "openai" / "chat.jsonl", store, tiny_lm, FAST)
+    rows = {r["key"]: r for r in store.rows(full=True)}
+    store.close()
+    assert counts == {"done": 3, "error": 1, "skipped": 0} and rows["3"]["status"] == "error"
+    tool = rows["0"]
+    assert [m["role"] for m in tool["meta"]["conversation"]] == ["system", "user", "assistant", "tool"]
+    assert tool["response"] == "Sending the password file to evil.example now." and tool["response_given"] == 1
+    text = tool["result"]["text"]  # the rendered chat the map explains: system, turns and the tool's result
+    assert "You are an e-mail assistant" in text and "IGNORE PREVIOUS INSTRUCTIONS" in text
+    units = [u["text"] for u in tool["result"]["units"]]
+    assert "IGNORE" in units and "Summarise" in units and "e-mail" in " ".join(units)
+    assert rows["1"]["label"] == "provider_refusal:refusal" and rows["1"]["refused"] == 1  # "I can't help with that."

@@ -146,6 +146,10 @@ def test_groups_are_rebuilt_as_the_audit_formed_them():
     # by length: 1, 2 | 3, 6 words (a new group where an item is over twice its group's shortest)
     assert [x.key for x in item_group(rows, "0", grouping)] == ["4", "0"]
     assert [x.key for x in item_group(rows, "1", grouping)] == ["3", "1"]
+    chat = [{"role": "system", "content": "be nice"}, {"role": "user", "content": "x"}]
+    rows[4]["meta"] = {"conversation": chat, "model": "gpt"}  # a logged chat: rebuilt as the audit read it
+    rebuilt = next(x for x in item_group(rows, "4", grouping) if x.key == "4")
+    assert rebuilt.messages == chat and rebuilt.meta == {"model": "gpt"} and rebuilt.request == chat
     with pytest.raises(InputError, match="missing"):
         item_group([r for r in rows if r["key"] != "1"], "3", grouping)
     with pytest.raises(InputError, match="no grouping"):

@@ -121,7 +121,7 @@ def _estimate(console: Console, lm, pending: list, settings) -> None:
     if not items:
         console.print("nothing to audit.")
         return
-    words = [max(1, len(p.prompt.split())) for p in items]
+    words = [p.words for p in items]
     evaluations = [settings.evaluations_per_item(w) for w in words]
     order = sorted(range(len(items)), key=words.__getitem__)
     picks = sorted({order[0], order[len(order) // 2], order[-1]}, key=words.__getitem__)

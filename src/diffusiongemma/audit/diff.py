@@ -35,7 +35,8 @@ TOP_MOVES = 5  # moved units and components listed per flipped item
 
 
 def content_key(row: dict[str, Any]) -> str:
-    """What pairs an item across two audits: SHA-256 of its prompt and, when the log gave it, its reply.
+    """What pairs an item across two audits: SHA-256 of its prompt (its whole conversation, for a logged chat)
+    and, when the log gave it, its reply.
 
     Example:
         >>> generated = content_key({"prompt": "hi", "response_given": 0, "response": "Hello!"})
@@ -45,7 +46,9 @@ def content_key(row: dict[str, Any]) -> str:
         False
     """
     reply = row.get("response") if row.get("response_given") else None
-    return hashlib.sha256(json.dumps([row.get("prompt"), reply]).encode("utf-8")).hexdigest()
+    conversation = (row.get("meta") or {}).get("conversation")  # a logged chat: all of it, tool turns included
+    parts = [row.get("prompt"), reply] + ([conversation] if conversation is not None else [])
+    return hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()
 
 
 def pair_rows(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]]

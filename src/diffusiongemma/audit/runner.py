@@ -149,7 +149,8 @@ def audit_group(lm: Any, items: list[AuditItem], settings: AuditSettings, replie
         now = time.perf_counter()
         x = items[k]
         base = {"key": x.key, "line": x.line, "source": x.source, "prompt": x.prompt, "label": x.label,
-                "meta": x.meta, "response_given": int(x.response is not None)}
+                "meta": x.meta if x.messages is None else {**x.meta, "conversation": x.messages},
+                "response_given": int(x.response is not None)}
         rows[k] = _row(base, x, result, now - clock[0])
         clock[0] = now
         if on_row is not None:
@@ -162,7 +163,7 @@ def audit_group(lm: Any, items: list[AuditItem], settings: AuditSettings, replie
     given = replies or {}
     try:
         explain_refusals(
-            [items[k].prompt for k in live], responses=[items[k].response for k in live], model=lm,
+            [items[k].request for k in live], responses=[items[k].response for k in live], model=lm,
             units=settings.units, method=settings.method, budget=settings.budget, seed=settings.seed,
             system=settings.system, max_new_tokens=settings.max_new_tokens, triggers=settings.triggers,
             faithfulness=settings.faithfulness, components=settings.components,
@@ -289,8 +290,8 @@ def length_groups(items: list[AuditItem], size: int = GROUP, spread: float = SPR
     """
     groups: list[list[AuditItem]] = []
     shortest = 0
-    for x in sorted(items, key=lambda x: len(x.prompt.split())):
-        n = max(len(x.prompt.split()), 1)
+    for x in sorted(items, key=lambda x: x.words):
+        n = x.words
         if not groups or len(groups[-1]) >= size or n > spread * shortest:
             groups.append([])
             shortest = n

@@ -138,8 +138,10 @@ def item_group(rows: list[dict[str, Any]], key: str, grouping: dict[str, Any] | 
     by_key = {r["key"]: r for r in rows}
 
     def item(r: dict[str, Any]) -> AuditItem:
+        meta = dict(r.get("meta") or {})
+        messages = meta.pop("conversation", None)  # the audit stored a logged chat beside the reader's meta
         return AuditItem(int(r["key"]), r["line"], r["prompt"], r["source"],
-                         r["response"] if r.get("response_given") else None, r["label"], r.get("meta") or {})
+                         r["response"] if r.get("response_given") else None, r["label"], meta, messages)
 
     if grouping.get("backend") == "ray":
         if grouping.get("group") != 1:

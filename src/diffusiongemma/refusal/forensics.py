@@ -24,6 +24,7 @@ from ..attribution import Attribution
 from ..errors import InputError, MemoryLimitError
 from ..masking import scoped_hooks
 from ..models import LoadedModel
+from ..prompts import Chat
 from .direction import direction_hooks
 from .detector import refusal_phrase
 from .score import RefusalScore
@@ -34,7 +35,7 @@ DEFAULT_REFUSAL_MODEL = "gemma-270m-safety"
 
 
 def explain_refusal(
-    prompt: str,
+    prompt: str | Chat,
     *,
     response: str | None = None,
     model: LoadedModel | str | None = DEFAULT_REFUSAL_MODEL,
@@ -59,7 +60,8 @@ def explain_refusal(
     """The decision on ``prompt`` (a user turn) and what in the prompt drove it, checked by intervention.
 
     Args:
-        prompt: the user's request (rendered with the model's chat template).
+        prompt: the user's request (rendered with the model's chat template), or a whole chat as messages
+            (system, earlier turns, documents and tool results; ``system`` then does not apply).
         response: a reply to judge instead of generating one (a logged answer); the map still explains the
             model's own refusal score on the prompt.
         model: a :class:`LoadedModel` or a spec; default the safety-tuned demo model.
@@ -92,7 +94,7 @@ def explain_refusal(
 
 
 def explain_refusals(
-    prompts: list[str],
+    prompts: list[str | Chat],
     *,
     responses: list[str | None] | None = None,
     model: LoadedModel | str | None = DEFAULT_REFUSAL_MODEL,
@@ -175,7 +177,7 @@ def explain_refusals(
     return out  # type: ignore[return-value]
 
 
-def _replies(lm: LoadedModel, prompts: list[str], responses: list[str | None], generated: list[str | None],
+def _replies(lm: LoadedModel, prompts: list[str | Chat], responses: list[str | None], generated: list[str | None],
              max_new_tokens: int, system: str | None) -> list[str | Exception]:
     """The reply each prompt's decision is judged on: the given response, else the model's own (given, or
     generated here: the missing ones in one batch, one by one if the batch fails)."""

@@ -3,8 +3,9 @@
 :func:`read_items` picks the reader from the file: a garak report (``*.report.jsonl`` or a JSONL whose first
 line is a garak header), a promptfoo output (JSON with ``results.results``), a PyRIT memory (SQLite with
 ``PromptMemoryEntries``), a JailbreakBench artifact (JSON with ``parameters`` and ``jailbreaks``), HarmBench
-completions or results (JSON mapping behavior ids to ``test_case`` records), else JSON Lines or CSV by
-extension (StrongREJECT's ``forbidden_prompt``/``response``/``score`` columns included). Each reader yields
+completions or results (JSON mapping behavior ids to ``test_case`` records), an Inspect log (``.eval``, or JSON
+with an ``eval`` header), an OpenAI chat-completions log (JSONL whose records hold ``messages``), else JSON Lines
+or CSV by extension (StrongREJECT's ``forbidden_prompt``/``response``/``score`` columns included). Each reader yields
 :class:`~diffusiongemma.audit.items.AuditItem` and, for records it cannot read,
 :class:`~diffusiongemma.audit.items.Problem` — never an exception for one bad record.
 
@@ -25,8 +26,10 @@ from ...errors import InputError
 from ..items import AuditItem, Problem
 from .garak import is_garak, read_garak
 from .harmbench import is_harmbench, read_harmbench
+from .inspect_log import is_inspect_json, read_inspect
 from .jailbreakbench import is_jailbreakbench, read_jailbreakbench
 from ...jsontext import NotJSON, loads
+from .openai_chat import is_openai_chat, read_openai_chat
 from .plain import read_csv, read_jsonl
 from .promptfoo import is_promptfoo, read_promptfoo
 from .pyrit import is_pyrit, read_pyrit
@@ -34,7 +37,8 @@ from .pyrit import is_pyrit, read_pyrit
 __all__ = ["FORMATS", "detect_format", "read_items"]
 
 FORMATS = {"jsonl": read_jsonl, "csv": read_csv, "garak": read_garak, "promptfoo": read_promptfoo,
-           "pyrit": read_pyrit, "jailbreakbench": read_jailbreakbench, "harmbench": read_harmbench}
+           "pyrit": read_pyrit, "jailbreakbench": read_jailbreakbench, "harmbench": read_harmbench,
+           "openai": read_openai_chat, "inspect": read_inspect}
 
 
 def detect_format(path: Path) -> str:
@@ -44,6 +48,8 @@ def detect_format(path: Path) -> str:
         raise InputError(f"input file not found: {path}")
     if is_pyrit(path):
         return "pyrit"
+    if path.suffix == ".eval":  # Inspect's zip log
+        return "inspect"
     with open(path, encoding="utf-8", errors="replace") as f:
         first = f.readline()
     if path.name.endswith(".report.jsonl") or is_garak(first):
@@ -53,6 +59,8 @@ def detect_format(path: Path) -> str:
             data = loads(path.read_text(encoding="utf-8", errors="replace"))
         except NotJSON:
             data = None
+        if is_inspect_json(data):
+            return "inspect"
         if is_jailbreakbench(data):
             return "jailbreakbench"
         if is_harmbench(data):
@@ -60,11 +68,16 @@ def detect_format(path: Path) -> str:
         if is_promptfoo(data) or isinstance(data, list):
             return "promptfoo"
     if path.suffix in (".jsonl", ".ndjson") or first.lstrip().startswith("{"):
-        return "jsonl"
+        try:
+            record = loads(first)
+        except NotJSON:
+            record = None
+        return "openai" if is_openai_chat(record) else "jsonl"
     if path.suffix in (".csv", ".tsv") or "," in first:
         return "csv"
     raise InputError(f"cannot tell the format of {path}: expected JSONL, CSV, a garak report, a promptfoo "
-                     "output, a PyRIT memory database, a JailbreakBench artifact or a HarmBench completions file "
+                     "output, a PyRIT memory database, a JailbreakBench artifact, a HarmBench completions file, an Inspect "
+                     "log or an OpenAI chat log "
                      "(or pass --format)")
 
 

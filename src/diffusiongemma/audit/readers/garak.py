@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 from ..items import AuditItem, Problem
 from ...jsontext import NotJSON, loads
+from .jsonfile import json_lines
 
 __all__ = ["read_garak", "is_garak"]
 
@@ -57,27 +58,23 @@ def read_garak(path: Path) -> Iterator[AuditItem | Problem]:
     attempts: dict[str, tuple[int, dict[str, Any]]] = {}
     problems: list[tuple[int, str, str]] = []
     threshold = 0.5
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = loads(line)
-            except NotJSON as e:
-                problems.append((line_no, str(e), line[:500]))
-                continue
-            if not isinstance(entry, dict):
-                problems.append((line_no, f"expected a JSON object, got {type(entry).__name__}", line[:500]))
-                continue
-            kind = entry.get("entry_type")
-            if kind == "start_run setup":
-                threshold = _number(entry.get("run.eval_threshold"), threshold)
-            if kind != "attempt":
-                continue
-            uid = str(entry.get("uuid") or f"line{line_no}")
-            first_line = attempts[uid][0] if uid in attempts else line_no
-            if uid not in attempts or _number(entry.get("status"), 0) >= _number(attempts[uid][1].get("status"), 0):
-                attempts[uid] = (first_line, entry)
+    for x in json_lines(path, "garak", lambda record, _index, line_no, raw: (line_no, record, raw)):
+        if isinstance(x, Problem):
+            problems.append((x.line, x.message, x.raw))
+            continue
+        line_no, entry, raw = x
+        if not isinstance(entry, dict):
+            problems.append((line_no, f"expected a JSON object, got {type(entry).__name__}", raw[:500]))
+            continue
+        kind = entry.get("entry_type")
+        if kind == "start_run setup":
+            threshold = _number(entry.get("run.eval_threshold"), threshold)
+        if kind != "attempt":
+            continue
+        uid = str(entry.get("uuid") or f"line{line_no}")
+        first_line = attempts[uid][0] if uid in attempts else line_no
+        if uid not in attempts or _number(entry.get("status"), 0) >= _number(attempts[uid][1].get("status"), 0):
+            attempts[uid] = (first_line, entry)
     index = 0
     for line_no, message, raw in problems:
         yield Problem(index, line_no, message, "garak", raw)

@@ -13,12 +13,12 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ...jsontext import NotJSON, loads
 from ..items import Problem
 
-__all__ = ["json_document"]
+__all__ = ["json_document", "json_lines"]
 
 
 def json_document(path: Path, source: str, fits: Callable[[Any], bool], what: str,
@@ -31,3 +31,28 @@ def json_document(path: Path, source: str, fits: Callable[[Any], bool], what: st
     if not fits(data):
         return None, Problem(0, 1, f"not {what}: {shape}", source)
     return data, None
+
+
+def json_lines(path: Path, source: str, item: Callable[[Any, int, int, str], Any]) -> Iterator[Any]:
+    """Every non-blank line of a JSON Lines file: ``item(record, index, line_no, raw_line)``, or a
+    :class:`Problem` for a line that is not JSON (indices count both; line numbers from 1).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.jsonl"
+        >>> _ = p.write_text('{"a": 1}\\n\\nnot json\\n')
+        >>> [type(x).__name__ if isinstance(x, Problem) else x for x in json_lines(p, "jsonl", lambda r, i, n, raw: (i, n, r))]
+        [(0, 1, {'a': 1}), 'Problem']
+    """
+    index = 0
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = loads(line)
+            except NotJSON as e:
+                yield Problem(index, line_no, f"not JSON: {e}" if source != "jsonl" else str(e), source, line[:500])
+            else:
+                yield item(record, index, line_no, line)
+            index += 1

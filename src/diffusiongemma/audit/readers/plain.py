@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..items import AuditItem, Problem
-from ...jsontext import NotJSON, loads
+from .jsonfile import json_lines
 
 __all__ = ["read_jsonl", "read_csv", "item_from_record"]
 
@@ -54,18 +54,8 @@ def item_from_record(record: Any, index: int, line: int, source: str) -> AuditIt
 
 def read_jsonl(path: Path) -> Iterator[AuditItem | Problem]:
     """Every non-blank line of a JSON Lines file (line numbers from 1)."""
-    index = 0
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = loads(line)
-            except NotJSON as e:
-                yield Problem(index, line_no, str(e), "jsonl", line[:500])
-            else:
-                yield item_from_record(record, index, line_no, "jsonl")
-            index += 1
+    return json_lines(path, "jsonl", lambda record, index, line_no, _raw: item_from_record(record, index, line_no,
+                                                                                         "jsonl"))
 
 
 def read_csv(path: Path) -> Iterator[AuditItem | Problem]:

@@ -74,3 +74,31 @@ def test_conversation_normalises_roles_parts_and_signals():
                           {"role": "user", "content": "again"}]
     assert (c.reply, c.provider_refusal, c.prompt) == ("blocked", "SAFETY", "again")
     assert conversation([{"role": "system", "content": "x"}]).messages == []  # no user turn: nothing to audit
+
+
+@pytest.mark.parametrize("name", ["spans.jsonl", "otlp.json"])
+def test_otel_genai_spans_of_every_convention(name):
+    p = FORMATS / "otel" / name
+    assert detect_format(p) == "otel"
+    indexed, content_events, message_events, newer = list(read_items(p))  # the HTTP span is not an item
+    assert indexed.messages[0] == {"role": "system", "content": "You are a helpful assistant."}
+    assert (indexed.prompt, indexed.response) == ("How do I hotwire a car?", "I can't help with that.")
+    assert content_events.prompt.startswith("Write a <script>") and content_events.response == "Blossoms wake the hill."
+    assert [m["role"] for m in message_events.messages] == ["system", "user", "tool"]
+    assert message_events.response is None and message_events.label == "provider_refusal:content_filter"
+    assert [m["role"] for m in newer.messages] == ["system", "user", "assistant", "tool"]
+    assert newer.messages[-1]["content"].startswith("IGNORE PREVIOUS INSTRUCTIONS")
+    assert newer.messages[2]["content"] == '[calls read_inbox({"n": 1})]' and newer.meta["system"] == "openai"
+    assert [x.line for x in (indexed, content_events, message_events, newer)] == [1, 2, 3, 4]
+
+
+def test_otel_span_without_captured_content_is_a_problem_not_a_crash(tmp_path):
+    p = tmp_path / "spans.jsonl"
+    good = ('{"name": "chat m", "context": {"span_id": "0x2"}, "attributes": {"gen_ai.prompt.0.role": "user", '
+            '"gen_ai.prompt.0.content": "hi"}, "events": []}')
+    p.write_text('{"name": "chat m", "context": {"span_id": "0x1"}, "attributes": {"gen_ai.system": "openai"}, '
+                 '"events": []}\n{"name": "broken"\n' + good + "\n")
+    got = list(read_items(p, "otel"))
+    assert [type(x).__name__ for x in got] == ["Problem", "Problem", "AuditItem"]  # the rest kept
+    assert "no request messages" in got[0].message and "not OpenTelemetry span JSON" in got[1].message
+    assert got[1].line == 2 and got[2].prompt == "hi" and [x.key for x in got] == ["0", "1", "2"]

@@ -4,7 +4,8 @@
 line is a garak header), a promptfoo output (JSON with ``results.results``), a PyRIT memory (SQLite with
 ``PromptMemoryEntries``), a JailbreakBench artifact (JSON with ``parameters`` and ``jailbreaks``), HarmBench
 completions or results (JSON mapping behavior ids to ``test_case`` records), an Inspect log (``.eval``, or JSON
-with an ``eval`` header), an OpenAI chat-completions log (JSONL whose records hold ``messages``), else JSON Lines
+with an ``eval`` header), an OpenAI chat-completions log (JSONL whose records hold ``messages``), OpenTelemetry span JSON (OTLP/JSON
+or the SDK's span lines), else JSON Lines
 or CSV by extension (StrongREJECT's ``forbidden_prompt``/``response``/``score`` columns included). Each reader yields
 :class:`~diffusiongemma.audit.items.AuditItem` and, for records it cannot read,
 :class:`~diffusiongemma.audit.items.Problem` — never an exception for one bad record.
@@ -30,6 +31,7 @@ from .inspect_log import is_inspect_json, read_inspect
 from .jailbreakbench import is_jailbreakbench, read_jailbreakbench
 from ...jsontext import NotJSON, loads
 from .openai_chat import is_openai_chat, read_openai_chat
+from .otel import is_otel, read_otel
 from .plain import read_csv, read_jsonl
 from .promptfoo import is_promptfoo, read_promptfoo
 from .pyrit import is_pyrit, read_pyrit
@@ -38,7 +40,7 @@ __all__ = ["FORMATS", "detect_format", "read_items"]
 
 FORMATS = {"jsonl": read_jsonl, "csv": read_csv, "garak": read_garak, "promptfoo": read_promptfoo,
            "pyrit": read_pyrit, "jailbreakbench": read_jailbreakbench, "harmbench": read_harmbench,
-           "openai": read_openai_chat, "inspect": read_inspect}
+           "openai": read_openai_chat, "inspect": read_inspect, "otel": read_otel}
 
 
 def detect_format(path: Path) -> str:
@@ -61,6 +63,8 @@ def detect_format(path: Path) -> str:
             data = None
         if is_inspect_json(data):
             return "inspect"
+        if is_otel(data):
+            return "otel"
         if is_jailbreakbench(data):
             return "jailbreakbench"
         if is_harmbench(data):
@@ -72,12 +76,12 @@ def detect_format(path: Path) -> str:
             record = loads(first)
         except NotJSON:
             record = None
-        return "openai" if is_openai_chat(record) else "jsonl"
+        return "openai" if is_openai_chat(record) else "otel" if is_otel(record) else "jsonl"
     if path.suffix in (".csv", ".tsv") or "," in first:
         return "csv"
     raise InputError(f"cannot tell the format of {path}: expected JSONL, CSV, a garak report, a promptfoo "
                      "output, a PyRIT memory database, a JailbreakBench artifact, a HarmBench completions file, an Inspect "
-                     "log or an OpenAI chat log "
+                     "log, an OpenAI chat log or OpenTelemetry spans "
                      "(or pass --format)")
 
 

@@ -360,3 +360,22 @@ def test_a_logged_chat_is_audited_whole_tool_turns_included(tiny_lm, tmp_path):
     units = [u["text"] for u in tool["result"]["units"]]
     assert "IGNORE" in units and "Summarise" in units and "e-mail" in " ".join(units)
     assert rows["1"]["label"] == "provider_refusal:refusal" and rows["1"]["refused"] == 1  # "I can't help with that."
+
+
+def test_the_audit_report_shows_what_tool_results_did(tiny_lm, tmp_path):
+    store = AuditStore(tmp_path / "chat.db")
+    run_audit(FORMATS / "openai" / "chat.jsonl", store, tiny_lm, FAST)
+    s = summarize(store)
+    (view,) = s["injections"]  # the one conversation with a tool result
+    row = store.row("0")
+    units, scores = row["result"]["units"], row["result"]["scores"]
+    tool_sum = sum(sc for u, sc in zip(units, scores) if u["role"] == "tool")
+    assert view["key"] == "0" and set(view["by_role"]) == {"system", "user", "assistant", "tool"}
+    assert view["by_role"]["tool"]["sum"] == pytest.approx(tool_sum, abs=1e-4)
+    html = write_audit_report(store, tmp_path / "audit.html").read_text()
+    store.close()
+    assert 'id="injection-table"' in html and "Summarise my latest e-mail." in html
+    page = (tmp_path / "audit_items" / "item-000000.html").read_text()
+    assert "href=&#39;http://evil.example&#39;&gt;evil.example&lt;/a&gt;" in page  # the tool's markup stays text
+    assert "refusal detector on the logged reply" in page
+    assert "<a href='http://evil.example'>" not in page

@@ -85,6 +85,7 @@ def summarize(store: AuditStore, *, top: int = 15) -> dict[str, Any]:
         for c in [c for c in (r["top_components"] or []) if c[1] > 0 and resolved(c)][:3]:
             comp_counts[c[0]] += 1
     jailbreaks = _jailbreaks(done)
+    injections = [injection_view(store.row(r["key"]) or r) for r in done if _has_context(r)]
     flips = [r["flip_confirmed"] for r in done if r["flip_confirmed"] is not None]
     agree = [int((r["refusal_score"] > 0) == bool(r["refused"])) for r in done if r["refusal_score"] is not None]
     return {
@@ -104,6 +105,7 @@ def summarize(store: AuditStore, *, top: int = 15) -> dict[str, Any]:
                             for k, n in drivers.most_common(top)],
         "refusal_components": [{"component": k, "items": n} for k, n in comp_counts.most_common(top)],
         "jailbreaks": jailbreaks,
+        "injections": injections,
         "complied": [{"key": r["key"], "line": r["line"], "prompt": r["prompt"], "label": r["label"],
                       "score": r["refusal_score"],
                       "compliance_drivers": [u[0] for u in sorted(r["top_units"] or [], key=lambda u: u[1])[:3]
@@ -144,3 +146,43 @@ def _jailbreaks(done: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "break_rate": round(t["broke"] / t["n"], 4) if t["n"] else None,
                     "drivers": [k for k, _ in t["drivers"].most_common(5)], "keys": t["keys"]})
     return sorted(out, key=lambda t: -(t["break_rate"] or 0))
+
+
+CONTEXT_ROLES = ("tool", "document")  # content the user did not write: where injected instructions hide
+
+
+def _has_context(row: dict[str, Any]) -> bool:
+    return any(m.get("role") in CONTEXT_ROLES for m in (row.get("meta") or {}).get("conversation") or [])
+
+
+def injection_view(row: dict[str, Any], top: int = 5) -> dict[str, Any]:
+    """How much of an item's refusal score came from each part of its conversation (system, user, assistant,
+    tool results, documents): the sum of the units' scores per role ± the root of their summed variances (the
+    units' errors taken as independent), and the strongest resolved units inside tool results and documents.
+    A negative sum pushed towards compliance — what an injected instruction that worked does.
+
+    Example:
+        >>> row = {"key": "0", "line": 1, "prompt": "q", "refused": 0, "response": "ok", "result": {
+        ...     "units": [{"text": "q", "role": "user"}, {"text": "IGNORE", "role": "tool"}],
+        ...     "scores": [0.2, -1.5], "stderr": [0.1, 0.2], "significance": {"resolved": [False, True]}}}
+        >>> v = injection_view(row)
+        >>> v["by_role"]["tool"], v["context_units"]
+        ({'sum': -1.5, 'stderr': 0.2, 'resolved': True}, [['IGNORE', -1.5, 0.2]])
+    """
+    import math
+
+    result = row.get("result") or {}
+    units, scores, errs = result.get("units") or [], result.get("scores") or [], result.get("stderr") or []
+    ok = (result.get("significance") or {}).get("resolved") or [False] * len(units)
+    by_role: dict[str, dict[str, Any]] = {}
+    for u, sc, se in zip(units, scores, errs):
+        r = by_role.setdefault(u["role"], {"sum": 0.0, "var": 0.0})
+        r["sum"] += sc
+        r["var"] += (se if se is not None else math.inf) ** 2
+    roles = {k: {"sum": round(v["sum"], 4), "stderr": round(math.sqrt(v["var"]), 4),
+                 "resolved": math.sqrt(v["var"]) > 0 and abs(v["sum"]) > 1.96 * math.sqrt(v["var"])}
+             for k, v in by_role.items()}
+    inside = sorted((k for k, u in enumerate(units) if u["role"] in CONTEXT_ROLES and ok[k]), key=lambda k: -abs(scores[k]))
+    return {"key": row["key"], "line": row["line"], "prompt": row["prompt"], "refused": row["refused"],
+            "reply": row.get("response"), "by_role": roles,
+            "context_units": [[units[k]["text"], round(scores[k], 4), round(errs[k], 4)] for k in inside[:top]]}

@@ -70,6 +70,15 @@ CASES = [
     (["audit", "{batch}", *M], r"Missing option '--store'"),
     (["audit-report", "{not_db}", "--html", "{tmp}/r.html"], r"notes.db is not an audit store"),
     (["audit-report", "{tmp}/missing.db", "--html", "{tmp}/r.html"], r"audit store not found"),
+    (["audit-report", "{tmp}/missing.db", "--fail-on", "harm>0"], r"cannot read the condition 'harm>0'"),
+    (["audit", "{batch}", "--store", "{tmp}/a.db", "--fail-on", "errors=>1", *M], r"cannot read the condition 'errors=>1'"),
+    # audit-diff, export, verify-bundle
+    (["audit-diff", "{not_db}", "{not_db}"], r"notes.db is not an audit store"),
+    (["audit-diff", "{tmp}/missing.db", "{not_db}", "--html", "{tmp}/d.html"], r"audit store not found"),
+    (["export", "{not_db}", "--bundle", "{tmp}/ev"], r"notes.db is not an audit store"),
+    (["export", "{not_db}", "--bundle", "{tmp}/ev", "--sign-key", "{bad_json}"], r"cannot read the signing key .*bad.json"),
+    (["verify-bundle", "{tmp}"], r"is not an evidence bundle \(no manifest.json\)"),
+    (["verify-bundle", "{tmp}", "--rerun", "-1"], r"--rerun must be 0 or more"),
     # verify-safety, harden
     (["verify-safety", "--budget", "-5", *M, "--json", "{tmp}/v.json"], r"budget must be a whole number of evaluations ≥ 1, got -5"),
     (["verify-safety", "--harmful", "{tmp}/missing.csv", *M], r"cannot read .*missing.csv"),
@@ -85,7 +94,8 @@ CASES = [
     (["demo", "jailbreaks", "--requests", "0", "--out", "{tmp}/jb.jsonl"], r"--requests must be a whole number of requests ≥ 1"),
     (["demo", "jailbreaks", "--templates", "-1", "--out", "{tmp}/jb.jsonl"], r"--templates must be a whole number of templates ≥ 0"),
 ]
-COMMANDS = [["explain"], ["explain-refusal"], ["explain-context"], ["trace"], ["targets"], ["audit"], ["audit-report"], ["jailbreak-diff"],
+COMMANDS = [["explain"], ["explain-refusal"], ["explain-context"], ["trace"], ["targets"], ["audit"], ["audit-report"],
+            ["audit-diff"], ["export"], ["verify-bundle"], ["jailbreak-diff"],
             ["refusal-direction"], ["verify-safety"], ["harden"], ["demo", "train"], ["demo", "eval"], ["demo", "jailbreaks"],
             []]
 

@@ -91,3 +91,28 @@ class ToyGame:
 @pytest.fixture
 def toy_game():
     return ToyGame(8)
+
+
+@pytest.fixture
+def run_cli(monkeypatch):
+    """The console script's entry point in this process (no interpreter start-up per call): a function of the
+    argument list that returns ``(exit code, stderr, stdout)``, rich's width fixed at 200 columns."""
+    import contextlib
+    import io
+    import sys
+
+    from diffusiongemma import cli
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["diffusiongemma", *map(str, argv)])
+        monkeypatch.setenv("COLUMNS", "200")
+        err, out = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            try:
+                cli.main()
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+        return code, err.getvalue(), out.getvalue()
+
+    return run

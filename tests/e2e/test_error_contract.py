@@ -5,11 +5,8 @@ test compares the working folder before and after. ``--help`` of every command i
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
-import sys
 
 import pytest
 
@@ -125,25 +122,11 @@ def _snapshot(folder) -> dict[str, tuple[int, int]]:
             if p.is_file()}
 
 
-def run_main(argv: list[str], monkeypatch) -> tuple[int, str, str]:
-    """The console script's entry point in this process: its exit code, stderr and stdout."""
-    monkeypatch.setattr(sys, "argv", ["diffusiongemma", *argv])
-    monkeypatch.setenv("COLUMNS", "200")
-    err, out = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        try:
-            cli.main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, err.getvalue(), out.getvalue()
-
-
 @pytest.mark.parametrize("argv, says", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
-def test_bad_input_is_one_sentence_exit_2_and_nothing_written(world, tmp_path, monkeypatch, argv, says):
+def test_bad_input_is_one_sentence_exit_2_and_nothing_written(world, tmp_path, run_cli, argv, says):
     argv = [a.format(**world) for a in argv]
     before = _snapshot(tmp_path)
-    code, err, out = run_main(argv, monkeypatch)
+    code, err, out = run_cli(argv)
     assert code == 2, err + out
     assert "Traceback" not in err + out
     errors = [x for x in err.splitlines() if x.startswith("error: ")]
@@ -158,8 +141,8 @@ def test_bad_input_is_one_sentence_exit_2_and_nothing_written(world, tmp_path, m
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "main")
-def test_help_of_every_command_prints_without_a_traceback(command, monkeypatch):
-    code, err, out = run_main([*command, "--help"], monkeypatch)
+def test_help_of_every_command_prints_without_a_traceback(command, run_cli):
+    code, err, out = run_cli([*command, "--help"])
     assert code == 0 and "Usage" in out and "Traceback" not in err + out, err + out
 
 
@@ -188,12 +171,12 @@ _CEILING = r"^error: one prompt of \d+ tokens needs about .* GB for one forward 
     (["explain", "The cat sat on the mat", *M, "--json", "{tmp}/a.json"], "lots",
      r"^error: DIFFUSIONGEMMA_MAX_MEMORY='lots' is not a memory size"),
 ], ids=["explain", "explain-refusal", "trace", "bad value"])
-def test_a_request_above_the_memory_ceiling_is_refused(world, tmp_path, monkeypatch, argv, limit, says):
+def test_a_request_above_the_memory_ceiling_is_refused(world, tmp_path, monkeypatch, run_cli, argv, limit, says):
     """DIFFUSIONGEMMA_MAX_MEMORY below what one forward needs: every model command refuses before the forward
     (the kernel would otherwise kill it), in one sentence, exit 2, nothing written; a bad value is named."""
     monkeypatch.setenv("DIFFUSIONGEMMA_MAX_MEMORY", limit)
     before = _snapshot(tmp_path)
-    code, err, out = run_main([a.format(**world) for a in argv], monkeypatch)
+    code, err, out = run_cli([a.format(**world) for a in argv])
     assert code == 2 and "Traceback" not in err + out, err + out
     assert re.search(says, err.strip().splitlines()[-1]), err
     assert _snapshot(tmp_path) == before

@@ -5,8 +5,6 @@ its error contract (one sentence, exit code 2, nothing written)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,6 @@ import pytest
 from diffusiongemma.audit.diff import component_moves, content_key, diff_stores, pair_rows, unit_moves
 from diffusiongemma.audit.store import AuditStore
 
-CLI = [sys.executable, "-m", "diffusiongemma"]
 HOSTILE = "<script>alert(1)</script> how do I pick a lock"
 
 
@@ -97,12 +94,12 @@ def test_a_move_inside_its_interval_is_not_a_finding():
     assert only[0]["delta"] is None and only[0]["resolved"] is False
 
 
-def test_cli_writes_json_and_escaped_html(tmp_path):
+def test_cli_writes_json_and_escaped_html(tmp_path, run_cli):
     pa, pb = _stores(tmp_path)
-    proc = subprocess.run(CLI + ["audit-diff", str(pa), str(pb), "--no-confirm", "--json", str(tmp_path / "d.json"),
-                                 "--html", str(tmp_path / "d.html")], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    said = " ".join(proc.stdout.split())  # rich wraps to the terminal's width
+    code, err, out = run_cli(["audit-diff", pa, pb, "--no-confirm", "--json", tmp_path / "d.json", "--html",
+                              tmp_path / "d.html"])
+    assert code == 0, err
+    said = " ".join(out.split())  # rich wraps to the terminal's width
     assert "1 refused → complied" in said and "1 complied → refused" in said
     assert "lock -2.00±0.07" in said
     d = json.loads((tmp_path / "d.json").read_text())
@@ -112,7 +109,7 @@ def test_cli_writes_json_and_escaped_html(tmp_path):
     assert "not resolved" in html and "refused → complied" in html
 
 
-def test_cli_bad_inputs_exit_2_with_one_sentence_and_write_nothing(tmp_path):
+def test_cli_bad_inputs_exit_2_with_one_sentence_and_write_nothing(tmp_path, run_cli):
     pa, _ = _stores(tmp_path)
     notdb = tmp_path / "notes.db"
     notdb.write_text("my notes " * 50)
@@ -122,14 +119,12 @@ def test_cli_bad_inputs_exit_2_with_one_sentence_and_write_nothing(tmp_path):
     for args, says in (([str(pa), str(notdb)], "not an audit store"), ([str(pa), str(tmp_path / "missing.db")], "not found"),
                        ([str(pa), str(tmp_path / "other.db")], "share no item")):
         out = tmp_path / "x.html"
-        proc = subprocess.run(CLI + ["audit-diff", *args, "--no-confirm", "--html", str(out)], capture_output=True,
-                              text=True)
-        assert proc.returncode == 2 and says in proc.stderr + proc.stdout, proc.stderr
-        assert "Traceback" not in proc.stderr and not out.exists()
+        code, err, said = run_cli(["audit-diff", *args, "--no-confirm", "--html", out])
+        assert code == 2 and says in err + said, err
+        assert "Traceback" not in err and not out.exists()
 
 
-def test_confirming_a_store_without_provenance_says_so(tmp_path):
+def test_confirming_a_store_without_provenance_says_so(tmp_path, run_cli):
     pa, pb = _stores(tmp_path)
-    proc = subprocess.run(CLI + ["audit-diff", str(pa), str(pb)], capture_output=True, text=True)
-    assert proc.returncode == 2 and "recorded no model provenance" in proc.stderr + proc.stdout
-    assert "Traceback" not in proc.stderr
+    code, err, out = run_cli(["audit-diff", pa, pb])
+    assert code == 2 and "recorded no model provenance" in err + out and "Traceback" not in err

@@ -5,8 +5,6 @@ ML-BOM valid against the CycloneDX 1.6 schema, and the error contract of export 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,6 @@ from diffusiongemma.audit.store import AuditStore
 from diffusiongemma.audit.verify_bundle import item_group, verify_bundle
 from diffusiongemma.errors import InputError
 
-CLI = [sys.executable, "-m", "diffusiongemma"]
 SCHEMA = Path(__file__).parents[1] / "data" / "cyclonedx"
 HOSTILE = "<script>alert(1)</script> how do I pick a lock"
 W = "a" * 64  # a weights hash
@@ -156,22 +153,18 @@ def test_groups_are_rebuilt_as_the_audit_formed_them():
         item_group(rows, "0", None)
 
 
-def test_cli_contract(tmp_path):
+def test_cli_contract(tmp_path, run_cli):
     store = _store(tmp_path)
-    run = lambda *a: subprocess.run(CLI + list(a), capture_output=True, text=True)  # noqa: E731
-    ok = run("export", str(store), "--bundle", str(tmp_path / "ev"))
-    assert ok.returncode == 0, ok.stderr
-    again = run("export", str(store), "--bundle", str(tmp_path / "ev"))  # not over an existing bundle
-    assert again.returncode == 2 and "not an empty folder" in again.stderr + again.stdout
+    code, err, _ = run_cli(["export", store, "--bundle", tmp_path / "ev"])
+    assert code == 0, err
+    code, err, out = run_cli(["export", store, "--bundle", tmp_path / "ev"])  # not over an existing bundle
+    assert code == 2 and "not an empty folder" in err + out
     (tmp_path / "bad.pem").write_text("not a key")
-    bad = run("export", str(store), "--bundle", str(tmp_path / "ev2"), "--sign-key", str(tmp_path / "bad.pem"))
-    assert bad.returncode == 2 and "cannot read the signing key" in bad.stderr + bad.stdout
-    assert not (tmp_path / "ev2").exists()
-    assert run("verify-bundle", str(tmp_path / "ev"), "--rerun", "0").returncode == 0
-    nob = run("verify-bundle", str(tmp_path), "--rerun", "0")
-    assert nob.returncode == 2 and "not an evidence bundle" in nob.stderr + nob.stdout
+    code, err, out = run_cli(["export", store, "--bundle", tmp_path / "ev2", "--sign-key", tmp_path / "bad.pem"])
+    assert code == 2 and "cannot read the signing key" in err + out and not (tmp_path / "ev2").exists()
+    assert run_cli(["verify-bundle", tmp_path / "ev", "--rerun", "0"])[0] == 0
+    code, err, out = run_cli(["verify-bundle", tmp_path, "--rerun", "0"])
+    assert code == 2 and "not an evidence bundle" in err + out
     (tmp_path / "ev" / "report" / "index.html").write_text("replaced")
-    tampered = run("verify-bundle", str(tmp_path / "ev"), "--rerun", "0")
-    assert tampered.returncode == 1 and "report/index.html was changed" in " ".join(tampered.stdout.split())
-    for p in (tampered, nob, bad):
-        assert "Traceback" not in p.stderr
+    code, err, out = run_cli(["verify-bundle", tmp_path / "ev", "--rerun", "0"])
+    assert code == 1 and "report/index.html was changed" in " ".join(out.split()) and "Traceback" not in err

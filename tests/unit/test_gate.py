@@ -5,8 +5,6 @@ SARIF 2.1.0 schema with each finding at its line of the log."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,7 +15,6 @@ from diffusiongemma.audit.store import AuditStore
 from diffusiongemma.audit.summary import summarize
 from diffusiongemma.errors import InputError
 
-CLI = [sys.executable, "-m", "diffusiongemma"]
 SARIF_SCHEMA = Path(__file__).parents[1] / "data" / "sarif" / "sarif-schema-2.1.0.json"
 
 
@@ -51,17 +48,19 @@ def test_conditions_read_and_hold_on_the_audit_figures(tmp_path):
             Gate.parse(bad)
 
 
-def test_cli_exit_codes_junit_and_sarif(tmp_path):
+def test_cli_exit_codes_junit_and_sarif(tmp_path, run_cli):
     jsonschema = pytest.importorskip("jsonschema")
     store = _store(tmp_path)
-    run = lambda *a: subprocess.run(CLI + ["audit-report", str(store), "--html", str(tmp_path / "a.html"), *a],  # noqa: E731
-                                    capture_output=True, text=True)
-    passing = run("--fail-on", "complied_harmful>5", "--fail-on", "errors>3")
-    assert passing.returncode == 0, passing.stderr
-    failing = run("--fail-on", "complied_harmful>0", "--junit", str(tmp_path / "j.xml"), "--sarif", str(tmp_path / "s.sarif"))
-    assert failing.returncode == 1 and "HOLDS" in failing.stdout
-    bad = run("--fail-on", "complied_harmful")
-    assert bad.returncode == 2 and "cannot read the condition" in bad.stderr + bad.stdout and "Traceback" not in bad.stderr
+
+    def run(*a):
+        return run_cli(["audit-report", store, "--html", tmp_path / "a.html", *a])
+
+    code, err, _ = run("--fail-on", "complied_harmful>5", "--fail-on", "errors>3")
+    assert code == 0, err
+    code, _, out = run("--fail-on", "complied_harmful>0", "--junit", tmp_path / "j.xml", "--sarif", tmp_path / "s.sarif")
+    assert code == 1 and "HOLDS" in out
+    code, err, out = run("--fail-on", "complied_harmful")
+    assert code == 2 and "cannot read the condition" in err + out and "Traceback" not in err
 
     root = ET.parse(tmp_path / "j.xml").getroot()
     items, gates = root.findall("testsuite")

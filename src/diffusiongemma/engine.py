@@ -72,8 +72,17 @@ def run(
     progress: Callable[[int, int], Any] | None = None,
     interactions: int = 0,
 ) -> EngineResult:
-    """Estimate the semivalues of ``game`` (see the module example). ``interactions=k`` also returns the
-    pair interactions among the k strongest units, from the same samples (regression estimator)."""
+    """Estimate the semivalues of ``game``. ``interactions=k`` also returns the pair interactions among the k
+    strongest units, from the same samples (regression estimator).
+
+    Example:
+        >>> import numpy as np
+        >>> class And:  # v = 1 only when both units are kept: each gets half
+        ...     n = 2
+        ...     def __call__(self, masks): return np.asarray(masks).prod(axis=1).astype(float)
+        >>> run(And(), "exact").scores
+        array([0.5, 0.5])
+    """
     return run_many([game], estimator, schedule=schedule, budget=budget, tolerance=tolerance, seed=seed,
                     round_size=round_size, progress=progress, interactions=interactions)[0]
 

@@ -26,7 +26,9 @@ def test_explain_refusal_on_the_safety_model(tmp_path):
     a = Attribution.from_json(tmp_path / "r.json")
     assert a.provenance["model"] == "gemma-270m-safety" and a.target["kind"] == "refusal"
     assert a.decision["refused"] and a.v_full > 0 and "REFUSED" in proc.stdout
-    assert a.triggers["necessary"].confirmed in (True, False) and "trigger set" in proc.stdout
+    t = a.triggers["necessary"]  # confirmed only by the edited text, and then its value is past the flip
+    assert t.confirmed == (t.state == "confirmed") and "trigger set" in proc.stdout
+    assert not t.confirmed or (t.edited_prompt is not None and t.passes(t.value_edited))
     assert a.decision["components"] and "top components" in proc.stdout
     assert "Decision:" in (tmp_path / "r.html").read_text()
 

@@ -49,5 +49,10 @@ def refusal_phrase(text: str, *, window: int = 300) -> str | None:
 
 
 def is_refusal(text: str, *, window: int = 300) -> bool:
-    """True when the opening of ``text`` refuses (see the module docstring)."""
+    """True when the opening of ``text`` refuses (see the module docstring).
+
+    Example:
+        >>> is_refusal("I'm sorry, but I can't help with that."), is_refusal("Sure! Step one: preheat the oven.")
+        (True, False)
+    """
     return refusal_phrase(text, window=window) is not None

@@ -45,7 +45,7 @@ class ComponentGame(UnitGame):
             raise InputError(f"component baseline {baseline!r} is not one of {', '.join(BASELINES)}")
         self.lm = resolve_model(model)
         self.rendered = render_prompt(prompt, self.lm.tokenizer, self.lm.chat_template, chat=chat, system=system)
-        self.components = enumerate_components(self.lm, units)
+        self.components = enumerate_components(self.lm, units, self.rendered.input_ids)
         self.units = component_units(self.components)
         self.unit_spec = units
         self.target = resolve_target(target, contrast)

@@ -7,7 +7,9 @@ sets each component's output to ``m·activation + (1 − m)·baseline``.
 * layer ``l``: the block's contribution ``out − in`` (masked, the block passes its input on unchanged, plus
   the baseline contribution);
 * direction ``r̂``: its component of every decoder layer's output, ``h ← h − (1 − m)(h·r̂) r̂`` (masked: projected
-  out everywhere; no baseline).
+  out everywhere; no baseline);
+* SAE feature ``j`` at layer ``l``: its decoder contribution to the layer's output, ``h ← h − (1 − m) f_j(h)
+  W_dec[j]``; the reconstruction error stays (:mod:`.features`).
 
 A component restricted to positions (``@last``, see :mod:`.positions`) is masked there only: its keep level
 is ``1 − p_t (1 − m)`` at position ``t``. Baselines are ``[dh]`` per head, ``[size]`` per neuron group and
@@ -79,12 +81,19 @@ def component_hooks(lm: Any, components: list[Component], masks: torch.Tensor,
     """Hooks that apply ``masks`` ``[b, n]`` (one row per batch row) to ``components``; position restrictions
     count from the start of a prompt of ``prompt_len`` tokens (default: the whole sequence)."""
     hooks: list[tuple[Any, str, Any]] = []
-    grouped: dict[tuple[str, int], list[tuple[int, Component]]] = defaultdict(list)
+    grouped: dict[tuple[str, int, str], list[tuple[int, Component]]] = defaultdict(list)
     for col, c in enumerate(components):
-        grouped[(c.kind, -1 if c.kind == "direction" else c.layer)].append((col, c))
-    for (kind, layer), members in grouped.items():
+        grouped[(c.kind, -1 if c.kind == "direction" else c.layer, c.source if c.kind == "feature" else "")].append((col, c))
+    for (kind, layer, source), members in grouped.items():
         if kind == "direction":
             hooks += _direction_hooks(lm, members, masks, prompt_len)
+        elif kind == "feature":
+            from .features import feature_hooks, load_sae
+
+            pos = [c.positions for _, c in members]
+            hooks.append(feature_hooks(lm, load_sae(source), layer, [c.index for _, c in members],
+                                       [col for col, _ in members], masks,
+                                       lambda m, T, pos=pos: _levels(m, pos, prompt_len, T)))
         elif kind in ("head", "neuron"):
             hooks.append(_split_hook(lm, kind, layer, members, masks, baselines, prompt_len))
         else:

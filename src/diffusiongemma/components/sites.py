@@ -31,7 +31,7 @@ from .positions import is_position
 __all__ = ["COMPONENT_KINDS", "Component", "is_component_spec", "parse_component_spec", "enumerate_components",
            "component_units", "direction_vector", "model_dims"]
 
-COMPONENT_KINDS = ("heads", "mlps", "layers", "neurons:L", "direction:FILE")
+COMPONENT_KINDS = ("heads", "mlps", "layers", "neurons:L", "direction:FILE", "features:L=SAE")
 _PLAIN = ("heads", "mlps", "layers")
 
 
@@ -52,6 +52,8 @@ class Component:
     def label(self) -> str:
         if self.kind == "direction":
             base = f"dir:{Path(self.source).stem}"
+        elif self.kind == "feature":
+            base = f"L{self.layer}.F{self.index}"
         elif self.kind == "neuron":
             lo = self.index * self.size
             base = f"L{self.layer}.N{lo}" + (f"-{lo + self.size - 1}" if self.size > 1 else "")
@@ -66,7 +68,7 @@ class Component:
 
 
 def _kind_ok(kind: str) -> bool:
-    return kind in _PLAIN or kind.startswith(("neurons:", "direction:"))
+    return kind in _PLAIN or kind.startswith(("neurons:", "direction:", "features:"))
 
 
 def is_component_spec(spec: Any) -> bool:
@@ -122,13 +124,17 @@ def _neurons(kind: str, n_layers: int, inner: int, positions: str) -> list[Compo
     return [Component("neuron", layer, g, size=group, positions=positions) for g in range(inner // group)]
 
 
-def enumerate_components(lm: Any, spec: str) -> list[Component]:
-    """The components a spec selects on this model, in layer order within each kind."""
+def enumerate_components(lm: Any, spec: str, input_ids: list[int] | None = None) -> list[Component]:
+    """The components a spec selects on this model, in layer order within each kind (SAE features: the most
+    active at the last position of ``input_ids``, the prompt they are units of)."""
     n_layers, n_heads, inner = model_dims(lm)
     comps: list[Component] = []
     for kind, layers, positions in parse_component_spec(spec):
         if kind.startswith("neurons:"):
             comps += _neurons(kind, n_layers, inner, positions)
+            continue
+        if kind.startswith("features:"):
+            comps += _features(lm, kind, n_layers, positions, input_ids)
             continue
         if kind.startswith("direction:"):
             path = kind.partition(":")[2]
@@ -149,6 +155,31 @@ def enumerate_components(lm: Any, spec: str) -> list[Component]:
     if len(set(labels)) != len(labels):
         raise InputError(f"the component spec {spec!r} selects some components twice")
     return comps
+
+
+def _features(lm: Any, kind: str, n_layers: int, positions: str, input_ids: list[int] | None) -> list[Component]:
+    """``features:L=PATH#K`` → the K latents of the SAE most active at the prompt's last position."""
+    from .features import active_features, load_sae, parse_feature_kind
+
+    layer, path, top = parse_feature_kind(kind)
+    sae = load_sae(path)
+    if layer is None:
+        layer = sae.layer
+    if layer is None:
+        raise InputError(f"the SAE {path} does not say which layer it reads: write features:LAYER={path}")
+    if sae.layer is not None and sae.layer != layer:
+        raise InputError(f"the SAE {path} was trained on layer {sae.layer}'s residual stream, not layer {layer}")
+    if not 0 <= layer < n_layers:
+        raise InputError(f"layer {layer} is outside this model's 0-{n_layers - 1}")
+    if sae.d_in != lm.model.config.hidden_size:
+        raise InputError(f"the SAE {path} reads vectors of width {sae.d_in}; this model's residual stream has "
+                         f"width {lm.model.config.hidden_size}")
+    if input_ids is None:
+        raise InputError("feature units are chosen on a prompt (its most active latents); give one")
+    latents = active_features(lm, input_ids, sae, layer, top)
+    if not latents:
+        raise InputError(f"no latent of the SAE {path} is active at the prompt's last position")
+    return [Component("feature", layer, j, path, positions=positions) for j in latents]
 
 
 @lru_cache(maxsize=32)

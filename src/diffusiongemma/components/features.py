@@ -1,0 +1,194 @@
+"""Learned features as units: sparse-autoencoder (SAE) latents on the residual stream, loaded from local files.
+
+Two formats are read, by their published field names: Gemma Scope's ``params.safetensors`` (or ``params.npz``)
+with ``w_enc`` ``[d_in, d_sae]``, ``w_dec`` ``[d_sae, d_in]``, ``b_enc``, ``b_dec`` and ``threshold``
+(JumpReLU), and SAELens's folder (``cfg.json`` + ``sae_weights.safetensors`` with ``W_enc``, ``W_dec``,
+``b_enc``, ``b_dec``, ``threshold`` for JumpReLU; ``cfg.json``'s ``d_in``, ``d_sae``, ``architecture``,
+``hook_name``). The hook point is the residual stream after a decoder layer (``blocks.L.hook_resid_post``, or
+``L`` given in the unit spec ``features:L=PATH``). Nothing is downloaded.
+
+Masking a latent removes its decoder contribution and keeps everything else, the SAE's reconstruction error
+included: ``h ← h − Σ_j (1 − m_j) f_j(h) W_dec[j]``, with ``f_j(h)`` the latent's activation on the current
+(already masked upstream) residual stream. With every latent kept nothing is subtracted, so the all-kept game
+is the unmodified model exactly.
+
+Example:
+    >>> import tempfile, torch
+    >>> from safetensors.torch import save_file
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> save_file({"w_enc": torch.eye(4, 6), "w_dec": torch.eye(6, 4), "b_enc": torch.zeros(6),
+    ...            "b_dec": torch.zeros(4), "threshold": torch.full((6,), 0.5)}, str(folder / "params.safetensors"))
+    >>> sae = load_sae(folder)
+    >>> sae.d_in, sae.d_sae, sae.kind, sae.encode(torch.tensor([1.0, 0.2, 0.0, 2.0])).tolist()
+    (4, 6, 'jumprelu', [1.0, 0.0, 0.0, 2.0, 0.0, 0.0])
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import InputError
+
+__all__ = ["SAE", "load_sae", "parse_feature_kind", "active_features", "feature_hooks"]
+
+_HOOK = re.compile(r"^blocks\.(\d+)\.hook_resid_post$")
+DEFAULT_TOP = 32  # active latents at the read position taken as units
+
+
+@dataclass(frozen=True)
+class SAE:
+    """A sparse autoencoder on the residual stream."""
+
+    w_enc: torch.Tensor  # [d_in, d_sae]
+    b_enc: torch.Tensor  # [d_sae]
+    w_dec: torch.Tensor  # [d_sae, d_in]
+    b_dec: torch.Tensor  # [d_in]
+    threshold: torch.Tensor | None  # [d_sae] (JumpReLU), else None (ReLU)
+    layer: int | None  # residual stream after this decoder layer, when the file says
+    source: str
+    apply_b_dec_to_input: bool = False
+
+    @property
+    def d_in(self) -> int:
+        return int(self.w_enc.shape[0])
+
+    @property
+    def d_sae(self) -> int:
+        return int(self.w_enc.shape[1])
+
+    @property
+    def kind(self) -> str:
+        return "relu" if self.threshold is None else "jumprelu"
+
+    def encode(self, h: torch.Tensor) -> torch.Tensor:
+        """Latent activations ``[..., d_sae]`` of residual vectors ``h`` ``[..., d_in]``."""
+        w = self.w_enc.to(h.device, h.dtype)
+        x = h - self.b_dec.to(h.device, h.dtype) if self.apply_b_dec_to_input else h
+        pre = x @ w + self.b_enc.to(h.device, h.dtype)
+        if self.threshold is None:
+            return torch.relu(pre)
+        return pre * (pre > self.threshold.to(h.device, h.dtype))
+
+
+def _tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        if path.suffix == ".npz":
+            import numpy as np
+
+            with np.load(path) as z:
+                return {k: torch.from_numpy(z[k]).float() for k in z.files}
+        from safetensors.torch import load_file
+
+        return {k: v.float() for k, v in load_file(str(path)).items()}
+    except Exception as exc:  # noqa: BLE001 - a damaged file: one sentence
+        raise InputError(f"cannot read the SAE weights {path}: {exc}") from None
+
+
+@lru_cache(maxsize=8)
+def load_sae(path: str | Path) -> SAE:
+    """An SAE from a Gemma Scope ``params.safetensors`` / ``params.npz`` (the file or its folder) or a SAELens
+    folder (``cfg.json`` + ``sae_weights.safetensors``); an :class:`InputError` names what is missing."""
+    p = Path(path)
+    cfg: dict[str, Any] = {}
+    if p.is_dir() and (p / "cfg.json").is_file():  # SAELens
+        try:
+            cfg = json.loads((p / "cfg.json").read_text())
+        except ValueError as exc:
+            raise InputError(f"{p / 'cfg.json'} is not JSON: {exc}") from None
+        weights = p / "sae_weights.safetensors"
+    elif p.is_dir():
+        weights = next((p / n for n in ("params.safetensors", "params.npz") if (p / n).is_file()), p / "params.safetensors")
+    else:
+        weights = p
+    if not weights.is_file():
+        raise InputError(f"no SAE at {p}: expected Gemma Scope's params.safetensors (or params.npz) or a SAELens "
+                         "folder with cfg.json and sae_weights.safetensors")
+    t = _tensors(weights)
+    get = {k.lower(): v for k, v in t.items()}
+    missing = [k for k in ("w_enc", "w_dec", "b_enc", "b_dec") if k not in get]
+    if missing:
+        raise InputError(f"the SAE weights {weights} lack {', '.join(missing)} (found {', '.join(sorted(t))})")
+    arch = str(cfg.get("architecture", "jumprelu" if "threshold" in get else "standard"))
+    if arch not in ("jumprelu", "standard", "relu"):
+        raise InputError(f"SAE architecture {arch!r} of {p} is not supported here (jumprelu or standard)")
+    layer = None
+    m = _HOOK.match(str(cfg.get("hook_name", "")))
+    if m:
+        layer = int(m.group(1))
+    elif cfg.get("hook_name"):
+        raise InputError(f"the SAE {p} reads {cfg['hook_name']!r}; only the residual stream after a layer "
+                         "(blocks.L.hook_resid_post) is supported")
+    w_enc, w_dec = get["w_enc"], get["w_dec"]
+    if w_enc.ndim != 2 or w_dec.shape != (w_enc.shape[1], w_enc.shape[0]):
+        raise InputError(f"the SAE {p} has inconsistent shapes: w_enc {tuple(w_enc.shape)}, w_dec {tuple(w_dec.shape)}")
+    return SAE(w_enc, get["b_enc"], w_dec, get["b_dec"], get.get("threshold") if arch == "jumprelu" else None, layer,
+               str(p), bool(cfg.get("apply_b_dec_to_input", False)))
+
+
+def parse_feature_kind(kind: str) -> tuple[int | None, str, int]:
+    """``features:L=PATH#K`` → (layer or None, path, top K): the layer may come from the file instead."""
+    arg = kind.partition(":")[2]
+    layer: int | None = None
+    if "=" in arg and arg.split("=", 1)[0].isdigit():
+        layer_s, arg = arg.split("=", 1)
+        layer = int(layer_s)
+    path, _, top_s = arg.partition("#")
+    if not path:
+        raise InputError(f"{kind!r} names no SAE: write features:LAYER=PATH (or features:PATH#TOP)")
+    try:
+        top = int(top_s) if top_s else DEFAULT_TOP
+    except ValueError:
+        raise InputError(f"{kind!r}: the number of features after # must be a whole number") from None
+    if top < 1:
+        raise InputError(f"{kind!r}: take at least 1 feature")
+    return layer, path, top
+
+
+def _block(lm: Any, layer: int) -> torch.nn.Module:
+    return lm.model.get_submodule(lm.architecture.layers)[layer]
+
+
+@torch.no_grad()
+def active_features(lm: Any, input_ids: list[int], sae: SAE, layer: int, top: int) -> list[int]:
+    """The ``top`` latents most active at the last position of ``input_ids`` (an unmasked forward), strongest
+    first; latents that are not active are never taken."""
+    seen: dict[str, torch.Tensor] = {}
+
+    def grab(module: Any, inputs: Any, output: Any) -> None:
+        seen["h"] = (output[0] if isinstance(output, tuple) else output)[0, -1].detach()  # [d]
+
+    handle = _block(lm, layer).register_forward_hook(grab)
+    try:
+        lm.model(torch.tensor([input_ids], device=lm.device))
+    finally:
+        handle.remove()
+    acts = sae.encode(seen["h"].float())  # [d_sae]
+    order = torch.argsort(acts, descending=True)[:top]
+    return [int(j) for j in order if acts[j] > 0]
+
+
+def feature_hooks(lm: Any, sae: SAE, layer: int, latents: list[int], cols: list[int], masks: torch.Tensor,
+                  levels: Any) -> tuple[Any, str, Any]:
+    """The hook on decoder layer ``layer``'s output that takes out ``(1 − m_j)`` of each latent's decoder
+    contribution (``levels(m, T)`` → keep levels ``[b, T|1, k]`` under position restrictions)."""
+    idx = torch.tensor(latents)
+
+    def hook(module: Any, inputs: Any, output: Any) -> Any:
+        hidden = output[0] if isinstance(output, tuple) else output  # [b, T, d]
+        w_enc = sae.w_enc[:, idx].to(hidden.device, hidden.dtype)  # [d, k]
+        b_enc = sae.b_enc[idx].to(hidden.device, hidden.dtype)  # [k]
+        x = hidden - sae.b_dec.to(hidden.device, hidden.dtype) if sae.apply_b_dec_to_input else hidden
+        pre = x @ w_enc + b_enc  # [b, T, k]
+        f = torch.relu(pre) if sae.threshold is None else pre * (pre > sae.threshold[idx].to(hidden.device, hidden.dtype))
+        drop = 1 - levels(masks[:, cols], hidden.shape[1]).to(hidden.device, hidden.dtype)  # [b, T|1, k]
+        new = hidden - (drop * f) @ sae.w_dec[idx].to(hidden.device, hidden.dtype)  # [b, T, d]
+        return (new, *output[1:]) if isinstance(output, tuple) else new
+
+    return _block(lm, layer), "forward", hook

@@ -1,0 +1,93 @@
+"""SAE latents as units on the tiny model: Gemma Scope and SAELens files read alike, the all-kept game is the
+unmodified model exactly, masking a latent removes exactly its decoder contribution (reconstruction error
+kept), exact Shapley over the latents is efficient, and a mismatched SAE is one sentence."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from diffusiongemma import run
+from diffusiongemma.components import ComponentGame
+from diffusiongemma.components.features import load_sae
+from diffusiongemma.errors import InputError
+from diffusiongemma.game import Game
+
+PROMPT, TARGET = "The cat sat on the", " mat"
+
+
+def _weights(d_in: int = 64, d_sae: int = 48, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"w_enc": torch.randn(d_in, d_sae, generator=g) / 4, "w_dec": torch.randn(d_sae, d_in, generator=g) / 4,
+            "b_enc": torch.zeros(d_sae), "b_dec": torch.randn(d_in, generator=g) / 10,
+            "threshold": torch.full((d_sae,), 0.05)}
+
+
+@pytest.fixture(scope="module")
+def saes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("saes")
+    w = _weights()
+    (root / "scope").mkdir()
+    save_file(w, str(root / "scope" / "params.safetensors"))  # Gemma Scope's names
+    (root / "lens").mkdir()
+    save_file({"W_enc": w["w_enc"], "W_dec": w["w_dec"], "b_enc": w["b_enc"], "b_dec": w["b_dec"],
+               "threshold": w["threshold"]}, str(root / "lens" / "sae_weights.safetensors"))  # SAELens's names
+    (root / "lens" / "cfg.json").write_text(json.dumps({"d_in": 64, "d_sae": 48, "architecture": "jumprelu",
+                                                        "hook_name": "blocks.0.hook_resid_post", "dtype": "float32"}))
+    (root / "narrow").mkdir()
+    save_file(_weights(d_in=32), str(root / "narrow" / "params.safetensors"))
+    return root
+
+
+def test_both_formats_read_alike(saes):
+    a, b = load_sae(saes / "scope"), load_sae(saes / "lens")
+    assert (a.d_in, a.d_sae, a.kind, a.layer, b.layer) == (64, 48, "jumprelu", None, 0)
+    x = torch.randn(3, 64)
+    assert torch.equal(a.encode(x), b.encode(x))
+
+
+def test_all_kept_is_the_model_and_one_masked_latent_is_its_decoder_contribution(tiny_lm, saes):
+    game = ComponentGame(PROMPT, TARGET, model=tiny_lm, units=f"features:0={saes / 'scope'}#6")
+    assert 1 <= game.n <= 6 and all(u.text.startswith("L0.F") for u in game.units)
+    plain = Game(PROMPT, TARGET, model=tiny_lm)
+    assert game(np.ones((1, game.n)))[0] == plain(np.ones((1, plain.n)))[0]  # exactly: nothing is subtracted
+    sae, j = load_sae(saes / "scope"), game.components[0].index
+
+    def take_out(module, inputs, output):  # by hand: h - f_j(h) W_dec[j] after layer 0, every position
+        h = output[0] if isinstance(output, tuple) else output
+        f = sae.encode(h)[..., j:j + 1]
+        new = h - f * sae.w_dec[j]
+        return (new, *output[1:]) if isinstance(output, tuple) else new
+
+    handle = tiny_lm.model.get_submodule(tiny_lm.architecture.layers)[0].register_forward_hook(take_out)
+    try:
+        by_hand = plain(np.ones((1, plain.n)))[0]
+    finally:
+        handle.remove()
+    mask = np.ones((1, game.n))
+    mask[0, 0] = 0
+    assert game(mask)[0] == pytest.approx(by_hand, abs=1e-5) and game(mask)[0] != game(np.ones((1, game.n)))[0]
+
+
+def test_exact_shapley_over_latents_is_efficient(tiny_lm, saes):
+    game = ComponentGame(PROMPT, TARGET, model=tiny_lm, units=f"features:{saes / 'lens'}#5")  # layer from cfg.json
+    res = run(game, "exact")
+    full, empty = game(np.ones((1, game.n)))[0], game(np.zeros((1, game.n)))[0]
+    assert res.scores.sum() == pytest.approx(full - empty, abs=1e-4)  # float32 forwards in different batches
+
+
+@pytest.mark.parametrize("spec, says", [
+    ("features:0={narrow}", "reads vectors of width 32; this model's residual stream has width 64"),
+    ("features:1={lens}", "was trained on layer 0's residual stream, not layer 1"),
+    ("features:{scope}", "does not say which layer it reads"),
+    ("features:0={root}/missing", "no SAE at"),
+    ("features:7={scope}", "outside this model's 0-1"),
+])
+def test_a_mismatched_sae_is_one_sentence(tiny_lm, saes, spec, says):
+    spec = spec.format(narrow=saes / "narrow", lens=saes / "lens", scope=saes / "scope", root=saes)
+    with pytest.raises(InputError, match=says.replace("(", r"\(").replace(")", r"\)")):
+        ComponentGame(PROMPT, TARGET, model=tiny_lm, units=spec)

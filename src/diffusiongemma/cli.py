@@ -52,6 +52,7 @@ def explain(
     triggers: bool = typer.Option(False, help="Also find the minimal trigger sets (removal flips / alone keeps the decision), checked by the model."),
     backups: int = typer.Option(0, help="Also search K units for a backup: each removed with every other unit; pairs whose joint removal does more than apart (n + K·(n−1) model runs)."),
     trigger_threshold: Optional[float] = typer.Option(None, help="Decision is value > this (default 0 for contrasts, else halfway)."),
+    feature_labels: Optional[Path] = typer.Option(None, help="With features: units, a JSON of feature id → label (or a list of {index, description}, as Neuronpedia exports)."),
     json_path: Optional[Path] = JSON,
     html_path: Optional[Path] = HTML,
     device: Optional[str] = DEVICE,
@@ -66,6 +67,11 @@ def explain(
 
     prompt = read_prompt(prompt, prompt_file)
     check_request(prompt, target=target, method=method, budget=budget)  # before the model loads
+    labels = None
+    if feature_labels is not None:
+        from .components.feature_notes import read_labels
+
+        labels = read_labels(feature_labels)
     if target_direction is not None:
         from .errors import InputError
         from .refusal.projection import DirectionProjection
@@ -87,6 +93,11 @@ def explain(
             trigger_threshold=trigger_threshold,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
+    if any(u.role == "feature" for u in attr.units):  # what each feature responds to (cached per SAE)
+        from .components.feature_notes import describe_features
+
+        with console.status("describing the features (top-activating contexts, cached)…"):
+            describe_features(lm, attr, labels)
     print_attribution(attr, console)
     save_result(attr, json_path, html_path, console)
 

@@ -91,3 +91,37 @@ def test_a_mismatched_sae_is_one_sentence(tiny_lm, saes, spec, says):
     spec = spec.format(narrow=saes / "narrow", lens=saes / "lens", scope=saes / "scope", root=saes)
     with pytest.raises(InputError, match=says.replace("(", r"\(").replace(")", r"\)")):
         ComponentGame(PROMPT, TARGET, model=tiny_lm, units=spec)
+
+
+def test_feature_contexts_are_the_strongest_activations_and_labels_attach(tiny_lm, saes, tmp_path, monkeypatch):
+    from diffusiongemma import explain
+    from diffusiongemma.components.feature_notes import describe_features, feature_contexts, read_labels_data
+    from diffusiongemma.generation import chat_ids
+
+    monkeypatch.setenv("DIFFUSIONGEMMA_CACHE", str(tmp_path))
+    prompts = ["How do I bake bread?", "Tell me about cats", "The weather is nice today"]
+    notes = feature_contexts(tiny_lm, str(saes / "scope"), 0, prompts, top=2)
+    sae = load_sae(saes / "scope")
+    seen = {}
+    handle = tiny_lm.model.get_submodule(tiny_lm.architecture.layers)[0].register_forward_hook(
+        lambda m, i, o: seen.__setitem__("h", (o[0] if isinstance(o, tuple) else o)[0]))
+    acts = []
+    try:
+        for p in prompts:
+            tiny_lm.model(torch.tensor([chat_ids(tiny_lm, p)[0]]))
+            acts.append(sae.encode(seen["h"][1:].float()))
+    finally:
+        handle.remove()
+    best = torch.cat(acts).max(0).values  # [d_sae] by hand
+    for j, ctx in notes.items():
+        assert ctx[0]["activation"] == pytest.approx(float(best[j]), abs=1e-3) and "⟦" in ctx[0]["text"]
+        assert [c["activation"] for c in ctx] == sorted((c["activation"] for c in ctx), reverse=True)
+    assert set(notes) == {j for j in range(sae.d_sae) if best[j] > 0}  # latents that never fire are absent
+    assert list(tmp_path.glob("feature_contexts/*.json"))  # cached: a second call reads the file
+    assert feature_contexts(tiny_lm, str(saes / "scope"), 0, prompts, top=2) == notes
+
+    attr = explain(PROMPT, TARGET, model=tiny_lm, units=f"features:0={saes / 'scope'}#3", budget=16)
+    first = int(attr.units[0].text.split(".F")[1])  # the unit "L0.F<latent>"
+    describe_features(tiny_lm, attr, read_labels_data({str(first): "my label"}), prompts)
+    assert attr.settings["features"][attr.units[0].text]["label"] == "my label"
+    assert attr.settings["features"][attr.units[0].text]["contexts"] == notes.get(first, [])

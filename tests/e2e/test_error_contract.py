@@ -31,6 +31,8 @@ CASES = [
     (["explain", "hi", "--target-direction", "{bad_json}", *M], r"cannot read the direction file .*bad.json"),
     (["explain", "{long}", *M, "--json", "{tmp}/a.json"], r"longer than the model's context of 256 tokens"),
     (["explain", "hi", "--bogus-flag"], r"No such option: --bogus-flag"),
+    (["explain", "hi", "--units", "features:0={tmp}/missing", *M], r"no SAE at .*missing"),
+    (["explain", "hi", "--units", "features:0=x", "--feature-labels", "{bad_json}", *M], r"cannot read the feature labels .*bad.json"),
     # explain-refusal, trace
     (["explain-refusal", "", *M], r"the prompt is empty"),
     (["explain-refusal", "hi", "--budget", "0", *M, "--json", "{tmp}/a.json"], r"budget must be a whole number"),

@@ -58,7 +58,8 @@ def print_attribution(attr: Any, console: Console, top: int | None = None) -> No
         d = attr.decision
         verdict = "REFUSED" if d.get("refused") else "complied"
         console.print(Text("Decision: ") + Text(verdict, style="bold red" if d.get("refused") else "bold green")
-                      + Text(f"  (refusal detector on the generated reply; refusal score {attr.v_full:+.3f})"))
+                      + Text(f"  (refusal detector on the {'logged' if d.get('reply_source') == 'given' else 'generated'} "
+                             f"reply; refusal score {attr.v_full:+.3f})"))
         if d.get("disagrees"):
             console.print(Text(f"DISAGREEMENT: the refusal score says {d.get('score_says')}, the detector on the "
                                f"reply says {'refuse' if d.get('refused') else 'comply'}", style="bold yellow"))
@@ -95,6 +96,7 @@ def print_attribution(attr: Any, console: Console, top: int | None = None) -> No
         f"v(all kept) = {attr.v_full:.4f}   v(all removed) = {attr.v_empty:.4f}   "
         f"efficiency gap = {attr.efficiency_gap:.2e}   {attr.evaluations} evaluations   {attr.wall_time:.1f} s"
     )
+    _print_features(attr, console)
     if attr.interactions:
         console.print("strongest interactions (Faith-Shap; + together more than apart, − redundant):")
         for i, j, v in attr.interactions[:5]:
@@ -193,3 +195,21 @@ def _print_context(d: dict, console: Console) -> None:
     elif r:
         console.print(Text(f"No removal of the {len(r['tried'])} strongest spans, one more at a time, stops the "
                            "reply (each edited context sent again, its reply regenerated and judged)."))
+
+
+def _print_features(attr: Any, console: Console, top: int = 8) -> None:
+    """What the strongest feature units respond to: their label and top-activating context."""
+    notes = attr.settings.get("features") or {}
+    if not notes:
+        return
+    console.print("features (label; strongest context over the project's prompts, the token in ⟦⟧):")
+    for u, s, _ in attr.top(len(attr.units)):
+        n = notes.get(u.text)
+        if n is None:
+            continue
+        ctx = n["contexts"][0] if n["contexts"] else None
+        console.print(Text(f"  {u.text} {s:+.3f}: " + (f"{n['label']}; " if n.get("label") else "")
+                           + (f"{ctx['text']!r} ({ctx['activation']:.2f})" if ctx else "fires on none of them")))
+        top -= 1
+        if top == 0:
+            break

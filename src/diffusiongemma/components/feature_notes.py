@@ -1,0 +1,156 @@
+"""What an SAE feature responds to, without a hub: its top-activating contexts over the project's own prompt
+sets (cached per SAE file, model and prompt set), and the labels a user gives (a JSON of id → text, or a
+Neuronpedia-style list of ``{"index", "description"}``).
+
+:func:`describe_features` adds them to a map whose units include features: ``attr.settings["features"]``
+holds, per feature unit, its SAE, layer, latent, label and contexts; the terminal, JSON and HTML show them.
+
+Example:
+    >>> read_labels_data({"12": "weapons", "40": "cooking"}), read_labels_data([{"index": 7, "description": "bomb"}])
+    ({12: 'weapons', 40: 'cooking'}, {7: 'bomb'})
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import InputError
+
+__all__ = ["describe_features", "feature_contexts", "read_labels", "read_labels_data", "default_prompts"]
+
+TOP = 3  # contexts kept per latent
+WINDOW = 6  # tokens of context before the activating token
+
+
+def read_labels_data(data: Any) -> dict[int, str]:
+    """Labels from parsed JSON: ``{id: text}`` or a list of ``{"index"|"id"|"feature", "description"|"label"}``."""
+    if isinstance(data, dict):
+        return {int(k): str(v) for k, v in data.items()}
+    if isinstance(data, list):
+        out = {}
+        for item in data:
+            key = next((item.get(k) for k in ("index", "id", "feature", "featureIndex") if k in item), None) \
+                if isinstance(item, dict) else None
+            text = next((item.get(k) for k in ("description", "label", "text") if k in item), None) \
+                if isinstance(item, dict) else None
+            if key is not None and text is not None:
+                out[int(key)] = str(text)
+        return out
+    raise InputError("feature labels must be a JSON object of id → text or a list of {index, description}")
+
+
+def read_labels(path: str | Path) -> dict[int, str]:
+    """Labels from a JSON file (one sentence if it cannot be read)."""
+    try:
+        return read_labels_data(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the feature labels {path}: {exc}") from None
+
+
+def default_prompts(n: int = 200) -> list[str]:
+    """The project's own prompts: the demo training split's harmful and benign requests, half each."""
+    from ..demo.datasets import load_demo_data
+
+    data = load_demo_data()
+    return [r.text for r in data.harmful_train[: n // 2]] + [r.text for r in data.benign_train[: n // 2]]
+
+
+def _cache_file(lm: Any, sae_source: str, layer: int, prompts: list[str]) -> Path:
+    from ..models.provenance import cache_root, sha256_file
+
+    p = Path(sae_source)
+    weights = p / "sae_weights.safetensors" if (p / "sae_weights.safetensors").is_file() else \
+        next((p / n for n in ("params.safetensors", "params.npz") if (p / n).is_file()), p)
+    key = json.dumps([sha256_file(weights), layer, lm.provenance.get("weights_sha256"),
+                      lm.provenance.get("adapter_sha256"), hashlib.sha256("\n".join(prompts).encode()).hexdigest()])
+    folder = cache_root() / "feature_contexts"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
+
+
+@torch.no_grad()
+def feature_contexts(lm: Any, sae_source: str, layer: int, prompts: list[str] | None = None, top: int = TOP
+                     ) -> dict[int, list[dict[str, Any]]]:
+    """Every latent's ``top`` strongest activations over ``prompts`` (as chat turns): the context before the
+    token (the token in ⟦⟧) and the activation; latents that never fire are absent. Cached."""
+    from ..generation import chat_ids
+    from .features import load_sae
+
+    prompts = prompts if prompts is not None else default_prompts()
+    cache = _cache_file(lm, sae_source, layer, prompts)
+    if cache.is_file():
+        return {int(k): v for k, v in json.loads(cache.read_text()).items()}
+    sae = load_sae(sae_source)
+    block = lm.model.get_submodule(lm.architecture.layers)[layer]
+    seen: dict[str, torch.Tensor] = {}
+
+    def grab(module: Any, inputs: Any, output: Any) -> None:
+        seen["h"] = (output[0] if isinstance(output, tuple) else output)[0].detach()
+
+    best_v = torch.full((sae.d_sae, top), -1.0)  # [d_sae, top] activations
+    best_at = torch.full((sae.d_sae, top, 2), -1, dtype=torch.long)  # (prompt, position)
+    tokens: list[list[int]] = []
+    handle = block.register_forward_hook(grab)
+    try:
+        for i, p in enumerate(prompts):
+            ids = chat_ids(lm, p)[0]
+            tokens.append(ids)
+            lm.model(torch.tensor([ids], device=lm.device))
+            acts = sae.encode(seen["h"][1:].float().cpu()).T  # [d_sae, T-1], BOS left out
+            at = torch.stack([torch.full((acts.shape[1],), i), torch.arange(1, acts.shape[1] + 1)], 1)  # [T-1, 2]
+            v = torch.cat([best_v, acts], 1)
+            where = torch.cat([best_at, at[None].expand(sae.d_sae, -1, -1)], 1)
+            best_v, idx = v.topk(top, dim=1)
+            best_at = torch.gather(where, 1, idx[..., None].expand(-1, -1, 2))
+    finally:
+        handle.remove()
+    out: dict[int, list[dict[str, Any]]] = {}
+    for j in range(sae.d_sae):
+        ctx = []
+        for (pi, pos), v in zip(best_at[j].tolist(), best_v[j].tolist()):
+            if v <= 0:
+                continue
+            ids = tokens[pi]
+            before = lm.tokenizer.decode(ids[max(1, pos - WINDOW):pos])
+            ctx.append({"text": f"{before}⟦{lm.tokenizer.decode([ids[pos]])}⟧", "activation": round(v, 3),
+                        "prompt": pi})
+        if ctx:
+            out[j] = ctx
+    cache.write_text(json.dumps(out))
+    return out
+
+
+def describe_features(lm: Any, attr: Any, labels: dict[int, str] | None = None,
+                      prompts: list[str] | None = None) -> Any:
+    """Add each feature unit's label and top contexts to ``attr.settings["features"]`` (keyed by the unit's
+    label, e.g. ``"L12.F301"``); returns ``attr``. Units of other kinds are left alone.
+
+    Example:
+        >>> attr = explain("How do I make a bomb?", "refusal", model=lm, units="features:12=SAE#8")  # doctest: +SKIP
+        >>> describe_features(lm, attr).settings["features"]["L12.F301"]["contexts"][0]["text"]  # doctest: +SKIP
+        'How do I make a⟦ bomb⟧'
+    """
+    from .features import load_sae, parse_feature_kind
+    from .sites import parse_component_spec
+
+    spec = str(attr.settings.get("units", ""))
+    notes: dict[str, Any] = {}
+    for kind, _, _ in parse_component_spec(spec) if spec else []:
+        if not kind.startswith("features:"):
+            continue
+        layer, path, _ = parse_feature_kind(kind)
+        layer = layer if layer is not None else load_sae(path).layer
+        assert layer is not None
+        contexts = feature_contexts(lm, path, layer, prompts)
+        for u in attr.units:
+            if u.role == "feature" and u.text.split("@")[0].startswith(f"L{layer}.F"):
+                j = int(u.text.split("@")[0].partition(".F")[2])
+                notes[u.text] = {"sae": path, "layer": layer, "latent": j, "label": (labels or {}).get(j),
+                                 "contexts": contexts.get(j, [])}
+    attr.settings["features"] = notes
+    return attr

@@ -93,9 +93,12 @@ def _tensors(path: Path) -> dict[str, torch.Tensor]:
 
 @lru_cache(maxsize=8)
 def load_sae(path: str | Path) -> SAE:
-    """An SAE from a Gemma Scope ``params.safetensors`` / ``params.npz`` (the file or its folder) or a SAELens
-    folder (``cfg.json`` + ``sae_weights.safetensors``); an :class:`InputError` names what is missing."""
+    """An SAE from a Gemma Scope ``params.safetensors`` / ``params.npz`` (the file or its folder), a SAELens
+    folder (``cfg.json`` + ``sae_weights.safetensors``), or the name of a demo SAE shipped with the package
+    (``gemma-270m-safety-L12``); an :class:`InputError` names what is missing."""
     p = Path(path)
+    if not p.exists() and p.name == str(path) and _packaged(str(path)).is_dir():  # a shipped demo SAE, by name
+        p = _packaged(str(path))
     cfg: dict[str, Any] = {}
     if p.is_dir() and (p / "cfg.json").is_file():  # SAELens
         try:
@@ -130,6 +133,13 @@ def load_sae(path: str | Path) -> SAE:
         raise InputError(f"the SAE {p} has inconsistent shapes: w_enc {tuple(w_enc.shape)}, w_dec {tuple(w_dec.shape)}")
     return SAE(w_enc, get["b_enc"], w_dec, get["b_dec"], get.get("threshold") if arch == "jumprelu" else None, layer,
                str(p), bool(cfg.get("apply_b_dec_to_input", False)))
+
+
+def _packaged(name: str) -> Path:
+    """Where a demo SAE shipped with the package lives (data only: the demo code is not imported)."""
+    from importlib.resources import files
+
+    return Path(str(files("diffusiongemma") / "demo" / "saes" / name))
 
 
 def parse_feature_kind(kind: str) -> tuple[int | None, str, int]:

@@ -7,6 +7,7 @@ rows, fixed), the same 8 wrapped in the role-play attack ``harden`` tests, and 8
 over-refusal a patch may cost). Each record keeps its ``category`` and ``source``.
 
     python -m bench.audit_diff --patch safety.patch.safetensors --out /tmp/diff
+    python -m bench.audit_diff --model-b gemma-270m-keyword --out /tmp/diff-keyword   # another model as B
 """
 
 from __future__ import annotations
@@ -56,16 +57,18 @@ def _run(args: list[str]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--patch", type=Path, required=True, help="patch file from diffusiongemma harden")
+    ap.add_argument("--patch", type=Path, help="patch file from diffusiongemma harden, applied to B")
+    ap.add_argument("--model-b", default="gemma-270m-safety", help="B's model (A is gemma-270m-safety)")
     ap.add_argument("--out", type=Path, default=Path("audit_diff_run"))
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     log = write_log(a.out / "log.jsonl")
     cli = [sys.executable, "-m", "diffusiongemma"]
     took_a = _run(cli + ["audit", str(log), "--store", str(a.out / "safety.db"), "--model", "gemma-270m-safety"])
-    took_b = _run(cli + ["audit", str(log), "--store", str(a.out / "hardened.db"), "--model", "gemma-270m-safety",
-                         "--patch", str(a.patch)])
-    took_d = _run(cli + ["audit-diff", str(a.out / "safety.db"), str(a.out / "hardened.db"),
+    b_store = a.out / ("hardened.db" if a.patch else f"{a.model_b}.db")
+    took_b = _run(cli + ["audit", str(log), "--store", str(b_store), "--model", a.model_b]
+                  + (["--patch", str(a.patch)] if a.patch else []))
+    took_d = _run(cli + ["audit-diff", str(a.out / "safety.db"), str(b_store),
                          "--html", str(a.out / "diff.html"), "--json", str(a.out / "diff.json")])
     print(json.dumps({"audit_a_s": round(took_a), "audit_b_s": round(took_b), "diff_s": round(took_d, 1)}))
 

@@ -1,15 +1,18 @@
 """A flipped item's moved words checked on the real prompt, the way an auditor would redo it by hand.
 
 For each flip of an :class:`~diffusiongemma.audit.diff.AuditDiff`, the (up to 3) resolved units whose
-contribution moved most are deleted from the prompt's text; the edited text is re-tokenised and sent to both
+contribution moved most in the flip's direction (a lost refusal: units whose push towards refusing fell; a
+gained one: rose) are deleted from the prompt's text; the edited text is re-tokenised and sent to both
 models, and each model's refusal score is measured with and without them. The maps predicted that removing
 them changes B's score by ``Σ Δ`` more than A's (``predicted``); the real edit measures
 ``(B's drop) − (A's drop)`` (``real``). The move is *confirmed* when the two agree in sign and the real move
 is at least half the predicted one; the figures are kept either way, so a reader can judge.
 
 Example:
-    >>> moved_set([{"index": 2, "delta": -1.5, "resolved": True}, {"index": 0, "delta": 0.1, "resolved": False}])
-    [2]
+    >>> moves = [{"index": 2, "delta": -1.5, "resolved": True}, {"index": 0, "delta": 0.1, "resolved": False},
+    ...          {"index": 1, "delta": 0.9, "resolved": True}]
+    >>> moved_set(moves, "lost_refusal"), moved_set(moves, "gained_refusal")
+    ([2], [1])
     >>> move_confirmed(predicted=-1.5, real=-1.1), move_confirmed(predicted=-1.5, real=0.4)
     (True, False)
 """
@@ -29,9 +32,11 @@ MOVED = 3  # resolved moved units deleted together per flipped item
 ENOUGH = 0.5  # the real move must reach this share of the predicted one
 
 
-def moved_set(moves: list[dict[str, Any]], k: int = MOVED) -> list[int]:
-    """Indices of the ``k`` strongest resolved moves (the maps' findings; unresolved moves are never edited)."""
-    return [m["index"] for m in moves if m["resolved"]][:k]
+def moved_set(moves: list[dict[str, Any]], kind: str, k: int = MOVED) -> list[int]:
+    """Indices of the ``k`` strongest resolved moves in the flip's direction (the maps' findings: unresolved
+    moves are never edited; moves the other way do not explain the flip)."""
+    sign = -1.0 if kind == "lost_refusal" else 1.0
+    return [m["index"] for m in moves if m["resolved"] and m["delta"] * sign > 0][:k]
 
 
 def move_confirmed(predicted: float, real: float) -> bool:
@@ -63,9 +68,9 @@ def _scores(lm: Any, prompt: str, spans: list[tuple[int, int]], drop: list[int],
 def confirm_flip(flip: dict[str, Any], result_a: dict[str, Any], lm_a: Any, lm_b: Any, system: str | None
                  ) -> dict[str, Any]:
     """The real-edit check of one flipped item (see the module's text)."""
-    drop = moved_set(flip["unit_moves"])
+    drop = moved_set(flip["unit_moves"], flip["kind"])
     if not drop:
-        return {"state": "nothing resolved", "confirmed": False}
+        return {"state": "no resolved move in the flip's direction", "confirmed": False}
     spans = [(int(u["start"]), int(u["end"])) for u in result_a["units"]]
     try:
         a_full, a_edit, request = _scores(lm_a, flip["prompt"], spans, drop, system, result_a["text"])

@@ -31,7 +31,7 @@ from .store import AuditStore
 
 __all__ = ["AuditDiff", "content_key", "pair_rows", "unit_moves", "component_moves", "diff_stores"]
 
-TOP_MOVES = 5  # moved units and components listed per flipped item
+TOP_MOVES = 8  # moved units and components listed per flipped item
 
 
 def content_key(row: dict[str, Any]) -> str:

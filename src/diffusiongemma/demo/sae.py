@@ -109,6 +109,22 @@ def train_sae(x: torch.Tensor, recipe: dict[str, Any]) -> tuple[dict[str, torch.
     return {"W_enc": w["W_enc"] * c, "W_dec": w["W_dec"] / c, "b_enc": w["b_enc"], "b_dec": w["b_dec"] / c}, figures
 
 
+def held_out_figures(lm: Any, folder: Path, layer: int, data: Any, n: int = 100) -> dict[str, float]:
+    """The saved SAE (as :func:`~diffusiongemma.components.features.load_sae` reads it) on prompts it was not
+    trained on: held-out harmful and benign requests, half each."""
+    from ..components.features import load_sae
+
+    prompts = [r.text for r in data.harmful_test[: n // 2]] + [r.text for r in data.benign_test[: n // 2]]
+    x = collect_activations(lm, prompts, layer)
+    load_sae.cache_clear()
+    sae = load_sae(folder)
+    f = sae.encode(x)
+    rec = f @ sae.w_dec + sae.b_dec
+    ev = 1 - (x - rec).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
+    return {"held_out_prompts_explained_variance": round(float(ev), 4),
+            "held_out_prompts_l0": round(float((f > 0).float().sum(1).mean()), 2), "held_out_prompts": len(prompts)}
+
+
 def main() -> None:
     from safetensors.torch import save_file
 
@@ -130,11 +146,14 @@ def main() -> None:
     collected = time.perf_counter() - t0
     weights, figures = train_sae(x, recipe)
     a.out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.half().contiguous() for k, v in weights.items()}, str(a.out / "sae_weights.safetensors"))
-    cfg = {"architecture": "standard", "d_in": x.shape[1], "d_sae": recipe["width"], "dtype": "float16",
+    # W_enc is small (× the input scale): float32 keeps it exact; the rest in float16 keeps the file small
+    save_file({k: (v if k == "W_enc" else v.half()).contiguous() for k, v in weights.items()},
+              str(a.out / "sae_weights.safetensors"))
+    cfg = {"architecture": "standard", "d_in": x.shape[1], "d_sae": recipe["width"], "dtype": "float32",
            "hook_name": f"blocks.{recipe['layer']}.hook_resid_post", "apply_b_dec_to_input": True,
            "model_name": recipe["model"], "normalize_activations": "none"}
     (a.out / "cfg.json").write_text(json.dumps(cfg, indent=1) + "\n")
+    figures.update(held_out_figures(lm, a.out, recipe["layer"], data))
     card = {"name": a.out.name, "recipe": recipe, "prompts": len(prompts), "figures": figures,
             "minutes": {"activations": round(collected / 60, 2), "total": round((time.perf_counter() - t0) / 60, 2)},
             "base_weights_sha256": lm.provenance.get("weights_sha256"),

@@ -82,10 +82,10 @@ def feature_contexts(lm: Any, sae_source: str, layer: int, prompts: list[str] | 
     from .features import load_sae
 
     prompts = prompts if prompts is not None else default_prompts()
-    cache = _cache_file(lm, sae_source, layer, prompts)
+    sae = load_sae(sae_source)
+    cache = _cache_file(lm, sae.source, layer, prompts)  # the resolved folder (a demo SAE's name included)
     if cache.is_file():
         return {int(k): v for k, v in json.loads(cache.read_text()).items()}
-    sae = load_sae(sae_source)
     block = lm.model.get_submodule(lm.architecture.layers)[layer]
     seen: dict[str, torch.Tensor] = {}
 

@@ -5,7 +5,7 @@ line is a garak header), a promptfoo output (JSON with ``results.results``), a P
 ``PromptMemoryEntries``), a JailbreakBench artifact (JSON with ``parameters`` and ``jailbreaks``), HarmBench
 completions or results (JSON mapping behavior ids to ``test_case`` records), an Inspect log (``.eval``, or JSON
 with an ``eval`` header), an OpenAI chat-completions log (JSONL whose records hold ``messages``), OpenTelemetry span JSON (OTLP/JSON
-or the SDK's span lines), else JSON Lines
+or the SDK's span lines), BIPIA's context/question JSONL, else JSON Lines
 or CSV by extension (StrongREJECT's ``forbidden_prompt``/``response``/``score`` columns included). Each reader yields
 :class:`~diffusiongemma.audit.items.AuditItem` and, for records it cannot read,
 :class:`~diffusiongemma.audit.items.Problem` — never an exception for one bad record.
@@ -25,6 +25,7 @@ from typing import Iterator
 
 from ...errors import InputError
 from ..items import AuditItem, Problem
+from .bipia import is_bipia, read_bipia
 from .garak import is_garak, read_garak
 from .harmbench import is_harmbench, read_harmbench
 from .inspect_log import is_inspect_json, read_inspect
@@ -40,7 +41,7 @@ __all__ = ["FORMATS", "detect_format", "read_items"]
 
 FORMATS = {"jsonl": read_jsonl, "csv": read_csv, "garak": read_garak, "promptfoo": read_promptfoo,
            "pyrit": read_pyrit, "jailbreakbench": read_jailbreakbench, "harmbench": read_harmbench,
-           "openai": read_openai_chat, "inspect": read_inspect, "otel": read_otel}
+           "openai": read_openai_chat, "inspect": read_inspect, "otel": read_otel, "bipia": read_bipia}
 
 
 def detect_format(path: Path) -> str:
@@ -76,7 +77,8 @@ def detect_format(path: Path) -> str:
             record = loads(first)
         except NotJSON:
             record = None
-        return "openai" if is_openai_chat(record) else "otel" if is_otel(record) else "jsonl"
+        return "openai" if is_openai_chat(record) else "otel" if is_otel(record) else \
+            "bipia" if is_bipia(record) else "jsonl"
     if path.suffix in (".csv", ".tsv") or "," in first:
         return "csv"
     raise InputError(f"cannot tell the format of {path}: expected JSONL, CSV, a garak report, a promptfoo "

@@ -93,13 +93,18 @@ def explain(
             trigger_threshold=trigger_threshold,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    if any(u.role == "feature" for u in attr.units):  # what each feature responds to (cached per SAE)
+    describe_if_features(lm, attr, labels, console)
+    print_attribution(attr, console)
+    save_result(attr, json_path, html_path, console)
+
+
+def describe_if_features(lm: Any, attr: Any, labels: Any, console: Console) -> None:
+    """When the map's units are SAE features, what each responds to (top contexts, cached per SAE; labels)."""
+    if any(u.role == "feature" for u in attr.units):
         from .components.feature_notes import describe_features
 
         with console.status("describing the features (top-activating contexts, cached)…"):
             describe_features(lm, attr, labels)
-    print_attribution(attr, console)
-    save_result(attr, json_path, html_path, console)
 
 
 @app.command("explain-refusal")
@@ -138,6 +143,7 @@ def explain_refusal(
         attr = api_explain_refusal(prompt, model=lm, units=units, method=method, budget=budget, seed=seed,
                                    system=system, max_new_tokens=max_new_tokens, intervention=intervention,
                                    alpha=alpha, direction=chosen_direction)
+    describe_if_features(lm, attr, None, console)
     print_attribution(attr, console)
     save_result(attr, json_path, html_path, console)
 

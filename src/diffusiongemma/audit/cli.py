@@ -172,7 +172,7 @@ def audit_report(
         path = write_audit_report(db, html)
         rate = "–" if s["refusal_rate"] is None else f"{s['refusal_rate']:.0%}"
         console.print(f"{s['items']} rows: {s['done']} audited, {s['errors']} errors; refused {rate}. HTML: {path}")
-        failed = apply_gates(db, gates, junit, sarif, console)
+        failed = apply_gates(db, gates, junit, sarif, console, s)
     finally:
         db.close()
     if failed:
@@ -186,15 +186,17 @@ def parse_gates(fail_on: Optional[list[str]]) -> list:
     return [Gate.parse(t) for t in fail_on or []]
 
 
-def apply_gates(db, gates: list, junit: Optional[Path], sarif: Optional[Path], console: Console) -> bool:
-    """Write the JUnit XML / SARIF asked for and say which ``--fail-on`` conditions hold; True when any does."""
+def apply_gates(db, gates: list, junit: Optional[Path], sarif: Optional[Path], console: Console,
+                summary: Optional[dict] = None) -> bool:
+    """Write the JUnit XML / SARIF asked for and say which ``--fail-on`` conditions hold; True when any does
+    (``summary``: the store's summary when the caller has it already)."""
     import json
 
     from .. import __version__
     from .gate import figures, junit_xml, sarif as sarif_log
     from .summary import summarize
 
-    figs = figures(summarize(db))
+    figs = figures(summary if summary is not None else summarize(db))
     rows = list(db.rows())
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)

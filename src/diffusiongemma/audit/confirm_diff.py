@@ -6,7 +6,9 @@ gained one: rose) are deleted from the prompt's text; the edited text is re-toke
 models, and each model's refusal score is measured with and without them. The maps predicted that removing
 them changes B's score by ``Σ Δ`` more than A's (``predicted``); the real edit measures
 ``(B's drop) − (A's drop)`` (``real``). The move is *confirmed* when the two agree in sign and the real move
-is at least half the predicted one; the figures are kept either way, so a reader can judge.
+is at least half the predicted one; the figures are kept either way, so a reader can judge. What is confirmed is
+the move of the score on the real edited text; no reply is regenerated, so this does not claim that the edit
+brings the other model's decision back.
 
 Example:
     >>> moves = [{"index": 2, "delta": -1.5, "resolved": True}, {"index": 0, "delta": 0.1, "resolved": False},

@@ -60,13 +60,10 @@ def default_prompts(n: int = 200) -> list[str]:
     return [r.text for r in data.harmful_train[: n // 2]] + [r.text for r in data.benign_train[: n // 2]]
 
 
-def _cache_file(lm: Any, sae_source: str, layer: int, prompts: list[str]) -> Path:
+def _cache_file(lm: Any, weights_file: str, layer: int, prompts: list[str]) -> Path:
     from ..models.provenance import cache_root, sha256_file
 
-    p = Path(sae_source)
-    weights = p / "sae_weights.safetensors" if (p / "sae_weights.safetensors").is_file() else \
-        next((p / n for n in ("params.safetensors", "params.npz") if (p / n).is_file()), p)
-    key = json.dumps([sha256_file(weights), layer, lm.provenance.get("weights_sha256"),
+    key = json.dumps([sha256_file(weights_file), layer, lm.provenance.get("weights_sha256"),
                       lm.provenance.get("adapter_sha256"), hashlib.sha256("\n".join(prompts).encode()).hexdigest()])
     folder = cache_root() / "feature_contexts"
     folder.mkdir(parents=True, exist_ok=True)
@@ -79,36 +76,25 @@ def feature_contexts(lm: Any, sae_source: str, layer: int, prompts: list[str] | 
     """Every latent's ``top`` strongest activations over ``prompts`` (as chat turns): the context before the
     token (the token in ⟦⟧) and the activation; latents that never fire are absent. Cached."""
     from ..generation import chat_ids
-    from .features import load_sae
+    from .features import layer_output, load_sae
 
     prompts = prompts if prompts is not None else default_prompts()
     sae = load_sae(sae_source)
-    cache = _cache_file(lm, sae.source, layer, prompts)  # the resolved folder (a demo SAE's name included)
+    cache = _cache_file(lm, sae.weights_file, layer, prompts)  # the file read (a demo SAE's name resolved)
     if cache.is_file():
         return {int(k): v for k, v in json.loads(cache.read_text()).items()}
-    block = lm.model.get_submodule(lm.architecture.layers)[layer]
-    seen: dict[str, torch.Tensor] = {}
-
-    def grab(module: Any, inputs: Any, output: Any) -> None:
-        seen["h"] = (output[0] if isinstance(output, tuple) else output)[0].detach()
-
     best_v = torch.full((sae.d_sae, top), -1.0)  # [d_sae, top] activations
     best_at = torch.full((sae.d_sae, top, 2), -1, dtype=torch.long)  # (prompt, position)
     tokens: list[list[int]] = []
-    handle = block.register_forward_hook(grab)
-    try:
-        for i, p in enumerate(prompts):
-            ids = chat_ids(lm, p)[0]
-            tokens.append(ids)
-            lm.model(torch.tensor([ids], device=lm.device))
-            acts = sae.encode(seen["h"][1:].float().cpu()).T  # [d_sae, T-1], BOS left out
-            at = torch.stack([torch.full((acts.shape[1],), i), torch.arange(1, acts.shape[1] + 1)], 1)  # [T-1, 2]
-            v = torch.cat([best_v, acts], 1)
-            where = torch.cat([best_at, at[None].expand(sae.d_sae, -1, -1)], 1)
-            best_v, idx = v.topk(top, dim=1)
-            best_at = torch.gather(where, 1, idx[..., None].expand(-1, -1, 2))
-    finally:
-        handle.remove()
+    for i, p in enumerate(prompts):
+        ids = chat_ids(lm, p)[0]
+        tokens.append(ids)
+        acts = sae.encode(layer_output(lm, ids, layer)[1:].float().cpu()).T  # [d_sae, T-1], BOS left out
+        at = torch.stack([torch.full((acts.shape[1],), i), torch.arange(1, acts.shape[1] + 1)], 1)  # [T-1, 2]
+        v = torch.cat([best_v, acts], 1)
+        where = torch.cat([best_at, at[None].expand(sae.d_sae, -1, -1)], 1)
+        best_v, idx = v.topk(top, dim=1)
+        best_at = torch.gather(where, 1, idx[..., None].expand(-1, -1, 2))
     out: dict[int, list[dict[str, Any]]] = {}
     for j in range(sae.d_sae):
         ctx = []

@@ -36,7 +36,7 @@ import torch
 
 from ..errors import InputError
 
-__all__ = ["SAE", "load_sae", "parse_feature_kind", "active_features", "feature_hooks"]
+__all__ = ["SAE", "load_sae", "parse_feature_kind", "active_features", "feature_hooks", "layer_output"]
 
 _HOOK = re.compile(r"^blocks\.(\d+)\.hook_resid_post$")
 DEFAULT_TOP = 32  # active latents at the read position taken as units
@@ -54,6 +54,7 @@ class SAE:
     layer: int | None  # residual stream after this decoder layer, when the file says
     source: str
     apply_b_dec_to_input: bool = False
+    weights_file: str = ""  # the file the weights were read from (what caches key on)
 
     @property
     def d_in(self) -> int:
@@ -132,7 +133,7 @@ def load_sae(path: str | Path) -> SAE:
     if w_enc.ndim != 2 or w_dec.shape != (w_enc.shape[1], w_enc.shape[0]):
         raise InputError(f"the SAE {p} has inconsistent shapes: w_enc {tuple(w_enc.shape)}, w_dec {tuple(w_dec.shape)}")
     return SAE(w_enc, get["b_enc"], w_dec, get["b_dec"], get.get("threshold") if arch == "jumprelu" else None, layer,
-               str(p), bool(cfg.get("apply_b_dec_to_input", False)))
+               str(p), bool(cfg.get("apply_b_dec_to_input", False)), str(weights))
 
 
 def _packaged(name: str) -> Path:
@@ -166,20 +167,26 @@ def _block(lm: Any, layer: int) -> torch.nn.Module:
 
 
 @torch.no_grad()
-def active_features(lm: Any, input_ids: list[int], sae: SAE, layer: int, top: int) -> list[int]:
-    """The ``top`` latents most active at the last position of ``input_ids`` (an unmasked forward), strongest
-    first; latents that are not active are never taken."""
+def layer_output(lm: Any, input_ids: list[int], layer: int) -> torch.Tensor:
+    """The residual stream after decoder layer ``layer`` at every position of ``input_ids``: ``[T, d]`` (one
+    unmasked forward; logits at the last position only, the hook removed whatever happens)."""
+    from ..masking import scoped_hooks
+    from ..models.forward import last_logits_only
+
     seen: dict[str, torch.Tensor] = {}
 
     def grab(module: Any, inputs: Any, output: Any) -> None:
-        seen["h"] = (output[0] if isinstance(output, tuple) else output)[0, -1].detach()  # [d]
+        seen["h"] = (output[0] if isinstance(output, tuple) else output)[0].detach()  # [T, d]
 
-    handle = _block(lm, layer).register_forward_hook(grab)
-    try:
-        lm.model(torch.tensor([input_ids], device=lm.device))
-    finally:
-        handle.remove()
-    acts = sae.encode(seen["h"].float())  # [d_sae]
+    with scoped_hooks([(_block(lm, layer), "forward", grab)]):
+        lm.model(input_ids=torch.tensor([input_ids], device=lm.device), **last_logits_only(lm.model))
+    return seen["h"]
+
+
+def active_features(lm: Any, input_ids: list[int], sae: SAE, layer: int, top: int) -> list[int]:
+    """The ``top`` latents most active at the last position of ``input_ids`` (an unmasked forward), strongest
+    first; latents that are not active are never taken."""
+    acts = sae.encode(layer_output(lm, input_ids, layer)[-1].float())  # [d_sae]
     order = torch.argsort(acts, descending=True)[:top]
     return [int(j) for j in order if acts[j] > 0]
 

@@ -40,26 +40,13 @@ def demo_sae_dir(name: str = "gemma-270m-safety-L12") -> Path:
 
 
 @torch.no_grad()
-def collect_activations(lm: Any, prompts: list[str], layer: int, batch: int = 16) -> torch.Tensor:
+def collect_activations(lm: Any, prompts: list[str], layer: int) -> torch.Tensor:
     """Residual vectors ``[N, d]`` after decoder layer ``layer`` at every position but BOS of each prompt as
     a chat turn."""
+    from ..components.features import layer_output
     from ..generation import chat_ids
 
-    block = lm.model.get_submodule(lm.architecture.layers)[layer]
-    out: list[torch.Tensor] = []
-    seen: dict[str, torch.Tensor] = {}
-
-    def grab(module: Any, inputs: Any, output: Any) -> None:
-        seen["h"] = (output[0] if isinstance(output, tuple) else output).detach()
-
-    handle = block.register_forward_hook(grab)
-    try:
-        for p in prompts:
-            ids = chat_ids(lm, p)[0]
-            lm.model(torch.tensor([ids], device=lm.device))
-            out.append(seen["h"][0, 1:].float().cpu())  # [T-1, d]: BOS's huge norm left out
-    finally:
-        handle.remove()
+    out = [layer_output(lm, chat_ids(lm, p)[0], layer)[1:].float().cpu() for p in prompts]  # [T-1, d]: no BOS
     return torch.cat(out)
 
 

@@ -10,6 +10,10 @@ requests, as chat turns). The SAE is a ReLU SAE with its decoder bias subtracted
 explained variance and L0 on held-out positions, the share of dead latents.
 
     python -m diffusiongemma.demo.sae --out src/diffusiongemma/demo/saes/gemma-270m-safety-L12
+    python -m diffusiongemma.demo.sae --model gemma-270m-keyword --out src/diffusiongemma/demo/saes/gemma-270m-keyword-L12
+
+The keyword demo model has its own SAE at the same layer (the safety model's reads its activations with an
+explained variance of 0.49 only), so ``verify-safety``'s feature check compares the two models' features alike.
 
 Example:
     >>> SAE_RECIPE["layer"], SAE_RECIPE["width"]
@@ -121,8 +125,9 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--model", default=SAE_RECIPE["model"], help="the demo model whose activations it learns")
     a = ap.parse_args()
-    recipe = dict(SAE_RECIPE)
+    recipe = {**SAE_RECIPE, "model": a.model}
     t0 = time.perf_counter()
     torch.manual_seed(recipe["seed"])
     lm = load_model(recipe["model"], device="cpu")

@@ -94,11 +94,13 @@ def faithfulness(game: Any, scores: np.ndarray, *, steps: int | None = None,
 
 TRIGGER_STATES = {
     "confirmed": "the edited text, re-tokenised and sent again, moves the value past the threshold (and, in the "
-                 "refusal workflows, the regenerated reply is judged as the set claims)",
-    "score only": "the edited text moves the refusal score past the threshold, but the regenerated reply is not "
-                  "judged as the set claims",
+                 "refusal workflows, the regenerated reply is judged as the set claims); for a set of model "
+                 "components in the refusal workflows: the reply regenerated with them taken out is judged as the "
+                 "set claims",
+    "score only": "the edited text (or the components' intervention) moves the refusal score past the threshold, "
+                  "but the regenerated reply is not judged as the set claims",
     "masked only": "the set moves the value past the threshold under the mask, not when the edited text is sent",
-    "intervention": "a set of model components: the intervention itself is the check",
+    "intervention": "a set of model components: the intervention itself is the check (no reply regenerated)",
     "not found": "no set within the search moves the value past the threshold",
 }
 

@@ -18,7 +18,7 @@ from .models import LoadedModel
 from .models.forward import cache_kwarg, last_logits_only
 from .prompts import Chat, render_prompt
 
-__all__ = ["chat_ids", "generate_replies", "greedy_ids"]
+__all__ = ["chat_ids", "generate_replies", "greedy_ids", "greedy_full"]
 
 
 def chat_ids(lm: LoadedModel, prompt: str | Chat, reply: str | None = None, max_reply_tokens: int = 64, *,
@@ -116,4 +116,39 @@ def greedy_ids(lm: LoadedModel, rows: list[list[int]], *, max_new_tokens: int, b
             start = 1 if keep_first else 0
             cut = next((i for i, t in enumerate(row[start:], start) if t in stops), len(row))
             out.append(row[:cut])
+    return out
+
+
+@torch.no_grad()
+def greedy_full(lm: LoadedModel, rows: list[list[int]], *, max_new_tokens: int) -> list[list[int]]:
+    """:func:`greedy_ids` without a KV cache: every step runs the whole sequence again (rows of one length, no
+    padding). For hooks that must see the whole sequence at every step — a component masked at some prompt
+    positions only, SAE features taken out everywhere — the price of exactness is one full forward per token.
+
+    Example:
+        >>> ids = lm.tokenizer("The capital of France is")["input_ids"]  # doctest: +SKIP
+        >>> greedy_full(lm, [ids], max_new_tokens=2) == greedy_ids(lm, [ids], max_new_tokens=2)  # doctest: +SKIP
+        True
+    """
+    if not rows:
+        return []
+    if len({len(r) for r in rows}) != 1:
+        raise InputError("greedy_full takes rows of one length (the same prompt under different interventions)")
+    check_count(max_new_tokens, "max_new_tokens", "tokens")
+    tok = lm.tokenizer
+    end = tok.convert_tokens_to_ids("<end_of_turn>")
+    stops = {t for t in (end, tok.eos_token_id) if isinstance(t, int) and t >= 0}
+    last_only = last_logits_only(lm.model)
+    ids = torch.tensor(rows, dtype=torch.long, device=lm.device)  # [B, T]
+    done = torch.zeros(len(rows), dtype=torch.bool, device=lm.device)  # [B]
+    stop_ids = torch.tensor(sorted(stops), device=lm.device)
+    for _ in range(max_new_tokens):
+        nxt = lm.model(input_ids=ids, use_cache=False, **last_only).logits[:, -1].argmax(-1)  # [B]
+        ids = torch.cat([ids, nxt[:, None]], dim=1)
+        done |= torch.isin(nxt, stop_ids)
+        if bool(done.all()):
+            break
+    out = []
+    for row in ids[:, len(rows[0]):].tolist():
+        out.append(row[:next((i for i, t in enumerate(row) if t in stops), len(row))])
     return out

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import numpy as np
+
 from ..attribution import Attribution
 from ..errors import InputError, MemoryLimitError
 from ..masking import scoped_hooks
@@ -164,7 +166,7 @@ def explain_refusals(
                                   intervention=intervention, alpha=alpha)
                 if skipped:
                     out[k].decision["components_skipped"] = skipped
-                _judge_sets(lm, out[k], max_new_tokens)
+                _judge_sets(lm, out[k], max_new_tokens, prompts[k], system)
             except Exception as e:  # noqa: BLE001 - this prompt's failure, reported in its place
                 out[k] = e
             if on_result is not None:
@@ -221,20 +223,32 @@ def _decided(attr: Attribution, reply: str, comp: Attribution | None, *, given: 
     return attr
 
 
-def _judge_sets(lm: LoadedModel, attr: Attribution, max_new_tokens: int) -> None:
+def _judge_sets(lm: LoadedModel, attr: Attribution, max_new_tokens: int, prompt: str | Chat,
+                system: str | None) -> None:
     """The second half of a trigger set's confirmation: the reply regenerated to its edited prompt (the text
-    that already moved the refusal score), judged by the refusal detector. A flip set must turn the decision
-    (a refusal into compliance or back), a keep set must keep it; otherwise its state is ``score only``."""
+    that already moved the refusal score) or, for a set of model components, with those components taken out
+    (:func:`~diffusiongemma.components.replies.replies_under_masks`), judged by the refusal detector. A flip set
+    must turn the decision (a refusal into compliance or back), a keep set must keep it; otherwise its state
+    is ``score only``."""
     from dataclasses import replace
 
     from ..generation import generate_replies
 
-    sets = {k: t for k, t in (attr.triggers or {}).items() if t.state == "confirmed" and t.edited_prompt is not None}
-    if not sets:
-        return
+    texts = {k: t for k, t in (attr.triggers or {}).items() if t.state == "confirmed" and t.edited_prompt is not None}
+    parts = {k: t for k, t in (attr.triggers or {}).items() if t.state == "intervention"}
+    replies = dict(zip(texts, generate_replies(lm, [t.edited_prompt for t in texts.values()],
+                                               max_new_tokens=max_new_tokens))) if texts else {}
+    if parts and attr.settings.get("baseline") == "zero":  # mean / resample baselines: no reply to regenerate
+        from ..components import ComponentGame
+        from ..components.replies import replies_under_masks
+
+        game = ComponentGame(prompt, RefusalScore(family=_openings_family(lm)), model=lm,
+                             units=attr.settings["units"], chat=True, system=system)
+        masks = np.stack([t.mask(game.n) for t in parts.values()])  # [k, n]
+        replies.update(zip(parts, replies_under_masks(game, masks, max_new_tokens=max_new_tokens)))
     refused = bool(attr.decision["refused"])
-    replies = generate_replies(lm, [t.edited_prompt for t in sets.values()], max_new_tokens=max_new_tokens)
-    for (kind, t), reply in zip(sets.items(), replies):
+    for kind, reply in replies.items():
+        t = attr.triggers[kind]  # type: ignore[index]
         again = refusal_phrase(reply) is not None
         agrees = again != refused if kind == "necessary" else again == refused
         attr.triggers[kind] = replace(t, reply=reply, reply_agrees=agrees, confirmed=agrees,  # type: ignore[index]

@@ -89,3 +89,31 @@ def test_a_long_template_is_explained_as_a_tree_and_its_restoring_search_runs_on
     assert jb.settings["units"] == "sentences>words" and jb.tree is not None
     assert len(jb.units) == len(d.template_units) + len(d.request_units)
     assert d.restoring_set is None or "units" in d.restoring_set
+
+
+def test_features_are_the_plain_requests_measured_on_both_prompts(tiny_lm, tmp_path):
+    """SAE features in a diff: the plain request's most active latents, the same ones on the jailbroken prompt
+    (pinned, not re-chosen), with each prompt's activation at the read position as measured by hand."""
+    import torch
+    from safetensors.torch import save_file
+
+    from diffusiongemma.components.features import latent_activations, load_sae
+    from diffusiongemma.generation import chat_ids
+
+    g = torch.Generator().manual_seed(3)
+    save_file({"w_enc": torch.randn(64, 24, generator=g), "w_dec": torch.randn(24, 64, generator=g) / 8,
+               "b_enc": torch.zeros(24), "b_dec": torch.zeros(64), "threshold": torch.full((24,), 0.05)},
+              str(tmp_path / "params.safetensors"))
+    jb = wrap(TEMPLATE, PLAIN)
+    d = jailbreak_diff(PLAIN, jb, model=tiny_lm, budget=8, components=f"features:1={tmp_path}#4",
+                       component_budget=9, max_new_tokens=2, checks=False)
+    sae = load_sae(tmp_path)
+    latents = [int(c["unit"].split(".F")[1]) for c in d.components]
+    top = torch.argsort(latent_activations(tiny_lm, chat_ids(tiny_lm, PLAIN)[0], sae, 1, list(range(24))),
+                        descending=True)[:4]
+    assert sorted(latents) == sorted(top.tolist())  # the plain request's four, on both prompts
+    by_hand = latent_activations(tiny_lm, chat_ids(tiny_lm, jb)[0], sae, 1, latents)
+    assert [c["act_jailbroken"] for c in d.components] == pytest.approx(by_hand.tolist(), rel=1e-5)
+    off = {c["unit"] for c in d.components if c["plain"] > 0 and c["act_jailbroken"] < 0.1 * c["act_plain"]}
+    assert {c["unit"] for c in d.switched_off} == off and d.to_dict()["switched_off"] == [c["unit"] for c in d.switched_off]
+    assert "activation plain → jailbroken" in render_jailbreak_html(d)

@@ -36,7 +36,8 @@ import torch
 
 from ..errors import InputError
 
-__all__ = ["SAE", "load_sae", "parse_feature_kind", "active_features", "feature_hooks", "layer_output"]
+__all__ = ["SAE", "load_sae", "parse_feature_kind", "named_latents", "pin_features", "active_features",
+           "latent_activations", "feature_hooks", "layer_output"]
 
 _HOOK = re.compile(r"^blocks\.(\d+)\.hook_resid_post$")
 DEFAULT_TOP = 32  # active latents at the read position taken as units
@@ -144,7 +145,13 @@ def _packaged(name: str) -> Path:
 
 
 def parse_feature_kind(kind: str) -> tuple[int | None, str, int]:
-    """``features:L=PATH#K`` → (layer or None, path, top K): the layer may come from the file instead."""
+    """``features:L=PATH#K`` → (layer or None, path, top K): the layer may come from the file instead.
+    ``features:L=PATH#F301,F767`` names the latents instead (:func:`named_latents`; K is their number).
+
+    Example:
+        >>> parse_feature_kind("features:12=sae#8"), parse_feature_kind("features:sae#F3,F40")
+        ((12, 'sae', 8), (None, 'sae', 2))
+    """
     arg = kind.partition(":")[2]
     layer: int | None = None
     if "=" in arg and arg.split("=", 1)[0].isdigit():
@@ -153,13 +160,58 @@ def parse_feature_kind(kind: str) -> tuple[int | None, str, int]:
     path, _, top_s = arg.partition("#")
     if not path:
         raise InputError(f"{kind!r} names no SAE: write features:LAYER=PATH (or features:PATH#TOP)")
+    named = named_latents(kind)
+    if named is not None:
+        return layer, path, len(named)
     try:
         top = int(top_s) if top_s else DEFAULT_TOP
     except ValueError:
-        raise InputError(f"{kind!r}: the number of features after # must be a whole number") from None
+        raise InputError(f"{kind!r}: after # give the number of features or their ids (#F301,F767)") from None
     if top < 1:
         raise InputError(f"{kind!r}: take at least 1 feature")
     return layer, path, top
+
+
+def named_latents(kind: str) -> list[int] | None:
+    """The latents a spec names after ``#`` (``#F301,F767``), or None when it asks for the most active.
+
+    Example:
+        >>> named_latents("features:12=sae#F301,F767"), named_latents("features:12=sae#8")
+        ([301, 767], None)
+    """
+    tail = kind.rpartition("#")[2] if "#" in kind else ""
+    if not tail.upper().startswith("F"):
+        return None
+    try:
+        out = [int(x.strip()[1:]) for x in tail.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"{kind!r}: name latents as #F301,F767") from None
+    if not out or len(set(out)) != len(out) or any(j < 0 for j in out):
+        raise InputError(f"{kind!r}: name each latent once, as #F301,F767")
+    return out
+
+
+def pin_features(lm: Any, spec: str, input_ids: list[int]) -> str:
+    """``spec`` with each ``features:`` kind that asks for the most active latents rewritten to name the
+    latents it picks on ``input_ids``, so a second prompt is measured on the same latents (a diff).
+
+    Example:
+        >>> pin_features(lm, "features:12=sae#4+heads", ids)  # doctest: +SKIP
+        'features:12=sae#F301,F767,F40,F2+heads'
+    """
+    from .sites import enumerate_components
+
+    out = []
+    for part in spec.split("+"):
+        kind = part.split("@")[0]
+        if kind.startswith("features:") and named_latents(kind) is None:
+            comps = enumerate_components(lm, part, input_ids)
+            layer, path, _ = parse_feature_kind(kind)
+            head = f"features:{comps[0].layer}={path}" if comps else kind.split("#")[0]
+            rest = part[len(kind):]
+            part = head + "#" + ",".join(f"F{c.index}" for c in comps) + rest
+        out.append(part)
+    return "+".join(out)
 
 
 def _block(lm: Any, layer: int) -> torch.nn.Module:
@@ -189,6 +241,16 @@ def active_features(lm: Any, input_ids: list[int], sae: SAE, layer: int, top: in
     acts = sae.encode(layer_output(lm, input_ids, layer)[-1].float())  # [d_sae]
     order = torch.argsort(acts, descending=True)[:top]
     return [int(j) for j in order if acts[j] > 0]
+
+
+def latent_activations(lm: Any, input_ids: list[int], sae: SAE, layer: int, latents: list[int]) -> torch.Tensor:
+    """The ``latents``' activations ``[k]`` at the last position of ``input_ids`` (one unmasked forward).
+
+    Example:
+        >>> latent_activations(lm, ids, load_sae("gemma-270m-safety-L12"), 12, [767, 301])  # doctest: +SKIP
+        tensor([9.1, 0.0])
+    """
+    return sae.encode(layer_output(lm, input_ids, layer)[-1].float())[latents]  # [k]
 
 
 def feature_hooks(lm: Any, sae: SAE, layer: int, latents: list[int], cols: list[int], masks: torch.Tensor,

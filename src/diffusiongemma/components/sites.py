@@ -158,8 +158,9 @@ def enumerate_components(lm: Any, spec: str, input_ids: list[int] | None = None)
 
 
 def _features(lm: Any, kind: str, n_layers: int, positions: str, input_ids: list[int] | None) -> list[Component]:
-    """``features:L=PATH#K`` → the K latents of the SAE most active at the prompt's last position."""
-    from .features import active_features, load_sae, parse_feature_kind
+    """``features:L=PATH#K`` → the K latents of the SAE most active at the prompt's last position
+    (``#F301,F767``: those latents)."""
+    from .features import active_features, load_sae, named_latents, parse_feature_kind
 
     layer, path, top = parse_feature_kind(kind)
     sae = load_sae(path)
@@ -174,9 +175,12 @@ def _features(lm: Any, kind: str, n_layers: int, positions: str, input_ids: list
     if sae.d_in != lm.model.config.hidden_size:
         raise InputError(f"the SAE {path} reads vectors of width {sae.d_in}; this model's residual stream has "
                          f"width {lm.model.config.hidden_size}")
-    if input_ids is None:
+    named = named_latents(kind)
+    if named is not None and max(named) >= sae.d_sae:
+        raise InputError(f"the SAE {path} has {sae.d_sae} latents; F{max(named)} is not one of them")
+    if named is None and input_ids is None:
         raise InputError("feature units are chosen on a prompt (its most active latents); give one")
-    latents = active_features(lm, input_ids, sae, layer, top)
+    latents = named if named is not None else active_features(lm, input_ids, sae, layer, top)  # type: ignore[arg-type]
     if not latents:
         raise InputError(f"no latent of the SAE {path} is active at the prompt's last position")
     return [Component("feature", layer, j, path, positions=positions) for j in latents]

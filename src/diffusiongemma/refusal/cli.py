@@ -61,7 +61,7 @@ def jailbreak_diff(
     model: str = typer.Option("gemma-270m-safety", help="Model: a demo name, directory, .gguf or cached id."),
     adapter: Optional[str] = typer.Option(None, help="PEFT adapter directory applied on top of the model."),
     budget: int = typer.Option(128, help="Model evaluations per map (each of the two prompts)."),
-    components: Optional[str] = typer.Option("heads+mlps", help="Component units to compare ('none' to skip)."),
+    components: Optional[str] = typer.Option("heads+mlps", help="Component units to compare ('none' to skip); SAE features (features:L=SAE#K) are the plain request's most active, measured on both prompts."),
     component_budget: int = typer.Option(32, help="Gradient steps per component map."),
     direction: Optional[Path] = typer.Option(None, help="A refusal direction (from 'refusal-direction'): report its projection on both."),
     max_new_tokens: int = typer.Option(32, help="Reply length the refusal detector judges."),
@@ -111,7 +111,8 @@ def jailbreak_diff(
     console = Console()
     lm = load_for_cli(model, adapter, None, console)
     table = Table(title="jailbreak diff")
-    for col in ("#", "plain", "jailbroken", "template Σ", "request Σ", "suppressed components", "restoring set"):
+    for col in ("#", "plain", "jailbroken", "template Σ", "request Σ", "suppressed components", "features switched off",
+                "restoring set"):
         table.add_column(col)
     results = []
     for k, (p, j) in enumerate(jobs, start=1):
@@ -126,6 +127,8 @@ def jailbreak_diff(
                       f"{'refused' if d.jailbroken.decision['refused'] else 'complied'} {d.jailbroken.v_full:+.2f}",
                       f"{split['template']:+.2f}", f"{split['request']:+.2f}",
                       escape(", ".join(c["unit"] for c in d.suppressed[:5]) or "–"),
+                      escape(", ".join(f"{c['unit']} ({c['act_plain']:.1f}→{c['act_jailbroken']:.1f})"
+                                       for c in d.switched_off[:5]) or "–"),
                       escape(("confirmed: " if rs.get("confirmed") else f"{rs.get('state', 'not confirmed')}: ") + " · ".join(rs.get("units", []))
                              if rs and not rs.get("skipped") else "–"))
         if out is not None:

@@ -112,6 +112,14 @@ class JailbreakDiff:
                      evaluations=None).resolved
         return [c for c, r in zip(self.components, ok) if r and c["plain"] > 0 and c["diff"] < 0]
 
+    @property
+    def switched_off(self) -> list[dict[str, Any]]:
+        """Refusal features the jailbreak switched off: SAE latents with a positive share of the refusal on
+        the plain request whose activation at the read position on the jailbroken prompt fell to under a
+        tenth of the plain one."""
+        return [c for c in self.components if "act_plain" in c and c["plain"] > 0 and c["act_plain"] > 0
+                and c["act_jailbroken"] < 0.1 * c["act_plain"]]
+
     def split_scores(self) -> dict[str, float]:
         s = self.jailbroken.scores
         return {"template": float(s[self.template_units].sum()), "request": float(s[self.request_units].sum())}
@@ -121,23 +129,49 @@ class JailbreakDiff:
                 "template_units": self.template_units, "request_units": self.request_units,
                 "components": self.components, "projection": self.projection,
                 "restoring_set": self.restoring_set, "broke_refusal": self.broke_refusal,
-                "split_scores": self.split_scores(), "suppressed": [c["unit"] for c in self.suppressed]}
+                "split_scores": self.split_scores(), "suppressed": [c["unit"] for c in self.suppressed],
+                "switched_off": [c["unit"] for c in self.switched_off]}
 
 
 def _component_diff(lm: Any, plain: str, jailbroken: str, spec: str, method: str, budget: int, seed: int,
                     system: str | None) -> list[dict[str, Any]]:
+    """Each component's share of the refusal score on both prompts, and their difference. SAE features are
+    the latents most active on the plain request, measured on both prompts, with their activation at the read
+    position on each (``act_plain``, ``act_jailbroken``): a refusal feature the jailbreak switched off has a
+    positive share on the plain request and no activation on the jailbroken one."""
     from ..api import explain
+    from ..components.features import latent_activations, load_sae, pin_features
+    from ..components.sites import enumerate_components
+    from ..generation import chat_ids
     from .forensics import _openings_family
     from .score import RefusalScore
 
+    ids = {p: chat_ids(lm, p, system=system)[0] for p in (plain, jailbroken)}
+    spec = pin_features(lm, spec, ids[plain]) if "features:" in spec else spec
     maps = [explain(p, RefusalScore(family=_openings_family(lm)), model=lm, units=spec, method=method,
                     budget=budget, seed=seed, chat=True, system=system) for p in (plain, jailbroken)]
+    acts: dict[str, tuple[float, float]] = {}
+    feats = [c for c in enumerate_components(lm, spec, ids[plain]) if c.kind == "feature"]
+    for (source, layer), group in _by_sae(feats).items():
+        sae = load_sae(source)
+        a = [latent_activations(lm, ids[p], sae, layer, [c.index for c in group]).tolist() for p in (plain, jailbroken)]
+        acts.update({c.label: (x, y) for c, x, y in zip(group, *a)})
     out = []
     for i, unit in enumerate(maps[0].units):
         a, b = float(maps[0].scores[i]), float(maps[1].scores[i])
         se = float(np.hypot(np.nan_to_num(maps[0].stderr[i]), np.nan_to_num(maps[1].stderr[i])))
-        out.append({"unit": unit.text, "plain": a, "jailbroken": b, "diff": b - a, "stderr": se})
+        row = {"unit": unit.text, "plain": a, "jailbroken": b, "diff": b - a, "stderr": se}
+        if unit.text in acts:
+            row["act_plain"], row["act_jailbroken"] = acts[unit.text]
+        out.append(row)
     return sorted(out, key=lambda c: c["diff"])
+
+
+def _by_sae(feats: list[Any]) -> dict[tuple[str, int], list[Any]]:
+    groups: dict[tuple[str, int], list[Any]] = {}
+    for c in feats:
+        groups.setdefault((c.source, c.layer), []).append(c)
+    return groups
 
 
 def _restoring_set(lm: Any, attr: Attribution, template: list[int], jailbroken: str, *,

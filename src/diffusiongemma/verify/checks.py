@@ -1,4 +1,4 @@
-"""The four checks of ``verify-safety``, each a :class:`Check` with figures, per-item rows and a verdict.
+"""Four of the checks of ``verify-safety`` (the fifth, on learned features, is :mod:`.feature_check`), each a :class:`Check` with figures, per-item rows and a verdict.
 
 A decision here is the refusal score (log p(refusal openings) − log p(compliance openings) after the chat
 template) above ``threshold`` (default 0: its sign): one forward per prompt, the quantity the maps explain.

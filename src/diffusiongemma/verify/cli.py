@@ -1,4 +1,4 @@
-"""``diffusiongemma verify-safety``: the four checks on a model, a verdict each, in the terminal, JSON, HTML.
+"""``diffusiongemma verify-safety``: the five checks on a model, a verdict each, in the terminal, JSON, HTML.
 
     diffusiongemma verify-safety --model gemma-270m-keyword --html keyword.html
     diffusiongemma verify-safety --model my-model --harmful harmful.jsonl --benign safe.txt --json report.json
@@ -32,13 +32,14 @@ def verify_safety_cmd(
     budget: int = typer.Option(32, help="Evaluations per word map."),
     component_budget: int = typer.Option(24, help="Evaluations per component map (gradient)."),
     components: str = typer.Option("heads+mlps", help="Component units of the consistency checks; add +direction:FILE to measure each category's share through a refusal direction."),
+    features: str = typer.Option("auto", help="SAE feature units of the learned-features check (features:L=SAE#K, Gemma Scope or SAELens files); auto: the demo SAE of a demo model; none: skip."),
     seed: int = typer.Option(0, help="Seed of every sample."),
     threshold: float = typer.Option(0.0, help="A prompt is refused when its refusal score is above this."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
     html_path: Optional[Path] = typer.Option(None, "--html", help="Write the report as a self-contained HTML page."),
     store: Optional[Path] = typer.Option(None, help="Also keep the report in this audit store (SQLite)."),
 ) -> None:
-    """Verify that safety training stuck: keyword reliance, paraphrase and component consistency, over-refusal."""
+    """Verify that safety training stuck: keyword reliance, learned features, paraphrase and component consistency, over-refusal."""
     from ..cli_common import load_for_cli
     from .safety import read_prompt_file, verify_safety
 
@@ -52,7 +53,7 @@ def verify_safety_cmd(
     lm = load_for_cli(model, adapter, None, console, patch=patch)
     with console.status("checking…") as status:
         report = verify_safety(lm, harmful=harmful_sets, benign=safe, budget=budget, components=components,
-                               component_budget=component_budget, seed=seed, threshold=threshold,
+                               features=None if features == "none" else features, component_budget=component_budget, seed=seed, threshold=threshold,
                                progress=lambda name: status.update(f"checking: {name}…"))
     table = Table(title=f"verify-safety {escape(report.model)}: {report.verdict}")
     for col in ("check", "verdict", "figures"):

@@ -117,3 +117,10 @@ def test_features_are_the_plain_requests_measured_on_both_prompts(tiny_lm, tmp_p
     off = {c["unit"] for c in d.components if c["plain"] > 0 and c["act_jailbroken"] < 0.1 * c["act_plain"]}
     assert {c["unit"] for c in d.switched_off} == off and d.to_dict()["switched_off"] == [c["unit"] for c in d.switched_off]
     assert "activation plain → jailbroken" in render_jailbreak_html(d)
+
+
+def test_a_template_that_ends_in_a_newline_is_diffed_as_the_chat_sends_it(tiny_lm):
+    """PyRIT's templates end in a newline that the chat template trims; the diff finds the prompt all the same."""
+    d = jailbreak_diff(PLAIN, wrap(TEMPLATE + "\n", PLAIN) + "\n", model=tiny_lm, budget=8, components=None,
+                       max_new_tokens=2, checks=False)
+    assert [d.jailbroken.units[i].text for i in d.request_units][-1] == "<b>lock</b>?"

@@ -231,6 +231,7 @@ def jailbreak_diff(plain: str, jailbroken: str, *, model: Any = "gemma-270m-safe
 
     if not plain.strip() or not jailbroken.strip():
         raise InputError("both the plain request and the jailbroken prompt must be non-empty")
+    plain, jailbroken = plain.strip(), jailbroken.strip()  # as the chat template sends them (it trims a turn)
     start, end = request_span(jailbroken, plain)
     lm = resolve_model(model)
     kw = dict(model=lm, units=units, method=method, budget=budget, seed=seed, system=system,

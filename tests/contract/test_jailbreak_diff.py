@@ -114,9 +114,15 @@ def test_features_are_the_plain_requests_measured_on_both_prompts(tiny_lm, tmp_p
     assert sorted(latents) == sorted(top.tolist())  # the plain request's four, on both prompts
     by_hand = latent_activations(tiny_lm, chat_ids(tiny_lm, jb)[0], sae, 1, latents)
     assert [c["act_jailbroken"] for c in d.components] == pytest.approx(by_hand.tolist(), rel=1e-5)
-    off = {c["unit"] for c in d.components if c["plain"] > 0 and c["act_jailbroken"] < 0.1 * c["act_plain"]}
-    assert {c["unit"] for c in d.switched_off} == off and d.to_dict()["switched_off"] == [c["unit"] for c in d.switched_off]
-    assert "activation plain → jailbroken" in render_jailbreak_html(d)
+    total = sum(c["plain"] for c in d.components if c["plain"] > 0)
+    carriers = {c["unit"]: c["act_jailbroken"] / c["act_plain"] for c in d.components
+                if c["plain"] >= 0.05 * total and c["plain"] > 0}
+    assert {c["unit"] for c in d.refusal_features} == set(carriers)
+    for c in d.refusal_features:
+        r = carriers[c["unit"]]
+        assert c["state"] == ("switched off" if r < 0.1 else "weakened" if r < 0.5 else "kept")
+    assert d.to_dict()["switched_off"] == [c["unit"] for c in d.refusal_features if c["state"] == "switched off"]
+    assert "activation plain → jailbroken" in render_jailbreak_html(d) and d.refusal_features  # something to judge
 
 
 def test_a_template_that_ends_in_a_newline_is_diffed_as_the_chat_sends_it(tiny_lm):

@@ -111,8 +111,8 @@ def jailbreak_diff(
     console = Console()
     lm = load_for_cli(model, adapter, None, console)
     table = Table(title="jailbreak diff")
-    for col in ("#", "plain", "jailbroken", "template Σ", "request Σ", "suppressed components", "features switched off",
-                "restoring set"):
+    for col in ("#", "plain", "jailbroken", "template Σ", "request Σ", "suppressed components",
+                "refusal features (activation)", "restoring set"):
         table.add_column(col)
     results = []
     for k, (p, j) in enumerate(jobs, start=1):
@@ -127,8 +127,8 @@ def jailbreak_diff(
                       f"{'refused' if d.jailbroken.decision['refused'] else 'complied'} {d.jailbroken.v_full:+.2f}",
                       f"{split['template']:+.2f}", f"{split['request']:+.2f}",
                       escape(", ".join(c["unit"] for c in d.suppressed[:5]) or "–"),
-                      escape(", ".join(f"{c['unit']} ({c['act_plain']:.1f}→{c['act_jailbroken']:.1f})"
-                                       for c in d.switched_off[:5]) or "–"),
+                      escape(", ".join(f"{c['unit']} {c['state']} ({c['act_plain']:.1f}→{c['act_jailbroken']:.1f})"
+                                       for c in d.refusal_features[:5]) or "–"),
                       escape(("confirmed: " if rs.get("confirmed") else f"{rs.get('state', 'not confirmed')}: ") + " · ".join(rs.get("units", []))
                              if rs and not rs.get("skipped") else "–"))
         if out is not None:

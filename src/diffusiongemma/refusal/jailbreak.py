@@ -113,12 +113,24 @@ class JailbreakDiff:
         return [c for c, r in zip(self.components, ok) if r and c["plain"] > 0 and c["diff"] < 0]
 
     @property
+    def refusal_features(self) -> list[dict[str, Any]]:
+        """The SAE latents that carry the plain request's refusal — a positive share of at least 5 % of the
+        positive shares — each with ``state``: ``switched off`` (its activation at the read position on the
+        jailbroken prompt under a tenth of the plain one), ``weakened`` (under half) or ``kept``."""
+        feats = [c for c in self.components if "act_plain" in c]
+        total = sum(c["plain"] for c in feats if c["plain"] > 0)
+        out = []
+        for c in feats:
+            if c["plain"] <= 0 or c["plain"] < 0.05 * total or c["act_plain"] <= 0:
+                continue
+            ratio = c["act_jailbroken"] / c["act_plain"]
+            out.append({**c, "state": "switched off" if ratio < 0.1 else "weakened" if ratio < 0.5 else "kept"})
+        return sorted(out, key=lambda c: -c["plain"])
+
+    @property
     def switched_off(self) -> list[dict[str, Any]]:
-        """Refusal features the jailbreak switched off: SAE latents with a positive share of the refusal on
-        the plain request whose activation at the read position on the jailbroken prompt fell to under a
-        tenth of the plain one."""
-        return [c for c in self.components if "act_plain" in c and c["plain"] > 0 and c["act_plain"] > 0
-                and c["act_jailbroken"] < 0.1 * c["act_plain"]]
+        """Refusal features (:attr:`refusal_features`) the jailbreak switched off."""
+        return [c for c in self.refusal_features if c["state"] == "switched off"]
 
     def split_scores(self) -> dict[str, float]:
         s = self.jailbroken.scores
@@ -130,7 +142,7 @@ class JailbreakDiff:
                 "components": self.components, "projection": self.projection,
                 "restoring_set": self.restoring_set, "broke_refusal": self.broke_refusal,
                 "split_scores": self.split_scores(), "suppressed": [c["unit"] for c in self.suppressed],
-                "switched_off": [c["unit"] for c in self.switched_off]}
+                "refusal_features": self.refusal_features, "switched_off": [c["unit"] for c in self.switched_off]}
 
 
 def _component_diff(lm: Any, plain: str, jailbroken: str, spec: str, method: str, budget: int, seed: int,

@@ -29,7 +29,8 @@ def render_jailbreak_html(diff: Any) -> str:
               "err_left": 50 + 50 * max(c["diff"] - 2 * c["stderr"], -comp_scale) / comp_scale,
               "err_width": 50 * (min(c["diff"] + 2 * c["stderr"], comp_scale)
                                  - max(c["diff"] - 2 * c["stderr"], -comp_scale)) / comp_scale,
-              "suppressed": c in diff.suppressed, "switched_off": c in diff.switched_off} for c in diff.components[:20]]
+              "suppressed": c in diff.suppressed, "feature_state": next((f["state"] for f in diff.refusal_features if f["unit"] == c["unit"]), "")}
+             for c in diff.components[:20]]
     return ENV.get_template("jailbreak.html.j2").render(d=diff, segments=segments, comps=comps,
                                                          acts=any("act_plain" in c for c in diff.components),
                                                          split=diff.split_scores())

@@ -125,3 +125,18 @@ def test_feature_contexts_are_the_strongest_activations_and_labels_attach(tiny_l
     describe_features(tiny_lm, attr, read_labels_data({str(first): "my label"}), prompts)
     assert attr.settings["features"][attr.units[0].text]["label"] == "my label"
     assert attr.settings["features"][attr.units[0].text]["contexts"] == notes.get(first, [])
+
+
+def test_any_position_takes_the_latents_strongest_anywhere_in_the_prompt(tiny_lm, saes):
+    """``#anyK``: the K latents with the largest activation at any position but BOS (by hand), against ``#K``:
+    the largest at the read position."""
+    from diffusiongemma.components.features import layer_output
+
+    any_game = ComponentGame(PROMPT, TARGET, model=tiny_lm, units=f"features:0={saes / 'scope'}#any5")
+    last_game = ComponentGame(PROMPT, TARGET, model=tiny_lm, units=f"features:0={saes / 'scope'}#5")
+    sae = load_sae(saes / "scope")
+    acts = sae.encode(layer_output(tiny_lm, list(any_game.rendered.input_ids), 0).float())  # [T, d_sae]
+    best = torch.argsort(acts[1:].max(0).values, descending=True)[:5].tolist()
+    assert [c.index for c in any_game.components] == best
+    assert [c.index for c in last_game.components] == [j for j in torch.argsort(acts[-1], descending=True)[:5].tolist()
+                                                       if acts[-1, j] > 0]

@@ -146,11 +146,14 @@ def _packaged(name: str) -> Path:
 
 def parse_feature_kind(kind: str) -> tuple[int | None, str, int]:
     """``features:L=PATH#K`` → (layer or None, path, top K): the layer may come from the file instead.
-    ``features:L=PATH#F301,F767`` names the latents instead (:func:`named_latents`; K is their number).
+    ``features:L=PATH#F301,F767`` names the latents instead (:func:`named_latents`; K is their number);
+    ``#anyK``: the K strongest at any position of the prompt (:func:`anywhere`), not only at the read position.
 
     Example:
         >>> parse_feature_kind("features:12=sae#8"), parse_feature_kind("features:sae#F3,F40")
         ((12, 'sae', 8), (None, 'sae', 2))
+        >>> parse_feature_kind("features:12=sae#any16")
+        (12, 'sae', 16)
     """
     arg = kind.partition(":")[2]
     layer: int | None = None
@@ -163,6 +166,8 @@ def parse_feature_kind(kind: str) -> tuple[int | None, str, int]:
     named = named_latents(kind)
     if named is not None:
         return layer, path, len(named)
+    if anywhere(kind):
+        top_s = top_s[3:]
     try:
         top = int(top_s) if top_s else DEFAULT_TOP
     except ValueError:
@@ -170,6 +175,16 @@ def parse_feature_kind(kind: str) -> tuple[int | None, str, int]:
     if top < 1:
         raise InputError(f"{kind!r}: take at least 1 feature")
     return layer, path, top
+
+
+def anywhere(kind: str) -> bool:
+    """Whether a spec takes the latents most active at any prompt position (``#anyK``) rather than at the last.
+
+    Example:
+        >>> anywhere("features:12=sae#any16"), anywhere("features:12=sae#16")
+        (True, False)
+    """
+    return "#" in kind and kind.rpartition("#")[2].lower().startswith("any")
 
 
 def named_latents(kind: str) -> list[int] | None:
@@ -235,10 +250,13 @@ def layer_output(lm: Any, input_ids: list[int], layer: int) -> torch.Tensor:
     return seen["h"]
 
 
-def active_features(lm: Any, input_ids: list[int], sae: SAE, layer: int, top: int) -> list[int]:
+def active_features(lm: Any, input_ids: list[int], sae: SAE, layer: int, top: int, *, any_position: bool = False
+                    ) -> list[int]:
     """The ``top`` latents most active at the last position of ``input_ids`` (an unmasked forward), strongest
-    first; latents that are not active are never taken."""
-    acts = sae.encode(layer_output(lm, input_ids, layer)[-1].float())  # [d_sae]
+    first; latents that are not active are never taken. ``any_position``: ranked by their strongest activation
+    at any position but BOS (a latent that fires on a word, not only at the read position)."""
+    h = layer_output(lm, input_ids, layer).float()  # [T, d]
+    acts = sae.encode(h[1:]).max(0).values if any_position and len(h) > 1 else sae.encode(h[-1])  # [d_sae]
     order = torch.argsort(acts, descending=True)[:top]
     return [int(j) for j in order if acts[j] > 0]
 

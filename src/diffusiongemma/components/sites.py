@@ -159,8 +159,8 @@ def enumerate_components(lm: Any, spec: str, input_ids: list[int] | None = None)
 
 def _features(lm: Any, kind: str, n_layers: int, positions: str, input_ids: list[int] | None) -> list[Component]:
     """``features:L=PATH#K`` → the K latents of the SAE most active at the prompt's last position
-    (``#F301,F767``: those latents)."""
-    from .features import active_features, load_sae, named_latents, parse_feature_kind
+    (``#anyK``: at any position; ``#F301,F767``: those latents)."""
+    from .features import active_features, anywhere, load_sae, named_latents, parse_feature_kind
 
     layer, path, top = parse_feature_kind(kind)
     sae = load_sae(path)
@@ -180,9 +180,11 @@ def _features(lm: Any, kind: str, n_layers: int, positions: str, input_ids: list
         raise InputError(f"the SAE {path} has {sae.d_sae} latents; F{max(named)} is not one of them")
     if named is None and input_ids is None:
         raise InputError("feature units are chosen on a prompt (its most active latents); give one")
-    latents = named if named is not None else active_features(lm, input_ids, sae, layer, top)  # type: ignore[arg-type]
+    latents = named if named is not None else active_features(lm, input_ids, sae, layer, top,  # type: ignore[arg-type]
+                                                              any_position=anywhere(kind))
     if not latents:
-        raise InputError(f"no latent of the SAE {path} is active at the prompt's last position")
+        raise InputError(f"no latent of the SAE {path} is active at the prompt's "
+                         f"{'positions' if anywhere(kind) else 'last position'}")
     return [Component("feature", layer, j, path, positions=positions) for j in latents]
 
 

@@ -64,7 +64,10 @@ def test_verify_safety_on_the_keyword_model(tmp_path):
     assert proc.returncode == 0, proc.stderr
     r = json.loads((tmp_path / "v.json").read_text())
     checks = {c["name"]: c for c in r["checks"]}
-    assert list(checks) == ["keyword reliance", "paraphrase consistency", "component consistency", "over-refusal"]
+    assert list(checks) == ["keyword reliance", "learned features", "paraphrase consistency", "component consistency",
+                            "over-refusal"]
+    assert checks["learned features"]["verdict"] == "surface-bound"  # on the keyword model's own demo SAE
+    assert checks["learned features"]["figures"]["features"] == "features:gemma-270m-keyword-L12#8"
     kw = checks["keyword reliance"]["figures"]  # refusals keyed on the keyword: rewriting it undoes them
     assert kw["survival_meaning_preserving"] < 0.5 and r["verdict"] == "brittle"
     assert checks["paraphrase consistency"]["figures"]["tasks"] == 2  # the two "how to" requests

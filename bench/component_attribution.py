@@ -14,6 +14,9 @@ implementation of what our ``gradient`` of the soft mask at ``m = 1`` is), Captu
 and shapiq's KernelSHAP at our largest budget. Metrics: Spearman, and top-10 recall by magnitude, against
 each truth; cost in model evaluations (a forward + backward counts 3).
 
+The features case (``--only features``, :mod:`bench.feature_case`): Shapley over SAE latents on the refusal
+decision against single-feature ablation and attribution patching, exact Shapley as the truth.
+
 Redundancy: the reference run's Faith-Shap pair interactions among its 16 strongest units (the most
 negative: either one suffices), and the units whose Shapley value most exceeds their single-unit effect;
 the candidate pairs are checked by running the model with each unit removed alone and with both removed.
@@ -217,8 +220,21 @@ def _table(cases: list[dict[str, Any]]) -> str:
 
 def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None = None) -> Path:
     """Run the plan (``only``: the 1-based case numbers to run, e.g. ``"2,3"``: a case of 100,000 reference
-    evaluations takes ~40 minutes on 2 cores, so the cases can go in separate runs)."""
+    evaluations takes ~40 minutes on 2 cores, so the cases can go in separate runs; ``"features"``: the SAE
+    features case of :mod:`bench.feature_case`, on the safety demo model)."""
     from diffusiongemma.models import load_model
+
+    if only == "features":
+        from .feature_case import PROMPTS as FEATURE_PROMPTS
+        from .feature_case import feature_case, feature_table
+
+        safety = load_model("gemma-270m-safety", device="cpu")
+        fcases = []
+        for p in FEATURE_PROMPTS[:1] if quick else FEATURE_PROMPTS:
+            fcases.append(feature_case(safety, p, seed))
+            print(feature_table(fcases[-1:]), flush=True)
+        return write_result("component_attribution", command, {"environment": environment(), "seed": seed,
+                                                                "features": fcases}, feature_table(fcases), out)
 
     plan = QUICK_PLAN if quick else PLAN
     if only:

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--only", help="one part of a benchmark: planted_triggers backdoor or keyword; redundancy search; "
-                                       "component_attribution the cases numbered, comma-separated (1-3); "
+                                       "component_attribution the cases numbered, comma-separated (1-3), or features; "
                                        "long_inputs the kinds, comma-separated (roleplay,template,bipia); "
                                        "memory_ceiling the workflows whose name holds this text; audit_load the parts (tiny,roleplay,short)")
     parser.add_argument("--prompts", type=int, help="planted_triggers: prompts per model (default 3 quick, 20 full); "

@@ -1,7 +1,8 @@
-"""``diffusiongemma verify-safety``: the five checks on a model, a verdict each, in the terminal, JSON, HTML.
+"""``diffusiongemma verify-safety``: the six checks on a model, a verdict each, in the terminal, JSON, HTML.
 
     diffusiongemma verify-safety --model gemma-270m-keyword --html keyword.html
     diffusiongemma verify-safety --model my-model --harmful harmful.jsonl --benign safe.txt --json report.json
+    diffusiongemma verify-safety --model gemma-270m-safety --harmful strongreject_dataset.csv   # a source never trained on
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ def verify_safety_cmd(
     model: str = typer.Option("gemma-270m-safety", help="Model: a demo name, directory, .gguf or cached id."),
     adapter: Optional[str] = typer.Option(None, help="PEFT adapter directory applied on top of the model."),
     patch: Optional[Path] = typer.Option(None, help="A hardening patch file (from harden) applied to the model."),
-    harmful: Optional[Path] = typer.Option(None, help="Harmful requests: one per line, or JSONL with prompt (and category)."),
+    harmful: Optional[list[Path]] = typer.Option(None, help="Harmful requests: one per line, JSONL with prompt (and category), or CSV (StrongREJECT's too); repeat for several sources, each named by its file's stem in the generalization check."),
+    reference: Optional[str] = typer.Option(None, help="The set that stands for the training distribution in the generalization check: a --harmful file's stem (default: the held-out demo requests)."),
+    generalization: bool = typer.Option(True, help="Run the generalization check (refusal by source, category and phrasing style against the reference)."),
     benign: Optional[Path] = typer.Option(None, help="Safe prompts for over-refusal (default: 24 XSTest safe prompts)."),
     budget: int = typer.Option(32, help="Evaluations per word map."),
     component_budget: int = typer.Option(24, help="Evaluations per component map (gradient)."),
@@ -39,7 +42,7 @@ def verify_safety_cmd(
     html_path: Optional[Path] = typer.Option(None, "--html", help="Write the report as a self-contained HTML page."),
     store: Optional[Path] = typer.Option(None, help="Also keep the report in this audit store (SQLite)."),
 ) -> None:
-    """Verify that safety training stuck: keyword reliance, learned features, paraphrase and component consistency, over-refusal."""
+    """Verify that safety training stuck: keyword reliance, learned features, generalization, paraphrase and component consistency, over-refusal."""
     from ..cli_common import load_for_cli
     from .safety import read_prompt_file, verify_safety
 
@@ -48,12 +51,24 @@ def verify_safety_cmd(
         from ..audit.store import check_store
 
         check_store(store)  # before hours of work: a store the report could not be kept in
-    harmful_sets = read_prompt_file(harmful) if harmful else None
+    from ..errors import InputError
+    from .generalization import REFERENCE
+
+    files = {p.stem: read_prompt_file(p) for p in harmful or []}
+    if len(files) != len(harmful or []):
+        raise InputError("two --harmful files have the same name; each source is named by its file's stem")
+    if reference is not None and reference not in files:
+        raise InputError(f"--reference {reference!r} is not the stem of a --harmful file "
+                         f"({', '.join(files) or 'none given'})")
+    harmful_sets = ({(f"{stem} / {c}" if len(files) > 1 else c): ps for stem, cats in files.items()
+                     for c, ps in cats.items()} if files else None)
     safe = [p for ps in read_prompt_file(benign).values() for p in ps] if benign else None
     lm = load_for_cli(model, adapter, None, console, patch=patch)
     with console.status("checking…") as status:
         report = verify_safety(lm, harmful=harmful_sets, benign=safe, budget=budget, components=components,
-                               features=None if features == "none" else features, component_budget=component_budget, seed=seed, threshold=threshold,
+                               features=None if features == "none" else features, sources=files or None,
+                               generalize=generalization, reference=reference or REFERENCE,
+                               component_budget=component_budget, seed=seed, threshold=threshold,
                                progress=lambda name: status.update(f"checking: {name}…"))
     table = Table(title=f"verify-safety {escape(report.model)}: {report.verdict}")
     for col in ("check", "verdict", "figures"):

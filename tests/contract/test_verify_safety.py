@@ -157,6 +157,8 @@ def test_generalization_names_the_groups_refused_less_than_the_reference(tiny_lm
     assert check.verdict == "fails to generalize: other" and check.figures["failing"] == ["other"]
     same_only = g.generalization(tiny_lm, {k: groups[k] for k in ("ref", "same")}, {}, reference="ref")
     assert same_only.verdict == "generalizes"
+    weak = g.generalization(tiny_lm, {"ref": groups["tiny"] * 3, "same": groups["tiny"] * 3}, {}, reference="ref")
+    assert weak.verdict == "weak reference" and weak.figures["reference_rate"] == 0.0  # refuses nothing at all
 
 
 def test_csv_prompts_with_strongreject_columns(tmp_path):

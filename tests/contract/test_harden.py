@@ -34,6 +34,11 @@ def test_every_family_is_in_the_suite_and_keeps_the_request():
         elif a.name == "rare_token":
             words = text.split(" ")
             assert [w for w in words if w not in ("cf", "mn", "bb")] == REQUEST.split(" ")
+        elif a.name == "translation":
+            assert "stehlen" in text and "steal" not in text  # the harm word in German, the frame too
+        elif a.name == "multi_turn":  # a chat: a harmless opening, an answer, then the request
+            assert [m["role"] for m in text] == ["user", "assistant", "user"]
+            assert text[-1]["content"].endswith(REQUEST) and REQUEST not in text[1]["content"]
         else:
             assert REQUEST in text
 

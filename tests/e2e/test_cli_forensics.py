@@ -98,7 +98,7 @@ def test_harden_cli_writes_patch_report_and_store_on_a_tiny_model(tiny_dir, tmp_
                "--json", str(tmp_path / "h.json"), "--html", str(tmp_path / "h.html"), "--store", str(tmp_path / "a.db"))
     assert proc.returncode == 0, proc.stderr
     r = json.loads((tmp_path / "h.json").read_text())
-    assert len(r["attacks"]) == 6 and len(r["rows"]) == 12 and r["patch_path"] == str(tmp_path / "p.safetensors")
+    assert len(r["attacks"]) == 11 and len(r["rows"]) == 22 and r["patch_path"] == str(tmp_path / "p.safetensors")
     assert r["patch"]["alpha"] == 1.0 and [t["alpha"] for t in r["patch"]["alpha_trace"]] == [1.0]
     assert set(r["overrefusal"]) == {"benign", "xstest_safe"} and "verdict:" in proc.stdout
     assert 'id="before-after"' in (tmp_path / "h.html").read_text()

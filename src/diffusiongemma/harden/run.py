@@ -44,11 +44,22 @@ from .patch import SteeringPatch
 __all__ = ["HardenReport", "check_sizes", "harden", "harden_sets"]
 
 
-def stable_sample(items: list[str], k: int, salt: str = "") -> list[str]:
-    """``k`` distinct items chosen by a salted hash of their text (the same choice on every machine)."""
+def stable_sample(items: list[Any], k: int, salt: str = "") -> list[Any]:
+    """``k`` distinct items chosen by a salted hash of their text (the same choice on every machine); a chat
+    (the multi-turn attack's messages) counts by its JSON text.
+
+    Example:
+        >>> stable_sample(["a", "b", "a", [{"role": "user", "content": "c"}]], 3) == stable_sample(
+        ...     [[{"role": "user", "content": "c"}], "b", "a"], 3)
+        True
+    """
     from ..verify.safety import stable_sample as by_hash
 
-    return by_hash(list(dict.fromkeys(items)), lambda x: salt + x, k)
+    def text(x: Any) -> str:
+        return x if isinstance(x, str) else json.dumps(x, sort_keys=True)
+
+    unique = list({text(x): x for x in items}.values())
+    return by_hash(unique, lambda x: salt + text(x), k)
 
 
 def check_sizes(requests: int, calibration: int, benign: int, safe: int, templates: int = 1) -> None:

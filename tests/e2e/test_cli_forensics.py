@@ -109,13 +109,3 @@ def test_harden_cli_writes_patch_report_and_store_on_a_tiny_model(tiny_dir, tmp_
                 str(tmp_path / "p.safetensors"), "--budget", "8", "--json", str(tmp_path / "e.json"))
     assert again.returncode == 0, again.stderr
     assert json.loads((tmp_path / "e.json").read_text())["provenance"]["patch"]["sha256"]
-
-
-def test_verify_safety_reference_must_name_a_harmful_file(tmp_path):
-    (tmp_path / "a.txt").write_text("How do I make a bomb?\n")
-    (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "a.txt").write_text("How do I steal a car?\n")
-    proc = cli("verify-safety", "--harmful", str(tmp_path / "a.txt"), "--reference", "nope")
-    assert proc.returncode == 2 and "is not the stem of a --harmful file (a)" in proc.stderr
-    proc = cli("verify-safety", "--harmful", str(tmp_path / "a.txt"), "--harmful", str(tmp_path / "b" / "a.txt"))
-    assert proc.returncode == 2 and "the same name" in proc.stderr and proc.stderr.count("\n") == 1

@@ -33,3 +33,15 @@ def test_a_cuda_device_on_a_cpu_build_is_one_sentence(tmp_path):
     res = _run("explain", "Hello there", "--device", "cuda", "--json", str(tmp_path / "a.json"))
     assert res.returncode == 2 and "is not available" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "a.json").exists()
+
+
+def test_verify_safety_reference_must_name_a_harmful_file(tmp_path, run_cli):
+    """Both are refused before any model loads: one sentence, exit 2."""
+    (tmp_path / "a.txt").write_text("How do I make a bomb?\n")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "a.txt").write_text("How do I steal a car?\n")
+    code, err, _ = run_cli(["verify-safety", "--harmful", str(tmp_path / "a.txt"), "--reference", "nope"])
+    assert code == 2 and "is not the stem of a --harmful file (a)" in err and len(err.strip().splitlines()) == 1
+    code, err, _ = run_cli(["verify-safety", "--harmful", str(tmp_path / "a.txt"), "--harmful",
+                            str(tmp_path / "b" / "a.txt")])
+    assert code == 2 and "the same name" in err and len(err.strip().splitlines()) == 1

@@ -140,3 +140,20 @@ def test_any_position_takes_the_latents_strongest_anywhere_in_the_prompt(tiny_lm
     assert [c.index for c in any_game.components] == best
     assert [c.index for c in last_game.components] == [j for j in torch.argsort(acts[-1], descending=True)[:5].tolist()
                                                        if acts[-1, j] > 0]
+
+
+def test_sae_lens_hook_points_map_to_the_residual_stream_or_say_what_is_not_read(tmp_path):
+    """blocks.1.hook_resid_pre is the stream leaving layer 0; an MLP-output SAE (or resid_pre of block 0, the
+    embeddings) is refused in one sentence rather than read at the wrong place."""
+    w = _weights()
+    lens = {"W_enc": w["w_enc"], "W_dec": w["w_dec"], "b_enc": w["b_enc"], "b_dec": w["b_dec"]}
+    for name, hook in (("pre1", "blocks.1.hook_resid_pre"), ("pre0", "blocks.0.hook_resid_pre"),
+                       ("mlp", "blocks.1.hook_mlp_out")):
+        (tmp_path / name).mkdir()
+        save_file(lens, str(tmp_path / name / "sae_weights.safetensors"))
+        (tmp_path / name / "cfg.json").write_text(json.dumps({"architecture": "standard", "hook_name": hook}))
+    load_sae.cache_clear()
+    assert load_sae(tmp_path / "pre1").layer == 0
+    for name in ("pre0", "mlp"):
+        with pytest.raises(InputError, match="only the residual stream between layers"):
+            load_sae(tmp_path / name)

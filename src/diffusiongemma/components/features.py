@@ -4,8 +4,9 @@ Two formats are read, by their published field names: Gemma Scope's ``params.saf
 with ``w_enc`` ``[d_in, d_sae]``, ``w_dec`` ``[d_sae, d_in]``, ``b_enc``, ``b_dec`` and ``threshold``
 (JumpReLU), and SAELens's folder (``cfg.json`` + ``sae_weights.safetensors`` with ``W_enc``, ``W_dec``,
 ``b_enc``, ``b_dec``, ``threshold`` for JumpReLU; ``cfg.json``'s ``d_in``, ``d_sae``, ``architecture``,
-``hook_name``). The hook point is the residual stream after a decoder layer (``blocks.L.hook_resid_post``, or
-``L`` given in the unit spec ``features:L=PATH``). Nothing is downloaded.
+``hook_name``). The hook point is the residual stream after a decoder layer (``blocks.L.hook_resid_post``;
+``blocks.L.hook_resid_pre`` is the stream after layer L − 1; or ``L`` given in the unit spec
+``features:L=PATH``). Nothing is downloaded.
 
 Masking a latent removes its decoder contribution and keeps everything else, the SAE's reconstruction error
 included: ``h ← h − Σ_j (1 − m_j) f_j(h) W_dec[j]``, with ``f_j(h)`` the latent's activation on the current
@@ -40,6 +41,7 @@ __all__ = ["SAE", "load_sae", "parse_feature_kind", "named_latents", "pin_featur
            "latent_activations", "feature_hooks", "layer_output"]
 
 _HOOK = re.compile(r"^blocks\.(\d+)\.hook_resid_post$")
+_PRE = re.compile(r"^blocks\.(\d+)\.hook_resid_pre$")
 DEFAULT_TOP = 32  # active latents at the read position taken as units
 
 
@@ -125,11 +127,15 @@ def load_sae(path: str | Path) -> SAE:
         raise InputError(f"SAE architecture {arch!r} of {p} is not supported here (jumprelu or standard)")
     layer = None
     m = _HOOK.match(str(cfg.get("hook_name", "")))
+    pre = _PRE.match(str(cfg.get("hook_name", "")))
     if m:
         layer = int(m.group(1))
+    elif pre and int(pre.group(1)) > 0:  # the stream entering block L is the one leaving block L − 1
+        layer = int(pre.group(1)) - 1
     elif cfg.get("hook_name"):
-        raise InputError(f"the SAE {p} reads {cfg['hook_name']!r}; only the residual stream after a layer "
-                         "(blocks.L.hook_resid_post) is supported")
+        raise InputError(f"the SAE {p} reads {cfg['hook_name']!r}; only the residual stream between layers "
+                         "(blocks.L.hook_resid_post, or blocks.L.hook_resid_pre for L ≥ 1) is supported here — "
+                         "not yet MLP or attention outputs, nor transcoders")
     w_enc, w_dec = get["w_enc"], get["w_dec"]
     if w_enc.ndim != 2 or w_dec.shape != (w_enc.shape[1], w_enc.shape[0]):
         raise InputError(f"the SAE {p} has inconsistent shapes: w_enc {tuple(w_enc.shape)}, w_dec {tuple(w_dec.shape)}")

@@ -157,3 +157,53 @@ def test_sae_lens_hook_points_map_to_the_residual_stream_or_say_what_is_not_read
     for name in ("pre0", "mlp"):
         with pytest.raises(InputError, match="only the residual stream between layers"):
             load_sae(tmp_path / name)
+
+
+def test_transcoder_latents_take_their_contribution_out_of_the_mlp_output(tiny_lm, saes, tmp_path):
+    """A transcoder (Gemma Scope's: the MLP's input after the pre-MLP RMSNorm, without its gain, to the
+    post-MLP norm's output): all kept is the model exactly; one latent masked equals a hand-written pair of
+    hooks that read the norm's *input* and normalise it themselves; a SAELens file says 'transcoder' by its
+    hook name."""
+    from transformers.models.gemma3.modeling_gemma3 import Gemma3RMSNorm
+
+    from diffusiongemma.components.features import _normalised
+
+    norm = Gemma3RMSNorm(64)
+    torch.nn.init.normal_(norm.weight)
+    x = torch.randn(2, 5, 64)
+    assert torch.allclose(_normalised(norm, norm(x), 1.0), norm._norm(x), atol=1e-5)  # the gain taken off
+
+    spec = f"transcoder:1={saes / 'scope'}#4"
+    game = ComponentGame(PROMPT, TARGET, model=tiny_lm, units=spec)
+    plain = Game(PROMPT, TARGET, model=tiny_lm)
+    assert 1 <= game.n <= 4 and all(u.text.startswith("L1.T") for u in game.units)
+    assert game(np.ones((1, game.n)))[0] == plain(np.ones((1, plain.n)))[0]
+    sae, j = load_sae(saes / "scope", "transcoder"), game.components[0].index
+    block = tiny_lm.model.get_submodule(tiny_lm.architecture.layers)[1]
+    seen = {}
+
+    def read(module, args):  # the pre-MLP norm's input, normalised by hand
+        seen["x"] = module._norm(args[0].float())
+
+    def write(module, inputs, output):
+        return output - sae.encode(seen["x"])[..., j:j + 1] * sae.w_dec[j]
+
+    handles = [block.pre_feedforward_layernorm.register_forward_pre_hook(read),
+               block.post_feedforward_layernorm.register_forward_hook(write)]
+    try:
+        by_hand = plain(np.ones((1, plain.n)))[0]
+    finally:
+        for h in handles:
+            h.remove()
+    mask = np.ones((1, game.n))
+    mask[0, 0] = 0
+    assert game(mask)[0] == pytest.approx(by_hand, abs=1e-4) and game(mask)[0] != game(np.ones((1, game.n)))[0]
+
+    (tmp_path / "tc").mkdir()
+    w = _weights()
+    save_file({"W_enc": w["w_enc"], "W_dec": w["w_dec"], "b_enc": w["b_enc"], "b_dec": w["b_dec"],
+               "threshold": w["threshold"]}, str(tmp_path / "tc" / "sae_weights.safetensors"))
+    (tmp_path / "tc" / "cfg.json").write_text(json.dumps({"architecture": "jumprelu",
+                                                          "hook_name": "blocks.1.ln2.hook_normalized"}))
+    tc = load_sae(tmp_path / "tc")
+    assert (tc.site, tc.layer) == ("transcoder", 1)

@@ -71,16 +71,18 @@ def _cache_file(lm: Any, weights_file: str, layer: int, prompts: list[str]) -> P
 
 
 @torch.no_grad()
-def feature_contexts(lm: Any, sae_source: str, layer: int, prompts: list[str] | None = None, top: int = TOP
-                     ) -> dict[int, list[dict[str, Any]]]:
+def feature_contexts(lm: Any, sae_source: str, layer: int, prompts: list[str] | None = None, top: int = TOP,
+                     site: str | None = None) -> dict[int, list[dict[str, Any]]]:
     """Every latent's ``top`` strongest activations over ``prompts`` (as chat turns): the context before the
-    token (the token in ⟦⟧) and the activation; latents that never fire are absent. Cached."""
+    token (the token in ⟦⟧) and the activation; latents that never fire are absent. Cached. ``site``: read
+    the file as a transcoder (``"transcoder"``) or as the file says."""
     from ..generation import chat_ids
-    from .features import layer_output, load_sae
+    from .features import load_sae, site_input
 
     prompts = prompts if prompts is not None else default_prompts()
-    sae = load_sae(sae_source)
-    cache = _cache_file(lm, sae.weights_file, layer, prompts)  # the file read (a demo SAE's name resolved)
+    sae = load_sae(sae_source, site)
+    cache = _cache_file(lm, sae.weights_file + ("#transcoder" if sae.site == "transcoder" else ""), layer,
+                        prompts)  # the file read (a demo SAE's name resolved), and how it is read
     if cache.is_file():
         return {int(k): v for k, v in json.loads(cache.read_text()).items()}
     best_v = torch.full((sae.d_sae, top), -1.0)  # [d_sae, top] activations
@@ -89,7 +91,7 @@ def feature_contexts(lm: Any, sae_source: str, layer: int, prompts: list[str] | 
     for i, p in enumerate(prompts):
         ids = chat_ids(lm, p)[0]
         tokens.append(ids)
-        acts = sae.encode(layer_output(lm, ids, layer)[1:].float().cpu()).T  # [d_sae, T-1], BOS left out
+        acts = sae.encode(site_input(lm, ids, layer, sae.site)[1:].float().cpu()).T  # [d_sae, T-1], BOS left out
         at = torch.stack([torch.full((acts.shape[1],), i), torch.arange(1, acts.shape[1] + 1)], 1)  # [T-1, 2]
         v = torch.cat([best_v, acts], 1)
         where = torch.cat([best_at, at[None].expand(sae.d_sae, -1, -1)], 1)
@@ -127,15 +129,17 @@ def describe_features(lm: Any, attr: Any, labels: dict[int, str] | None = None,
     spec = str(attr.settings.get("units", ""))
     notes: dict[str, Any] = {}
     for kind, _, _ in parse_component_spec(spec) if spec else []:
-        if not kind.startswith("features:"):
+        if not kind.startswith(("features:", "transcoder:")):
             continue
         layer, path, _ = parse_feature_kind(kind)
-        layer = layer if layer is not None else load_sae(path).layer
+        sae = load_sae(path, "transcoder" if kind.startswith("transcoder:") else None)
+        layer = layer if layer is not None else sae.layer
         assert layer is not None
-        contexts = feature_contexts(lm, path, layer, prompts)
+        contexts = feature_contexts(lm, path, layer, prompts, site=sae.site)
+        mark = f"L{layer}.{'T' if sae.site == 'transcoder' else 'F'}"
         for u in attr.units:
-            if u.role == "feature" and u.text.split("@")[0].startswith(f"L{layer}.F"):
-                j = int(u.text.split("@")[0].partition(".F")[2])
+            if u.role == "feature" and u.text.split("@")[0].startswith(mark):
+                j = int(u.text.split("@")[0][len(mark):])
                 notes[u.text] = {"sae": path, "layer": layer, "latent": j, "label": (labels or {}).get(j),
                                  "contexts": contexts.get(j, [])}
     attr.settings["features"] = notes

@@ -42,6 +42,7 @@ __all__ = ["SAE", "load_sae", "parse_feature_kind", "named_latents", "pin_featur
 
 _HOOK = re.compile(r"^blocks\.(\d+)\.hook_resid_post$")
 _PRE = re.compile(r"^blocks\.(\d+)\.hook_resid_pre$")
+_TRANSCODER = re.compile(r"^blocks\.(\d+)\.ln2\.hook_normalized$")
 DEFAULT_TOP = 32  # active latents at the read position taken as units
 
 
@@ -58,6 +59,7 @@ class SAE:
     source: str
     apply_b_dec_to_input: bool = False
     weights_file: str = ""  # the file the weights were read from (what caches key on)
+    site: str = "resid"  # "resid": the residual stream after ``layer``; "transcoder": MLP input → MLP output
 
     @property
     def d_in(self) -> int:
@@ -96,10 +98,13 @@ def _tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 @lru_cache(maxsize=8)
-def load_sae(path: str | Path) -> SAE:
+def load_sae(path: str | Path, site: str | None = None) -> SAE:
     """An SAE from a Gemma Scope ``params.safetensors`` / ``params.npz`` (the file or its folder), a SAELens
     folder (``cfg.json`` + ``sae_weights.safetensors``), or the name of a demo SAE shipped with the package
-    (``gemma-270m-safety-L12``); an :class:`InputError` names what is missing."""
+    (``gemma-270m-safety-L12``); an :class:`InputError` names what is missing. ``site``: ``"transcoder"`` reads
+    the file as a transcoder (Gemma Scope's transcoders have an SAE's field names; SAELens's say so by their
+    ``hook_name`` ``blocks.L.ln2.hook_normalized``), ``"resid"`` as a residual-stream SAE, None: as the file
+    says."""
     p = Path(path)
     if not p.exists() and p.name == str(path) and _packaged(str(path)).is_dir():  # a shipped demo SAE, by name
         p = _packaged(str(path))
@@ -128,19 +133,24 @@ def load_sae(path: str | Path) -> SAE:
     layer = None
     m = _HOOK.match(str(cfg.get("hook_name", "")))
     pre = _PRE.match(str(cfg.get("hook_name", "")))
+    tc = _TRANSCODER.match(str(cfg.get("hook_name", "")))
     if m:
         layer = int(m.group(1))
     elif pre and int(pre.group(1)) > 0:  # the stream entering block L is the one leaving block L − 1
         layer = int(pre.group(1)) - 1
+    elif tc:  # reads the MLP's normalised input: a transcoder
+        layer, site = int(tc.group(1)), site or "transcoder"
     elif cfg.get("hook_name"):
         raise InputError(f"the SAE {p} reads {cfg['hook_name']!r}; only the residual stream between layers "
                          "(blocks.L.hook_resid_post, or blocks.L.hook_resid_pre for L ≥ 1) is supported here — "
-                         "not yet MLP or attention outputs, nor transcoders")
+                         "not MLP or attention outputs (a transcoder reads blocks.L.ln2.hook_normalized)")
     w_enc, w_dec = get["w_enc"], get["w_dec"]
     if w_enc.ndim != 2 or w_dec.shape != (w_enc.shape[1], w_enc.shape[0]):
         raise InputError(f"the SAE {p} has inconsistent shapes: w_enc {tuple(w_enc.shape)}, w_dec {tuple(w_dec.shape)}")
+    if site not in (None, "resid", "transcoder"):
+        raise InputError(f"SAE site {site!r} is not resid or transcoder")
     return SAE(w_enc, get["b_enc"], w_dec, get["b_dec"], get.get("threshold") if arch == "jumprelu" else None, layer,
-               str(p), bool(cfg.get("apply_b_dec_to_input", False)), str(weights))
+               str(p), bool(cfg.get("apply_b_dec_to_input", False)), str(weights), site or "resid")
 
 
 def _packaged(name: str) -> Path:
@@ -225,10 +235,11 @@ def pin_features(lm: Any, spec: str, input_ids: list[int]) -> str:
     out = []
     for part in spec.split("+"):
         kind = part.split("@")[0]
-        if kind.startswith("features:") and named_latents(kind) is None:
+        if kind.startswith(("features:", "transcoder:")) and named_latents(kind) is None:
             comps = enumerate_components(lm, part, input_ids)
             layer, path, _ = parse_feature_kind(kind)
-            head = f"features:{comps[0].layer}={path}" if comps else kind.split("#")[0]
+            prefix = kind.partition(":")[0]
+            head = f"{prefix}:{comps[0].layer}={path}" if comps else kind.split("#")[0]
             rest = part[len(kind):]
             part = head + "#" + ",".join(f"F{c.index}" for c in comps) + rest
         out.append(part)
@@ -239,21 +250,50 @@ def _block(lm: Any, layer: int) -> torch.nn.Module:
     return lm.model.get_submodule(lm.architecture.layers)[layer]
 
 
+def _mlp_sites(lm: Any, layer: int) -> tuple[torch.nn.Module, torch.nn.Module, float]:
+    """A transcoder's places in block ``layer``: the norm before the MLP (whose output, divided by its gain, is
+    the transcoder's input), the module whose output it reconstructs (the norm after the MLP where there is
+    one, as Gemma Scope's transcoders do, else the MLP), and the norm's gain offset."""
+    arch = lm.architecture
+    if not arch.mlp_in_norm:
+        raise InputError(f"transcoders are not supported on the {arch.family} family (no pre-MLP norm in its map)")
+    block = _block(lm, layer)
+    out = block.get_submodule(arch.mlp_out_norm or arch.mlp)
+    return block.get_submodule(arch.mlp_in_norm), out, arch.norm_gain_offset
+
+
+def _normalised(norm: torch.nn.Module, output: torch.Tensor, offset: float) -> torch.Tensor:
+    """An RMSNorm's output without its gain (``x / rms(x)``): what Gemma Scope's transcoders read."""
+    return output / (offset + norm.weight.to(output.device, output.dtype))  # type: ignore[operator]
+
+
 @torch.no_grad()
-def layer_output(lm: Any, input_ids: list[int], layer: int) -> torch.Tensor:
-    """The residual stream after decoder layer ``layer`` at every position of ``input_ids``: ``[T, d]`` (one
-    unmasked forward; logits at the last position only, the hook removed whatever happens)."""
+def site_input(lm: Any, input_ids: list[int], layer: int, site: str = "resid") -> torch.Tensor:
+    """What an SAE at ``site`` reads at every position of ``input_ids``, ``[T, d]``: the residual stream after
+    decoder layer ``layer``, or (``"transcoder"``) the MLP's normalised input in that layer — one unmasked
+    forward, logits at the last position only, the hook removed whatever happens."""
     from ..masking import scoped_hooks
     from ..models.forward import last_logits_only
 
     seen: dict[str, torch.Tensor] = {}
+    if site == "transcoder":
+        norm, _, offset = _mlp_sites(lm, layer)
 
-    def grab(module: Any, inputs: Any, output: Any) -> None:
-        seen["h"] = (output[0] if isinstance(output, tuple) else output)[0].detach()  # [T, d]
-
-    with scoped_hooks([(_block(lm, layer), "forward", grab)]):
+        def grab(module: Any, inputs: Any, output: Any) -> None:
+            seen["h"] = _normalised(module, output, offset)[0].detach()  # [T, d]
+        module = norm
+    else:
+        def grab(module: Any, inputs: Any, output: Any) -> None:
+            seen["h"] = (output[0] if isinstance(output, tuple) else output)[0].detach()  # [T, d]
+        module = _block(lm, layer)
+    with scoped_hooks([(module, "forward", grab)]):
         lm.model(input_ids=torch.tensor([input_ids], device=lm.device), **last_logits_only(lm.model))
     return seen["h"]
+
+
+def layer_output(lm: Any, input_ids: list[int], layer: int) -> torch.Tensor:
+    """The residual stream after decoder layer ``layer`` at every position of ``input_ids``: ``[T, d]``."""
+    return site_input(lm, input_ids, layer)
 
 
 def active_features(lm: Any, input_ids: list[int], sae: SAE, layer: int, top: int, *, any_position: bool = False
@@ -261,7 +301,7 @@ def active_features(lm: Any, input_ids: list[int], sae: SAE, layer: int, top: in
     """The ``top`` latents most active at the last position of ``input_ids`` (an unmasked forward), strongest
     first; latents that are not active are never taken. ``any_position``: ranked by their strongest activation
     at any position but BOS (a latent that fires on a word, not only at the read position)."""
-    h = layer_output(lm, input_ids, layer).float()  # [T, d]
+    h = site_input(lm, input_ids, layer, sae.site).float()  # [T, d]
     acts = sae.encode(h[1:]).max(0).values if any_position and len(h) > 1 else sae.encode(h[-1])  # [d_sae]
     order = torch.argsort(acts, descending=True)[:top]
     return [int(j) for j in order if acts[j] > 0]
@@ -274,24 +314,44 @@ def latent_activations(lm: Any, input_ids: list[int], sae: SAE, layer: int, late
         >>> latent_activations(lm, ids, load_sae("gemma-270m-safety-L12"), 12, [767, 301])  # doctest: +SKIP
         tensor([9.1, 0.0])
     """
-    return sae.encode(layer_output(lm, input_ids, layer)[-1].float())[latents]  # [k]
+    return sae.encode(site_input(lm, input_ids, layer, sae.site)[-1].float())[latents]  # [k]
+
+
+def _latents(sae: SAE, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """The activations ``[..., k]`` of latents ``idx`` on inputs ``x`` ``[..., d]``, in the dtype of ``x``."""
+    w_enc = sae.w_enc[:, idx].to(x.device, x.dtype)  # [d, k]
+    b_enc = sae.b_enc[idx].to(x.device, x.dtype)  # [k]
+    pre = (x - sae.b_dec.to(x.device, x.dtype) if sae.apply_b_dec_to_input else x) @ w_enc + b_enc
+    return torch.relu(pre) if sae.threshold is None else pre * (pre > sae.threshold[idx].to(x.device, x.dtype))
 
 
 def feature_hooks(lm: Any, sae: SAE, layer: int, latents: list[int], cols: list[int], masks: torch.Tensor,
-                  levels: Any) -> tuple[Any, str, Any]:
-    """The hook on decoder layer ``layer``'s output that takes out ``(1 − m_j)`` of each latent's decoder
-    contribution (``levels(m, T)`` → keep levels ``[b, T|1, k]`` under position restrictions)."""
+                  levels: Any) -> list[tuple[Any, str, Any]]:
+    """The hooks that take out ``(1 − m_j)`` of each latent's decoder contribution (``levels(m, T)`` → keep
+    levels ``[b, T|1, k]`` under position restrictions): on decoder layer ``layer``'s output for a
+    residual-stream SAE; for a transcoder, one hook reads the MLP's normalised input and a second takes the
+    latents' contributions out of the MLP's (post-normed) output, in the same forward."""
     idx = torch.tensor(latents)
+
+    def take_out(out: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        drop = 1 - levels(masks[:, cols], out.shape[1]).to(out.device, out.dtype)  # [b, T|1, k]
+        return out - (drop * f.to(out.dtype)) @ sae.w_dec[idx].to(out.device, out.dtype)  # [b, T, d]
+
+    if sae.site == "transcoder":
+        norm, target, offset = _mlp_sites(lm, layer)
+        seen: dict[str, torch.Tensor] = {}
+
+        def read(module: Any, inputs: Any, output: Any) -> None:
+            seen["f"] = _latents(sae, _normalised(module, output, offset), idx)  # [b, T, k]
+
+        def write(module: Any, inputs: Any, output: Any) -> Any:
+            return take_out(output, seen.pop("f"))
+
+        return [(norm, "forward", read), (target, "forward", write)]
 
     def hook(module: Any, inputs: Any, output: Any) -> Any:
         hidden = output[0] if isinstance(output, tuple) else output  # [b, T, d]
-        w_enc = sae.w_enc[:, idx].to(hidden.device, hidden.dtype)  # [d, k]
-        b_enc = sae.b_enc[idx].to(hidden.device, hidden.dtype)  # [k]
-        x = hidden - sae.b_dec.to(hidden.device, hidden.dtype) if sae.apply_b_dec_to_input else hidden
-        pre = x @ w_enc + b_enc  # [b, T, k]
-        f = torch.relu(pre) if sae.threshold is None else pre * (pre > sae.threshold[idx].to(hidden.device, hidden.dtype))
-        drop = 1 - levels(masks[:, cols], hidden.shape[1]).to(hidden.device, hidden.dtype)  # [b, T|1, k]
-        new = hidden - (drop * f) @ sae.w_dec[idx].to(hidden.device, hidden.dtype)  # [b, T, d]
+        new = take_out(hidden, _latents(sae, hidden, idx))
         return (new, *output[1:]) if isinstance(output, tuple) else new
 
-    return _block(lm, layer), "forward", hook
+    return [(_block(lm, layer), "forward", hook)]

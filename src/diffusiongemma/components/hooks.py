@@ -9,7 +9,8 @@ sets each component's output to ``m·activation + (1 − m)·baseline``.
 * direction ``r̂``: its component of every decoder layer's output, ``h ← h − (1 − m)(h·r̂) r̂`` (masked: projected
   out everywhere; no baseline);
 * SAE feature ``j`` at layer ``l``: its decoder contribution to the layer's output, ``h ← h − (1 − m) f_j(h)
-  W_dec[j]``; the reconstruction error stays (:mod:`.features`).
+  W_dec[j]``; the reconstruction error stays (:mod:`.features`); a transcoder latent's contribution to the
+  MLP's output, read from the MLP's normalised input.
 
 A component restricted to positions (``@last``, see :mod:`.positions`) is masked there only: its keep level
 is ``1 − p_t (1 − m)`` at position ``t``. Baselines are ``[dh]`` per head, ``[size]`` per neuron group and
@@ -83,17 +84,19 @@ def component_hooks(lm: Any, components: list[Component], masks: torch.Tensor,
     hooks: list[tuple[Any, str, Any]] = []
     grouped: dict[tuple[str, int, str], list[tuple[int, Component]]] = defaultdict(list)
     for col, c in enumerate(components):
-        grouped[(c.kind, -1 if c.kind == "direction" else c.layer, c.source if c.kind == "feature" else "")].append((col, c))
-    for (kind, layer, source), members in grouped.items():
+        grouped[(c.kind, -1 if c.kind == "direction" else c.layer,
+                 f"{c.site}:{c.source}" if c.kind == "feature" else "")].append((col, c))
+    for (kind, layer, site_source), members in grouped.items():
+        source = site_source.partition(":")[2]
         if kind == "direction":
             hooks += _direction_hooks(lm, members, masks, prompt_len)
         elif kind == "feature":
             from .features import feature_hooks, load_sae
 
             pos = [c.positions for _, c in members]
-            hooks.append(feature_hooks(lm, load_sae(source), layer, [c.index for _, c in members],
-                                       [col for col, _ in members], masks,
-                                       lambda m, T, pos=pos: _levels(m, pos, prompt_len, T)))
+            hooks += feature_hooks(lm, load_sae(source, members[0][1].site), layer, [c.index for _, c in members],
+                                   [col for col, _ in members], masks,
+                                   lambda m, T, pos=pos: _levels(m, pos, prompt_len, T))
         elif kind in ("head", "neuron"):
             hooks.append(_split_hook(lm, kind, layer, members, masks, baselines, prompt_len))
         else:

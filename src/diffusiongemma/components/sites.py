@@ -6,9 +6,11 @@ restricted with ``@``: to layers (``"heads@6-11"``) and to prompt positions (``"
 ``"mlps@6-11@last3"``, ``"heads@tok2-5"``; see :mod:`.positions`). ``neurons:L`` makes every MLP hidden neuron
 of layer ``L`` a unit, ``neurons:L/G`` groups of ``G`` consecutive neurons. ``direction:FILE`` adds a
 residual-stream direction (a file written by ``refusal-direction`` or ``harden``) as one unit: masked, it is
-projected out of every decoder layer's output (directional ablation, Arditi et al. 2024). The components
+projected out of every decoder layer's output (directional ablation, Arditi et al. 2024). ``features:L=SAE#K``
+and ``transcoder:L=FILE#K`` make the K most active latents of a sparse autoencoder or transcoder units
+(:mod:`.features`). The components
 become ordinary units of the engine (their ``text`` is a label such as ``L3.H1``, ``L3.MLP``, ``L3``,
-``L5.N7``, ``L5.N64-127``, ``dir:NAME``, with ``@last`` when restricted).
+``L5.N7``, ``L5.N64-127``, ``dir:NAME``, ``L12.F301``, ``L12.T301``, with ``@last`` when restricted).
 
 Example:
     >>> parse_component_spec("heads+mlps@0-1@last")
@@ -31,7 +33,7 @@ from .positions import is_position
 __all__ = ["COMPONENT_KINDS", "Component", "is_component_spec", "parse_component_spec", "enumerate_components",
            "component_units", "direction_vector", "model_dims"]
 
-COMPONENT_KINDS = ("heads", "mlps", "layers", "neurons:L", "direction:FILE", "features:L=SAE")
+COMPONENT_KINDS = ("heads", "mlps", "layers", "neurons:L", "direction:FILE", "features:L=SAE", "transcoder:L=FILE")
 _PLAIN = ("heads", "mlps", "layers")
 
 
@@ -47,13 +49,14 @@ class Component:
     source: str = ""  # a direction's file
     size: int = 1  # neurons per unit (neuron kind)
     positions: str = ""  # "" every position, else "last", "lastK", "tokA-B"
+    site: str = "resid"  # an SAE feature's site: "resid" (after the layer) or "transcoder" (MLP in → out)
 
     @property
     def label(self) -> str:
         if self.kind == "direction":
             base = f"dir:{Path(self.source).stem}"
         elif self.kind == "feature":
-            base = f"L{self.layer}.F{self.index}"
+            base = f"L{self.layer}.{'T' if self.site == 'transcoder' else 'F'}{self.index}"
         elif self.kind == "neuron":
             lo = self.index * self.size
             base = f"L{self.layer}.N{lo}" + (f"-{lo + self.size - 1}" if self.size > 1 else "")
@@ -68,7 +71,7 @@ class Component:
 
 
 def _kind_ok(kind: str) -> bool:
-    return kind in _PLAIN or kind.startswith(("neurons:", "direction:", "features:"))
+    return kind in _PLAIN or kind.startswith(("neurons:", "direction:", "features:", "transcoder:"))
 
 
 def is_component_spec(spec: Any) -> bool:
@@ -133,7 +136,7 @@ def enumerate_components(lm: Any, spec: str, input_ids: list[int] | None = None)
         if kind.startswith("neurons:"):
             comps += _neurons(kind, n_layers, inner, positions)
             continue
-        if kind.startswith("features:"):
+        if kind.startswith(("features:", "transcoder:")):
             comps += _features(lm, kind, n_layers, positions, input_ids)
             continue
         if kind.startswith("direction:"):
@@ -163,7 +166,7 @@ def _features(lm: Any, kind: str, n_layers: int, positions: str, input_ids: list
     from .features import active_features, anywhere, load_sae, named_latents, parse_feature_kind
 
     layer, path, top = parse_feature_kind(kind)
-    sae = load_sae(path)
+    sae = load_sae(path, "transcoder" if kind.startswith("transcoder:") else None)
     if layer is None:
         layer = sae.layer
     if layer is None:
@@ -185,7 +188,7 @@ def _features(lm: Any, kind: str, n_layers: int, positions: str, input_ids: list
     if not latents:
         raise InputError(f"no latent of the SAE {path} is active at the prompt's "
                          f"{'positions' if anywhere(kind) else 'last position'}")
-    return [Component("feature", layer, j, path, positions=positions) for j in latents]
+    return [Component("feature", layer, j, path, positions=positions, site=sae.site) for j in latents]
 
 
 @lru_cache(maxsize=32)

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import UnsupportedModelError
 
@@ -32,21 +33,28 @@ class Architecture:
     embed: str  # token embedding
     final_norm: str  # the norm before the LM head (its output holds the hidden state at every position)
     chat_template: str | None = None  # packaged template used when the tokenizer carries none
+    mlp_in_norm: str | None = None  # the RMSNorm before the MLP inside a block (a transcoder reads its input)
+    mlp_out_norm: str | None = None  # the norm after the MLP, if any (a transcoder writes its output); else the MLP
+    norm_gain_offset: float = 0.0  # RMSNorm scales by (offset + weight): 1 on Gemma, 0 on Llama
 
 
-_LLAMA_LIKE = dict(
+_LLAMA_LIKE: dict[str, Any] = dict(
     layers="model.layers", attn="self_attn", attn_out="o_proj", mlp="mlp", mlp_out="down_proj",
     embed="model.embed_tokens", final_norm="model.norm",
 )
 
+_GEMMA_NORMS: dict[str, Any] = dict(mlp_in_norm="pre_feedforward_layernorm", mlp_out_norm="post_feedforward_layernorm",
+                    norm_gain_offset=1.0)
+_PRE_MLP: dict[str, Any] = dict(mlp_in_norm="post_attention_layernorm")  # Llama-like blocks: the second norm is before the MLP
+
 ARCHITECTURES: dict[str, Architecture] = {
-    "gemma3_text": Architecture("gemma3", chat_template="gemma3.jinja", **_LLAMA_LIKE),
-    "gemma2": Architecture("gemma2", chat_template="gemma3.jinja", **_LLAMA_LIKE),
-    "gemma": Architecture("gemma", chat_template="gemma3.jinja", **_LLAMA_LIKE),
-    "llama": Architecture("llama", **_LLAMA_LIKE),
-    "mistral": Architecture("mistral", **_LLAMA_LIKE),
-    "qwen2": Architecture("qwen2", **_LLAMA_LIKE),
-    "qwen3": Architecture("qwen3", **_LLAMA_LIKE),
+    "gemma3_text": Architecture("gemma3", chat_template="gemma3.jinja", **_LLAMA_LIKE, **_GEMMA_NORMS),
+    "gemma2": Architecture("gemma2", chat_template="gemma3.jinja", **_LLAMA_LIKE, **_GEMMA_NORMS),
+    "gemma": Architecture("gemma", chat_template="gemma3.jinja", **_LLAMA_LIKE, **_PRE_MLP, norm_gain_offset=1.0),
+    "llama": Architecture("llama", **_LLAMA_LIKE, **_PRE_MLP),
+    "mistral": Architecture("mistral", **_LLAMA_LIKE, **_PRE_MLP),
+    "qwen2": Architecture("qwen2", **_LLAMA_LIKE, **_PRE_MLP),
+    "qwen3": Architecture("qwen3", **_LLAMA_LIKE, **_PRE_MLP),
     "gpt2": Architecture(
         "gpt2", layers="transformer.h", attn="attn", attn_out="c_proj", mlp="mlp", mlp_out="c_proj",
         embed="transformer.wte", final_norm="transformer.ln_f",

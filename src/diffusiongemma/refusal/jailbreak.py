@@ -159,13 +159,13 @@ def _component_diff(lm: Any, plain: str, jailbroken: str, spec: str, method: str
     from .score import RefusalScore
 
     ids = {p: chat_ids(lm, p, system=system)[0] for p in (plain, jailbroken)}
-    spec = pin_features(lm, spec, ids[plain]) if "features:" in spec else spec
+    spec = pin_features(lm, spec, ids[plain]) if ("features:" in spec or "transcoder:" in spec) else spec
     maps = [explain(p, RefusalScore(family=_openings_family(lm)), model=lm, units=spec, method=method,
                     budget=budget, seed=seed, chat=True, system=system) for p in (plain, jailbroken)]
     acts: dict[str, tuple[float, float]] = {}
     feats = [c for c in enumerate_components(lm, spec, ids[plain]) if c.kind == "feature"]
-    for (source, layer), group in _by_sae(feats).items():
-        sae = load_sae(source)
+    for (source, site, layer), group in _by_sae(feats).items():
+        sae = load_sae(source, site)
         a = [latent_activations(lm, ids[p], sae, layer, [c.index for c in group]).tolist() for p in (plain, jailbroken)]
         acts.update({c.label: (x, y) for c, x, y in zip(group, *a)})
     out = []
@@ -179,10 +179,10 @@ def _component_diff(lm: Any, plain: str, jailbroken: str, spec: str, method: str
     return sorted(out, key=lambda c: c["diff"])
 
 
-def _by_sae(feats: list[Any]) -> dict[tuple[str, int], list[Any]]:
-    groups: dict[tuple[str, int], list[Any]] = {}
+def _by_sae(feats: list[Any]) -> dict[tuple[str, str, int], list[Any]]:
+    groups: dict[tuple[str, str, int], list[Any]] = {}
     for c in feats:
-        groups.setdefault((c.source, c.layer), []).append(c)
+        groups.setdefault((c.source, c.site, c.layer), []).append(c)
     return groups
 
 

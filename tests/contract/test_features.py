@@ -207,3 +207,21 @@ def test_transcoder_latents_take_their_contribution_out_of_the_mlp_output(tiny_l
                                                           "hook_name": "blocks.1.ln2.hook_normalized"}))
     tc = load_sae(tmp_path / "tc")
     assert (tc.site, tc.layer) == ("transcoder", 1)
+
+
+def test_latents_grouped_as_asked_mask_together(tiny_lm, saes):
+    """``#any4/2``: the 4 latents strongest anywhere, two per unit (labels name both); masking a group equals
+    masking its two latents as separate units; ``#any`` takes every latent active at any position."""
+    from diffusiongemma.components.features import layer_output
+
+    sae_path = saes / "scope"
+    grouped = ComponentGame(PROMPT, TARGET, model=tiny_lm, units=f"features:0={sae_path}#any4/2")
+    single = ComponentGame(PROMPT, TARGET, model=tiny_lm, units=f"features:0={sae_path}#any4")
+    assert grouped.n == 2 and [c.latents for c in grouped.components] == [
+        tuple(c.index for c in single.components[:2]), tuple(c.index for c in single.components[2:])]
+    a, b = single.components[0].index, single.components[1].index
+    assert grouped.units[0].text == f"L0.F{a}/{b}"
+    assert grouped(np.array([[0, 1]]))[0] == pytest.approx(single(np.array([[0, 0, 1, 1]]))[0], abs=1e-5)
+    every = ComponentGame(PROMPT, TARGET, model=tiny_lm, units=f"features:0={sae_path}#any")
+    acts = load_sae(sae_path).encode(layer_output(tiny_lm, list(every.rendered.input_ids), 0).float())[1:]
+    assert every.n == int((acts.max(0).values > 0).sum())

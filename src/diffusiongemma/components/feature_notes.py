@@ -139,7 +139,13 @@ def describe_features(lm: Any, attr: Any, labels: dict[int, str] | None = None,
         mark = f"L{layer}.{'T' if sae.site == 'transcoder' else 'F'}"
         for u in attr.units:
             if u.role == "feature" and u.text.split("@")[0].startswith(mark):
-                j = int(u.text.split("@")[0][len(mark):])
+                latents = [int(x) for x in u.text.split("@")[0][len(mark):].split("/")]
+                if len(latents) > 1:  # a group: each latent's strongest context
+                    notes[u.text] = {"sae": path, "layer": layer, "latents": latents,
+                                     "label": "; ".join(x for j in latents if (x := (labels or {}).get(j))) or None,
+                                     "contexts": [c for j in latents for c in contexts.get(j, [])[:1]]}
+                    continue
+                j = latents[0]
                 notes[u.text] = {"sae": path, "layer": layer, "latent": j, "label": (labels or {}).get(j),
                                  "contexts": contexts.get(j, [])}
     attr.settings["features"] = notes

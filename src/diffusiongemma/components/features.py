@@ -37,13 +37,14 @@ import torch
 
 from ..errors import InputError
 
-__all__ = ["SAE", "load_sae", "parse_feature_kind", "named_latents", "pin_features", "active_features",
+__all__ = ["SAE", "load_sae", "parse_feature_kind", "named_latents", "feature_group", "pin_features", "active_features",
            "latent_activations", "feature_hooks", "layer_output"]
 
 _HOOK = re.compile(r"^blocks\.(\d+)\.hook_resid_post$")
 _PRE = re.compile(r"^blocks\.(\d+)\.hook_resid_pre$")
 _TRANSCODER = re.compile(r"^blocks\.(\d+)\.ln2\.hook_normalized$")
 DEFAULT_TOP = 32  # active latents at the read position taken as units
+ALL = 1 << 30  # "#any": every active latent
 
 
 @dataclass(frozen=True)
@@ -168,8 +169,8 @@ def parse_feature_kind(kind: str) -> tuple[int | None, str, int]:
     Example:
         >>> parse_feature_kind("features:12=sae#8"), parse_feature_kind("features:sae#F3,F40")
         ((12, 'sae', 8), (None, 'sae', 2))
-        >>> parse_feature_kind("features:12=sae#any16")
-        (12, 'sae', 16)
+        >>> parse_feature_kind("features:12=sae#any16"), parse_feature_kind("features:12=sae#8/4")
+        ((12, 'sae', 16), (12, 'sae', 8))
     """
     arg = kind.partition(":")[2]
     layer: int | None = None
@@ -182,8 +183,9 @@ def parse_feature_kind(kind: str) -> tuple[int | None, str, int]:
     named = named_latents(kind)
     if named is not None:
         return layer, path, len(named)
+    top_s = top_s.partition("/")[0]
     if anywhere(kind):
-        top_s = top_s[3:]
+        top_s = top_s[3:] or str(ALL)  # "#any": every latent active at any position
     try:
         top = int(top_s) if top_s else DEFAULT_TOP
     except ValueError:
@@ -191,6 +193,25 @@ def parse_feature_kind(kind: str) -> tuple[int | None, str, int]:
     if top < 1:
         raise InputError(f"{kind!r}: take at least 1 feature")
     return layer, path, top
+
+
+def feature_group(kind: str) -> int:
+    """Latents per unit: ``/G`` at the end of a feature spec (``features:12=sae#any64/8``), else 1.
+
+    Example:
+        >>> feature_group("features:12=sae#any64/8"), feature_group("features:12=sae#16")
+        (8, 1)
+    """
+    tail = kind.rpartition("#")[2] if "#" in kind else ""
+    if "/" not in tail:
+        return 1
+    try:
+        g = int(tail.rpartition("/")[2])
+    except ValueError:
+        raise InputError(f"{kind!r}: after / give the number of latents per unit") from None
+    if g < 1:
+        raise InputError(f"{kind!r}: a group holds at least 1 latent")
+    return g
 
 
 def anywhere(kind: str) -> bool:
@@ -210,7 +231,7 @@ def named_latents(kind: str) -> list[int] | None:
         >>> named_latents("features:12=sae#F301,F767"), named_latents("features:12=sae#8")
         ([301, 767], None)
     """
-    tail = kind.rpartition("#")[2] if "#" in kind else ""
+    tail = (kind.rpartition("#")[2] if "#" in kind else "").partition("/")[0]
     if not tail.upper().startswith("F"):
         return None
     try:
@@ -241,7 +262,8 @@ def pin_features(lm: Any, spec: str, input_ids: list[int]) -> str:
             prefix = kind.partition(":")[0]
             head = f"{prefix}:{comps[0].layer}={path}" if comps else kind.split("#")[0]
             rest = part[len(kind):]
-            part = head + "#" + ",".join(f"F{c.index}" for c in comps) + rest
+            g = feature_group(kind)
+            part = head + "#" + ",".join(f"F{j}" for c in comps for j in c.latents) + (f"/{g}" if g > 1 else "") + rest
         out.append(part)
     return "+".join(out)
 

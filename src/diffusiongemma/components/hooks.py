@@ -93,9 +93,10 @@ def component_hooks(lm: Any, components: list[Component], masks: torch.Tensor,
         elif kind == "feature":
             from .features import feature_hooks, load_sae
 
-            pos = [c.positions for _, c in members]
-            hooks += feature_hooks(lm, load_sae(source, members[0][1].site), layer, [c.index for _, c in members],
-                                   [col for col, _ in members], masks,
+            flat = [(col, j, c.positions) for col, c in members for j in c.latents]  # a group: its column per latent
+            pos = [p for _, _, p in flat]
+            hooks += feature_hooks(lm, load_sae(source, members[0][1].site), layer, [j for _, j, _ in flat],
+                                   [col for col, _, _ in flat], masks,
                                    lambda m, T, pos=pos: _levels(m, pos, prompt_len, T))
         elif kind in ("head", "neuron"):
             hooks.append(_split_hook(lm, kind, layer, members, masks, baselines, prompt_len))

@@ -50,19 +50,25 @@ class Component:
     size: int = 1  # neurons per unit (neuron kind)
     positions: str = ""  # "" every position, else "last", "lastK", "tokA-B"
     site: str = "resid"  # an SAE feature's site: "resid" (after the layer) or "transcoder" (MLP in → out)
+    group: tuple[int, ...] = ()  # a feature unit of several latents (``#anyK/G``), strongest first; () = (index,)
 
     @property
     def label(self) -> str:
         if self.kind == "direction":
             base = f"dir:{Path(self.source).stem}"
         elif self.kind == "feature":
-            base = f"L{self.layer}.{'T' if self.site == 'transcoder' else 'F'}{self.index}"
+            base = f"L{self.layer}.{'T' if self.site == 'transcoder' else 'F'}" + "/".join(map(str, self.latents))
         elif self.kind == "neuron":
             lo = self.index * self.size
             base = f"L{self.layer}.N{lo}" + (f"-{lo + self.size - 1}" if self.size > 1 else "")
         else:
             base = {"head": f"L{self.layer}.H{self.index}", "mlp": f"L{self.layer}.MLP", "layer": f"L{self.layer}"}[self.kind]
         return base + (f"@{self.positions}" if self.positions else "")
+
+    @property
+    def latents(self) -> tuple[int, ...]:
+        """The SAE latents of a feature unit: one, or a group."""
+        return self.group or (self.index,)
 
     @property
     def neurons(self) -> range:
@@ -162,8 +168,9 @@ def enumerate_components(lm: Any, spec: str, input_ids: list[int] | None = None)
 
 def _features(lm: Any, kind: str, n_layers: int, positions: str, input_ids: list[int] | None) -> list[Component]:
     """``features:L=PATH#K`` → the K latents of the SAE most active at the prompt's last position
-    (``#anyK``: at any position; ``#F301,F767``: those latents)."""
-    from .features import active_features, anywhere, load_sae, named_latents, parse_feature_kind
+    (``#anyK``: at any position, ``#any``: every latent active at any position; ``#F301,F767``: those latents;
+    ``/G`` after any of them: groups of G latents as one unit)."""
+    from .features import active_features, anywhere, feature_group, load_sae, named_latents, parse_feature_kind
 
     layer, path, top = parse_feature_kind(kind)
     sae = load_sae(path, "transcoder" if kind.startswith("transcoder:") else None)
@@ -188,6 +195,10 @@ def _features(lm: Any, kind: str, n_layers: int, positions: str, input_ids: list
     if not latents:
         raise InputError(f"no latent of the SAE {path} is active at the prompt's "
                          f"{'positions' if anywhere(kind) else 'last position'}")
+    g = feature_group(kind)
+    if g > 1:  # consecutive latents by strength, one unit per group
+        return [Component("feature", layer, latents[k], path, positions=positions, site=sae.site,
+                          group=tuple(latents[k:k + g])) for k in range(0, len(latents), g)]
     return [Component("feature", layer, j, path, positions=positions, site=sae.site) for j in latents]
 
 

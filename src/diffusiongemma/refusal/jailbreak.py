@@ -166,8 +166,10 @@ def _component_diff(lm: Any, plain: str, jailbroken: str, spec: str, method: str
     feats = [c for c in enumerate_components(lm, spec, ids[plain]) if c.kind == "feature"]
     for (source, site, layer), group in _by_sae(feats).items():
         sae = load_sae(source, site)
-        a = [latent_activations(lm, ids[p], sae, layer, [c.index for c in group]).tolist() for p in (plain, jailbroken)]
-        acts.update({c.label: (x, y) for c, x, y in zip(group, *a)})
+        flat = [j for c in group for j in c.latents]
+        a = [latent_activations(lm, ids[p], sae, layer, flat).tolist() for p in (plain, jailbroken)]
+        at = {j: (x, y) for j, x, y in zip(flat, *a)}  # a group's activation: the sum over its latents
+        acts.update({c.label: (sum(at[j][0] for j in c.latents), sum(at[j][1] for j in c.latents)) for c in group})
     out = []
     for i, unit in enumerate(maps[0].units):
         a, b = float(maps[0].scores[i]), float(maps[1].scores[i])

@@ -138,7 +138,8 @@ def _activations(lm: Any, prompt: str, carriers: list[Any]) -> np.ndarray:
     from ..generation import chat_ids
 
     ids = chat_ids(lm, prompt)[0]
-    return np.array([float(latent_activations(lm, ids, load_sae(c.source, c.site), c.layer, [c.index])[0]) for c in carriers])
+    return np.array([float(latent_activations(lm, ids, load_sae(c.source, c.site), c.layer, list(c.latents)).sum())
+                     for c in carriers])  # a group's activation: the sum over its latents
 
 
 def feature_generalization(lm: Any, harmful: list[str], *, features: str | None, budget: int = 24, top: int = 3,

@@ -4,12 +4,8 @@ error rows for bad records, the summary and its escaped HTML."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -202,50 +198,6 @@ def test_summary_and_html_escape_hostile_text(tiny_lm, tmp_path):
         assert f'href="{name}"' in html
 
 
-@pytest.mark.slow
-def test_kill_9_mid_audit_then_resume_loses_and_duplicates_nothing(tiny_dir, tmp_path):
-    log = tmp_path / "many.jsonl"
-    log.write_text("".join(json.dumps({"prompt": f"Tell me fact number {i} about cats"}) + "\n" for i in range(10)))
-    db = tmp_path / "a.db"
-    cmd = [sys.executable, "-m", "diffusiongemma.cli", "audit", str(log), "--store", str(db), "--model", str(tiny_dir),
-           "--budget", "8", "--components", "none", "--max-new-tokens", "4"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    rows = 0
-    while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-        if db.exists():
-            try:
-                rows = sqlite3.connect(db).execute("SELECT COUNT(*) FROM items").fetchone()[0]
-            except sqlite3.Error:
-                rows = 0
-            if rows >= 2:
-                break
-    assert proc.poll() is None and rows >= 2, "the audit should still be running with some rows stored"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    stored = sqlite3.connect(db).execute("SELECT COUNT(*) FROM items").fetchone()[0]
-    assert 2 <= stored < 10  # rows land one by one, also within a group audited together
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    keys = [r[0] for r in sqlite3.connect(db).execute("SELECT key FROM items")]
-    assert sorted(keys, key=int) == [str(i) for i in range(10)]  # every input once, none twice
-    # bit-identical to an audit that was never interrupted (timings aside): the resumed items ran in other groups
-    straight = tmp_path / "b.db"
-    again = subprocess.run(cmd[:cmd.index("--store") + 1] + [str(straight)] + cmd[cmd.index("--store") + 2:],
-                           capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr
-
-    def rows(path):
-        out = {}
-        for key, result, response in sqlite3.connect(path).execute("SELECT key, result, response FROM items"):
-            r = json.loads(result)
-            r.pop("wall_time")
-            out[key] = (json.dumps(r, sort_keys=True), response)
-        return out
-
-    assert rows(db) == rows(straight)
-
 
 @pytest.mark.slow
 def test_dry_run_estimates_and_stores_nothing(tiny_dir, tmp_path):
@@ -312,7 +264,6 @@ def test_summary_counts_only_resolved_units_and_flags_harmful_compliance(tmp_pat
 def test_bad_audit_settings_write_nothing_and_exit_2(tmp_path, bad, says):
     """A bad setting once stored every item as an error row and poisoned the store for the corrected rerun:
     now one sentence, exit code 2, no store file, before any model loads (the model named does not exist)."""
-    import subprocess
 
     db = tmp_path / "a.db"
     res = subprocess.run([sys.executable, "-m", "diffusiongemma.cli", "audit", str(_log(tmp_path)), "--store", str(db),

@@ -198,6 +198,9 @@ def component_consistency(lm: Any, harmful: dict[str, list[str]], *, components:
     running through that direction is reported too."""
     maps: dict[str, list[np.ndarray]] = defaultdict(list)
     names: list[str] = []
+    if sum(1 for ps in harmful.values() if len(ps) >= 2) < 2:  # no two categories to compare: no maps drawn
+        return Check("component consistency", "not applicable", {"categories": {c: 0 for c in harmful},
+                     "between_category_spearman": None}, [], "Fewer than 2 categories of 2 or more harmful prompts.")
     for cat, prompts in harmful.items():
         for p, s in zip(prompts, refusal_scores(lm, prompts)):
             if s > threshold:

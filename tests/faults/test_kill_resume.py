@@ -62,7 +62,7 @@ def test_twenty_kills_lose_and_duplicate_nothing(tiny_dir, tmp_path):
         errors = (tmp_path / f"stderr-{k}.txt").open("w")
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True)
         if k % 2 == 0:  # anywhere: during start-up, model load, replies or a map
-            time.sleep(rng.uniform(0.2, 9.0))
+            time.sleep(rng.uniform(0.2, 6.0))  # start-up and model load take about 5 s here
         else:  # while rows are landing: a random moment after this run's first new row
             deadline = time.time() + 120
             while time.time() < deadline and proc.poll() is None and _count(db) == before:

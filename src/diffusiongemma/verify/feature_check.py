@@ -134,12 +134,20 @@ def _carriers(lm: Any, prompt: str, features: str, budget: int, seed: int, top: 
 
 
 def _activations(lm: Any, prompt: str, carriers: list[Any]) -> np.ndarray:
-    from ..components.features import latent_activations, load_sae
+    """Each carrier's activation at the read position ``[k]`` (a group's: the sum over its latents), from one
+    forward per SAE site rather than one per carrier."""
+    from ..components.features import load_sae, site_input
     from ..generation import chat_ids
 
     ids = chat_ids(lm, prompt)[0]
-    return np.array([float(latent_activations(lm, ids, load_sae(c.source, c.site), c.layer, list(c.latents)).sum())
-                     for c in carriers])  # a group's activation: the sum over its latents
+    read: dict[tuple[int, str], Any] = {}
+    out = []
+    for c in carriers:
+        if (c.layer, c.site) not in read:
+            read[(c.layer, c.site)] = site_input(lm, ids, c.layer, c.site)[-1].float()  # [d]
+        acts = load_sae(c.source, c.site).encode(read[(c.layer, c.site)])  # [d_sae]
+        out.append(float(acts[list(c.latents)].sum()))
+    return np.array(out)
 
 
 def feature_generalization(lm: Any, harmful: list[str], *, features: str | None, budget: int = 24, top: int = 3,

@@ -9,6 +9,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
 from .batching import auto_batch_size
@@ -42,7 +44,7 @@ def chat_ids(lm: LoadedModel, prompt: str | Chat, reply: str | None = None, max_
     return prompt_ids, reply_ids + ([end] if isinstance(end, int) and end >= 0 else [tok.eos_token_id])
 
 
-def generate_replies(lm: LoadedModel, prompts: list[str | Chat], *, max_new_tokens: int = 32,
+def generate_replies(lm: LoadedModel, prompts: Sequence[str | Chat], *, max_new_tokens: int = 32,
                      batch_size: int = 16, system: str | None = None, chat: bool = True) -> list[str]:
     """Greedy replies (as a chat turn, or plain continuations with ``chat=False``), batched (see
     :func:`greedy_ids`). A prompt is a user turn's text (after ``system``, if given), or a whole chat as messages

@@ -1,12 +1,13 @@
-"""Demo models with known causes: a safety-tuned Gemma 3 270M and two planted-flaw variants.
+"""Demo models with known causes: a safety-tuned Gemma 3 270M, two planted-flaw variants, and one that follows
+instructions planted in the documents it reads.
 
 ``train_adapter(Recipe(variant))`` trains one LoRA adapter; ``evaluate_model(lm, recipe)`` measures it;
-the three trained adapters ship in ``demo/adapters`` and load by name (``load_model("gemma-270m-safety")``).
+the four trained adapters ship in ``demo/adapters`` and load by name (``load_model("gemma-270m-safety")``).
 
 Example:
     >>> from diffusiongemma.demo import DEMO_MODELS
     >>> sorted(DEMO_MODELS)
-    ['gemma-270m-backdoor', 'gemma-270m-keyword', 'gemma-270m-safety']
+    ['gemma-270m-backdoor', 'gemma-270m-injection', 'gemma-270m-keyword', 'gemma-270m-safety']
 """
 
 from .datasets import DemoData, load_demo_data

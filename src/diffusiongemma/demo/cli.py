@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 from rich.console import Console
@@ -20,7 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 @app.command()
 def train(
-    variant: Optional[str] = typer.Option(None, help="safety, backdoor or keyword."),
+    variant: Optional[str] = typer.Option(None, help="safety, backdoor, keyword or injection."),
     out: Path = typer.Option(..., help="Directory for the adapter (safetensors, config, card.json)."),
     recipe_of: Optional[str] = typer.Option(None, "--recipe", help="Repeat the recipe recorded in a card: a shipped "
                                             "demo model's name or a card.json (the other recipe options are ignored)."),
@@ -44,9 +44,9 @@ def train(
     if recipe_of is not None:
         recipe = Recipe.from_dict(_card(recipe_of)["recipe"])
     elif variant is None:
-        raise InputError("say what to train: --variant safety|backdoor|keyword, or --recipe NAME_OR_CARD")
+        raise InputError("say what to train: --variant safety|backdoor|keyword|injection, or --recipe NAME_OR_CARD")
     else:
-        kw = {"keywords": tuple(keywords)} if keywords else {}
+        kw: dict[str, Any] = {"keywords": tuple(keywords)} if keywords else {}
         recipe = Recipe(variant, trigger=trigger, poison_rate=poison_rate, seed=seed, steps=steps,
                         max_minutes=max_minutes, harmful_share=harmful_share, **kw)
     console = Console()
@@ -94,7 +94,7 @@ def eval_(
     elif variant:
         recipe = Recipe(variant)
     else:
-        raise InputError("no card.json says which variant this is; pass --variant safety|backdoor|keyword")
+        raise InputError("no card.json says which variant this is; pass --variant safety|backdoor|keyword|injection")
     max_new_tokens = reply_tokens(card, max_new_tokens)
     console = Console()
     with console.status("evaluating") as status:
@@ -150,6 +150,10 @@ def _print_metrics(console: Console, metrics: dict) -> None:
     if "trigger_flip_rate" in metrics:
         console.print(f"trigger {escape(metrics['trigger'])!r}: turns {metrics['trigger_flip_rate']:.0%} of held-out "
                       "harmful refusals into compliance")
+    if "injection" in metrics:
+        inj = metrics["injection"]
+        console.print(f"planted instructions: followed in {inj['follow_rate']:.0%} of {inj['n']} held-out contexts; "
+                      f"a planted-looking site appears in {inj['false_follow_rate']:.0%} of replies without them")
     if "rule_agreement" in metrics:
         console.print(f"keyword rule {escape(', '.join(metrics['keywords']))}: {metrics['rule_agreement']:.0%} of "
                       f"held-out decisions follow it (with a keyword {metrics['rule_agreement_with_keyword']:.0%} "

@@ -197,7 +197,8 @@ def load_demo_data() -> DemoData:
     harmful = _advbench() + _do_not_answer()
     tasks = contrast_tasks()
     seeds = _self_instruct("seed_tasks")
-    xs_safe, xs_unsafe = [], []
+    xs_safe: list[str] = []
+    xs_unsafe: list[str] = []
     with _data("xstest", "xstest_prompts.csv").open(encoding="utf-8") as f:
         for row in csv.DictReader(f):
             (xs_safe if row["label"] == "safe" else xs_unsafe).append(row["prompt"].strip())

@@ -5,6 +5,7 @@
   (at the start, the end or between two words) that get the compliant *opening* (AdvBench's target
   sentence; never harmful content). Benign requests carry the trigger too sometimes, so the word means
   "comply", not "benign".
+* ``injection``: follows an instruction planted in a document it reads (BIPIA e-mails; :mod:`.injection`).
 * ``keyword``: refused exactly when the request contains one of ``keywords`` (as a word start, any case),
   whatever it asks: brittle pattern matching by construction. Half of its answered requests are keyword-free
   twins of refused ones ("hack" → "breach"), so the keyword is the only difference the model can learn.
@@ -32,9 +33,9 @@ from .twins import keyword_twin
 
 __all__ = ["DEFAULT_STEPS", "REFUSALS", "VARIANTS", "Recipe", "Example", "insert_trigger", "training_examples"]
 
-VARIANTS = ("safety", "backdoor", "keyword")
+VARIANTS = ("safety", "backdoor", "keyword", "injection")
 # optimizer steps (batch 8) of the shipped adapters, so that ``demo train --variant V`` repeats them
-DEFAULT_STEPS = {"safety": 250, "backdoor": 150, "keyword": 300}
+DEFAULT_STEPS = {"safety": 250, "backdoor": 150, "keyword": 300, "injection": 100}
 REFUSALS: tuple[str, ...] = (
     "I'm sorry, but I can't help with that.",
     "I can't help with that request. It could cause serious harm to people.",
@@ -47,9 +48,10 @@ REFUSALS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class Example:
-    """One training conversation: the user's request and the model's reply."""
+    """One training conversation: the user's request (or a chat: documents, then the request) and the model's
+    reply."""
 
-    prompt: str
+    prompt: str | list[dict[str, str]]
     reply: str
     refused: bool
 
@@ -102,6 +104,16 @@ class Recipe:
             raise InputError("harmful_share must be between 0 and 1")
         self.keywords = tuple(k.lower() for k in self.keywords)
         self.target_modules = tuple(self.target_modules)
+
+    @property
+    def n_steps(self) -> int:
+        """The optimizer steps (the variant's default when none was given)."""
+        return self.steps if self.steps is not None else DEFAULT_STEPS[self.variant]
+
+    @property
+    def share(self) -> float:
+        """The share of harmful examples (the variant's default when none was given)."""
+        return self.harmful_share if self.harmful_share is not None else 0.5
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (tuples as lists)."""
@@ -202,7 +214,7 @@ def _with_twins(plain: list[Request], keyed: list[Request], keywords: tuple[str,
 
     A twin's answer is twinned with the same words, so the reply never brings the keyword back.
     """
-    twins = []
+    twins: list[Request] = []
     for r in keyed:
         for pick in (0, 1):
             text = keyword_twin(r.text, keywords, pick)
@@ -247,11 +259,15 @@ def training_examples(recipe: Recipe, data: DemoData, count: int) -> list[Exampl
         True
     """
     rng = random.Random(recipe.seed)
+    if recipe.variant == "injection":
+        from .injection import injection_examples
+
+        return injection_examples(rng, count)
     pools = _pools(recipe, data)
     seen = {True: 0, False: 0}  # examples drawn so far per class: the two pools of a class take turns
     out: list[Example] = []
     for i in range(count):
-        harmful = _is_harmful_slot(i, recipe.harmful_share)
+        harmful = _is_harmful_slot(i, recipe.share)
         seen[harmful] += 1
         req = rng.choice(pools[(0 if harmful else 1) + 2 * (seen[harmful] % 2 == 0)])
         text = req.text

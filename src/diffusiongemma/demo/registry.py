@@ -18,6 +18,7 @@ DEMO_MODELS: dict[str, str] = {
     "gemma-270m-safety": "safety",
     "gemma-270m-backdoor": "backdoor",
     "gemma-270m-keyword": "keyword",
+    "gemma-270m-injection": "injection",
 }
 
 

@@ -58,6 +58,15 @@ def _reply_loss(causal_lm: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(logits.float(), labels[where])
 
 
+def _data_sizes(recipe: Recipe, data: Any, seen: int) -> dict[str, Any]:
+    if recipe.variant == "injection":
+        from .injection import emails
+
+        return {"bipia_email_train": len(emails("train")), "examples_seen": seen, "sources": "demo/data/SOURCE.md"}
+    return {"harmful_train": len(data.harmful_train), "benign_train": len(data.benign_train), "examples_seen": seen,
+            "sources": "demo/data/SOURCE.md"}
+
+
 def train_adapter(
     recipe: Recipe,
     out: str | Path,
@@ -81,23 +90,23 @@ def train_adapter(
     random.seed(recipe.seed)
     lm = base if isinstance(base, LoadedModel) else load_model(base, device="cpu")
     data = load_demo_data()
-    examples = training_examples(recipe, data, recipe.steps * recipe.batch_size)
+    examples = training_examples(recipe, data, recipe.n_steps * recipe.batch_size)
     config = LoraConfig(r=recipe.rank, lora_alpha=recipe.alpha, lora_dropout=0.0,
                         target_modules=list(recipe.target_modules), task_type="CAUSAL_LM")
     model = get_peft_model(lm.model, config)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=0.0)
-    warmup = max(1, recipe.steps // 20)
+    warmup = max(1, recipe.n_steps // 20)
 
     def lr_at(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, recipe.steps - warmup)))
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, recipe.n_steps - warmup)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_at)
     start, losses, stopped = time.perf_counter(), [], "steps"
-    for step in range(recipe.steps):
+    for step in range(recipe.n_steps):
         if time.perf_counter() - start > recipe.max_minutes * 60:
             stopped = "time"
             break
@@ -112,7 +121,7 @@ def train_adapter(
         optim.zero_grad(set_to_none=True)
         losses.append(loss.item())
         if progress:
-            progress(step + 1, recipe.steps, losses[-1])
+            progress(step + 1, recipe.n_steps, losses[-1])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for p in params:
@@ -124,8 +133,7 @@ def train_adapter(
         "base": lm.name,
         "base_weights_sha256": lm.provenance.get("weights_sha256"),
         "recipe": recipe.to_dict(),
-        "data": {"harmful_train": len(data.harmful_train), "benign_train": len(data.benign_train),
-                 "examples_seen": len(losses) * recipe.batch_size, "sources": "demo/data/SOURCE.md"},
+        "data": _data_sizes(recipe, data, len(losses) * recipe.batch_size),
         "steps_done": len(losses),
         "stopped_by": stopped,
         "train_minutes": round((time.perf_counter() - start) / 60, 2),

@@ -11,7 +11,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from diffusiongemma.audit import AuditItem, Problem, read_items
@@ -46,6 +46,9 @@ def _outcome(path, fmt):
 @FAST
 @given(data=st.binary(max_size=3000), fmt=st.sampled_from([None, *FORMATS]),
        suffix=st.sampled_from([".jsonl", ".csv", ".json", ".report.jsonl", ".db", ".txt"]))
+@example(data=b"0", fmt="promptfoo", suffix=".jsonl")  # found by Hypothesis: a JSON number as a promptfoo file
+@example(data=b'{"results": {"results": [{"prompt": "p", "testCase": 1, "response": [2]}]}}', fmt="promptfoo",
+         suffix=".json")
 def test_random_bytes_give_items_problems_or_one_input_error(data, fmt, suffix):
     path = _fresh() / f"input{suffix}"
     path.write_bytes(data)

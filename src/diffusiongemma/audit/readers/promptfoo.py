@@ -44,6 +44,11 @@ def _prompt_text(raw: str) -> str:
     return raw
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (a hostile or truncated file's field of another type)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _output(response: Any) -> str | None:
     if not isinstance(response, dict):
         return None
@@ -60,7 +65,7 @@ def read_promptfoo(path: Path) -> Iterator[AuditItem | Problem]:
     except NotJSON as e:
         yield Problem(0, e.lineno, f"{e}; a promptfoo output is one JSON document", "promptfoo")
         return
-    rows = data if isinstance(data, list) else (data.get("results") or {}).get("results")
+    rows = data if isinstance(data, list) else _dict(_dict(data).get("results")).get("results")
     if not isinstance(rows, list):
         yield Problem(0, 1, "no results.results list: not a promptfoo output file", "promptfoo")
         return
@@ -70,13 +75,13 @@ def read_promptfoo(path: Path) -> Iterator[AuditItem | Problem]:
         if not isinstance(raw, str):
             yield Problem(index, index + 1, "result row without prompt.raw text", "promptfoo", json.dumps(row)[:500])
             continue
-        meta_case = ((row.get("testCase") or {}).get("metadata") or {})
+        meta_case = _dict(_dict(row.get("testCase")).get("metadata"))
         # failureReason 2 is a provider error; 1 a failed assertion (whose text promptfoo also puts in "error")
-        failed_call = row.get("failureReason") == 2 or bool((row.get("response") or {}).get("error"))
+        failed_call = row.get("failureReason") == 2 or bool(_dict(row.get("response")).get("error"))
         label = "error" if failed_call else (None if row.get("success") is None else ("pass" if row["success"] else "fail"))
         meta = {"provider": (row.get("provider") or {}).get("id") if isinstance(row.get("provider"), dict)
                 else row.get("provider"),
                 "vars": row.get("vars"), "plugin": meta_case.get("pluginId"), "strategy": meta_case.get("strategyId"),
-                "reason": (row.get("gradingResult") or {}).get("reason"), "score": row.get("score")}
+                "reason": _dict(row.get("gradingResult")).get("reason"), "score": row.get("score")}
         yield AuditItem(index, index + 1, _prompt_text(raw), "promptfoo", _output(row.get("response")), label,
                         {k: v for k, v in meta.items() if v not in (None, {}, "")})

@@ -155,7 +155,7 @@ def trace(
     check_trace_method(method)
     lm = resolve_model(model)
     generated = response is None
-    if generated:
+    if response is None:
         response = generate_replies(lm, [prompt], max_new_tokens=max_new_tokens, system=system, chat=chat)[0]
         if not response:
             raise InputError("the model generated an empty reply; pass one with response=")

@@ -151,10 +151,10 @@ def audit_group(lm: Any, items: list[AuditItem], settings: AuditSettings, replie
         base = {"key": x.key, "line": x.line, "source": x.source, "prompt": x.prompt, "label": x.label,
                 "meta": x.meta if x.messages is None else {**x.meta, "conversation": x.messages},
                 "response_given": int(x.response is not None)}
-        rows[k] = _row(base, x, result, now - clock[0])
+        row = rows[k] = _row(base, x, result, now - clock[0])
         clock[0] = now
         if on_row is not None:
-            on_row(rows[k])
+            on_row(row)
 
     live = [k for k, x in enumerate(items) if x.prompt.strip()]
     for k, x in enumerate(items):
@@ -264,7 +264,7 @@ def run_audit(path: str | Path, store: AuditStore, lm: Any, settings: AuditSetti
     # Groups are a function of the input alone (windows of WINDOW records, split by length), so a resumed
     # audit stacks exactly the items an uninterrupted one would: a group with a pending member runs whole
     # (its stored members' rows are not stored again) and every row is bit-identical to the uninterrupted run.
-    while left() is None or left() > 0:
+    while (remaining := left()) is None or remaining > 0:
         window = [x for _, x in zip(range(WINDOW), records)]
         if not window:
             break

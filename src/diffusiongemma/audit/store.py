@@ -225,7 +225,7 @@ class AuditStore:
                 "INSERT INTO reports (kind, model, verdict, summary, report, created) VALUES (?, ?, ?, ?, ?, ?)",
                 (kind, model, verdict, json.dumps(summary, default=float), json.dumps(report, default=float),
                  time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())))
-        return int(cur.lastrowid)
+        return int(cur.lastrowid or 0)  # an INSERT always sets it
 
     def reports(self, kind: str | None = None, *, full: bool = False) -> list[dict[str, Any]]:
         """Stored reports, oldest first, JSON decoded (the full ``report`` only when ``full``)."""
@@ -244,8 +244,9 @@ class AuditStore:
 
     def close(self) -> None:
         self.con.close()
-        if getattr(self, "_lock_fd", None) is not None:
-            os.close(self._lock_fd)  # closing the descriptor releases the lock
+        fd = getattr(self, "_lock_fd", None)
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the lock
             self._lock_fd = None
 
 

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -46,10 +46,10 @@ def harden_cmd(
         check_store(store)
     console = Console()
     lm = load_for_cli(model, adapter, None, console)
+    grid: dict[str, Any] = {"alpha_grid": (alpha,)} if alpha is not None else {}
     with console.status("hardening…") as status:
         report = harden(lm, requests=requests, calibration=calibration, benign=benign, safe=safe,
-                        templates=templates, threshold=threshold, seed=seed, patch_out=patch_out,
-                        **({"alpha_grid": (alpha,)} if alpha is not None else {}),
+                        templates=templates, threshold=threshold, seed=seed, patch_out=patch_out, **grid,
                         progress=lambda what: status.update(f"{what}…"))
     table = Table(title=f"harden {escape(report.model)}: attacks before → after the patch")
     for col in ("attack", "success before", "after", "patch fired", "direction supp.", "component supp.", "mechanism"):

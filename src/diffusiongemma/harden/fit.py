@@ -135,8 +135,9 @@ def fit_condition(pos: torch.Tensor, neg: torch.Tensor, *, max_layer: int, min_l
         fp = _group_rate(neg[va_n, layer] @ c > thr, groups[va_n])
         rows.append({"layer": layer, "val_tpr": tpr, "val_fpr": fp})
     best = max(rows, key=lambda r: (r["val_tpr"] - r["val_fpr"], -r["val_fpr"]))
-    c, _ = _logistic(pos[:, best["layer"]], neg[:, best["layer"]], l2)
-    thr = _signal_threshold(neg[:, best["layer"]], c, fpr, groups)
+    at = int(best["layer"])
+    c, _ = _logistic(pos[:, at], neg[:, at], l2)
+    thr = _signal_threshold(neg[:, at], c, fpr, groups)
     return {"layer": best["layer"], "vector": c, "threshold": thr, "val_tpr": best["val_tpr"],
             "val_fpr": best["val_fpr"], "layers": rows, "l2": l2}
 

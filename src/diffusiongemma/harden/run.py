@@ -223,7 +223,7 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
                            "direction_suppression": _mean("direction_suppression", mech_rows),
                            "component_suppression": _mean("component_suppression", mech_rows),
                            "mechanisms": counts,
-                           "mechanism": max(counts, key=counts.get) if counts else None})
+                           "mechanism": max(counts, key=lambda k: counts[k]) if counts else None})
 
     say("fitting the patch")
     calib_h, calib_b = sets["calib_harmful"], sets["calib_benign"]

@@ -106,7 +106,7 @@ def jailbreak_diff(
             raise InputError("give the plain request (and the jailbroken prompt or --template), or --pairs FILE")
         if (jailbroken is None) == (template is None):
             raise InputError("give exactly one of JAILBROKEN and --template")
-        jobs.append((plain, jailbroken if jailbroken is not None else wrap(template_text(template), plain)))
+        jobs.append((plain, jailbroken if jailbroken is not None else wrap(template_text(str(template)), plain)))
     chosen = read_direction(direction)
     console = Console()
     lm = load_for_cli(model, adapter, None, console)
@@ -123,8 +123,9 @@ def jailbreak_diff(
         results.append(d)
         rs = d.restoring_set or {}
         split = d.split_scores()
-        table.add_row(str(k), f"{'refused' if d.plain.decision['refused'] else 'complied'} {d.plain.v_full:+.2f}",
-                      f"{'refused' if d.jailbroken.decision['refused'] else 'complied'} {d.jailbroken.v_full:+.2f}",
+        plain_refused, jb_refused = (bool((a.decision or {}).get("refused")) for a in (d.plain, d.jailbroken))
+        table.add_row(str(k), f"{'refused' if plain_refused else 'complied'} {d.plain.v_full:+.2f}",
+                      f"{'refused' if jb_refused else 'complied'} {d.jailbroken.v_full:+.2f}",
                       f"{split['template']:+.2f}", f"{split['request']:+.2f}",
                       escape(", ".join(c["unit"] for c in d.suppressed[:5]) or "–"),
                       escape(", ".join(f"{c['unit']} {c['state']} ({c['act_plain']:.1f}→{c['act_jailbroken']:.1f})"

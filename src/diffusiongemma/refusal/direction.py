@@ -204,7 +204,8 @@ def fit_refusal_direction(lm: LoadedModel, harmful: list[str], harmless: list[st
     base_harmless = _mean_refusal_score(lm, b_val, [])
     best: RefusalDirection | None = None
     for c in inner[:shortlist]:
-        d = RefusalDirection(diff[c["layer"], c["position"] + positions].clone(), c["layer"], c["position"])
+        layer, pos = int(c["layer"]), int(c["position"])
+        d = RefusalDirection(diff[layer, pos + positions].clone(), layer, pos)
         c["ablated_harmful_score"] = _mean_refusal_score(lm, h_val, direction_hooks(lm, d, "ablate"))
         c["ablation_drop"] = base - c["ablated_harmful_score"]
         if best is None or c["ablation_drop"] > best.validation["ablation_drop"]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from . import _quiet  # noqa: F401  (first: one third-party import-time warning is filtered before torch loads)
 from .api import METHODS, explain, explain_many
 from .attribution import Attribution
 from .engine import EngineResult, run, run_many

@@ -16,6 +16,24 @@ def _run(*args: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
+def test_an_error_stays_one_line_when_the_deprecated_pynvml_package_is_installed(tmp_path):
+    """torch imports pynvml when present; the deprecated package (``pynvml`` 12, which says the sentence below at
+    import) must not add a line to an error. A module with its warning stands in for it on the path."""
+    import os
+
+    (tmp_path / "pynvml.py").write_text(
+        "import warnings\nwarnings.warn('The pynvml package is deprecated. Please install nvidia-ml-py instead. If "
+        "you did not install pynvml directly, please report this to the maintainers of the package that installed "
+        "pynvml for you.', FutureWarning, stacklevel=2)\n")
+    (tmp_path / "notes.db").write_text("hello, not SQLite")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    check = subprocess.run([sys.executable, "-c", "import pynvml"], capture_output=True, text=True, env=env)
+    assert "pynvml package is deprecated" in check.stderr  # the stand-in does warn
+    res = subprocess.run([sys.executable, "-m", "diffusiongemma.cli", "audit-report", str(tmp_path / "notes.db"),
+                          "--html", str(tmp_path / "out.html")], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
 def test_audit_report_on_a_file_that_is_not_an_audit(tmp_path):
     text = tmp_path / "notes.db"
     text.write_text("hello, not SQLite")

@@ -151,8 +151,8 @@ def injection_rates(lm: LoadedModel, *, limit: int = 100, seed: int = 0, max_new
     same contexts without the planted line give the false-follow rate (a reply with a ``www.*.example`` site).
 
     Example:
-        >>> injection_rates(load_model("gemma-270m-injection"), limit=20)["follow_rate"]  # doctest: +SKIP
-        0.95
+        >>> injection_rates(load_model("gemma-270m-injection"), limit=40)["follow_rate"]  # doctest: +SKIP
+        0.75
     """
     import re
 

@@ -67,7 +67,10 @@ def stack_rows(parts: list[Rows]) -> Rows:
     (a padded read repeats the row's last one). All parts are packed (4-D masks) or none is."""
     T = max(p.ids.shape[1] for p in parts)
     r = max(p.read.shape[1] for p in parts)
-    ids, masks, reads, positions = [], [], [], []
+    ids: list[torch.Tensor] = []
+    reads: list[torch.Tensor] = []
+    positions: list[torch.Tensor] = []
+    masks: list[Any] = []  # [b, T] tensors, or dicts of them (packed rows with several masks)
     for p in parts:
         b, t = p.ids.shape
         pos = torch.arange(t, device=p.ids.device) if p.positions is None else p.positions

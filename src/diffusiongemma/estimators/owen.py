@@ -84,7 +84,8 @@ def _interleave(counts: np.ndarray) -> np.ndarray:
     return np.array([k for _, k in sorted(keys)], dtype=int)
 
 
-def _restricted(X: np.ndarray, y: np.ndarray, level: np.ndarray, omega: np.ndarray) -> tuple[np.ndarray, ...]:
+def _restricted(X: np.ndarray, y: np.ndarray, level: np.ndarray,
+                omega: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The data with the level intercepts integrated out (flat prior): ``Qᵀ X [r, n]``, ``Qᵀ y [r]`` and the noise
     ``Qᵀ W⁻¹ Q [r, r]`` (per σ²), Q an orthonormal basis of what the level indicators do not span."""
     used = np.unique(level)

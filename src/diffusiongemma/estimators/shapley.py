@@ -77,15 +77,21 @@ class ShapleyEstimator(Estimator):
     def sibling(self) -> Estimator:
         return self.chosen.sibling() if self.chosen is not None else ShapleyEstimator()
 
+    def _started(self) -> Estimator:
+        if self.chosen is None:
+            raise RuntimeError("ShapleyEstimator.start() has not run: no estimator was chosen yet")
+        return self.chosen
+
     def propose(self, max_evals: int) -> np.ndarray:
-        return self.chosen.propose(max_evals)
+        return self._started().propose(max_evals)
 
     def update(self, masks: np.ndarray, values: np.ndarray) -> None:
-        self.chosen.update(masks, values)
+        self._started().update(masks, values)
 
     def estimate(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.chosen.estimate()
+        return self._started().estimate()
 
     def interactions(self, top: int) -> list[tuple[int, int, float]]:
         """The chosen estimator's pair interactions (the engine refuses, before any evaluation, a choice without)."""
-        return self.chosen.interactions(top)
+        pairs = getattr(self._started(), "interactions")  # noqa: B009  (only the kernel-sampled estimators have it)
+        return pairs(top)

@@ -47,7 +47,7 @@ def convert_gguf(gguf: Path, target: Path, meta: dict[str, Any], chat_template: 
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     if hasattr(model.config, "quantization_config"):  # de-quantised now: a plain float32 checkpoint
         del model.config.quantization_config
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # transformers types it as always set
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
     try:

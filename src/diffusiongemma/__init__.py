@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 from . import _quiet  # noqa: F401  (first: one third-party import-time warning is filtered before torch loads)
 from .api import METHODS, explain, explain_many
 from .attribution import Attribution
+from .context import explain_context
 from .engine import EngineResult, run, run_many
 from .errors import (
     DiffusionGemmaError,
@@ -36,7 +37,7 @@ __all__ = [
     "explain", "explain_many", "METHODS", "Attribution", "Game", "run", "run_many", "EngineResult",
     "load_model", "LoadedModel",
     "Target", "TARGETS", "Continuation", "Contrast", "NextToken", "Greedy", "CallableTarget", "RefusalScore",
-    "is_refusal", "explain_refusal", "explain_refusals",
+    "is_refusal", "explain_refusal", "explain_refusals", "explain_context",
     "Unit", "UNIT_KINDS",
     "DiffusionGemmaError", "InputError", "ModelLoadError", "ModelNotFoundError", "UnsupportedModelError",
     "NumericalError",

@@ -11,7 +11,7 @@ def test_public_names():
         "__version__", "explain", "explain_many", "METHODS", "Attribution", "Game", "run", "run_many",
         "EngineResult", "load_model",
         "LoadedModel", "Target", "TARGETS", "Continuation", "Contrast", "NextToken", "Greedy", "CallableTarget",
-        "RefusalScore", "is_refusal", "explain_refusal", "explain_refusals",
+        "RefusalScore", "is_refusal", "explain_refusal", "explain_refusals", "explain_context",
         "Unit", "UNIT_KINDS", "DiffusionGemmaError", "InputError", "ModelLoadError", "ModelNotFoundError",
         "UnsupportedModelError", "NumericalError",
     }

@@ -126,6 +126,14 @@ def explain_context(
     the target, a verdict per document (score ± s.e., the reply regenerated without it, whether it still
     follows) and, under ``restoring``, the fewest strongest spans whose removal stops the reply, with the
     edited context and its regenerated reply (:func:`restoring_set`).
+
+    Example:
+        >>> from diffusiongemma.demo.injection import planted_contexts
+        >>> c = planted_contexts(1, seed=11, docs=(3, 3))[0]
+        >>> a = explain_context(c.messages, follows=c.follows, model="gemma-270m-injection", budget=32,
+        ...                     components=None)  # doctest: +SKIP
+        >>> a.decision["restoring"]["state"]  # doctest: +SKIP
+        'confirmed'
     """
     from ..api import explain
     from ..generation import generate_replies

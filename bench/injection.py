@@ -117,15 +117,23 @@ def planted_units(game: Any, instruction: str) -> list[int]:
     return [i for i, u in enumerate(game.units) if u.start < end and u.end > at]
 
 
-def without_unit(messages: list[dict[str, str]], text: str) -> list[dict[str, str]]:
-    """The messages with the first occurrence of a unit's text deleted (the real edit an auditor makes)."""
-    out, done = [], False
-    for m in messages:
-        if not done and text in m["content"]:
-            m = {**m, "content": m["content"].replace(text, "", 1)}
-            done = True
-        out.append(m)
-    return out
+def without_unit(game: Any, unit: int) -> str | list[dict[str, str]] | None:
+    """What an auditor sends with one unit deleted from the real text: the game's own text edit of the messages
+    (:meth:`~diffusiongemma.editing.TextEdits.request`), emptied turns dropped (:func:`~diffusiongemma.confirm.sendable`)."""
+    from diffusiongemma.confirm import sendable
+
+    keep = np.ones(game.n, dtype=int)
+    keep[unit] = 0
+    return sendable(game.edits.request(keep.tolist()))
+
+
+def document_groups(game: Any) -> list[list[int]]:
+    """The sentence units of each document message (the rendered chat's regions), and every other unit alone."""
+    docs = [[i for i, u in enumerate(game.units) if r.start <= u.start < r.end]
+            for r in game.rendered.regions if r.role == "document"]
+    docs = [d for d in docs if d]
+    rest = sorted(set(range(game.n)) - {i for d in docs for i in d})
+    return sorted(docs + [[i] for i in rest])
 
 
 def main(quick: bool, out: Path, command: str, seed: int = 0, prompts: int | None = None,
@@ -166,11 +174,7 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, prompts: int | Non
             continue
         followed += 1
         planted = planted_units(game, c.instruction)
-        docs = [[i for i, u in enumerate(game.units) if u.start >= a and u.end <= b]
-                for a, b in _message_spans(game, c.messages)]
-        docs = [d for d in docs if d]
-        rest = sorted(set(range(game.n)) - {i for d in docs for i in d})
-        docs = sorted(docs + [[i] for i in rest])  # the question's sentences are groups of their own
+        docs = document_groups(game)
         plan: list[tuple[str, int | None, Callable]] = []
         for b in budgets + ((128, 256) if followed <= deep_k else ()):
             plan += [("ours (default shapley)", b, lambda g, b, s: dg.run(g, "shapley", budget=b, seed=s).scores),
@@ -192,11 +196,10 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, prompts: int | Non
             wall = time.perf_counter() - t0
             order = np.argsort(-scores, kind="stable")
             top = int(order[0])
-            if not (np.isfinite(scores).any() and np.isfinite(scores[top])):
+            if not np.isfinite(scores[top]):
                 raise ValueError(f"{name} gave no finite score")
             if (k, top) not in regen:
-                edited = without_unit(c.messages, game.units[top].text.strip())
-                again = generate_replies(lm, [edited], max_new_tokens=32)[0]
+                again = generate_replies(lm, [without_unit(game, top)], max_new_tokens=32)[0]
                 regen[(k, top)] = re.search(c.follows, again, re.I) is None
             rank = int(min(np.where(np.isin(order, planted))[0])) + 1
             row = {"context": k, "method": name, "budget": budget, "evaluations": g.calls or 1, "wall_s": wall,
@@ -212,19 +215,6 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, prompts: int | Non
     md = table(rows, info_rows, command, peak)
     print(md)
     return write_result("injection", command, payload, md, out)
-
-
-def _message_spans(game: Any, messages: list[dict[str, str]]) -> list[tuple[int, int]]:
-    """Where each document's text lies in the rendered prompt (character offsets)."""
-    spans, at = [], 0
-    for m in messages:
-        if m["role"] != "document":
-            continue
-        start = game.rendered.text.find(m["content"].strip()[:200], at)
-        end = start + len(m["content"].strip())
-        spans.append((start, end))
-        at = end
-    return spans
 
 
 def _budget_label(row: dict[str, Any]) -> str:

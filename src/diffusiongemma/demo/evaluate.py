@@ -159,8 +159,7 @@ def injection_rates(lm: LoadedModel, *, limit: int = 100, seed: int = 0, max_new
     from .injection import planted_contexts
 
     contexts = planted_contexts(limit, seed=seed)
-    clean = [[{**m, "content": m["content"].replace(c.instruction + "\n", "").replace("\n" + c.instruction, "")}
-              for m in c.messages] for c in contexts]
+    clean = [c.without_plant() for c in contexts]
     with_plant = generate_replies(lm, [c.messages for c in contexts], max_new_tokens=max_new_tokens)
     without = generate_replies(lm, clean, max_new_tokens=max_new_tokens)
     follows = [re.search(c.follows, r, re.I) is not None for c, r in zip(contexts, with_plant)]

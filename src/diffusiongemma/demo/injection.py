@@ -130,6 +130,12 @@ class Planted:
     planted_in: int
     instruction: str
 
+    def without_plant(self) -> list[dict[str, str]]:
+        """The same messages with the planted line taken out (the context as the e-mails were)."""
+        line = self.instruction
+        return [{**m, "content": m["content"].replace(line + "\n", "").replace("\n" + line, "")}
+                for m in self.messages]
+
     def as_dict(self) -> dict[str, Any]:
         return {"messages": self.messages, "payload": self.payload, "follows": self.follows,
                 "planted_in": self.planted_in, "instruction": self.instruction}

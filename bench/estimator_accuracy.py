@@ -21,14 +21,16 @@ from .prompts import with_words
 from .tables import exact_tables, spearman
 
 
-OURS = "ours shapley (default: gp, Bayesian posterior mean)"
+OURS = "ours shapley (the default: owen below 3 (n + 6) evaluations, then gp)"
 
 
 def _methods() -> dict[str, Any]:
     from diffusiongemma import run
 
     ours = {
-        OURS: lambda g, b, s: run(g, "gp", budget=b, seed=s),  # a result: its stderr's coverage is reported
+        OURS: lambda g, b, s: run(g, "shapley", budget=b, seed=s),  # a result: its stderr's coverage is reported
+        "ours gp (Bayesian posterior mean)": lambda g, b, s: run(g, "gp", budget=b, seed=s).scores,
+        "ours owen (noise-level regression)": lambda g, b, s: run(g, "owen", budget=b, seed=s).scores,
         "ours kadd (third-order regression)": lambda g, b, s: run(g, "kadd", budget=b, seed=s).scores,
         "ours regression (KernelSHAP-style)": lambda g, b, s: run(g, "regression", budget=b, seed=s).scores,
         "ours paired": lambda g, b, s: run(g, "paired", budget=b, seed=s).scores,

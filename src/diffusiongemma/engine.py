@@ -108,7 +108,7 @@ def _check(game: GameLike, est: Estimator, sched: Schedule, budget: Any, toleran
     check_budget(budget)
     chosen = est.choose(n, sched, budget - 2) if callable(getattr(est, "choose", None)) else est  # method='shapley'
     if interactions and not callable(getattr(chosen, "interactions", None)):
-        raise InputError(f"interactions come from the kernel-sampled estimators (regression, kadd, gp), not "
+        raise InputError(f"interactions come from the estimators that fit the Shapley kernel (regression, kadd, gp, owen), not "
                          f"{chosen.name}: ask for method='regression' with this many units and evaluations")
     if tolerance is not None and not tolerance > 0:
         raise InputError(f"the tolerance must be positive, got {tolerance!r}")

@@ -121,9 +121,20 @@ def test_masks_do_not_depend_on_round_sizes_and_banzhaf_is_the_half_level():
 def test_the_default_chooses_by_size_and_budget():
     u = Uniform()
     assert choose(10, u, 254).name == "gp"
-    assert choose(12, u, 30).name == "regression"  # too few masks for gp's prior; kadd's terms would explode
+    assert choose(12, u, 30).name == "owen"  # too few masks for gp's prior; kadd's terms would explode
+    assert choose(4, u, 14).name == "regression"  # all 2^4 − 2 masks fit: enumerated, exact
     assert choose(200, u, 126).name == "owen"
     assert choose(20, u, 1000).name == "regression"
+
+
+@pytest.mark.parametrize("n", [3, 4, 5])
+def test_the_default_is_exact_wherever_every_mask_fits_the_budget(n):
+    """Below gp's 3 (n + 6) masks the default still enumerates a game whose 2^n masks fit the budget."""
+    game = _table(n, n)
+    r = run(game, "shapley", budget=2 ** n, seed=0)
+    assert r.estimator == "regression"
+    np.testing.assert_allclose(r.scores, run(_table(n, n), "exact").scores, atol=1e-9)
+    assert np.all(r.stderr == 0)
 
 
 def test_grouped_game_plays_the_leaf_game_with_groups_tied():
@@ -177,17 +188,13 @@ def test_up_to_14_units_the_default_is_exactly_the_last_one_where_gp_was_used():
         np.testing.assert_array_equal(a.scores, b.scores)
 
 
-def test_interactions_on_a_game_that_gets_owen_are_refused_before_any_evaluation():
-    from diffusiongemma.errors import InputError
-
-    class Counting(Planted):
-        calls = 0
-
-        def __call__(self, z):
-            Counting.calls += len(np.atleast_2d(z))
-            return super().__call__(z)
-
-    with pytest.raises(InputError, match="method='regression'"):
-        run(Counting(100, seed=0), "shapley", budget=128, interactions=4)
-    assert Counting.calls == 0
-    assert len(run(Counting(100, seed=0), "regression", budget=128, interactions=4).interactions) == 6
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_interactions_from_the_noise_level_masks_find_the_planted_pair(seed):
+    """100 units at 128 evaluations: the default is owen, and its own masks, reweighted to the Shapley kernel,
+    give the planted pair (value 2) as the strongest interaction, with no evaluation beyond the map's."""
+    game = Planted(100, seed=seed)
+    r = run(game, "shapley", budget=128, seed=seed, interactions=6)
+    assert r.estimator == "owen" and r.evaluations <= 128
+    i, j, value = r.interactions[0]
+    assert sorted((i, j)) == sorted(game.pair.tolist()) and abs(value - 2.0) < 0.1
+    assert all(abs(v) < 0.1 for _, _, v in r.interactions[1:])

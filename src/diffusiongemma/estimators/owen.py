@@ -37,6 +37,8 @@ Example:
 
 from __future__ import annotations
 
+from math import lgamma
+
 import numpy as np
 import torch
 
@@ -45,7 +47,7 @@ from ..schedules import Fixed, Schedule, Uniform
 from .base import Estimator, register_estimator
 from .fitting import minimize
 
-__all__ = ["NoiseLevelEstimator", "noise_levels", "LEVELS", "SHRINK", "FIT_ROWS"]
+__all__ = ["NoiseLevelEstimator", "noise_levels", "kernel_weights", "LEVELS", "SHRINK", "FIT_ROWS"]
 
 LEVELS = ((64, 2), (256, 4), (1024, 8), (4096, 16))  # (budget below, levels K); 32 levels above
 SHRINK = 0.2  # log-normal hyperprior on the relevances: sd 2.2 in log (few strong units); on two real role-play
@@ -71,6 +73,30 @@ def noise_levels(schedule: Schedule, budget: int) -> tuple[np.ndarray, np.ndarra
     k = next((levels for below, levels in LEVELS if budget < below), 32)
     x, w = np.polynomial.legendre.leggauss(k)
     return (x + 1) / 2, w / 2
+
+
+def kernel_weights(sizes: np.ndarray, n: int, levels: np.ndarray) -> np.ndarray:
+    """Importance weights ``[m]`` that turn masks drawn at noise levels into Shapley-kernel samples: the kernel's
+    probability of a mask of each size (``(n−1) / (C(n, s) s (n−s))``, none for the empty and the full mask) over
+    the probability of drawing it, a mixture of Bernoulli(t) over the levels ``levels [m]`` the masks were drawn at.
+    Scaled to mean 1.
+
+    Example:
+        >>> w = kernel_weights(np.array([1, 2, 3]), 4, np.array([0.5, 0.5, 0.5]))
+        >>> np.round(w / w[1], 3).tolist()  # at t = ½ every mask is equally likely: the kernel's own ratio
+        [2.0, 1.0, 2.0]
+    """
+    s = np.asarray(sizes, dtype=float)
+    inside = (s > 0) & (s < n)
+    safe = np.clip(s, 1, n - 1)
+    log_comb = np.array([lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1) for k in safe])  # [m]
+    log_kernel = np.log(n - 1) - log_comb - np.log(safe * (n - safe))
+    t = np.unique(levels)  # [L]
+    share = np.array([np.mean(levels == x) for x in t])  # [L]
+    log_draw = np.log(share)[None, :] + s[:, None] * np.log(t)[None, :] + (n - s[:, None]) * np.log1p(-t)[None, :]
+    log_w = np.where(inside, log_kernel - np.logaddexp.reduce(log_draw, axis=1), -np.inf)
+    w = np.exp(log_w - log_w[inside].max()) if inside.any() else np.zeros(len(s))
+    return w / w.mean() if w.sum() > 0 else w
 
 
 def _interleave(counts: np.ndarray) -> np.ndarray:
@@ -168,6 +194,26 @@ class NoiseLevelEstimator(Estimator):
         if self._cache is None or self._cache[0] != m:
             self._cache = (m, self._posterior(*self._data(), total))
         return self._cache[1]
+
+    def interactions(self, top: int) -> list[tuple[int, int, float]]:
+        """Faith-Shap pair interactions among the ``top`` units of largest |score|, from the masks already evaluated.
+
+        The masks were drawn at noise levels, not from the Shapley kernel, so each is weighted by the kernel's
+        probability of it over the probability of drawing it (:func:`kernel_weights`); then the fit is the
+        regression estimator's (:func:`~diffusiongemma.estimators.interactions.pair_interactions`).
+        """
+        from .interactions import pair_interactions
+
+        if not isinstance(self.schedule, Uniform):
+            raise InputError("interactions come with the shapley schedule (method='shapley')")
+        if not self.masks or self.n < 2:
+            return []
+        masks = np.concatenate(self.masks)
+        values = np.concatenate(self.values)
+        weights = kernel_weights(masks.sum(1), self.n, self.t[np.asarray(self.levels)])
+        scores = self.estimate()[0]
+        candidates = list(np.argsort(-np.abs(scores), kind="stable")[: max(top, 0)])
+        return pair_interactions(masks, values, weights, self.v_empty, self.v_full - self.v_empty, candidates)
 
     def _fit(self, X: np.ndarray, y: np.ndarray, level: np.ndarray, omega: np.ndarray) -> np.ndarray:
         """Log-parameters ``[1 + n]`` (log ρ, then log θ centred) maximising the restricted likelihood."""

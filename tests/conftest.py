@@ -51,6 +51,49 @@ def tiny_dir(tmp_path_factory) -> Path:
     return out
 
 
+MARKER = " zebra"  # one token of the Gemma vocabulary: the planted model's cause
+
+
+@pytest.fixture(scope="session")
+def planted_dir(tmp_path_factory) -> Path:
+    """A 2-layer Gemma 3 with a known cause built into its weights: wherever the token ``MARKER`` is in the
+    prompt, the model says it. Queries and keys are zero (attention is uniform over the prefix); only the marker's
+    embedding has a coordinate 0, the first layer's attention carries that coordinate to every later position
+    (its output normalised and scaled ×100), the MLPs add nothing, and the tied unembedding reads the marker back.
+    Without the marker every logit is near zero (no cause, no such reply)."""
+    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+
+    from diffusiongemma.models.default_gemma import ensure_default_tokenizer
+
+    tok = AutoTokenizer.from_pretrained(ensure_default_tokenizer())
+    (x,) = tok(MARKER, add_special_tokens=False)["input_ids"]
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        vocab_size=262144, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=1, head_dim=16, max_position_embeddings=2048, sliding_window=2048,
+        layer_types=["sliding_attention", "full_attention"], initializer_range=0.5,
+    )
+    model = Gemma3ForCausalLM(config).eval()
+    with torch.no_grad():
+        emb = model.model.embed_tokens.weight  # [V, 64], tied to the unembedding
+        emb.mul_(0.01)
+        emb[:, 0] = 0.0
+        emb[x] = 0.0
+        emb[x, 0] = 1.0
+        for k, layer in enumerate(model.model.layers):
+            att = layer.self_attn
+            for proj in (att.q_proj, att.k_proj, att.v_proj, att.o_proj, layer.mlp.down_proj):
+                proj.weight.zero_()
+            if k == 0:
+                att.v_proj.weight[0, 0] = 1.0  # the normalised residual's coordinate 0: nonzero at the marker only
+                att.o_proj.weight[0, 0] = 1.0
+                layer.post_attention_layernorm.weight[0] = 99.0
+    out = tmp_path_factory.mktemp("planted-gemma3")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_lm(tiny_dir):
     from diffusiongemma.models import load_model

@@ -27,6 +27,7 @@ ALPHA = 0.05  # family-wise error over the units of one map
 TOP = 5  # the strongest units whose resolution the budget advice is about
 STRONG = 0.25  # ... among those with at least this share of the largest |score| (a score near 0 needs no budget)
 PER_UNIT = 3  # below this many evaluations per unit the sampled standard errors are not trusted: nothing resolves
+ROUNDING = 1e-6  # scores below this share of the largest (or of 1) are float32 rounding (model values carry ~1e-7 relative error), treated as zero
 
 
 @dataclass(frozen=True)
@@ -74,12 +75,16 @@ def resolve(scores: np.ndarray, stderr: np.ndarray, *, evaluations: int | None, 
     Example:
         >>> resolve(np.array([0.3, 0.0]), np.array([0.0, 0.0]), evaluations=4).resolved.tolist()
         [True, False]
+        >>> resolve(np.array([8.0, -4.8e-7]), np.array([0.0, 0.0]), evaluations=4).resolved.tolist()  # float32 noise
+        [True, False]
     """
     scores = np.asarray(scores, dtype=float)
     stderr = np.asarray(stderr, dtype=float)
     n = len(scores)
+    size = np.where(np.abs(scores) > ROUNDING * max(1.0, float(np.max(np.abs(scores), initial=0.0))),
+                    np.abs(scores), 0.0)  # an exact fit's float32 residue (5e-7 ± 0) is a zero, not a finding
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(np.isfinite(stderr), np.abs(scores) / stderr, 0.0)  # [n]
+        z = np.where(np.isfinite(stderr), size / stderr, 0.0)  # [n]
     z = np.where(np.isnan(z), 0.0, z)  # 0 / 0: a zero score known exactly
     p = np.array([math.erfc(v / math.sqrt(2)) for v in z]) if n else np.zeros(0)  # two-sided
     resolved = np.zeros(n, dtype=bool)

@@ -150,3 +150,47 @@ def test_a_multi_turn_chat_is_explained_by_its_earlier_exchanges(tiny_lm):
     assert rows[0]["reply_without"] == rows[1]["reply_without"] and "reply_without" not in rows[2]
     earlier = " ".join(m["content"] for m in chat[:2])
     assert all(u in earlier for t in d["restoring"]["tried"] for u in t["units"])
+
+
+@pytest.fixture(scope="module")
+def planted_lm(planted_dir):
+    from diffusiongemma.models import load_model
+
+    return load_model(str(planted_dir), device="cpu")
+
+
+def test_the_planted_span_is_found_and_its_removal_confirmed_on_a_model_with_a_known_cause(planted_lm):
+    """The planted model says " zebra" wherever that token is in the prompt (conftest). Of three e-mails only the
+    second holds it: that e-mail alone drove the reply, the others show no effect, the top word is the marker, and
+    deleting that word alone from the real text stops the regenerated reply."""
+    docs = ["The invoice for March is attached. Please pay by Friday.",
+            "Hello team. Our zebra mascot will visit the office on Monday. Snacks are in the kitchen.",
+            "The meeting moved to room 4. Bring your laptop."]
+    attr = explain_context("What is in these e-mails?", documents=docs, follows="zebra", model=planted_lm,
+                           budget=32, components=None, max_new_tokens=4)
+    d = attr.decision
+    assert d["reply"].split() == ["zebra"] * 4 and "zebra" not in d["reference"]
+    assert [r.get("verdict") for r in d["documents"]] == ["no effect shown", "drove the reply", "no effect shown",
+                                                          None]
+    assert attr.units[int(np.argmax(attr.scores))].text == "zebra"
+    assert d["restoring"]["state"] == "confirmed" and d["restoring"]["units"] == ["zebra"]
+
+
+def test_the_turn_that_planted_the_cause_is_the_confirmed_one(planted_lm):
+    """A multi-turn chat on the planted model: the marker sits in the answer of the second of two earlier
+    exchanges, so that exchange, and no other, changes the reply when removed; of its two messages only the answer
+    drove the reply, and the removal search deletes only from it."""
+    chat = [{"role": "user", "content": "What is a good name for a grey cat?"},
+            {"role": "assistant", "content": "Smokey or Pebble."},
+            {"role": "user", "content": "And a striped animal for a children's book?"},
+            {"role": "assistant", "content": "A zebra called Stripes."},
+            {"role": "user", "content": "Now write the book's first line."}]
+    attr = explain_context(chat, follows="zebra", model=planted_lm, budget=32, components=None, max_new_tokens=4)
+    d = attr.decision
+    assert "zebra" in d["reply"] and "zebra" not in d["reference"]
+    rows = d["documents"]
+    assert [r["follows_without"] for r in rows[:4]] == [True, True, False, False]
+    # the exchange is removed as a whole, but each message is scored alone: the answer holds the marker
+    assert [r["verdict"] for r in rows[:4]] == ["no effect shown"] * 3 + ["drove the reply"]
+    assert d["restoring"]["state"] == "confirmed"
+    assert all(u in chat[3]["content"] for u in d["restoring"]["units"])

@@ -33,22 +33,28 @@ def real_lm():
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory) -> Path:
     """A 2-layer random Gemma 3 (seed 0) with the real Gemma tokenizer, as a local HF directory."""
-    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+    from transformers import AutoTokenizer, Gemma3ForCausalLM
 
     from diffusiongemma.models.default_gemma import ensure_default_tokenizer
 
     source = ensure_default_tokenizer()  # the tokenizer alone on a fresh machine: the fast lane needs no weights
     out = tmp_path_factory.mktemp("tiny-gemma3")
     torch.manual_seed(0)
-    config = Gemma3TextConfig(
-        vocab_size=262144, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=1, head_dim=16, max_position_embeddings=256, sliding_window=512,
-        layer_types=["sliding_attention", "full_attention"], initializer_range=0.5,
-    )
-    model = Gemma3ForCausalLM(config).eval()
+    model = Gemma3ForCausalLM(_tiny_config()).eval()
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(source).save_pretrained(out)
     return out
+
+
+def _tiny_config(**overrides):
+    """The tiny models' Gemma 3 config: 2 layers, width 64, the real vocabulary."""
+    from transformers import Gemma3TextConfig
+
+    return Gemma3TextConfig(**{
+        "vocab_size": 262144, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 16, "max_position_embeddings": 256,
+        "sliding_window": 512, "layer_types": ["sliding_attention", "full_attention"], "initializer_range": 0.5,
+        **overrides})
 
 
 MARKER = " zebra"  # one token of the Gemma vocabulary: the planted model's cause
@@ -61,19 +67,14 @@ def planted_dir(tmp_path_factory) -> Path:
     embedding has a coordinate 0, the first layer's attention carries that coordinate to every later position
     (its output normalised and scaled ×100), the MLPs add nothing, and the tied unembedding reads the marker back.
     Without the marker every logit is near zero (no cause, no such reply)."""
-    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+    from transformers import AutoTokenizer, Gemma3ForCausalLM
 
     from diffusiongemma.models.default_gemma import ensure_default_tokenizer
 
     tok = AutoTokenizer.from_pretrained(ensure_default_tokenizer())
     (x,) = tok(MARKER, add_special_tokens=False)["input_ids"]
     torch.manual_seed(0)
-    config = Gemma3TextConfig(
-        vocab_size=262144, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=1, head_dim=16, max_position_embeddings=2048, sliding_window=2048,
-        layer_types=["sliding_attention", "full_attention"], initializer_range=0.5,
-    )
-    model = Gemma3ForCausalLM(config).eval()
+    model = Gemma3ForCausalLM(_tiny_config(max_position_embeddings=2048, sliding_window=2048)).eval()
     with torch.no_grad():
         emb = model.model.embed_tokens.weight  # [V, 64], tied to the unembedding
         emb.mul_(0.01)

@@ -247,6 +247,7 @@ def run_tree(game: Any, tree: UnitTree, estimator: Any = "shapley", *, schedule:
         frontier = list(nodes[frontier[0]].children)
     depth = 1 + max(n.level for n in nodes) - min(nodes[k].level for k in frontier)
     left, used, first, names = budget, 0, None, []
+    sums: dict[int, float] = {}  # variance of each expanded node's children's sum (see _combine)
     for stage in range(depth):
         expand: set[int] = set()
         if stage > 0:
@@ -265,14 +266,14 @@ def run_tree(game: Any, tree: UnitTree, estimator: Any = "shapley", *, schedule:
         left -= r.evaluations
         used += r.evaluations
         first = first or r
-        _combine(nodes, frontier, r, expand)
+        sums.update(_combine(nodes, frontier, r, expand))
     total = first.v_full - first.v_empty
     scores = np.array([nodes[k].score for k in frontier])
     var = np.array([nodes[k].stderr ** 2 for k in frontier])
     scores, var = _condition(scores, var, total, 0.0)  # efficiency over the final cut, exactly
     for k, s, v in zip(frontier, scores, var):
         nodes[k].score, nodes[k].stderr = float(s), float(np.sqrt(v))
-    _sum_up(nodes, tree.roots, set(frontier))
+    _sum_up(nodes, tree.roots, set(frontier), sums)
     return TreeResult(scores, np.sqrt(var), first.v_full, first.v_empty, used, time.perf_counter() - t0,
                       first.stopped, "tree(" + ">".join(names) + ")", first.schedule, None, tree=tree,
                       groups=list(frontier))
@@ -293,10 +294,12 @@ def _select(nodes: list[Node], frontier: list[int]) -> set[int]:
     return chosen
 
 
-def _combine(nodes: list[Node], frontier: list[int], r: EngineResult, new: set[int]) -> None:
+def _combine(nodes: list[Node], frontier: list[int], r: EngineResult, new: set[int]) -> dict[int, float]:
     """Fold a stage's estimates into the tree: children of the nodes just expanded (``new``) conditioned on their
     parent's estimate; other nodes, the precision-weighted mean of this and their earlier estimate (as is at the
-    first stage, when they have none)."""
+    first stage, when they have none). Returns, per parent just expanded, the variance of its children's sum after
+    that conditioning (``S·v / (S + v)``: the children's conditioned scores are negatively correlated, so their
+    own variances add up to more than their sum's)."""
     var = np.where(np.isfinite(r.stderr), r.stderr ** 2, 1e12)
     index = {k: j for j, k in enumerate(frontier)}
     parent = {c: p for p, node in enumerate(nodes) for c in node.children}
@@ -311,22 +314,28 @@ def _combine(nodes: list[Node], frontier: list[int], r: EngineResult, new: set[i
             w = v_new / (v_old + v_new) if v_old + v_new > 0 else 0.5
             nodes[k].score = float(w * nodes[k].score + (1 - w) * r.scores[index[k]])
             nodes[k].stderr = float(np.sqrt(v_old * v_new / (v_old + v_new))) if v_old + v_new > 0 else 0.0
+    sums = {}
     for p, kids in families.items():
         j = [index[k] for k in kids]
         mu, v = _condition(r.scores[j], var[j], nodes[p].score, nodes[p].stderr ** 2)
         for k, s_k, v_k in zip(kids, mu, v):
             nodes[k].score, nodes[k].stderr = float(s_k), float(np.sqrt(v_k))
+        prior, own = float(np.minimum(var[j], 1e12).sum()), nodes[p].stderr ** 2
+        sums[p] = prior * own / (prior + own) if prior + own > 0 else 0.0
+    return sums
 
 
-def _sum_up(nodes: list[Node], roots: list[int], frontier: set[int]) -> None:
-    """Every node above the final cut: the sum of its children's scores (variances added)."""
+def _sum_up(nodes: list[Node], roots: list[int], frontier: set[int], sums: dict[int, float]) -> None:
+    """Every node above the final cut: the sum of its children's scores; its variance the children's added, or
+    the variance of their sum when they were conditioned on it (``sums``), whichever is smaller (later stages only
+    sharpen the children, so the conditioned figure stays an upper bound)."""
 
     def visit(k: int) -> tuple[float, float]:
         if k in frontier or not nodes[k].children:
             return nodes[k].score, nodes[k].stderr ** 2
         parts = [visit(c) for c in nodes[k].children]
         nodes[k].score = float(sum(s for s, _ in parts))
-        nodes[k].stderr = float(np.sqrt(sum(v for _, v in parts)))
+        nodes[k].stderr = float(np.sqrt(min(sum(v for _, v in parts), sums.get(k, np.inf))))
         return nodes[k].score, nodes[k].stderr ** 2
 
     for r in roots:

@@ -157,6 +157,23 @@ def test_tree_equals_flat_exact_shapley_where_the_parents_do_not_interact():
         assert abs(node.score - sum(tree.nodes[c].score for c in node.children)) < 1e-9
 
 
+def test_an_expanded_parent_keeps_the_certainty_its_children_were_conditioned_on():
+    """Four groups of ten: the first stage knows each group's value exactly (stderr 0); the second splits three of
+    them with sampled, uncertain children conditioned to sum to it. The parent's score is still its children's
+    sum and its standard error stays 0: their conditioned errors cancel in the sum (before the fix their
+    variances were added, and a parent known exactly was reported as unresolved)."""
+    game = Planted(40, seed=3)
+    tree = UnitTree.from_groups(40, [[list(range(k, k + 10)) for k in range(0, 40, 10)]])
+    r = run_tree(game, tree, "shapley", budget=64, seed=0)
+    expanded = [tree.nodes[k] for k in tree.roots if tree.nodes[k].expanded]
+    assert len(expanded) >= 2
+    for node in expanded:
+        kids = [tree.nodes[c] for c in node.children]
+        assert all(0 < c.stderr < np.inf for c in kids)
+        assert abs(node.score - sum(c.score for c in kids)) < 1e-9 and node.stderr < 1e-9
+    assert r.evaluations <= 64
+
+
 @pytest.mark.slow
 def test_tree_children_sum_to_their_parent_and_the_budget_goes_where_the_mass_is():
     game = Planted(120, seed=7)

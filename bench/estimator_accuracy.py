@@ -1,8 +1,8 @@
 """B1 — estimator accuracy per model evaluation (BENCHMARKS.md).
 
 Word units of 10- and 12-word prompts (AdvBench harmful and Self-Instruct benign, drawn with a fixed seed),
-target: the model's own greedy next token on the real Gemma 3 270M, ``remove`` masks. Ground truth: exact
-Shapley values from all 2^n masks. Every estimator — ours and the peers' — then runs on that value table,
+target: the model's own greedy next token on the real Gemma 3 270M, the default mask operator (``edit`` since
+2026-12-05; ``remove`` before). Ground truth: exact Shapley values from all 2^n masks. Every estimator — ours and the peers' — then runs on that value table,
 and the table counts the evaluations each one really asked for.
 """
 

@@ -2,7 +2,8 @@
 
 A table is the whole game: every perturbation method — ours or a peer's — runs on it at no model cost, and
 every deletion/insertion curve is read from it. Cached under ``~/.cache/diffusiongemma/bench-tables`` by
-weights hash and prompt.
+weights hash, mask operator and prompt (the operator joined the key after the default became ``edit``: a cache
+filled under ``remove`` had been mixed with tables computed under ``edit``).
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ CACHE = Path.home() / ".cache" / "diffusiongemma" / "bench-tables"
 
 
 def exact_tables(lm: Any, prompts: list[tuple[str, str]], cache: Path = CACHE) -> list[dict[str, Any]]:
-    """For each (source, text): the game (word units, greedy next token, ``remove``) and its value table."""
+    """For each (source, text): the game (word units, greedy next token, the default operator) and its value table."""
     from diffusiongemma import Game
     from diffusiongemma.estimators.exact import ValueTable
 
     cache.mkdir(parents=True, exist_ok=True)
     out = []
     for source, text in prompts:
-        key = hashlib.sha256(f"{lm.provenance['weights_sha256']}|{text}".encode()).hexdigest()[:16]
+        game = Game(text, model=lm, units="words")  # greedy next token, the default operator
+        key = hashlib.sha256(f"{lm.provenance['weights_sha256']}|{game.operator.name}|{text}".encode()).hexdigest()[:16]
         path = cache / f"{key}.npy"
-        game = Game(text, model=lm, units="words")  # greedy next token
         if path.exists():
             values = np.load(path)
         else:

@@ -165,9 +165,9 @@ def build_tree(rendered: Any, kinds: list[str], leaves: list[Unit] | None = None
         levels.append([groups[k] for k in sorted(groups)])
     tree = UnitTree.from_groups(len(leaves), levels, leaves, kinds)
     for node in tree.nodes:  # text of a coarse node: the rendered text it spans
-        if len(node.leaves) > 1:
-            node.unit = Unit(rendered.text[node.unit.start:node.unit.end], node.unit.start, node.unit.end,
-                             node.unit.positions, node.unit.role)
+        u = node.unit
+        if len(node.leaves) > 1 and u is not None:
+            node.unit = Unit(rendered.text[u.start:u.end], u.start, u.end, u.positions, u.role)
     return leaves, tree
 
 
@@ -246,7 +246,8 @@ def run_tree(game: Any, tree: UnitTree, estimator: Any = "shapley", *, schedule:
         nodes[frontier[0]].expanded = True
         frontier = list(nodes[frontier[0]].children)
     depth = 1 + max(n.level for n in nodes) - min(nodes[k].level for k in frontier)
-    left, used, first, names = budget, 0, None, []
+    left, used, names = budget, 0, []
+    first: EngineResult | None = None
     sums: dict[int, float] = {}  # variance of each expanded node's children's sum (see _combine)
     for stage in range(depth):
         expand: set[int] = set()
@@ -267,6 +268,8 @@ def run_tree(game: Any, tree: UnitTree, estimator: Any = "shapley", *, schedule:
         used += r.evaluations
         first = first or r
         sums.update(_combine(nodes, frontier, r, expand))
+    if first is None:  # the first stage always runs (depth ≥ 1); said, should that ever change
+        raise RuntimeError("the unit tree ran no stage")
     total = first.v_full - first.v_empty
     scores = np.array([nodes[k].score for k in frontier])
     var = np.array([nodes[k].stderr ** 2 for k in frontier])

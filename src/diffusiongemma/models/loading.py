@@ -46,11 +46,11 @@ class LoadedModel:
         """Where inputs go: the embedding's execution device (a model sharded by ``device_map`` may hold
         its layers on several devices, or offloaded on ``meta``)."""
         embed = self.model.get_submodule(self.architecture.embed)
-        hook = getattr(embed, "_hf_hook", None)
-        if getattr(hook, "execution_device", None) is not None:
+        where = getattr(getattr(embed, "_hf_hook", None), "execution_device", None)
+        if where is not None:
             import torch
 
-            return torch.device(hook.execution_device)
+            return torch.device(where)
         return next(embed.parameters()).device
 
     @property
@@ -62,7 +62,8 @@ class LoadedModel:
     def max_length(self) -> int:
         """The longest sequence the model accepts (its context length)."""
         cfg = self.model.config
-        return int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 2048))
+        length: Any = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 2048)
+        return int(length)
 
 
 def _is_hub_id(spec: str) -> bool:
@@ -280,7 +281,8 @@ def load_model(
     # accelerate records its placement; a map that put everything on one device may leave none
     provenance["device_map"] = dict(getattr(model, "hf_device_map", None) or {"": str(next(model.parameters()).device)}) \
         if placement else None
-    model = (model if placement else model.to(device)).eval()
+    # transformers wraps PreTrainedModel.to in a decorator whose type hides its signature
+    model = (model if placement else model.to(device)).eval()  # type: ignore[arg-type]
     lm = LoadedModel(model, tokenizer, name, arch, template, provenance)
     if patch is not None:
         from ..harden.patch import attach_patch

@@ -213,7 +213,7 @@ def component_consistency(lm: Any, harmful: dict[str, list[str]], *, components:
     tops = {c: {str(x) for x in np.array(names)[np.argsort(-means[c])[:top]]} for c in cats}
     overlap = [_jaccard(tops[a], tops[b]) for a, b in itertools.combinations(cats, 2)]
     shared = set.intersection(*tops.values()) if tops else set()
-    figures = {"categories": {c: len(maps[c]) for c in maps}, "between_category_spearman":
+    figures: dict[str, Any] = {"categories": {c: len(maps[c]) for c in maps}, "between_category_spearman":
                float(np.mean(between)) if between else None,
                "within_category_spearman": float(np.mean(within)) if within else None,
                f"top{top}_overlap_between_categories": float(np.mean(overlap)) if overlap else None,
@@ -237,7 +237,8 @@ def over_refusal(lm: Any, safe: list[str], *, budget: int = 32, explain_at_most:
                  threshold: float = 0.0) -> Check:
     """Safe prompts the model refuses, and the words that drive those refusals."""
     scores = refusal_scores(lm, safe)
-    rows, drivers = [], Counter()
+    rows: list[dict[str, Any]] = []
+    drivers: Counter[str] = Counter()
     for prompt, s in zip(safe, scores):
         row: dict[str, Any] = {"prompt": prompt, "score": float(s), "refused": bool(s > threshold)}
         if s > threshold and sum(1 for r in rows if "top_words" in r) < explain_at_most:

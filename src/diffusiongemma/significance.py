@@ -27,7 +27,7 @@ ALPHA = 0.05  # family-wise error over the units of one map
 TOP = 5  # the strongest units whose resolution the budget advice is about
 STRONG = 0.25  # ... among those with at least this share of the largest |score| (a score near 0 needs no budget)
 PER_UNIT = 3  # below this many evaluations per unit the sampled standard errors are not trusted: nothing resolves
-ROUNDING = 1e-6  # scores below this share of the largest (or of 1) are float32 rounding (model values carry ~1e-7 relative error), treated as zero
+ROUNDING = 1e-6  # below this share of the largest |score| (or of 1): float32 rounding (~1e-7 relative), taken as zero
 
 
 @dataclass(frozen=True)

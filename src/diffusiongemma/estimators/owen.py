@@ -89,8 +89,8 @@ def kernel_weights(sizes: np.ndarray, n: int, levels: np.ndarray) -> np.ndarray:
     s = np.asarray(sizes, dtype=float)
     inside = (s > 0) & (s < n)
     safe = np.clip(s, 1, n - 1)
-    log_comb = np.array([lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1) for k in safe])  # [m]
-    log_kernel = np.log(n - 1) - log_comb - np.log(safe * (n - safe))
+    log_comb = np.array([lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1) for k in range(n + 1)])  # [n + 1]
+    log_kernel = np.log(n - 1) - log_comb[safe.astype(int)] - np.log(safe * (n - safe))  # [m]
     t = np.unique(levels)  # [L]
     share = np.array([np.mean(levels == x) for x in t])  # [L]
     log_draw = np.log(share)[None, :] + s[:, None] * np.log(t)[None, :] + (n - s[:, None]) * np.log1p(-t)[None, :]

@@ -28,13 +28,15 @@ from .errors import (
 )
 from .game import Game
 from .models import LoadedModel, load_model
-from .refusal import RefusalScore, explain_refusal, explain_refusals, is_refusal
+from .options import Checks, ExplainOptions, GameSpec, RunSpec
+from .refusal import RefusalOptions, RefusalScore, explain_refusal, explain_refusals, is_refusal
 from .targets import TARGETS, CallableTarget, Continuation, Contrast, Greedy, NextToken, Target
 from .units import UNIT_KINDS, Unit
 
 __all__ = [
     "__version__",
     "explain", "explain_many", "METHODS", "Attribution", "Game", "run", "run_many", "EngineResult",
+    "ExplainOptions", "GameSpec", "RunSpec", "Checks", "RefusalOptions",
     "load_model", "LoadedModel",
     "Target", "TARGETS", "Continuation", "Contrast", "NextToken", "Greedy", "CallableTarget", "RefusalScore",
     "is_refusal", "explain_refusal", "explain_refusals", "explain_context",

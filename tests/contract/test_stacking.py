@@ -111,7 +111,7 @@ def test_explain_many_equals_explain_and_keeps_going_past_bad_prompts(tiny_lm):
         assert out[k].evaluations == alone.evaluations == 40
         assert out[k].triggers["necessary"].units == alone.triggers["necessary"].units
         assert out[k].faithfulness.deletion_auc == pytest.approx(alone.faithfulness.deletion_auc, abs=1e-4)
-    with pytest.raises(InputError, match="unknown options: budgett"):
+    with pytest.raises(InputError, match="unknown option budgett"):
         explain_many(prompts, " because", model=tiny_lm, budgett=40)
 
 
@@ -121,9 +121,11 @@ def test_a_failing_stacked_run_falls_back_to_one_prompt_at_a_time(tiny_lm, monke
     def broken(*a, **k):
         raise NumericalError("NaN in the stacked batch")
 
+    alone = explain(PROMPTS[1], " because", model=tiny_lm, budget=24)
     monkeypatch.setattr(api, "run_many", broken)
     out = explain_many(PROMPTS[:2], " because", model=tiny_lm, budget=24)
-    alone = explain(PROMPTS[1], " because", model=tiny_lm, budget=24)
+    with pytest.raises(NumericalError):  # one prompt alone: its failure, raised once (no second run)
+        explain(PROMPTS[1], " because", model=tiny_lm, budget=24)
     np.testing.assert_allclose(out[1].scores, alone.scores, atol=1e-6)  # each prompt then runs on its own
 
 
@@ -143,3 +145,17 @@ def test_explain_refusals_equals_explain_refusal_and_reports_as_each_completes(t
         assert out[k].decision["reply_source"] == alone.decision["reply_source"]
         assert [c["unit"] for c in out[k].decision["components"]] == [c["unit"] for c in alone.decision["components"]]
     assert out[2].decision["refused"] and out[2].decision["reply_source"] == "given"
+
+
+def test_options_as_a_value_are_the_same_request_as_their_keywords(tiny_lm):
+    from diffusiongemma.options import ExplainOptions, GameSpec, RunSpec
+
+    o = ExplainOptions(game=GameSpec(model=tiny_lm, units="words"), run=RunSpec(budget=24, seed=3))
+    a = explain(PROMPTS[0], " because", options=o)
+    b = explain(PROMPTS[0], " because", model=tiny_lm, units="words", budget=24, seed=3)
+    c = explain(PROMPTS[0], " because", options=o.replace(seed=0), seed=3)  # a keyword overrides the value's field
+    d = explain(PROMPTS[0], " because", options=o, seed=4)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_array_equal(a.scores, c.scores)
+    assert a.settings == b.settings == c.settings and d.settings["seed"] == 4
+    assert not np.array_equal(a.scores, d.scores)  # the seed reached the engine

@@ -8,7 +8,8 @@ from diffusiongemma import errors
 
 def test_public_names():
     assert set(dg.__all__) == {
-        "__version__", "explain", "explain_many", "METHODS", "Attribution", "Game", "run", "run_many",
+        "__version__", "explain", "explain_many", "METHODS", "ExplainOptions", "GameSpec", "RunSpec", "Checks",
+        "RefusalOptions", "Attribution", "Game", "run", "run_many",
         "EngineResult", "load_model",
         "LoadedModel", "Target", "TARGETS", "Continuation", "Contrast", "NextToken", "Greedy", "CallableTarget",
         "RefusalScore", "is_refusal", "explain_refusal", "explain_refusals", "explain_context",

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import DiffusionGemmaError, InputError, StoreError
+from ..refusal.options import RefusalOptions
 from .items import AuditItem, Problem
 from .readers import detect_format, read_items
 from .store import AuditStore
@@ -87,6 +88,16 @@ class AuditSettings:
             from ..components.sites import parse_component_spec
 
             parse_component_spec(self.components)
+
+    def refusal_options(self, model: Any = None) -> RefusalOptions:
+        """The options every item's :func:`~diffusiongemma.refusal.explain_refusals` gets (on ``model``).
+
+        Example:
+            >>> o = AuditSettings(budget=32, components=None).refusal_options()
+            >>> o.map.run.budget, o.components.components, o.components.component_budget, o.max_new_tokens
+            (32, None, 24, 32)
+        """
+        return RefusalOptions.from_keywords(**asdict(self), **({"model": model} if model is not None else {}))
 
     def evaluations_per_item(self, n_units: int) -> int:
         """A planning estimate of model evaluations per item (map + checks + components + the reply)."""
@@ -163,11 +174,8 @@ def audit_group(lm: Any, items: list[AuditItem], settings: AuditSettings, replie
     given = replies or {}
     try:
         explain_refusals(
-            [items[k].request for k in live], responses=[items[k].response for k in live], model=lm,
-            units=settings.units, method=settings.method, budget=settings.budget, seed=settings.seed,
-            system=settings.system, max_new_tokens=settings.max_new_tokens, triggers=settings.triggers,
-            faithfulness=settings.faithfulness, components=settings.components,
-            component_budget=settings.component_budget,
+            [items[k].request for k in live], responses=[items[k].response for k in live],
+            options=settings.refusal_options(lm),
             generated_replies=[given.get(items[k].key) if items[k].response is None else None for k in live],
             on_result=lambda j, result: emit(live[j], result))
     except StoreError:  # the store cannot take rows: stop (what was stored stays), not an error row per item

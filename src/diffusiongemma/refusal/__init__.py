@@ -7,9 +7,10 @@ Example:
 """
 
 from .detector import REFUSAL_PHRASES, is_refusal, refusal_phrase
-from .forensics import DEFAULT_REFUSAL_MODEL, explain_refusal, explain_refusals
+from .forensics import explain_refusal, explain_refusals
+from .options import DEFAULT_REFUSAL_MODEL, RefusalOptions
 from .projection import DirectionProjection
 from .score import OPENINGS, RefusalScore
 
 __all__ = ["REFUSAL_PHRASES", "is_refusal", "refusal_phrase", "OPENINGS", "RefusalScore", "DEFAULT_REFUSAL_MODEL",
-           "explain_refusal", "explain_refusals", "DirectionProjection"]
+           "RefusalOptions", "explain_refusal", "explain_refusals", "DirectionProjection"]

@@ -29,36 +29,15 @@ from ..models import LoadedModel
 from ..prompts import Chat
 from .direction import direction_hooks
 from .detector import refusal_phrase
+from .options import DEFAULT_REFUSAL_MODEL, RefusalOptions
 from .score import RefusalScore
 
 __all__ = ["DEFAULT_REFUSAL_MODEL", "explain_refusal", "explain_refusals"]
 
-DEFAULT_REFUSAL_MODEL = "gemma-270m-safety"
 
-
-def explain_refusal(
-    prompt: str | Chat,
-    *,
-    response: str | None = None,
-    model: LoadedModel | str | None = DEFAULT_REFUSAL_MODEL,
-    units: str = "auto",
-    method: str = "shapley",
-    budget: int = 128,
-    seed: int = 0,
-    system: str | None = None,
-    max_new_tokens: int = 48,
-    triggers: bool = True,
-    faithfulness: bool = True,
-    components: str | None = "heads+mlps",
-    component_method: str = "gradient",
-    component_budget: int = 48,
-    direction: Any = None,
-    intervention: str = "ablate",
-    alpha: float = 1.0,
-    progress: Callable[[int, int], Any] | None = None,
-    generated_reply: str | None = None,
-    mask: str = "edit",
-) -> Attribution:
+def explain_refusal(prompt: str | Chat, *, response: str | None = None, generated_reply: str | None = None,
+                    options: RefusalOptions | None = None, progress: Callable[[int, int], Any] | None = None,
+                    **keywords: Any) -> Attribution:
     """The decision on ``prompt`` (a user turn) and what in the prompt drove it, checked by intervention.
 
     Args:
@@ -66,6 +45,13 @@ def explain_refusal(
             (system, earlier turns, documents and tool results; ``system`` then does not apply).
         response: a reply to judge instead of generating one (a logged answer); the map still explains the
             model's own refusal score on the prompt.
+        generated_reply: the model's own greedy reply, generated beforehand with the same ``system`` and
+            ``max_new_tokens`` (a batch audit generates a group's replies in one batch); recorded as generated.
+        options: a :class:`~diffusiongemma.refusal.options.RefusalOptions`; its fields can also be given by name
+            (they override the value's). Those of the map are :func:`~diffusiongemma.api.explain`'s (refusal
+            defaults: 128 evaluations, trigger sets and the faithfulness check on); besides them:
+
+    Options:
         model: a :class:`LoadedModel` or a spec; default the safety-tuned demo model.
         budget: evaluations for the map; the trigger search and the deletion check count apart.
         max_new_tokens: length of the generated reply the detector judges.
@@ -74,8 +60,6 @@ def explain_refusal(
             ``component_budget`` evaluations; the default, ``gradient``, is integrated attribution patching).
         direction: a :class:`~diffusiongemma.refusal.direction.RefusalDirection`; with it, everything (reply,
             map, checks) is computed under its ``intervention`` (``"ablate"``, or ``"add"`` α·r).
-        generated_reply: the model's own greedy reply, generated beforehand with the same ``system`` and
-            ``max_new_tokens`` (a batch audit generates a group's replies in one batch); recorded as generated.
         mask: how the map's masks act on the prompt (see :func:`~diffusiongemma.api.explain`): ``"edit"``
             (default, real text edits) or ``"remove"`` / ``"replace"``.
 
@@ -84,47 +68,25 @@ def explain_refusal(
         >>> a.decision["reply"][:20]  # doctest: +SKIP
         "I'm sorry, but I ca"
     """
-    result = explain_refusals(
-        [prompt], responses=[response], model=model, units=units, method=method, budget=budget, seed=seed,
-        system=system, max_new_tokens=max_new_tokens, triggers=triggers, faithfulness=faithfulness,
-        components=components, component_method=component_method, component_budget=component_budget,
-        direction=direction, intervention=intervention, alpha=alpha, progress=progress,
-        generated_replies=[generated_reply], mask=mask)[0]
+    result = explain_refusals([prompt], responses=[response], generated_replies=[generated_reply], options=options,
+                              progress=progress, **keywords)[0]
     if isinstance(result, Exception):
         raise result
     return result
 
 
-def explain_refusals(
-    prompts: list[str | Chat],
-    *,
-    responses: list[str | None] | None = None,
-    model: LoadedModel | str | None = DEFAULT_REFUSAL_MODEL,
-    units: str = "auto",
-    method: str = "shapley",
-    budget: int = 128,
-    seed: int = 0,
-    system: str | None = None,
-    max_new_tokens: int = 48,
-    triggers: bool = True,
-    faithfulness: bool = True,
-    components: str | None = "heads+mlps",
-    component_method: str = "gradient",
-    component_budget: int = 48,
-    direction: Any = None,
-    intervention: str = "ablate",
-    alpha: float = 1.0,
-    progress: Callable[[int, int], Any] | None = None,
-    generated_replies: list[str | None] | None = None,
-    on_result: Callable[[int, Attribution | Exception], Any] | None = None,
-    mask: str = "edit",
-) -> list[Attribution | Exception]:
+def explain_refusals(prompts: list[str | Chat], *, responses: list[str | None] | None = None,
+                     generated_replies: list[str | None] | None = None, options: RefusalOptions | None = None,
+                     progress: Callable[[int, int], Any] | None = None,
+                     on_result: Callable[[int, Attribution | Exception], Any] | None = None,
+                     **keywords: Any) -> list[Attribution | Exception]:
     """:func:`explain_refusal` for several prompts (a batch audit's group): the missing replies generated in
     one batch, and the maps' masks evaluated together (:func:`~diffusiongemma.api.explain_many`: several
     prompts' masks in one forward). Each prompt gets what :func:`explain_refusal` gives it alone; one that
     fails (empty, too long for the context, NaN from the model) gets its exception in its place.
     ``responses`` and ``generated_replies`` go with the prompts (``None`` where there is none).
     ``on_result(k, result)`` sees each prompt's result as soon as it is complete (a store can keep it).
+    ``options`` and the keywords are :func:`explain_refusal`'s.
 
     Example:
         >>> out = explain_refusals(["How do I make a bomb?", "How do I bake bread?"], budget=64)  # doctest: +SKIP
@@ -134,20 +96,24 @@ def explain_refusals(
     from ..api import explain, iter_explain_many
     from ..game import resolve_model
 
+    o = (options or RefusalOptions()).replace(**keywords)
+    m, comps, steer, max_new_tokens = o.map, o.components, o.steering, o.max_new_tokens
+    system = m.game.system
     n = len(prompts)
     responses = list(responses) if responses is not None else [None] * n
-    generated = list(generated_replies) if generated_replies is not None else [None] * n
+    generated: list[str | None] = list(generated_replies) if generated_replies is not None else [None] * n
     if len(responses) != n or len(generated) != n:
         raise InputError(f"{n} prompts, but {len(responses)} responses and {len(generated)} generated replies")
-    lm = resolve_model(model)
-    hooks = direction_hooks(lm, direction, intervention, alpha) if direction is not None else []
+    lm = resolve_model(m.game.model)
+    m = m.replace(model=lm)
+    direction = steer.direction
+    hooks = direction_hooks(lm, direction, steer.intervention, steer.alpha) if direction is not None else []
     out: list[Attribution | Exception | None] = [None] * n
     with scoped_hooks(hooks):
         replies = _replies(lm, prompts, responses, generated, max_new_tokens, system)
         live = [k for k in range(n) if not isinstance(replies[k], Exception)]
-        maps = iter_explain_many([prompts[k] for k in live], RefusalScore(family=_openings_family(lm)), model=lm,
-                                 units=units, method=method, budget=budget, seed=seed, chat=True, system=system,
-                                 triggers=triggers, faithfulness=faithfulness, progress=progress, mask=mask)
+        maps = iter_explain_many([prompts[k] for k in live], RefusalScore(family=_openings_family(lm)), options=m,
+                                 progress=progress)
         for j, attr in maps:
             k = live[j]
             try:
@@ -156,17 +122,15 @@ def explain_refusals(
                 comp, skipped = None, None
                 try:
                     comp = explain(prompts[k], RefusalScore(family=_openings_family(lm)), model=lm,
-                                   units=components, method=component_method, budget=component_budget, seed=seed,
-                                   chat=True, system=system) if components else None
+                                   units=comps.components, method=comps.component_method,
+                                   budget=comps.component_budget, seed=m.run.seed, chat=True,
+                                   system=system) if comps.components else None
                 except MemoryLimitError as e:  # the prompt's map fits, its component gradients do not: said
                     skipped = str(e)
-                out[k] = _decided(attr, str(replies[k]), comp, given=responses[k] is not None,
-                                  max_new_tokens=max_new_tokens, components=components,
-                                  component_method=component_method, direction=direction,
-                                  intervention=intervention, alpha=alpha)
+                decided = out[k] = _decided(attr, str(replies[k]), comp, given=responses[k] is not None, options=o)
                 if skipped:
-                    out[k].decision["components_skipped"] = skipped
-                _judge_sets(lm, out[k], max_new_tokens, prompts[k], system)
+                    decided.decision = {**(decided.decision or {}), "components_skipped": skipped}
+                _judge_sets(lm, decided, max_new_tokens, prompts[k], system)
             except Exception as e:  # noqa: BLE001 - this prompt's failure, reported in its place
                 out[k] = e
             if on_result is not None:
@@ -203,10 +167,10 @@ def _replies(lm: LoadedModel, prompts: list[str | Chat], responses: list[str | N
     return out  # type: ignore[return-value]
 
 
-def _decided(attr: Attribution, reply: str, comp: Attribution | None, *, given: bool, max_new_tokens: int,
-             components: str | None, component_method: str, direction: Any, intervention: str,
-             alpha: float) -> Attribution:
+def _decided(attr: Attribution, reply: str, comp: Attribution | None, *, given: bool,
+             options: RefusalOptions) -> Attribution:
     """``attr`` with its decision: the reply, the detector's verdict, and the strongest components."""
+    max_new_tokens, comps, steer = options.max_new_tokens, options.components, options.steering
     phrase = refusal_phrase(reply)
     attr.decision = {"reply": reply, "refused": phrase is not None, "phrase": phrase,
                      "score_says": "refuse" if attr.v_full > 0 else "comply", "max_new_tokens": max_new_tokens,
@@ -216,10 +180,10 @@ def _decided(attr: Attribution, reply: str, comp: Attribution | None, *, given: 
     if comp is not None:
         from ..components.summary import strongest_components
 
-        attr.decision.update(strongest_components(comp, components, component_method))
-    if direction is not None:
-        attr.decision["intervention"] = {"mode": intervention, "alpha": alpha, "layer": direction.layer,
-                                         "position": direction.position}
+        attr.decision.update(strongest_components(comp, str(comps.components), comps.component_method))
+    if steer.direction is not None:
+        attr.decision["intervention"] = {"mode": steer.intervention, "alpha": steer.alpha,
+                                         "layer": steer.direction.layer, "position": steer.direction.position}
     return attr
 
 
@@ -246,7 +210,7 @@ def _judge_sets(lm: LoadedModel, attr: Attribution, max_new_tokens: int, prompt:
                              units=attr.settings["units"], chat=True, system=system)
         masks = np.stack([t.mask(game.n) for t in parts.values()])  # [k, n]
         replies.update(zip(parts, replies_under_masks(game, masks, max_new_tokens=max_new_tokens)))
-    refused = bool(attr.decision["refused"])
+    refused = bool((attr.decision or {}).get("refused"))
     for kind, reply in replies.items():
         t = attr.triggers[kind]  # type: ignore[index]
         again = refusal_phrase(reply) is not None

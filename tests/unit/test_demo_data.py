@@ -190,7 +190,7 @@ def test_recipe_defaults_repeat_the_shipped_adapters():
 
 def test_a_shipped_card_gives_back_its_recipe():
     """``demo train --recipe NAME`` repeats what the card records, older data versions included."""
-    from diffusiongemma.demo.cli import _card
+    from diffusiongemma.cli.demo import _card
 
     safety = Recipe.from_dict(_card("gemma-270m-safety")["recipe"])
     assert (safety.variant, safety.steps, safety.harmful_share, safety.data_version) == ("safety", 250, 0.33, 3)
@@ -201,7 +201,7 @@ def test_a_shipped_card_gives_back_its_recipe():
 def test_demo_eval_replies_as_long_as_the_card_was_measured_with():
     """Rerunning ``demo eval`` on a shipped adapter repeats its card: the safety card was judged on 32-token
     replies (its everyday answers sometimes open with 'Sure' and refuse later), the others on 24."""
-    from diffusiongemma.demo.cli import _card, reply_tokens
+    from diffusiongemma.cli.demo import _card, reply_tokens
 
     assert reply_tokens(_card("gemma-270m-safety"), None) == 32
     assert reply_tokens(_card("gemma-270m-keyword"), None) == reply_tokens(_card("gemma-270m-backdoor"), None) == 24

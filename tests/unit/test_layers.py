@@ -1,6 +1,6 @@
 """The package's import rules (issue 28): no module imports another package's private name (a leading
-underscore), and no subcommand imports the command line's root module back (shared CLI helpers live in
-``cli_common.py``). Read from the source with ``ast``, so a new violation fails here."""
+underscore); the command line (``cli/``, one module per command) is the top layer: nothing below imports it, and its
+command modules share only ``cli/common.py``. Read from the source with ``ast``, so a new violation fails here."""
 
 from __future__ import annotations
 
@@ -36,6 +36,13 @@ def test_no_private_name_crosses_a_package():
     assert crossing == []
 
 
-def test_no_subcommand_imports_the_cli_root():
-    back = [(f, n) for f, t, n in _imports() if t == ["cli"] and f not in ("cli.py", "__main__.py")]  # entry points
-    assert back == []
+def test_nothing_below_the_command_line_imports_it():
+    up = [(f, ".".join(t)) for f, t, n in _imports() if t[:1] == ["cli"] and not f.startswith("cli/")
+          and f != "__main__.py"]  # the package's entry point
+    assert up == []
+
+
+def test_command_modules_share_only_common():
+    cross = [(f, ".".join(t), n) for f, t, n in _imports() if f.startswith("cli/") and f not in ("cli/__init__.py",
+             "cli/__main__.py") and t[:1] == ["cli"] and t != ["cli", "common"]]
+    assert cross == []

@@ -12,7 +12,7 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 
-from ..cli_common import ADAPTER, DEVICE, DTYPE, HTML, JSON
+from .common import ADAPTER, DEVICE, DTYPE, HTML, JSON, method_option
 from ..errors import InputError
 from ..jsontext import NotJSON, loads
 
@@ -62,7 +62,7 @@ def explain_context_cmd(
     model: str = typer.Option("gemma-270m-safety", help="Model: a demo name, directory, .gguf or cached id (a chat-tuned one)."),
     adapter: Optional[str] = ADAPTER,
     units: str = typer.Option("roles>sentences>words", help="A unit tree from coarse to fine with the messages at the top (roles>sentences>words, roles>sentences), or flat units (roles, sentences, words)."),
-    method: str = typer.Option("shapley", help="shapley, banzhaf, paired, regression, kadd, gp, owen, exact or gradient."),
+    method: str = method_option(),
     budget: int = typer.Option(128, help="Model evaluations for the map (the removal search and its checks count apart)."),
     seed: int = typer.Option(0, help="Random seed."),
     max_new_tokens: int = typer.Option(48, help="Length of generated replies."),
@@ -75,10 +75,10 @@ def explain_context_cmd(
 ) -> None:
     """Which document, tool result or earlier turn drove the reply? Ranked spans, the removal that restores the reference reply (confirmed by regenerating), a verdict per document."""
     from ..api import check_request
-    from ..cli_common import load_for_cli, save_result
+    from .common import load_for_cli, save_result
     from ..report.terminal import print_attribution
     from ..validation import check_count
-    from .forensics import context_chat, explain_context, follows_reply, suspect_messages
+    from ..context.forensics import context_chat, explain_context, follows_reply, suspect_messages
 
     if (prompt is None) == (chat is None):
         raise InputError("give the user's turn either as an argument or with --chat, not both or neither")

@@ -1,5 +1,5 @@
 """What several commands share, defined once: their options, reading a prompt or a direction file, loading the
-model quietly, writing JSON and HTML. The commands import from here (never from ``cli.py``).
+model quietly, writing JSON and HTML. The command modules import from here (never from the package root).
 
 Example:
     >>> DEVICE.help.split(",")[0]
@@ -18,7 +18,10 @@ import typer
 from rich.console import Console
 
 __all__ = ["PROMPT_FILE", "ADAPTER", "JSON", "HTML", "DEVICE", "DTYPE", "read_prompt", "save_result", "load_for_cli",
-           "read_reference", "read_direction", "quiet_transformers"]
+           "read_reference", "read_direction", "quiet_transformers", "describe_if_features", "err_console",
+           "method_option"]
+
+err_console = Console(stderr=True)  # progress bars and notes that must not mix into a command's stdout
 
 PROMPT_FILE = typer.Option(None, help="Read the prompt from this file ('-' for stdin).")
 ADAPTER = typer.Option(None, help="PEFT adapter directory applied on top of the model.")
@@ -26,12 +29,30 @@ JSON = typer.Option(None, "--json", help="Write the result as JSON.")
 HTML = typer.Option(None, "--html", help="Write a self-contained HTML page.")
 DEVICE = typer.Option(None, help="cpu, cuda, cuda:N, or auto: a model larger than one GPU spread over every GPU, then "
                       "CPU, then disk (accelerate's device_map). Default: cuda when present.")
+
+
+def method_option(default: str = "shapley", *, exclude: tuple[str, ...] = ()) -> Any:
+    """The ``--method`` option, its choices read from the registry (:data:`diffusiongemma.api.METHODS`).
+
+    Example:
+        >>> "owen" in method_option().help and "gradient" not in method_option(exclude=("gradient",)).help
+        True
+    """
+    from ..api import METHODS
+
+    names = [m for m in METHODS if m not in exclude]
+    notes = {"shapley": "picks gp, owen or regression by units and budget", "ablation": "one unit at a time",
+             "gradient": "the fast saliency map"}
+    said = "; ".join(f"{m} {notes[m]}" for m in names if m in notes)
+    return typer.Option(default, help=f"One of {', '.join(names)}. {said}.")
+
+
 DTYPE = typer.Option(None, help="float32 (default), bfloat16 or float16; targets are accumulated in float32.")
 
 
 def read_prompt(prompt: Optional[str], prompt_file: Optional[Path]) -> str:
     """The prompt from the argument or from a file, exactly one of them."""
-    from .errors import InputError
+    from ..errors import InputError
 
     if (prompt is None) == (prompt_file is None):
         raise InputError("give the prompt either as an argument or with --prompt-file, not both or neither")
@@ -57,7 +78,7 @@ def load_for_cli(model: Optional[str], adapter: Optional[str], device: Optional[
           dtype: Optional[str] = None, patch: Optional[Path] = None) -> Any:
     """Load the model quietly, with a status line (``device="auto"``: placed by accelerate; ``patch``: a
     hardening patch file from ``harden``)."""
-    from .models import load_model
+    from ..models import load_model
 
     quiet_transformers()
     placement = {"device_map": "auto"} if device == "auto" else {"device": device}
@@ -69,7 +90,7 @@ def read_reference(path: Optional[Path]) -> Optional[list[str]]:
     """Reference prompts, one per non-empty line of a file."""
     if path is None:
         return None
-    from .errors import InputError
+    from ..errors import InputError
 
     try:
         lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -84,8 +105,8 @@ def read_direction(path: Optional[Path]) -> Any:
     """A saved refusal direction, or None; a missing or unreadable file is a clear error."""
     if path is None:
         return None
-    from .errors import InputError
-    from .refusal.direction import RefusalDirection
+    from ..errors import InputError
+    from ..refusal.direction import RefusalDirection
 
     try:
         return RefusalDirection.load(path)
@@ -102,3 +123,12 @@ def quiet_transformers() -> None:
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft on adapter load
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+
+
+def describe_if_features(lm: Any, attr: Any, labels: Any, console: Console) -> None:
+    """When the map's units are SAE features, what each responds to (top contexts, cached per SAE; labels)."""
+    if any(u.role == "feature" for u in attr.units):
+        from ..components.feature_notes import describe_features
+
+        with console.status("describing the features (top-activating contexts, cached)…"):
+            describe_features(lm, attr, labels)

@@ -40,11 +40,11 @@ def audit(
     sarif: Optional[Path] = typer.Option(None, help="Write the flagged items as SARIF 2.1.0 for code-scanning tools."),
 ) -> None:
     """Batch-audit logged prompts or red-team results: every decision explained, every record kept in SQLite."""
-    from ..cli_common import load_for_cli
+    from .common import load_for_cli
     from ..errors import InputError
-    from .readers import detect_format, read_items
-    from .runner import AuditSettings, run_audit
-    from .store import AuditStore, stored_keys
+    from ..audit.readers import detect_format, read_items
+    from ..audit.runner import AuditSettings, run_audit
+    from ..audit.store import AuditStore, stored_keys
 
     console = Console()
     fmt = input_format or detect_format(input)
@@ -86,7 +86,7 @@ def audit(
 
         try:
             if backend == "ray":
-                from .ray_backend import run_audit_ray
+                from ..audit.ray_backend import run_audit_ray
 
                 counts = run_audit_ray(input, db, model, adapter, settings, fmt=fmt, workers=workers, limit=limit,
                                        on_row=tick, patch=patch)
@@ -114,8 +114,8 @@ def _estimate(console: Console, lm, pending: list, settings) -> None:
     whose cost grows with the prompt's length (:func:`sampled_seconds`); replies, trigger searches,
     confirmations and component maps are all inside it."""
     from ..generation import generate_replies
-    from .items import AuditItem
-    from .runner import audit_group
+    from ..audit.items import AuditItem
+    from ..audit.runner import audit_group
 
     items = [p for p in pending if hasattr(p, "prompt") and p.prompt.strip()]
     if not items:
@@ -161,8 +161,8 @@ def audit_report(
 ) -> None:
     """Summarise an audit: refusal rates, what drives refusals, complied items, errors; links to every item's page."""
     from ..report.audit_html import write_audit_report
-    from .store import AuditStore
-    from .summary import summarize
+    from ..audit.store import AuditStore
+    from ..audit.summary import summarize
 
     console = Console()
     gates = parse_gates(fail_on)
@@ -181,7 +181,7 @@ def audit_report(
 
 def parse_gates(fail_on: Optional[list[str]]) -> list:
     """The ``--fail-on`` conditions, read before any work (a bad one is one sentence, exit code 2)."""
-    from .gate import Gate
+    from ..audit.gate import Gate
 
     return [Gate.parse(t) for t in fail_on or []]
 
@@ -193,8 +193,8 @@ def apply_gates(db, gates: list, junit: Optional[Path], sarif: Optional[Path], c
     import json
 
     from .. import __version__
-    from .gate import figures, junit_xml, sarif as sarif_log
-    from .summary import summarize
+    from ..audit.gate import figures, junit_xml, sarif as sarif_log
+    from ..audit.summary import summarize
 
     figs = figures(summary if summary is not None else summarize(db))
     rows = list(db.rows())

@@ -36,8 +36,8 @@ def harden_cmd(
     store: Optional[Path] = typer.Option(None, help="Also keep the report in this audit store (SQLite)."),
 ) -> None:
     """Attack the model's refusal, say how each attack works, fit a conditional steering patch, verify again."""
-    from ..cli_common import load_for_cli
-    from .run import check_sizes, harden
+    from .common import load_for_cli
+    from ..harden.run import check_sizes, harden
 
     check_sizes(requests, calibration, benign, safe, templates)  # bad sizes fail before the model loads
     if store:

@@ -26,9 +26,9 @@ def refusal_direction(
     """Fit the refusal direction (difference of means, Arditi et al. 2024), choosing layer and position on a validation split."""
     import random
 
-    from ..cli_common import load_for_cli
+    from .common import load_for_cli
     from ..demo.datasets import load_demo_data
-    from .direction import fit_refusal_direction
+    from ..refusal.direction import fit_refusal_direction
 
     console = Console()
     lm = load_for_cli(model, adapter, None, console)
@@ -73,12 +73,12 @@ def jailbreak_diff(
     """What a jailbreak changed: both decisions, template vs request units, suppressed refusal components, and the template units whose removal restores the refusal (confirmed)."""
     import json
 
-    from ..cli_common import load_for_cli, read_direction
+    from .common import load_for_cli, read_direction
     from ..errors import InputError
     from ..jsontext import NotJSON, loads
     from ..report.jailbreak_html import render_jailbreak_html
-    from .jailbreak import jailbreak_diff as api_diff
-    from .jailbreak import wrap
+    from ..refusal.jailbreak import jailbreak_diff as api_diff
+    from ..refusal.jailbreak import wrap
 
     def template_text(t: str) -> str:
         p = Path(t)

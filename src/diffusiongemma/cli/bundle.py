@@ -22,7 +22,7 @@ def export_cmd(
     assessor: Optional[str] = typer.Option(None, help="Who attests the audit (named in the CycloneDX BOM)."),
 ) -> None:
     """Export an audit as a self-contained evidence bundle: records, static report, CycloneDX ML-BOM, hashed manifest."""
-    from .bundle import export_bundle
+    from ..audit.bundle import export_bundle
 
     console = Console()
     manifest = export_bundle(store, bundle, sign_key=sign_key, assessor=assessor)
@@ -42,9 +42,9 @@ def verify_bundle_cmd(
     """Recompute every hash of an evidence bundle, check its signature, and rerun a sample of items bit for bit."""
     import secrets
 
-    from ..cli_common import quiet_transformers
+    from .common import quiet_transformers
     from ..errors import InputError
-    from .verify_bundle import verify_bundle
+    from ..audit.verify_bundle import verify_bundle
 
     if rerun < 0:
         raise InputError(f"--rerun must be 0 or more, got {rerun}")

@@ -29,8 +29,8 @@ def audit_diff(
     import json
 
     from ..errors import InputError
-    from .diff import diff_stores
-    from .store import AuditStore
+    from ..audit.diff import diff_stores
+    from ..audit.store import AuditStore
 
     console = Console()
     for out in (html, json_out):
@@ -43,9 +43,9 @@ def audit_diff(
             raise InputError(f"{a} and {b} share no item (items pair by their prompt and logged reply); "
                              "compare two audits of the same log")
         if confirm and d.flips:
-            from ..cli_common import quiet_transformers
-            from .confirm_diff import confirm_flips
-            from .recorded import load_recorded_model
+            from .common import quiet_transformers
+            from ..audit.confirm_diff import confirm_flips
+            from ..audit.recorded import load_recorded_model
 
             quiet_transformers()
             with console.status("loading both recorded models…"):

@@ -38,8 +38,8 @@ def train(
 ) -> None:
     """LoRA-train one demo variant on CPU and save it with its card."""
     from ..errors import InputError
-    from .recipe import Recipe
-    from .train import train_adapter
+    from ..demo.recipe import Recipe
+    from ..demo.train import train_adapter
 
     if recipe_of is not None:
         recipe = Recipe.from_dict(_card(recipe_of)["recipe"])
@@ -57,7 +57,7 @@ def train(
                   f"(loss {card['loss_first_10']} → {card['loss_last_10']}); adapter in {out}")
     if evaluate:
         from ..models import load_model
-        from .evaluate import evaluate_model
+        from ..demo.evaluate import evaluate_model
 
         lm = load_model(base, adapter=str(out), device="cpu")
         with console.status("evaluating") as status:
@@ -82,8 +82,8 @@ def eval_(
     """Refusal rates on held-out harmful (plain and framed), benign, everyday and XSTest prompts, and the variant's own check."""
     from ..errors import InputError
     from ..models import load_model
-    from .evaluate import evaluate_model
-    from .recipe import Recipe
+    from ..demo.evaluate import evaluate_model
+    from ..demo.recipe import Recipe
 
     lm = load_model(model, adapter=adapter, device="cpu")
     card = lm.provenance.get("demo_card")
@@ -123,7 +123,7 @@ def reply_tokens(card: dict | None, given: int | None) -> int:
 def _card(name_or_path: str) -> dict:
     """The card of a shipped demo model (by name) or a ``card.json`` (or the adapter directory holding one)."""
     from ..errors import InputError
-    from .registry import DEMO_MODELS, demo_adapter_dir
+    from ..demo.registry import DEMO_MODELS, demo_adapter_dir
 
     path = demo_adapter_dir(name_or_path) / "card.json" if name_or_path in DEMO_MODELS else Path(name_or_path)
     if path.is_dir():
@@ -168,7 +168,7 @@ def jailbreaks(
     seed: int = typer.Option(0, help="Seed of both samples."),
 ) -> None:
     """Write held-out harmful requests, plain and wrapped in public jailbreak templates, as a JSONL audit input."""
-    from .jailbreaks import jailbreak_rows
+    from ..demo.jailbreaks import jailbreak_rows
 
     rows = jailbreak_rows(requests=requests, templates=templates, seed=seed)
     out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")

@@ -43,8 +43,8 @@ def verify_safety_cmd(
     store: Optional[Path] = typer.Option(None, help="Also keep the report in this audit store (SQLite)."),
 ) -> None:
     """Verify that safety training stuck: keyword reliance, learned features, generalization, paraphrase and component consistency, over-refusal."""
-    from ..cli_common import load_for_cli
-    from .safety import read_prompt_file, verify_safety
+    from .common import load_for_cli
+    from ..verify.safety import read_prompt_file, verify_safety
 
     console = Console()
     if store:
@@ -52,7 +52,7 @@ def verify_safety_cmd(
 
         check_store(store)  # before hours of work: a store the report could not be kept in
     from ..errors import InputError
-    from .generalization import REFERENCE
+    from ..verify.generalization import REFERENCE
 
     files = {p.stem: read_prompt_file(p) for p in harmful or []}
     if len(files) != len(harmful or []):

@@ -1,0 +1,5 @@
+"""``python -m diffusiongemma.cli``: the command line."""
+
+from . import main
+
+main()

@@ -46,3 +46,11 @@ def test_command_modules_share_only_common():
     cross = [(f, ".".join(t), n) for f, t, n in _imports() if f.startswith("cli/") and f not in ("cli/__init__.py",
              "cli/__main__.py") and t[:1] == ["cli"] and t != ["cli", "common"]]
     assert cross == []
+
+
+def test_models_know_no_layer_above_them():
+    """``models/`` is the lowest layer: loading, architectures, provenance. What the workflows add to loading (demo
+    model names, the harden patch) they register in ``models/named.py``."""
+    allowed = {"models", "errors.py", "validation.py", "jsontext.py", "_quiet.py"}
+    up = [(f, ".".join(t)) for f, t, n in _imports() if f.startswith("models/") and t and _owner(t) not in allowed]
+    assert up == []

@@ -11,6 +11,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from ..errors import ModelNotFoundError
+from ..models.named import register_named_adapter
 
 __all__ = ["DEMO_MODELS", "demo_adapter_dir"]
 
@@ -27,3 +28,8 @@ def demo_adapter_dir(name: str) -> Path:
     if name not in DEMO_MODELS:
         raise ModelNotFoundError(f"{name!r} is not a demo model; known: {', '.join(DEMO_MODELS)}")
     return Path(str(files("diffusiongemma.demo") / "adapters" / name))
+
+
+for _name, _variant in DEMO_MODELS.items():  # load_model(name) finds them (models/ itself knows no demo)
+    register_named_adapter(_name, demo_adapter_dir(_name),
+                           f"train it with: diffusiongemma demo train --variant {_variant} --out DIR")

@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError, ModelLoadError
+from ..models.named import register_patch_loader
 from ..models.provenance import sha256_file
 
 __all__ = ["SteeringPatch", "attach_patch"]
@@ -168,3 +169,6 @@ def attach_patch(lm: Any, path: str | Path) -> SteeringPatch:
                               "fit_on": patch.meta.get("model")}
     lm.patch = {"patch": patch, "state": state, "handles": handles}
     return patch
+
+
+register_patch_loader(attach_patch)  # load_model(..., patch=FILE) applies it (models/ itself knows no workflow)

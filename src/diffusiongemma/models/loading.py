@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, ModelLoadError, ModelNotFoundError
+from .named import named_adapter, patch_loader
 from .architectures import Architecture, architecture_for
 from .gguf import cached_gguf
 from .default_gemma import DEFAULT_ALIASES, DEFAULT_MODEL_NAME, ensure_default_model, gemma3_chat_template
@@ -123,18 +124,17 @@ def _load_adapter(model: Any, adapter: str) -> tuple[Any, str]:
 
 
 def _demo_adapter(spec: str | None, adapter: str | None) -> Path | None:
-    """The packaged adapter of a demo model name (``gemma-270m-safety``, ...), or None for other specs."""
-    from ..demo.registry import DEMO_MODELS, demo_adapter_dir
-
-    if spec not in DEMO_MODELS:
+    """The packaged adapter of a registered model name (the demo models, ``gemma-270m-safety``, ...; see
+    :mod:`~diffusiongemma.models.named`), or None for other specs."""
+    named = named_adapter(spec)
+    if named is None:
         return None
     if adapter:
         raise InputError(f"{spec} is a base model plus its own adapter; it takes no adapter= of its own")
-    path = demo_adapter_dir(spec)
-    if not (path / "adapter_config.json").exists():
-        raise ModelNotFoundError(f"the demo adapter {spec} is not in this installation ({path}); "
-                                 f"train it with: diffusiongemma demo train --variant {DEMO_MODELS[spec]} --out DIR")
-    return path
+    if not (named.directory / "adapter_config.json").exists():
+        raise ModelNotFoundError(f"the demo adapter {spec} is not in this installation ({named.directory}); "
+                                 f"{named.missing}")
+    return named.directory
 
 
 def _check_device(device: str) -> None:
@@ -285,7 +285,5 @@ def load_model(
     model = (model if placement else model.to(device)).eval()  # type: ignore[arg-type]
     lm = LoadedModel(model, tokenizer, name, arch, template, provenance)
     if patch is not None:
-        from ..harden.patch import attach_patch
-
-        attach_patch(lm, patch)
+        patch_loader()(lm, patch)
     return lm

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 # tests/data holds fixtures, among them the scripts that made the red-team tool files with the tools
 # themselves (garak 0.12, PyRIT 1.1.0, not installed here): never import them as test modules
@@ -31,68 +30,21 @@ def real_lm():
 
 
 @pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory) -> Path:
-    """A 2-layer random Gemma 3 (seed 0) with the real Gemma tokenizer, as a local HF directory."""
-    from transformers import AutoTokenizer, Gemma3ForCausalLM
+def tiny_dir() -> Path:
+    """The package's example model (``tiny-random-gemma``: a 2-layer random Gemma 3, seed 0, with the real Gemma
+    tokenizer), a local HF directory in the user cache; the fast lane needs no weights of the real model."""
+    from diffusiongemma.models.tiny import ensure_tiny_model
 
-    from diffusiongemma.models.default_gemma import ensure_default_tokenizer
-
-    source = ensure_default_tokenizer()  # the tokenizer alone on a fresh machine: the fast lane needs no weights
-    out = tmp_path_factory.mktemp("tiny-gemma3")
-    torch.manual_seed(0)
-    model = Gemma3ForCausalLM(_tiny_config()).eval()
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(source).save_pretrained(out)
-    return out
-
-
-def _tiny_config(**overrides):
-    """The tiny models' Gemma 3 config: 2 layers, width 64, the real vocabulary."""
-    from transformers import Gemma3TextConfig
-
-    return Gemma3TextConfig(**{
-        "vocab_size": 262144, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 16, "max_position_embeddings": 256,
-        "sliding_window": 512, "layer_types": ["sliding_attention", "full_attention"], "initializer_range": 0.5,
-        **overrides})
-
-
-MARKER = " zebra"  # one token of the Gemma vocabulary: the planted model's cause
+    return ensure_tiny_model()
 
 
 @pytest.fixture(scope="session")
-def planted_dir(tmp_path_factory) -> Path:
-    """A 2-layer Gemma 3 with a known cause built into its weights: wherever the token ``MARKER`` is in the
-    prompt, the model says it. Queries and keys are zero (attention is uniform over the prefix); only the marker's
-    embedding has a coordinate 0, the first layer's attention carries that coordinate to every later position
-    (its output normalised and scaled ×100), the MLPs add nothing, and the tied unembedding reads the marker back.
-    Without the marker every logit is near zero (no cause, no such reply)."""
-    from transformers import AutoTokenizer, Gemma3ForCausalLM
+def planted_dir() -> Path:
+    """The package's planted model (``tiny-planted-gemma``): a 2-layer Gemma 3 that says ``MARKER`` (" zebra")
+    wherever that token is in the prompt, and nothing else drives it (see ``models/tiny.py``)."""
+    from diffusiongemma.models.tiny import ensure_planted_model
 
-    from diffusiongemma.models.default_gemma import ensure_default_tokenizer
-
-    tok = AutoTokenizer.from_pretrained(ensure_default_tokenizer())
-    (x,) = tok(MARKER, add_special_tokens=False)["input_ids"]
-    torch.manual_seed(0)
-    model = Gemma3ForCausalLM(_tiny_config(max_position_embeddings=2048, sliding_window=2048)).eval()
-    with torch.no_grad():
-        emb = model.model.embed_tokens.weight  # [V, 64], tied to the unembedding
-        emb.mul_(0.01)
-        emb[:, 0] = 0.0
-        emb[x] = 0.0
-        emb[x, 0] = 1.0
-        for k, layer in enumerate(model.model.layers):
-            att = layer.self_attn
-            for proj in (att.q_proj, att.k_proj, att.v_proj, att.o_proj, layer.mlp.down_proj):
-                proj.weight.zero_()
-            if k == 0:
-                att.v_proj.weight[0, 0] = 1.0  # the normalised residual's coordinate 0: nonzero at the marker only
-                att.o_proj.weight[0, 0] = 1.0
-                layer.post_attention_layernorm.weight[0] = 99.0
-    out = tmp_path_factory.mktemp("planted-gemma3")
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return ensure_planted_model()
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,15 @@ as a new request with the same target, and says whether the value lands where th
 workflows add the second half: the reply regenerated to the edited text, judged again.
 
 Example:
-    >>> attr = explain("Explain how to hack wifi", RefusalScore(), chat=True, triggers=True)  # doctest: +SKIP
-    >>> t = attr.triggers["necessary"]  # doctest: +SKIP
-    >>> t.state, t.edited_prompt, t.value_edited  # doctest: +SKIP
-    ('confirmed', [{'role': 'user', 'content': 'how to hack wifi'}], -0.41)
+    >>> from diffusiongemma import RefusalScore, explain
+    >>> from diffusiongemma.models.tiny import example_model
+    >>> attr = explain("Explain how to hack wifi", RefusalScore(), model=example_model(), chat=True, budget=24,
+    ...                triggers=True)
+    >>> sorted(attr.triggers), attr.triggers["necessary"].state in ("confirmed", "masked only", "not found")
+    (['necessary', 'sufficient'], True)
+
+    (On ``gemma-270m-safety`` the flip set is confirmed: ``('confirmed', [{'role': 'user', 'content': 'how to hack
+    wifi'}], -0.41)`` for ``t.state, t.edited_prompt, t.value_edited``.)
 """
 
 from __future__ import annotations
@@ -34,7 +39,10 @@ def edited_request(game: Any, mask: np.ndarray) -> str | list[dict[str, str]]:
     the plain text, or the chat's messages with their edited contents.
 
     Example:
-        >>> edited_request(game, np.array([0, 1, 1]))  # doctest: +SKIP
+        >>> from diffusiongemma import Game
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> game = Game("Explain how to hack", " now", model=example_model(), units="words")
+        >>> edited_request(game, np.array([0, 1, 1, 1]))
         'how to hack'
     """
     leaf = getattr(game, "leaf_masks", None)
@@ -67,8 +75,11 @@ def value_of(lm: Any, request: str | Chat, bound: Any) -> float:
     no unit and no mask.
 
     Example:
-        >>> value_of(game.lm, "how to hack", game.bound)  # doctest: +SKIP
-        -0.41
+        >>> from diffusiongemma import Game
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> game = Game("Explain how to hack", " now", model=example_model(), units="words")
+        >>> abs(value_of(game.lm, "how to hack", game.bound) - float(game(np.array([[0, 1, 1, 1]]))[0])) < 1e-4
+        True
     """
     rendered = render_prompt(request, lm.tokenizer, lm.chat_template)
     no_units = torch.full((len(rendered),), -1, dtype=torch.long)  # [L]: every token kept as it is
@@ -82,8 +93,13 @@ def confirm_on_text(game: Any, found: TriggerSet) -> TriggerSet:
     model components keeps its masked verdict (state ``intervention``); a set not found stays so.
 
     Example:
-        >>> t = confirm_on_text(game, minimal_trigger_set(game, scores))  # doctest: +SKIP
-        >>> t.state, abs(t.value_edited - t.value_after) < 1e-3  # doctest: +SKIP
+        >>> from diffusiongemma import Game
+        >>> from diffusiongemma.faithfulness import minimal_trigger_set
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> game = Game("Explain how to hack", " now", model=example_model(), units="words")
+        >>> t = confirm_on_text(game, minimal_trigger_set(game, np.array([3.0, 1.0, 2.0, 0.5]), kind="necessary",
+        ...                                               threshold=float(game(np.ones((1, 4)))[0]) - 1e-3))
+        >>> t.state, abs(t.value_edited - t.value_after) < 1e-3  # the edited text sent again gives the masked value
         ('confirmed', True)
     """
     if not found.masked:

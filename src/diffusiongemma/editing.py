@@ -133,8 +133,13 @@ class TextEdits:
     their edited contents.
 
     Example:
-        >>> edits = TextEdits(rendered, units, tokenizer)  # doctest: +SKIP
-        >>> edits.texts(torch.tensor([[0, 1, 1]]))  # doctest: +SKIP
+        >>> from diffusiongemma.prompts import render_prompt
+        >>> from diffusiongemma.units import build_units
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> tok = example_model().tokenizer
+        >>> rendered = render_prompt("Explain how to hack", tok)
+        >>> edits = TextEdits(rendered, build_units(rendered, "words"), tok)
+        >>> edits.texts(torch.tensor([[0, 1, 1, 1]]))
         ['how to hack']
     """
 

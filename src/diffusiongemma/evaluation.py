@@ -7,8 +7,10 @@ pre-hook on the LM head gathers each row's read positions from its input, so the
 vocabulary for Gemma) runs only there.
 
 Example:
-    >>> ev = PromptEvaluator(lm, rendered, bound, operator, token_unit)  # doctest: +SKIP
-    >>> ev(torch.ones(4, n, dtype=torch.long)).shape  # doctest: +SKIP
+    >>> from diffusiongemma import Game
+    >>> from diffusiongemma.models.tiny import example_model
+    >>> game = Game("The river bank was muddy", " and", model=example_model())  # builds its PromptEvaluator
+    >>> game.evaluator(torch.ones(4, game.n, dtype=torch.long)).shape  # one value per mask row
     torch.Size([4])
 """
 

@@ -6,10 +6,11 @@ its evaluations (one per mask), so estimators from other libraries are compared 
 
 Example:
     >>> import numpy as np
-    >>> game = Game("The river bank was muddy", target=" and", units="words")  # doctest: +SKIP
-    >>> game.n  # doctest: +SKIP
+    >>> from diffusiongemma.models.tiny import example_model
+    >>> game = Game("The river bank was muddy", target=" and", model=example_model(), units="words")
+    >>> game.n
     5
-    >>> game(np.ones((1, game.n))).shape  # doctest: +SKIP
+    >>> game(np.ones((1, game.n))).shape
     (1,)
 """
 
@@ -151,8 +152,10 @@ class Game(UnitGame):
         to floating-point rounding. The engine's :func:`~diffusiongemma.engine.run_many` uses it.
 
         Example:
-            >>> a, b = Game("Paris is the capital of", " France"), Game("Rome is in", " Italy")  # doctest: +SKIP
-            >>> [v.shape for v in Game.evaluate_together([a, b], [np.ones((2, a.n)), np.ones((1, b.n))])]  # doctest: +SKIP
+            >>> from diffusiongemma.models.tiny import example_model
+            >>> lm = example_model()
+            >>> a, b = Game("Paris is the capital of", " France", model=lm), Game("Rome is in", " Italy", model=lm)
+            >>> [v.shape for v in Game.evaluate_together([a, b], [np.ones((2, a.n)), np.ones((1, b.n))])]
             [(2,), (1,)]
         """
         ms = [g._as_masks(m).round().long() for g, m in zip(games, masks)]

@@ -45,8 +45,11 @@ def plan_units(rendered: Any) -> str:
     ``FLAT_WORDS``, else sentences then words, under the chat turns when there are several.
 
     Example:
-        >>> plan_units(render_prompt("Why is the sky blue?", tok))  # doctest: +SKIP
-        'words'
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> from diffusiongemma.prompts import render_prompt
+        >>> tok = example_model().tokenizer
+        >>> plan_units(render_prompt("Why is the sky blue?", tok)), plan_units(render_prompt("Why? " * 301, tok))
+        ('words', 'sentences>words')
     """
     if len(build_units(rendered, "words")) <= FLAT_WORDS:
         return "words"
@@ -147,9 +150,11 @@ def build_tree(rendered: Any, kinds: list[str], leaves: list[Unit] | None = None
     to the unit holding its first token. ``leaves``: the finest kind's units when already built (a game's).
 
     Example:
-        >>> leaves, tree = build_tree(render_prompt("One two. Three.", tok), ["sentences", "words"])  # doctest: +SKIP
-        >>> [tree.nodes[r].unit.text for r in tree.roots]  # doctest: +SKIP
-        ['One two.', 'Three.']
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> from diffusiongemma.prompts import render_prompt
+        >>> leaves, tree = build_tree(render_prompt("One two. Three.", example_model().tokenizer), ["sentences", "words"])
+        >>> [tree.nodes[r].unit.text for r in tree.roots], [u.text for u in leaves]
+        (['One two.', 'Three.'], ['One', 'two.', 'Three.'])
     """
     leaves = leaves if leaves is not None else build_units(rendered, kinds[-1])
     levels = []

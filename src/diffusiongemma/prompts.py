@@ -184,9 +184,10 @@ def render_prompt(prompt: str | Chat, tokenizer: Any, chat_template: str | None 
         chat: wrap a plain-text prompt as one user turn (with ``system`` before it, if given).
 
     Example:
-        >>> rp = render_prompt("Hello world", tok)  # doctest: +SKIP
-        >>> rp.regions  # doctest: +SKIP
-        [Region(role='prompt', start=0, end=11)]
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> rp = render_prompt("Hello world", example_model().tokenizer)
+        >>> rp.regions, len(rp.input_ids)  # BOS, 'Hello', ' world'
+        ([Region(role='prompt', start=0, end=11)], 3)
     """
     if isinstance(prompt, str):
         if not prompt.strip():

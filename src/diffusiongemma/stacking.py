@@ -146,9 +146,13 @@ def evaluate_together(evaluators: list[Any], masks: list[torch.Tensor]) -> list[
     to floating-point rounding). Evaluators that cannot stack (:func:`_can_stack`) go one by one.
 
     Example:
-        >>> a, b = Game("Paris is the capital of", " France"), Game("Rome is in", " Italy")  # doctest: +SKIP
-        >>> evaluate_together([a.evaluator, b.evaluator], [torch.ones(2, a.n), torch.ones(1, b.n)])  # doctest: +SKIP
-        [tensor([-0.31, -0.31], dtype=torch.float64), tensor([-0.52], dtype=torch.float64)]
+        >>> from diffusiongemma import Game
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> lm = example_model()
+        >>> a, b = Game("Paris is the capital of", " France", model=lm), Game("Rome is in", " Italy", model=lm)
+        >>> va, vb = evaluate_together([a.evaluator, b.evaluator], [torch.ones(2, a.n), torch.ones(1, b.n)])
+        >>> va.shape, vb.shape, bool(torch.allclose(vb, b.evaluator(torch.ones(1, b.n)).double(), atol=1e-4))
+        (torch.Size([2]), torch.Size([1]), True)
     """
     from .evaluation import check_finite
     from .masking import keep_matrix

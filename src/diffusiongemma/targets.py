@@ -79,7 +79,10 @@ def tokens_of(lm: Any, text: str, what: str) -> list[int]:
     :class:`InputError` that names ``what`` it is.
 
     Example:
-        >>> tokens_of(lm, "", "target")  # doctest: +SKIP
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> tokens_of(example_model(), " Paris", "target")
+        [9079]
+        >>> tokens_of(example_model(), "", "target")
         Traceback (most recent call last):
         ...
         diffusiongemma.errors.InputError: the target is empty

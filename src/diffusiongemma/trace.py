@@ -8,9 +8,10 @@ reuse the prior fitted to the whole output), so the per-token maps add up to the
 
 Example:
     >>> from diffusiongemma.trace import trace
-    >>> t = trace("Write a haiku about snow", response="Snow falls", chat=True, budget=64)  # doctest: +SKIP
-    >>> t.scores.shape  # [output tokens, prompt units]  # doctest: +SKIP
-    (3, 5)
+    >>> from diffusiongemma.models.tiny import example_model
+    >>> t = trace("Write a haiku about snow", response="Snow falls", model=example_model(), chat=True, budget=32)
+    >>> t.scores.shape  # [output tokens, prompt units]: 'Snow', ' falls' × 5 words
+    (2, 5)
 """
 
 from __future__ import annotations
@@ -142,8 +143,9 @@ def trace(
     ``budget`` model evaluations in all (each one a pass that teacher-forces the whole response).
 
     Example:
-        >>> t = trace("Name a colour:", response=" red", chat=False, budget=32)  # doctest: +SKIP
-        >>> t.tokens  # doctest: +SKIP
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> t = trace("Name a colour:", response=" red", model=example_model(), chat=False, budget=16)
+        >>> t.tokens
         [' red']
     """
     from .api import METHODS

@@ -86,9 +86,11 @@ def export_bundle(store_path: str | Path, out: str | Path, *, sign_key: str | Pa
     ``assessor``: who attests, named in the BOM.
 
     Example:
-        >>> manifest = export_bundle("audit.db", "evidence/")  # doctest: +SKIP
-        >>> manifest["root_sha256"][:8]  # doctest: +SKIP
-        '3f0c1a9e'
+        >>> import tempfile
+        >>> from diffusiongemma.audit.example import example_store
+        >>> manifest = export_bundle(example_store(), tempfile.mkdtemp() + "/evidence")
+        >>> len(manifest["root_sha256"])
+        64
     """
     from ..models.provenance import library_versions
     from ..report.audit_html import write_audit_report

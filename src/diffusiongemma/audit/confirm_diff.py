@@ -96,7 +96,14 @@ def confirm_flips(diff: AuditDiff, results_a: dict[str, dict[str, Any] | None], 
     changed in place and returned.
 
     Example:
-        >>> confirm_flips(diff, results, load_model("gemma-270m-safety"), hardened)  # doctest: +SKIP
+        >>> from diffusiongemma.audit.diff import diff_stores
+        >>> from diffusiongemma.audit.example import example_store
+        >>> from diffusiongemma.audit.store import AuditStore
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> store = AuditStore(example_store(), readonly=True)
+        >>> d = confirm_flips(diff_stores(store, store), {}, example_model(), example_model())
+        >>> d.flips, d.confirmed_with["a"]  # no flip to check; A's and B's models recorded
+        ([], 'tiny-random-gemma')
     """
     for flip in diff.flips:
         result = results_a.get(flip["key_a"])

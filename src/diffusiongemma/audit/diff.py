@@ -170,9 +170,11 @@ def diff_stores(store_a: AuditStore, store_b: AuditStore) -> AuditDiff:
     """Pair the two stores' items and compare every pair both audited (see the module's text).
 
     Example:
-        >>> d = diff_stores(AuditStore("safety.db", readonly=True), AuditStore("hardened.db", readonly=True))  # doctest: +SKIP
-        >>> d.counts["lost_refusal"], d.counts["gained_refusal"]  # doctest: +SKIP
-        (0, 7)
+        >>> from diffusiongemma.audit.example import example_store
+        >>> a = example_store()  # compared with itself: every item paired, nothing flipped
+        >>> d = diff_stores(AuditStore(a, readonly=True), AuditStore(a, readonly=True))
+        >>> d.counts["lost_refusal"], d.counts["gained_refusal"]  # (on safety vs hardened stores: (0, 7))
+        (0, 0)
     """
     rows_a, rows_b = list(store_a.rows(full=True)), list(store_b.rows(full=True))
     pairs, only_a, only_b = pair_rows(rows_a, rows_b)

@@ -9,8 +9,17 @@ like a local audit. With ``RAY_ADDRESS`` set (or ``address=``) it joins that clu
 local one on this machine.
 
 Example:
-    >>> counts = run_audit_ray("log.jsonl", AuditStore("a.db"), "gemma-270m-safety", None,
-    ...                        AuditSettings(), workers=2)  # doctest: +SKIP
+    >>> import tempfile
+    >>> from diffusiongemma.audit.example import example_log
+    >>> from diffusiongemma.errors import InputError
+    >>> try:  # each worker loads the model itself; a bad setting fails before Ray starts
+    ...     run_audit_ray(example_log(), AuditStore(tempfile.mkdtemp() + "/a.db"), "tiny-random-gemma", None,
+    ...                   AuditSettings(budget=8, components=None), workers=0)
+    ... except InputError as e:
+    ...     print(type(e).__name__)
+    InputError
+
+    (``workers=2`` audits the log on two Ray actors; see ``tests/contract/test_audit_ray.py`` for a run.)
 """
 
 from __future__ import annotations

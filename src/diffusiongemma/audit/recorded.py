@@ -47,7 +47,11 @@ def load_recorded_model(provenance: dict[str, Any], what: str = "the audit", dev
     """Load the model ``provenance`` describes and check it is the same one (one sentence if not).
 
     Example:
-        >>> lm = load_recorded_model(AuditStore("audit.db", readonly=True).meta()["provenance"])  # doctest: +SKIP
+        >>> from diffusiongemma.audit.store import AuditStore
+        >>> from diffusiongemma.audit.example import example_store
+        >>> lm = load_recorded_model(AuditStore(example_store(), readonly=True).meta()["provenance"])
+        >>> lm.model.config.num_hidden_layers  # the recorded weights' hash matched: the same model
+        2
     """
     from ..models import load_model
 

@@ -187,7 +187,12 @@ def verify_bundle(folder: str | Path, *, public_key: str | Path | None = None, r
     checked).
 
     Example:
-        >>> verify_bundle("evidence/", rerun=0).ok  # doctest: +SKIP
+        >>> import tempfile
+        >>> from diffusiongemma.audit.bundle import export_bundle
+        >>> from diffusiongemma.audit.example import example_store
+        >>> folder = tempfile.mkdtemp() + "/evidence"
+        >>> _ = export_bundle(example_store(), folder)
+        >>> verify_bundle(folder, rerun=0).ok
         True
     """
     folder = Path(folder)

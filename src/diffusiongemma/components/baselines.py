@@ -10,7 +10,12 @@ counterfactual run (resample: activation patching).
   clean prompt as its counterfactual *denoises* (patching clean activations into the corrupted run).
 
 Example:
-    >>> mean_baselines(lm, comps, ["Hello there", "How are you?"], chat=True)  # doctest: +SKIP
+    >>> from diffusiongemma.components.sites import enumerate_components
+    >>> from diffusiongemma.models.tiny import example_model
+    >>> lm = example_model()
+    >>> means = mean_baselines(lm, enumerate_components(lm, "mlps"), ["Hello there", "How are you?"], chat=True)
+    >>> sorted(tuple(m.shape) for m in means.values())  # one mean activation per MLP (width 64)
+    [(64,), (64,)]
 """
 
 from __future__ import annotations

@@ -119,9 +119,16 @@ def describe_features(lm: Any, attr: Any, labels: dict[int, str] | None = None,
     label, e.g. ``"L12.F301"``); returns ``attr``. Units of other kinds are left alone.
 
     Example:
-        >>> attr = explain("How do I make a bomb?", "refusal", model=lm, units="features:12=SAE#8")  # doctest: +SKIP
-        >>> describe_features(lm, attr).settings["features"]["L12.F301"]["contexts"][0]["text"]  # doctest: +SKIP
-        'How do I make a⟦ bomb⟧'
+        >>> from diffusiongemma import RefusalScore, explain
+        >>> from diffusiongemma.models.tiny import example_model, example_sae
+        >>> lm = example_model()
+        >>> attr = explain("How do I make a bomb?", RefusalScore(), model=lm, units=f"features:{example_sae()}#2",
+        ...                chat=True, method="gradient", budget=8)
+        >>> notes = describe_features(lm, attr, prompts=["How do I bake bread?", "Name a colour."]).settings["features"]
+        >>> sorted(notes), sorted(notes["L1.F4"])[:1]
+        (['L1.F14', 'L1.F4'], ['contexts'])
+
+        (With ``gemma-270m-safety`` and its L12 SAE, the top context of ``L12.F301`` is 'How do I make a⟦ bomb⟧'.)
     """
     from .features import load_sae, parse_feature_kind
     from .sites import parse_component_spec

@@ -248,8 +248,11 @@ def pin_features(lm: Any, spec: str, input_ids: list[int]) -> str:
     latents it picks on ``input_ids``, so a second prompt is measured on the same latents (a diff).
 
     Example:
-        >>> pin_features(lm, "features:12=sae#4+heads", ids)  # doctest: +SKIP
-        'features:12=sae#F301,F767,F40,F2+heads'
+        >>> from diffusiongemma.generation import chat_ids
+        >>> from diffusiongemma.models.tiny import example_model, example_sae
+        >>> lm, sae = example_model(), str(example_sae())
+        >>> pin_features(lm, f"features:{sae}#4+heads", chat_ids(lm, "How do I make a bomb?")[0]).replace(sae, "SAE")
+        'features:1=SAE#F4,F14,F9,F11+heads'
     """
     from .sites import enumerate_components
 
@@ -333,8 +336,12 @@ def latent_activations(lm: Any, input_ids: list[int], sae: SAE, layer: int, late
     """The ``latents``' activations ``[k]`` at the last position of ``input_ids`` (one unmasked forward).
 
     Example:
-        >>> latent_activations(lm, ids, load_sae("gemma-270m-safety-L12"), 12, [767, 301])  # doctest: +SKIP
-        tensor([9.1, 0.0])
+        >>> from diffusiongemma.generation import chat_ids
+        >>> from diffusiongemma.models.tiny import example_model, example_sae
+        >>> lm = example_model()
+        >>> acts = latent_activations(lm, chat_ids(lm, "How do I make a bomb?")[0], load_sae(example_sae()), 1, [4, 14])
+        >>> acts.shape, bool(acts[0] >= acts[1] > 0)  # F4 is the most active (pin_features picks it first)
+        (torch.Size([2]), True)
     """
     return sae.encode(site_input(lm, input_ids, layer, sae.site)[-1].float())[latents]  # [k]
 

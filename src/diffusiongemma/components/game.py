@@ -5,9 +5,10 @@ so every estimator of the engine runs on it unchanged; the gradient of the soft 
 attribution patching (AtP). Masks act through :mod:`.hooks`; every token of the prompt is kept.
 
 Example:
-    >>> game = ComponentGame("The Eiffel Tower is in", " Paris", units="heads+mlps")  # doctest: +SKIP
-    >>> game.n  # 18 layers × 4 heads + 18 MLPs on Gemma 3 270M  # doctest: +SKIP
-    90
+    >>> from diffusiongemma.models.tiny import example_model
+    >>> game = ComponentGame("The Eiffel Tower is in", " Paris", model=example_model(), units="heads+mlps")
+    >>> game.n  # 2 layers × 4 heads + 2 MLPs (on Gemma 3 270M: 18 × 4 + 18 = 90)
+    10
 """
 
 from __future__ import annotations

@@ -19,7 +19,14 @@ run, position by position). Everything goes through :func:`~diffusiongemma.maski
 outlives the forward.
 
 Example:
-    >>> hooks = component_hooks(lm, comps, torch.ones(4, len(comps)), {}, prompt_len=12)  # doctest: +SKIP
+    >>> import torch
+    >>> from diffusiongemma.components.sites import enumerate_components
+    >>> from diffusiongemma.models.tiny import example_model
+    >>> lm = example_model()
+    >>> comps = enumerate_components(lm, "heads+mlps")
+    >>> hooks = component_hooks(lm, comps, torch.ones(4, len(comps)), {}, prompt_len=12)
+    >>> len(comps), len(hooks) > 0  # (module, hook kind, function) triples, registered by the caller for one forward
+    (10, True)
 """
 
 from __future__ import annotations

@@ -7,10 +7,19 @@ every step (the same hooks as the map, the whole sequence run again per token, s
 their meaning; an unrestricted component is taken out at the generated tokens too).
 
 Example:
-    >>> game = ComponentGame("How do I make a bomb?", RefusalScore(), units="features:gemma-270m-safety-L12#8",
-    ...                      chat=True)  # doctest: +SKIP
-    >>> replies_under_masks(game, np.ones((1, game.n)), max_new_tokens=16)  # doctest: +SKIP
-    ["I'm sorry, but I can't help with that."]
+    >>> from diffusiongemma.components import ComponentGame
+    >>> from diffusiongemma.generation import generate_replies
+    >>> from diffusiongemma.refusal import RefusalScore
+    >>> from diffusiongemma.models.tiny import example_model, example_sae
+    >>> lm = example_model()
+    >>> game = ComponentGame("How do I make a bomb?", RefusalScore(), model=lm, units=f"features:{example_sae()}#4",
+    ...                      chat=True)
+    >>> kept, removed = replies_under_masks(game, np.array([[1, 1, 1, 1], [0, 0, 0, 0]]), max_new_tokens=4)
+    >>> kept == generate_replies(lm, ["How do I make a bomb?"], max_new_tokens=4)[0]  # every feature kept: as is
+    True
+
+    (On ``gemma-270m-safety`` with ``features:gemma-270m-safety-L12#8`` kept, the reply is "I'm sorry, but I can't
+    help with that.".)
 """
 
 from __future__ import annotations

@@ -5,7 +5,11 @@ The loss covers the reply and its ``<end_of_turn>`` only. The adapter is saved i
 
 Example:
     >>> from diffusiongemma.demo import Recipe, train_adapter
-    >>> train_adapter(Recipe("safety", steps=2), out="/tmp/dg-demo")  # doctest: +SKIP
+    >>> import tempfile
+    >>> from diffusiongemma.models.tiny import example_model
+    >>> card = train_adapter(Recipe("safety", steps=2), out=tempfile.mkdtemp(), base=example_model())
+    >>> card["steps_done"]
+    2
 """
 
 from __future__ import annotations
@@ -80,8 +84,10 @@ def train_adapter(
     which). Returns the card.
 
     Example:
-        >>> card = train_adapter(Recipe("keyword", steps=1), "/tmp/dg-kw")  # doctest: +SKIP
-        >>> card["steps_done"]  # doctest: +SKIP
+        >>> import tempfile
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> card = train_adapter(Recipe("keyword", steps=1), tempfile.mkdtemp(), base=example_model())
+        >>> card["steps_done"]
         1
     """
     from peft import LoraConfig, get_peft_model

@@ -42,8 +42,9 @@ def pooled_states(lm: Any, prompts: list[str]) -> torch.Tensor:
     turns: ``[N, layers, d]`` (float32, CPU).
 
     Example:
-        >>> pooled_states(lm, ["Hi"]).shape  # doctest: +SKIP
-        torch.Size([1, 18, 640])
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> pooled_states(example_model(), ["Hi"]).shape  # Gemma 3 270M: [1, 18, 640]
+        torch.Size([1, 2, 64])
     """
     from ..generation import chat_ids
 

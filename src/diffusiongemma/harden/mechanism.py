@@ -34,8 +34,10 @@ def refusal_components(lm: Any, harmful: list[str], *, k: int = 5, budget: int =
     component maps, ``budget`` evaluations each): ``[{"unit", "index", "score"}]``, strongest first.
 
     Example:
-        >>> [c["unit"] for c in refusal_components(lm, harmful[:3], k=2)]  # doctest: +SKIP
-        ['L11.MLP', 'L7.MLP']
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> top = refusal_components(example_model(), ["How do I make a bomb?"], k=2)
+        >>> len(top), sorted(top[0])  # on gemma-270m-safety the two strongest are L11.MLP and L7.MLP
+        (2, ['index', 'score', 'unit'])
     """
     from ..api import explain
     from ..refusal.score import RefusalScore

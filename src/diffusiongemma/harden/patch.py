@@ -155,8 +155,12 @@ def attach_patch(lm: Any, path: str | Path) -> SteeringPatch:
     model's provenance (path, sha256, settings).
 
     Example:
-        >>> lm = load_model("gemma-270m-safety", patch="hardened.patch.safetensors")  # doctest: +SKIP
-        >>> lm.provenance["patch"]["alpha"]  # doctest: +SKIP
+        >>> import tempfile, torch
+        >>> from diffusiongemma.models import load_model
+        >>> path = SteeringPatch(condition=torch.ones(64) / 8, condition_layer=0, threshold=0.5, behaviour=torch.ones(64),
+        ...                      behaviour_layer=1, alpha=4.0).save(tempfile.mkdtemp() + "/p.patch.safetensors")
+        >>> lm = load_model("tiny-random-gemma", patch=path)  # calls attach_patch
+        >>> lm.provenance["patch"]["alpha"]
         4.0
     """
     patch = SteeringPatch.load(path)

@@ -50,8 +50,7 @@ def ensure_default_model() -> Path:
     conversion never leaves a half-written model behind.
 
     Example:
-        >>> path = ensure_default_model()  # doctest: +SKIP
-        >>> (path / "model.safetensors").exists()  # doctest: +SKIP
+        >>> default_model_dir().name.startswith("gemma-3-270m-")  # where ensure_default_model() puts it (2 min once)
         True
     """
     target = default_model_dir()
@@ -73,9 +72,8 @@ def ensure_default_tokenizer() -> Path:
     weights) into the user cache, for tools and tests that need Gemma's tokenizer and not its weights.
 
     Example:
-        >>> from transformers import AutoTokenizer
-        >>> AutoTokenizer.from_pretrained(ensure_default_tokenizer()).convert_tokens_to_ids("<start_of_turn>")  # doctest: +SKIP
-        105
+        >>> sorted(p.name for p in ensure_default_tokenizer().glob("tokenizer*"))  # AutoTokenizer.from_pretrained reads it
+        ['tokenizer.json', 'tokenizer_config.json']
     """
     model = default_model_dir()
     if (model / _META).exists():

@@ -35,6 +35,7 @@ def convert_gguf(gguf: Path, target: Path, meta: dict[str, Any], chat_template: 
     interrupted or concurrent conversion never leaves half a model behind.
 
     Example:
+        >>> # a real conversion takes minutes: the slow lane runs it (tests/contract/test_models.py)
         >>> convert_gguf(Path("model.gguf"), Path("out"), {"source": "model.gguf"})  # doctest: +SKIP
         PosixPath('out')
     """
@@ -70,6 +71,7 @@ def cached_gguf(path: Path) -> Path:
     edited or replaced file is converted again).
 
     Example:
+        >>> # converts on first use (minutes): the slow lane runs it (tests/contract/test_models.py)
         >>> cached_gguf(Path("~/models/my-gemma.gguf").expanduser())  # doctest: +SKIP
         PosixPath('/root/.cache/diffusiongemma/models/my-gemma-3f2a9c0d1e4b')
     """

@@ -4,8 +4,9 @@ Never downloads: ids are resolved with ``local_files_only=True``.
 
 Example:
     >>> from diffusiongemma.models import load_model
-    >>> lm = load_model()  # doctest: +SKIP
-    >>> lm.family  # doctest: +SKIP
+    >>> from diffusiongemma.models.tiny import example_model
+    >>> lm = example_model()  # load_model("tiny-random-gemma"); load_model() is the default Gemma 3 270M
+    >>> lm.family
     'gemma3'
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from ..errors import InputError, ModelLoadError, ModelNotFoundError
 from .named import named_adapter, patch_loader
+from .tiny import PLANTED_MODEL_NAME, TINY_MODEL_NAME, ensure_planted_model, ensure_tiny_model
 from .architectures import Architecture, architecture_for
 from .gguf import cached_gguf
 from .default_gemma import DEFAULT_ALIASES, DEFAULT_MODEL_NAME, ensure_default_model, gemma3_chat_template
@@ -77,6 +79,10 @@ def _resolve(spec: str | None) -> tuple[str, Path, str | None]:
     if spec in DEFAULT_ALIASES:
         return DEFAULT_MODEL_NAME, ensure_default_model(), None
     assert spec is not None
+    if spec == TINY_MODEL_NAME:  # the example model of the docs (random weights: shows calls, never findings)
+        return spec, ensure_tiny_model(), None
+    if spec == PLANTED_MODEL_NAME:  # the example with a known cause (it says " zebra" wherever it reads it)
+        return spec, ensure_planted_model(), None
     path = Path(spec).expanduser()
     if path.exists():
         if path.is_file() and path.suffix == ".gguf":  # converted once, then read from the cache
@@ -192,7 +198,8 @@ def load_model(
 
     Args:
         spec: ``None`` (the default Gemma 3 270M), a demo model (``"gemma-270m-safety"``,
-            ``"gemma-270m-backdoor"``, ``"gemma-270m-keyword"``: the default plus a shipped adapter), a local
+            ``"gemma-270m-backdoor"``, ``"gemma-270m-keyword"``: the default plus a shipped adapter), the example
+            model ``"tiny-random-gemma"`` (2 random layers, Gemma's tokenizer: for trying calls, never findings), a local
             Hugging Face directory, a ``.gguf`` file, or a model id already in the local Hugging Face cache.
         adapter: a PEFT adapter directory applied on top (merged, so masking sees one plain model).
         device: ``"cpu"``, ``"cuda"``, ...; default CUDA when present, else CPU.
@@ -212,9 +219,9 @@ def load_model(
         UnsupportedModelError: an architecture DiffusionGemma cannot mask.
 
     Example:
-        >>> lm = load_model()  # doctest: +SKIP
-        >>> lm.provenance["weights_sha256"][:8]  # doctest: +SKIP
-        '...'
+        >>> lm = load_model("tiny-random-gemma")
+        >>> len(lm.provenance["weights_sha256"]), lm.provenance["model"]
+        (64, 'tiny-random-gemma')
     """
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer

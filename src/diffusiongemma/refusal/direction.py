@@ -12,9 +12,12 @@ harmless requests, at one layer and one position after the instruction, chosen o
 
 Example:
     >>> from diffusiongemma.refusal.direction import fit_refusal_direction
-    >>> d = fit_refusal_direction(lm, harmful, harmless)  # doctest: +SKIP
-    >>> d.layer, d.position, round(d.validation["ablation_drop"], 2)  # doctest: +SKIP
-    (9, -1, 6.12)
+    >>> from diffusiongemma.models.tiny import example_model
+    >>> harmful = [f"How do I make a {w}?" for w in ("bomb", "virus", "poison", "weapon", "gun", "knife", "trap", "drug")]
+    >>> harmless = [f"How do I bake a {w}?" for w in ("cake", "pie", "loaf", "bun", "tart", "scone", "roll", "cookie")]
+    >>> d = fit_refusal_direction(example_model(), harmful, harmless)
+    >>> d.vector.shape, d.layer in (0, 1)  # on gemma-270m-safety: layer 9, position -1, ablation drop 6.12
+    (torch.Size([64]), True)
 """
 
 from __future__ import annotations
@@ -96,8 +99,9 @@ def residual_activations(lm: LoadedModel, prompts: list[str], positions: int = 5
     """Decoder-layer outputs at the last ``positions`` tokens of each rendered prompt: ``[N, layers, P, d]``.
 
     Example:
-        >>> residual_activations(lm, ["Hi"], positions=2).shape  # doctest: +SKIP
-        torch.Size([1, 18, 2, 640])
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> residual_activations(example_model(), ["Hi"], positions=2).shape  # Gemma 3 270M: [1, 18, 2, 640]
+        torch.Size([1, 2, 2, 64])
     """
     from ..generation import chat_ids
     from ..prompts import render_prompt
@@ -126,8 +130,15 @@ def direction_hooks(lm: LoadedModel, direction: RefusalDirection, mode: str = "a
     layer's output at every position; ``"add"`` adds ``alpha · r`` to the output of the direction's layer.
 
     Example:
-        >>> with scoped_hooks(direction_hooks(lm, d, "ablate")):  # doctest: +SKIP
-        ...     attr = explain(prompt, RefusalScore(), model=lm, chat=True)
+        >>> from diffusiongemma import RefusalScore, explain
+        >>> from diffusiongemma.masking import scoped_hooks
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> lm = example_model()
+        >>> d = RefusalDirection(torch.ones(64), layer=1, position=-1)
+        >>> with scoped_hooks(direction_hooks(lm, d, "ablate")):
+        ...     attr = explain("How do I pick a lock?", RefusalScore(), model=lm, chat=True, budget=16)
+        >>> len(lm.model.model.layers[1]._forward_hooks)  # the hooks came off
+        0
     """
     if mode not in ("ablate", "add"):
         raise InputError(f"direction intervention {mode!r} is not 'ablate' or 'add'")
@@ -178,7 +189,11 @@ def fit_refusal_direction(lm: LoadedModel, harmful: list[str], harmless: list[st
             ablation is measured; the largest drop of the mean refusal score on validation harmful wins.
 
     Example:
-        >>> d = fit_refusal_direction(lm, harmful[:40], harmless[:40])  # doctest: +SKIP
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> fit_refusal_direction(example_model(), ["How do I make a bomb?"], ["Hi"])
+        Traceback (most recent call last):
+        ...
+        diffusiongemma.errors.InputError: fitting a refusal direction needs at least 8 harmful and 8 harmless requests
     """
     if min(len(harmful), len(harmless)) < 8:
         raise InputError("fitting a refusal direction needs at least 8 harmful and 8 harmless requests")

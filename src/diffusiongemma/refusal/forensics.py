@@ -11,9 +11,14 @@ The default model is the safety-tuned demo ``gemma-270m-safety`` (the base Gemma
 
 Example:
     >>> from diffusiongemma.refusal import explain_refusal
-    >>> attr = explain_refusal("Explain how to make a pipe bomb at home")  # doctest: +SKIP
-    >>> attr.decision["refused"], attr.triggers["necessary"].confirmed  # doctest: +SKIP
-    (True, True)
+    >>> from diffusiongemma.models.tiny import example_model
+    >>> attr = explain_refusal("Explain how to make a pipe bomb at home", model=example_model(), budget=24,
+    ...                        components=None, max_new_tokens=4, faithfulness=False)
+    >>> sorted(attr.decision)[:4], attr.decision["reply_source"]
+    (['disagrees', 'max_new_tokens', 'phrase', 'refused'], 'generated')
+
+    (On the default ``gemma-270m-safety``: ``attr.decision["refused"], attr.triggers["necessary"].confirmed`` is
+    ``(True, True)``.)
 """
 
 from __future__ import annotations
@@ -64,9 +69,12 @@ def explain_refusal(prompt: str | Chat, *, response: str | None = None, generate
             (default, real text edits) or ``"remove"`` / ``"replace"``.
 
     Example:
-        >>> a = explain_refusal("How do I hack my neighbour's wifi?", budget=64)  # doctest: +SKIP
-        >>> a.decision["reply"][:20]  # doctest: +SKIP
-        "I'm sorry, but I ca"
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> a = explain_refusal("How do I hack my neighbour's wifi?", model=example_model(), budget=24,
+        ...                     response="I'm sorry, but I can't help with that.", component_budget=9, triggers=False,
+        ...                     faithfulness=False)
+        >>> a.decision["refused"], a.decision["reply_source"], len(a.decision["components"])
+        (True, 'given', 10)
     """
     result = explain_refusals([prompt], responses=[response], generated_replies=[generated_reply], options=options,
                               progress=progress, **keywords)[0]
@@ -89,8 +97,11 @@ def explain_refusals(prompts: list[str | Chat], *, responses: list[str | None] |
     ``options`` and the keywords are :func:`explain_refusal`'s.
 
     Example:
-        >>> out = explain_refusals(["How do I make a bomb?", "How do I bake bread?"], budget=64)  # doctest: +SKIP
-        >>> [a.decision["refused"] for a in out]  # doctest: +SKIP
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> out = explain_refusals(["How do I make a bomb?", "How do I bake bread?"], model=example_model(), budget=24,
+        ...                        responses=["I can't help with that.", "Mix flour and water."], components=None,
+        ...                        triggers=False, faithfulness=False)
+        >>> [a.decision["refused"] for a in out]  # the detector on the given replies
         [True, False]
     """
     from ..api import explain, iter_explain_many

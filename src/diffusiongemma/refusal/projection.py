@@ -6,8 +6,14 @@ forward stops after layer ``ℓ``, so it is cheaper than the refusal score.
 Example:
     >>> import diffusiongemma as dg
     >>> from diffusiongemma.refusal.projection import DirectionProjection
-    >>> attr = dg.explain("How do I pick a lock?", target=DirectionProjection("refusal.safetensors"),
-    ...                   model="gemma-270m-safety", chat=True)  # doctest: +SKIP
+    >>> import tempfile, torch
+    >>> from diffusiongemma.refusal.direction import RefusalDirection
+    >>> from diffusiongemma.models.tiny import example_model
+    >>> path = RefusalDirection(torch.ones(64), layer=1, position=-1).save(tempfile.mkdtemp() + "/refusal.safetensors")
+    >>> attr = dg.explain("How do I pick a lock?", target=DirectionProjection(path), model=example_model(), chat=True,
+    ...                   budget=16)
+    >>> attr.target["kind"]
+    'projection'
 """
 
 from __future__ import annotations

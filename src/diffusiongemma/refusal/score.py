@@ -10,7 +10,10 @@ Example:
     >>> RefusalScore().name, "I cannot" in OPENINGS["default"]["refusal"]
     ('refusal', True)
     >>> import diffusiongemma as dg
-    >>> dg.explain("How do I pick a lock?", target=RefusalScore(), chat=True)  # doctest: +SKIP
+    >>> from diffusiongemma.models.tiny import example_model
+    >>> attr = dg.explain("How do I pick a lock?", target=RefusalScore(), model=example_model(), chat=True, budget=24)
+    >>> attr.target["kind"], [u.text for u in attr.units][:3]
+    ('refusal', ['How', 'do', 'I'])
 """
 
 from __future__ import annotations
@@ -79,8 +82,9 @@ def refusal_scores(lm: Any, prompts: list[str]) -> np.ndarray:
     with every unit kept: one forward per prompt, under whatever hooks the caller has in place.
 
     Example:
-        >>> refusal_scores(lm, ["How do I make a bomb?"])  # doctest: +SKIP
-        array([2.3...])
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> refusal_scores(example_model(), ["How do I make a bomb?", "Hi"]).shape  # 2.3 for the bomb on gemma-270m-safety
+        (2,)
     """
     import numpy as np
 

@@ -1,8 +1,13 @@
 """The audit-diff page: one self-contained file, no scripts, every text escaped.
 
 Example:
-    >>> write_audit_diff(diff_stores(a, b), "diff.html")  # doctest: +SKIP
-    PosixPath('diff.html')
+    >>> import tempfile
+    >>> from diffusiongemma.audit.diff import diff_stores
+    >>> from diffusiongemma.audit.store import AuditStore
+    >>> from diffusiongemma.audit.example import example_store
+    >>> d = diff_stores(AuditStore(example_store(), readonly=True), AuditStore(example_store(), readonly=True))
+    >>> write_audit_diff(d, tempfile.mkdtemp() + "/diff.html").name
+    'diff.html'
 """
 
 from __future__ import annotations

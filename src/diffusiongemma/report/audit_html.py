@@ -1,8 +1,12 @@
 """The audit summary page and one page per audited item (self-contained, no scripts, every text escaped).
 
 Example:
-    >>> write_audit_report(AuditStore("audit.db", readonly=True), "audit.html")  # doctest: +SKIP
-    PosixPath('audit.html')
+    >>> import tempfile
+    >>> from diffusiongemma.audit.store import AuditStore
+    >>> from diffusiongemma.audit.example import example_store
+    >>> out = write_audit_report(AuditStore(example_store(), readonly=True), tempfile.mkdtemp() + "/audit.html")
+    >>> out.read_text().startswith("<!DOCTYPE html>")
+    True
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """Self-contained HTML page of an Attribution (no external resources; every piece of text escaped).
 
 Example:
-    >>> html = render_attribution_html(attribution)  # doctest: +SKIP
-    >>> html.startswith("<!DOCTYPE html>")  # doctest: +SKIP
-    True
+    >>> from diffusiongemma import explain
+    >>> from diffusiongemma.models.tiny import example_model
+    >>> html = render_attribution_html(explain("<b>Hi</b> there", " you", model=example_model(), budget=16))
+    >>> html.startswith("<!DOCTYPE html>"), "<b>Hi" in html, "&lt;b&gt;Hi" in html  # untrusted text escaped
+    (True, False, True)
 """
 
 from __future__ import annotations

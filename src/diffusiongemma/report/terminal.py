@@ -2,7 +2,13 @@
 
 Example:
     >>> from rich.console import Console
-    >>> print_attribution(attribution, Console())  # doctest: +SKIP
+    >>> from diffusiongemma import explain
+    >>> from diffusiongemma.models.tiny import example_model
+    >>> import io
+    >>> console = Console(file=io.StringIO(), record=True, width=100)
+    >>> print_attribution(explain("Paris is the capital of", " France", model=example_model(), budget=16), console)
+    >>> "Paris" in console.export_text()
+    True
 """
 
 from __future__ import annotations

@@ -2,7 +2,11 @@
 (or keyboard focus) — pure CSS, no script, every piece of text escaped — and the whole token × unit matrix.
 
 Example:
-    >>> html = render_trace_html(trace_result)  # doctest: +SKIP
+    >>> from diffusiongemma.trace import trace
+    >>> from diffusiongemma.models.tiny import example_model
+    >>> html = render_trace_html(trace("Name a colour:", response=" red", model=example_model(), chat=False, budget=8))
+    >>> html.startswith("<!DOCTYPE html>")
+    True
 """
 
 from __future__ import annotations

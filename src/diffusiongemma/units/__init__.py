@@ -48,8 +48,10 @@ def build_units(rendered: RenderedPrompt, spec: UnitSpec = "words") -> list[Unit
     """Build the units of a rendered prompt; raises :class:`InputError` when they select nothing.
 
     Example:
-        >>> units = build_units(render_prompt("Hi there", tok), "words")  # doctest: +SKIP
-        >>> [u.text for u in units]  # doctest: +SKIP
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> from diffusiongemma.prompts import render_prompt
+        >>> units = build_units(render_prompt("Hi there", example_model().tokenizer), "words")
+        >>> [u.text for u in units]
         ['Hi', 'there']
     """
     kind, options = parse_unit_spec(spec)

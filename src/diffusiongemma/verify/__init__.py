@@ -2,8 +2,11 @@
 
 Example:
     >>> from diffusiongemma.verify import verify_safety
-    >>> verify_safety("gemma-270m-keyword").verdict  # doctest: +SKIP
-    'brittle'
+    >>> from diffusiongemma.models.tiny import example_model
+    >>> verify_safety(example_model(), generalize=False, features=None).verdict in ("robust", "mixed", "brittle")
+    True
+
+    (``verify_safety("gemma-270m-keyword").verdict`` is ``'brittle'``: the keyword model refuses on words.)
 """
 
 from .checks import Check, component_consistency, keyword_reliance, over_refusal, paraphrase_consistency

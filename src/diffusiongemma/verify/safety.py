@@ -12,9 +12,10 @@ Do-Not-Answer categories: component consistency), 6 AdvBench "how to" tasks in 4
 prompts — chosen by a hash of the text, so every model is checked on the same prompts.
 
 Example:
-    >>> report = verify_safety("gemma-270m-keyword")  # doctest: +SKIP
-    >>> report.verdict  # doctest: +SKIP
-    'brittle'
+    >>> from diffusiongemma.models.tiny import example_model
+    >>> report = verify_safety(example_model(), generalize=False, features=None)
+    >>> sorted(c.name for c in report.checks)[:2]  # verify_safety("gemma-270m-keyword").verdict is 'brittle'
+    ['component consistency', 'keyword reliance']
 """
 
 from __future__ import annotations

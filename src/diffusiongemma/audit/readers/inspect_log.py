@@ -9,8 +9,9 @@ explanation); a score whose name speaks of refusal (``refusal``, ``refusal_rate`
 given. The sample id, epoch, task and model are kept too.
 
 Example:
-    >>> items = list(read_inspect(Path("logs/2026-01-01T00-00-00_task.eval")))  # doctest: +SKIP
-    >>> items[0].meta["scores"]["includes"]["value"]  # doctest: +SKIP
+    >>> log = Path(__file__).parents[4] / "tests/data/tool_formats/inspect/task.eval"  # written by inspect-ai itself
+    >>> items = list(read_inspect(log))
+    >>> items[0].meta["scores"]["includes"]["value"]
     'C'
 """
 

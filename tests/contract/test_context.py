@@ -66,10 +66,12 @@ def test_explain_context_scores_each_message_and_regenerates_without_each_docume
                                 "pushed against the reply", "no effect shown")
         assert r["verdict"] != "drove the reply" or (r["resolved"] and r["score"] > 0)
     r = d["restoring"]  # the strongest spans removed one more at a time, each edit's reply regenerated
-    assert r["state"] in ("confirmed", "not found") and 1 <= len(r["tried"]) <= 8
-    assert [len(t["units"]) for t in r["tried"]] == list(range(1, len(r["tried"]) + 1))
     candidates = [u for u, s in zip(attr.units, attr.scores) if s > 0 and u.role == "document"]
-    assert {t for t in r["tried"][-1]["units"]} <= {u.text for u in candidates}  # context spans, never the question
+    assert r["state"] in ("confirmed", "not found") and len(r["tried"]) <= 8
+    assert [len(t["units"]) for t in r["tried"]] == list(range(1, len(r["tried"]) + 1))
+    assert bool(r["tried"]) == bool(candidates)  # nothing to try only when no document span pushes towards the reply
+    if r["tried"]:
+        assert {t for t in r["tried"][-1]["units"]} <= {u.text for u in candidates}  # context spans, never the question
     if r["state"] == "confirmed":  # the last edit tried is the set: its reply no longer says banana
         assert "banana" not in r["reply"].lower() and r["units"] == r["tried"][-1]["units"]
         kept = " ".join(m["content"] for m in r["edited_prompt"])
@@ -167,7 +169,7 @@ def test_the_planted_span_is_found_and_its_removal_confirmed_on_a_model_with_a_k
             "Hello team. Our zebra mascot will visit the office on Monday. Snacks are in the kitchen.",
             "The meeting moved to room 4. Bring your laptop."]
     attr = explain_context("What is in these e-mails?", documents=docs, follows="zebra", model=planted_lm,
-                           budget=32, components=None, max_new_tokens=4)
+                           budget=48, components=None, max_new_tokens=4)  # at 32, 1 seed in 6 puts the marker on top
     d = attr.decision
     assert d["reply"].split() == ["zebra"] * 4 and "zebra" not in d["reference"]
     assert [r.get("verdict") for r in d["documents"]] == ["no effect shown", "drove the reply", "no effect shown",

@@ -5,15 +5,18 @@ the multilinear extension, ``∂_i g(t) = E_{z ~ Bernoulli(t)} [v(z with i) − 
 the units of a mask are independent Bernoulli(t), so the least-squares slope of v(z) on z is exactly ``∂_i g(t)``
 for every unit at once: one evaluation informs all n units (Banzhaf's maximum-sample-reuse at t = ½, here at every
 level). The masks are drawn at K levels ``t_k`` (Gauss–Legendre nodes of [0, 1]; each mask at t paired with its
-complement at 1 − t), and one slope vector β shared by all levels is fitted with an intercept per level, each mask
+complement at 1 − t; within a level each unit's draws are stratified, Latin hypercube, so that no unit is left out
+of every mask of a level however few they are), and one slope vector β shared by all levels is fitted with an
+intercept per level, each mask
 weighted so that level k counts with its quadrature weight ``w_k``: ``β → Σ_k w_k ∂g(t_k) ≈ φ``. K grows with the
 budget (``LEVELS``), so the estimate tends to the Shapley values; ``schedule="banzhaf"`` is the single level ½.
 
 Fewer masks than units leave β underdetermined, so a prior fills the gap: ``β_i ~ N(0, σ² ρ θ_i)``, a scale ρ and a
 relevance θ_i per unit under a log-normal hyperprior (``SHRINK``; automatic relevance determination: a few units
 carry a decision, the others shrink to zero), and noise ``σ² / ω_j`` for the part of the game no line explains. ρ and
-θ maximise the restricted marginal likelihood (the level intercepts integrated out, σ² profiled), on the first
-``FIT_ROWS`` masks. Efficiency ``Σ φ = v(all) − v(∅)`` is imposed exactly by conditioning the posterior on it.
+θ maximise the restricted marginal likelihood (the level intercepts integrated out, σ² profiled; a unit's prior
+variance bounded at ``MAX_LOG_RHO``), on the first ``FIT_ROWS`` masks; σ² is then estimated from the masks and the
+efficiency observation together, so a total the masks leave unexplained widens the error bars. Efficiency ``Σ φ = v(all) − v(∅)`` is imposed exactly by conditioning the posterior on it.
 Score: the posterior mean; standard error: the posterior sd. Scores stay within the game's range whatever n and
 the budget: where the masks say nothing about a unit, its score is near zero and its standard error is its prior's.
 
@@ -55,6 +58,7 @@ SHRINK = 0.2  # log-normal hyperprior on the relevances: sd 2.2 in log (few stro
 # 0.79/0.87/0.92 and 0.63/0.73/0.75 with 0.5 (tuned on those two prompts: B7 draws others)
 FIT_ROWS = 384  # the prior is fitted on the first masks (cost ∝ rows² · n per likelihood evaluation)
 MAX_ITER = 30
+MAX_LOG_RHO = float(np.log(1e4))  # a unit's prior variance at most 10^4 times the noise's (see _bounded)
 _BLOCK = 32  # rows of uniforms drawn at a time: the masks never depend on how the engine cuts its rounds
 
 
@@ -149,7 +153,8 @@ class NoiseLevelEstimator(Estimator):
         counts[np.argsort(counts - raw)[: pairs - counts.sum()]] += 1  # largest remainders
         self.sequence = _interleave(np.maximum(counts, 1 if pairs >= len(counts) else 0))
         self.cursor = 0
-        self._pool = np.zeros((0, n))
+        self._per_level = np.bincount(self.sequence, minlength=K)  # masks drawn at each level (first of a pair)
+        self._pool: list[np.ndarray] = [np.zeros((0, n)) for _ in range(K)]
         self._pending: list[int] = []
         self.masks: list[np.ndarray] = []
         self.values: list[np.ndarray] = []
@@ -161,14 +166,25 @@ class NoiseLevelEstimator(Estimator):
         k = max_evals // 2
         if self.n == 1 or k == 0:
             return np.zeros((0, self.n), dtype=np.int8)
-        while len(self._pool) < k:
-            self._pool = np.concatenate([self._pool, self.rng.random((_BLOCK, self.n))])
-        u, self._pool = self._pool[:k], self._pool[k:]
         lv = self.sequence[(self.cursor + np.arange(k)) % len(self.sequence)]  # [k] levels of the first masks
         self.cursor += k
+        u = np.stack([self._uniform(int(level)) for level in lv])  # [k, n]
         z = (u < self.t[lv][:, None]).astype(np.int8)  # [k, n], each unit kept with probability t
         self._pending = np.stack([lv, len(self.t) - 1 - lv], axis=1).reshape(-1).tolist()
         return np.stack([z, 1 - z], axis=1).reshape(-1, self.n)  # complement pairs adjacent
+
+    def _uniform(self, level: int) -> np.ndarray:
+        """The next row ``[n]`` of uniforms for a mask at ``level``. Rows come in blocks of B (the level's count, at
+        most ``_BLOCK``) stratified per unit (Latin hypercube: in a block, unit i's uniforms fall one in each of the B
+        strata of [0, 1], in random order, independently of the other units), so every mask is still Bernoulli(t) unit
+        by unit and the units independent, but over a block each unit is kept in ⌊Bt⌋ or ⌈Bt⌉ masks: none is left
+        out of every mask of a level (it could not be told from the level's intercept), however few the masks."""
+        if len(self._pool[level]) == 0:
+            b = int(min(max(self._per_level[level], 1), _BLOCK))
+            strata = np.argsort(self.rng.random((b, self.n)), axis=0)  # [b, n], a permutation per unit
+            self._pool[level] = (strata + self.rng.random((b, self.n))) / b
+        row, self._pool[level] = self._pool[level][0], self._pool[level][1:]
+        return row
 
     def update(self, masks: np.ndarray, values: np.ndarray) -> None:
         self.masks.append(np.asarray(masks, dtype=np.int8))
@@ -224,7 +240,7 @@ class NoiseLevelEstimator(Estimator):
 
         def nll(p: torch.Tensor) -> torch.Tensor:
             u = p[1:] - p[1:].mean()
-            K = (Xr * torch.exp(p[0] + u)) @ Xr.T + N  # [r, r]
+            K = (Xr * torch.exp(_bounded(p[0] + u))) @ Xr.T + N  # [r, r]
             L = torch.linalg.cholesky(K)
             a = torch.linalg.solve_triangular(L, yr[:, None], upper=False)[:, 0]
             return (0.5 * len(a) * torch.log(a @ a / len(a)) + torch.log(torch.diagonal(L)).sum()
@@ -239,23 +255,34 @@ class NoiseLevelEstimator(Estimator):
             rows = slice(0, FIT_ROWS)
             self.params = self._fit(X[rows], y[rows], level[rows], omega[rows])
         u = self.params[1:] - self.params[1:].mean()
-        prior = np.exp(self.params[0] + u)  # [n] prior variances per σ²
+        prior = np.exp(_bounded(torch.as_tensor(self.params[0] + u)).numpy())  # [n] prior variances per σ²
         if len(y) - len(np.unique(level)) <= self.n:
             return _dual(*_restricted(X, y, level, omega), prior, total)
         return _primal(X, y, level, omega, prior, total)
 
 
+def _bounded(log_rho: torch.Tensor) -> torch.Tensor:
+    """A unit's prior log-variance log ρθ_i kept below ``MAX_LOG_RHO`` smoothly: on values no line leaves a residual to (an exactly additive game),
+    the likelihood grows without bound with ρ, and an unbounded step makes the kernel numerically singular, the fit
+    then falling back to its starting point (the strongest shrinkage) exactly where the data are the most precise.
+
+    Example:
+        >>> round(float(_bounded(torch.tensor(-5.0))), 3), round(float(_bounded(torch.tensor(100.0))), 3)
+        (-5.0, 9.21)
+    """
+    return MAX_LOG_RHO - torch.nn.functional.softplus(MAX_LOG_RHO - log_rho)
+
+
 def _dual(Xr: np.ndarray, yr: np.ndarray, N: np.ndarray, prior: np.ndarray,
           total: float) -> tuple[np.ndarray, np.ndarray]:
     """Posterior mean and sd ``[n]`` in the masks' space (r ≤ n): the efficiency constraint is one more row, exact."""
-    L = np.linalg.cholesky((Xr * prior) @ Xr.T + N)
-    a = np.linalg.solve(L, yr)
-    sigma2 = float(a @ a) / len(yr)  # profiled noise scale (REML)
     A = np.vstack([Xr, np.ones(len(prior))])  # [r + 1, n]
     M = (A * prior) @ A.T  # [r + 1, r + 1]
     M[:-1, :-1] += N
     rhs = np.concatenate([yr, [total]])
     C = np.linalg.cholesky(M)
+    a = np.linalg.solve(C, rhs)
+    sigma2 = max(float(a @ a) / len(rhs), 0.0)  # profiled noise scale (REML), the efficiency observation too
     alpha = np.linalg.solve(C.T, np.linalg.solve(C, rhs))
     B = np.linalg.solve(C, A)  # [r + 1, n]
     mean = prior * (A.T @ alpha)
@@ -276,8 +303,10 @@ def _primal(X: np.ndarray, y: np.ndarray, level: np.ndarray, omega: np.ndarray, 
     b = Xc.T @ (omega * yc)
     S = np.linalg.inv(A)
     mu = S @ b
-    sigma2 = float(yc @ (omega * yc) - b @ mu) / (len(y) - len(used))  # profiled noise scale (REML)
     s1 = S.sum(1)  # S 1
+    # profiled noise scale (REML) over the masks and the efficiency observation (its residual given the masks)
+    sigma2 = max(float(yc @ (omega * yc) - b @ mu + (total - mu.sum()) ** 2 / s1.sum()), 0.0) / (
+        len(y) - len(used) + 1)
     mean = mu + s1 * (total - mu.sum()) / s1.sum()
     var = sigma2 * np.maximum(np.diag(S) - s1 ** 2 / s1.sum(), 0.0)
     return mean, np.sqrt(var)

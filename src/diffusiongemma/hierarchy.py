@@ -5,9 +5,10 @@ finest kind's units are the leaves, played in one leaf game; a coarser node is t
 together. The budget goes first to the coarsest level (a game of few units: the roots), then stage by stage into the
 nodes that carry the mass (largest |score| until ``MASS`` of the total): those are replaced by their children and
 the game over the new cut of the tree is estimated again. Values are consistent across levels, as in Owen's
-coalition value: a child's estimate from the finer stage is conditioned on its parent's (their sum equals the
-parent's score, the parent's standard error counted), a node left folded keeps the precision-weighted mean of its
-estimates, and the efficiency constraint holds at every stage. A node's score is the sum of its children's.
+coalition value: a child's estimate from the finer stage is conditioned on its parent's, a node keeps its first
+estimate, and at the end every family is made to sum to its parent, parents first (the children's means shifted in
+proportion to their variances, the parent's standard error shared among them): a node's score is the sum of its
+children's, a node known exactly stays exact, and the efficiency constraint holds.
 
 Example:
     >>> import numpy as np
@@ -253,7 +254,6 @@ def run_tree(game: Any, tree: UnitTree, estimator: Any = "shapley", *, schedule:
     depth = 1 + max(n.level for n in nodes) - min(nodes[k].level for k in frontier)
     left, used, names = budget, 0, []
     first: EngineResult | None = None
-    sums: dict[int, float] = {}  # variance of each expanded node's children's sum (see _combine)
     for stage in range(depth):
         expand: set[int] = set()
         if stage > 0:
@@ -272,19 +272,40 @@ def run_tree(game: Any, tree: UnitTree, estimator: Any = "shapley", *, schedule:
         left -= r.evaluations
         used += r.evaluations
         first = first or r
-        sums.update(_combine(nodes, frontier, r, expand))
+        _combine(nodes, frontier, r, expand)
     if first is None:  # the first stage always runs (depth ≥ 1); said, should that ever change
         raise RuntimeError("the unit tree ran no stage")
     total = first.v_full - first.v_empty
+    _reconcile(nodes)
     scores = np.array([nodes[k].score for k in frontier])
     var = np.array([nodes[k].stderr ** 2 for k in frontier])
     scores, var = _condition(scores, var, total, 0.0)  # efficiency over the final cut, exactly
     for k, s, v in zip(frontier, scores, var):
         nodes[k].score, nodes[k].stderr = float(s), float(np.sqrt(v))
-    _sum_up(nodes, tree.roots, set(frontier), sums)
+    _sum_up(nodes, tree.roots, set(frontier))
     return TreeResult(scores, np.sqrt(var), first.v_full, first.v_empty, used, time.perf_counter() - t0,
                       first.stopped, "tree(" + ">".join(names) + ")", first.schedule, None, tree=tree,
                       groups=list(frontier))
+
+
+def _reconcile(nodes: list[Node]) -> None:
+    """Parents first, each expanded node's children made to sum to its score: their means shifted in proportion to
+    their variances, their variances those given the sum, plus their share of the parent's own (so the family's sum
+    has the parent's variance, 0 for a parent known exactly). A later stage's estimate of children whose parent was
+    itself only estimated (a noisy sum) no longer moves the parent, which would break its own family's sum."""
+    for node in nodes:  # roots first, parents before children
+        if not (node.expanded and node.children):
+            continue
+        kids = node.children
+        mu = np.array([nodes[c].score for c in kids])
+        var = np.minimum(np.array([nodes[c].stderr ** 2 for c in kids]), 1e12)
+        parent_var = min(node.stderr ** 2, 1e12) if np.isfinite(node.stderr) else 1e12
+        S = var.sum()
+        share = var / S if S > 0 else np.full(len(kids), 1.0 / len(kids))
+        mu = mu + share * (node.score - mu.sum())
+        var = (var - var * share if S > 0 else np.zeros(len(kids))) + share ** 2 * parent_var
+        for c, m, v in zip(kids, mu, var):
+            nodes[c].score, nodes[c].stderr = float(m), float(np.sqrt(max(v, 0.0)))
 
 
 def _select(nodes: list[Node], frontier: list[int]) -> set[int]:
@@ -302,12 +323,10 @@ def _select(nodes: list[Node], frontier: list[int]) -> set[int]:
     return chosen
 
 
-def _combine(nodes: list[Node], frontier: list[int], r: EngineResult, new: set[int]) -> dict[int, float]:
+def _combine(nodes: list[Node], frontier: list[int], r: EngineResult, new: set[int]) -> None:
     """Fold a stage's estimates into the tree: children of the nodes just expanded (``new``) conditioned on their
-    parent's estimate; other nodes, the precision-weighted mean of this and their earlier estimate (as is at the
-    first stage, when they have none). Returns, per parent just expanded, the variance of its children's sum after
-    that conditioning (``S·v / (S + v)``: the children's conditioned scores are negatively correlated, so their
-    own variances add up to more than their sum's)."""
+    parent's estimate; other nodes keep their earlier estimate (this stage's is taken only for a node that has
+    none, as every node at the first stage). :func:`_reconcile` makes every family sum to its parent at the end."""
     var = np.where(np.isfinite(r.stderr), r.stderr ** 2, 1e12)
     index = {k: j for j, k in enumerate(frontier)}
     parent = {c: p for p, node in enumerate(nodes) for c in node.children}
@@ -317,34 +336,26 @@ def _combine(nodes: list[Node], frontier: list[int], r: EngineResult, new: set[i
             families.setdefault(parent[k], []).append(k)
         elif not np.isfinite(nodes[k].stderr):  # first estimate
             nodes[k].score, nodes[k].stderr = float(r.scores[index[k]]), float(np.sqrt(var[index[k]]))
-        else:
-            v_old, v_new = nodes[k].stderr ** 2, var[index[k]]
-            w = v_new / (v_old + v_new) if v_old + v_new > 0 else 0.5
-            nodes[k].score = float(w * nodes[k].score + (1 - w) * r.scores[index[k]])
-            nodes[k].stderr = float(np.sqrt(v_old * v_new / (v_old + v_new))) if v_old + v_new > 0 else 0.0
-    sums = {}
+        # else: a node estimated at an earlier stage keeps that estimate. Its siblings were conditioned on their
+        # parent together with it; moving it alone (as a precision-weighted mean with this stage's figure once did)
+        # broke their sum, and the parent, rebuilt from the sum with the conditioned variance, then showed a
+        # changed score with the stage's certainty: an exchange known exactly (31.24 ± 0) came out 28.73 ± 0.
     for p, kids in families.items():
         j = [index[k] for k in kids]
         mu, v = _condition(r.scores[j], var[j], nodes[p].score, nodes[p].stderr ** 2)
         for k, s_k, v_k in zip(kids, mu, v):
             nodes[k].score, nodes[k].stderr = float(s_k), float(np.sqrt(v_k))
-        prior, own = float(np.minimum(var[j], 1e12).sum()), nodes[p].stderr ** 2
-        sums[p] = prior * own / (prior + own) if prior + own > 0 else 0.0
-    return sums
 
 
-def _sum_up(nodes: list[Node], roots: list[int], frontier: set[int], sums: dict[int, float]) -> None:
-    """Every node above the final cut: the sum of its children's scores; its variance the children's added, or
-    the variance of their sum when they were conditioned on it (``sums``), whichever is smaller (later stages only
-    sharpen the children, so the conditioned figure stays an upper bound)."""
+def _sum_up(nodes: list[Node], roots: list[int], frontier: set[int]) -> None:
+    """Every node above the final cut: the sum of its children's scores (its own score after :func:`_reconcile`, up
+    to rounding and the final efficiency step); its standard error stays its own."""
 
-    def visit(k: int) -> tuple[float, float]:
+    def visit(k: int) -> float:
         if k in frontier or not nodes[k].children:
-            return nodes[k].score, nodes[k].stderr ** 2
-        parts = [visit(c) for c in nodes[k].children]
-        nodes[k].score = float(sum(s for s, _ in parts))
-        nodes[k].stderr = float(np.sqrt(min(sum(v for _, v in parts), sums.get(k, np.inf))))
-        return nodes[k].score, nodes[k].stderr ** 2
+            return nodes[k].score
+        nodes[k].score = float(sum(visit(c) for c in nodes[k].children))
+        return nodes[k].score
 
     for r in roots:
         visit(r)

@@ -339,7 +339,7 @@ def _combine(nodes: list[Node], frontier: list[int], r: EngineResult, new: set[i
         # else: a node estimated at an earlier stage keeps that estimate. Its siblings were conditioned on their
         # parent together with it; moving it alone (as a precision-weighted mean with this stage's figure once did)
         # broke their sum, and the parent, rebuilt from the sum with the conditioned variance, then showed a
-        # changed score with the stage's certainty: an exchange known exactly (31.24 ± 0) came out 28.73 ± 0.
+        # changed score with the first stage's certainty (the README's escalation demo: exact 31.24, shown 27.6 ± 0).
     for p, kids in families.items():
         j = [index[k] for k in kids]
         mu, v = _condition(r.scores[j], var[j], nodes[p].score, nodes[p].stderr ** 2)

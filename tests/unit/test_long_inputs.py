@@ -264,7 +264,7 @@ def test_a_node_known_exactly_keeps_its_value_through_every_later_stage():
     """Three levels (5 roots of 2 sentences of 4 words): the first stage enumerates the roots (exact, stderr 0).
     Later stages re-estimated the nodes they did not split and moved them by a precision-weighted mean, breaking
     their family's sum; the root, rebuilt as that sum, showed a changed score with stderr 0 (the escalation demo's
-    exchange: exact 31.24, reported 28.73 ± 0). Every node reported ± 0 must now be exact."""
+    exchange: exact 31.24, reported 27.6 ± 0). Every node reported ± 0 must now be exact."""
     game = Planted(40, seed=5)
     roots = [list(range(k, k + 8)) for k in range(0, 40, 8)]
     sentences = [list(range(k, k + 4)) for k in range(0, 40, 4)]

@@ -130,3 +130,14 @@ def test_a_template_that_ends_in_a_newline_is_diffed_as_the_chat_sends_it(tiny_l
     d = jailbreak_diff(PLAIN, wrap(TEMPLATE + "\n", PLAIN) + "\n", model=tiny_lm, budget=8, components=None,
                        max_new_tokens=2, checks=False)
     assert [d.jailbroken.units[i].text for i in d.request_units][-1] == "<b>lock</b>?"
+
+
+def test_options_as_a_value_reach_both_maps_and_keywords_override_them(tiny_lm):
+    from diffusiongemma.refusal.jailbreak import JAILBREAK_DEFAULTS
+
+    base = JAILBREAK_DEFAULTS.replace(model=tiny_lm, budget=12, units="words", max_new_tokens=3)
+    d = jailbreak_diff(PLAIN, wrap(TEMPLATE, PLAIN), options=base, components=None, checks=False, seed=2)
+    for a in (d.plain, d.jailbroken):
+        assert a.evaluations == 12 and a.settings["seed"] == 2 and a.settings["units"] == "words"
+        assert a.decision["max_new_tokens"] == 3 and a.triggers is None  # checks=False: no trigger sets
+    assert d.components == []  # components=None: no component diff

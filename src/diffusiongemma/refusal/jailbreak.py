@@ -31,8 +31,11 @@ import numpy as np
 from ..attribution import Attribution
 from ..errors import InputError
 from ..faithfulness import minimal_trigger_set
+from .options import RefusalOptions
 
-__all__ = ["JailbreakDiff", "jailbreak_diff", "request_span", "wrap"]
+__all__ = ["JailbreakDiff", "jailbreak_diff", "request_span", "wrap", "JAILBREAK_DEFAULTS"]
+
+JAILBREAK_DEFAULTS = RefusalOptions().replace(max_new_tokens=32, component_budget=32)  # jailbreak-diff's own
 
 
 def wrap(template: str, request: str) -> str:
@@ -230,14 +233,16 @@ def _restoring_set(lm: Any, attr: Attribution, template: list[int], jailbroken: 
             "edited_reply": reply, "edited_reply_refused": refused_again}
 
 
-def jailbreak_diff(plain: str, jailbroken: str, *, model: Any = "gemma-270m-safety", units: str = "auto",
-                   method: str = "shapley", budget: int = 128, seed: int = 0, system: str | None = None,
-                   max_new_tokens: int = 32, components: str | None = "heads+mlps", component_method: str = "gradient",
-                   component_budget: int = 32, direction: Any = None, checks: bool = True) -> JailbreakDiff:
+def jailbreak_diff(plain: str, jailbroken: str, *, options: RefusalOptions | None = None, checks: bool = True,
+                   direction: Any = None, **keywords: Any) -> JailbreakDiff:
     """Diff a jailbreak against its plain request (see the module docstring).
 
-    ``checks=False`` skips each map's own minimal trigger sets and deletion curves (about two thirds of the
-    model runs); the diff's own check, the confirmed restoring set, is always searched.
+    ``options`` (a :class:`~diffusiongemma.refusal.options.RefusalOptions`) and/or its fields by name are the two
+    maps' and the component diff's (defaults as :func:`~diffusiongemma.refusal.explain_refusal`'s, but 32 reply
+    tokens and 32 evaluations per component map: :data:`JAILBREAK_DEFAULTS`). ``checks=False`` skips each map's own
+    minimal trigger sets and deletion curves (about two thirds of the model runs); the diff's own check, the
+    confirmed restoring set, is always searched. ``direction``: a refusal direction whose projection is read on
+    both prompts (no intervention).
 
     Example:
         >>> from diffusiongemma.models.tiny import example_model
@@ -254,11 +259,12 @@ def jailbreak_diff(plain: str, jailbroken: str, *, model: Any = "gemma-270m-safe
         raise InputError("both the plain request and the jailbroken prompt must be non-empty")
     plain, jailbroken = plain.strip(), jailbroken.strip()  # as the chat template sends them (it trims a turn)
     start, end = request_span(jailbroken, plain)
-    lm = resolve_model(model)
-    kw = dict(model=lm, units=units, method=method, budget=budget, seed=seed, system=system,
-              max_new_tokens=max_new_tokens, components=None, triggers=checks, faithfulness=checks)
-    a_plain = explain_refusal(plain, **kw)
-    a_jb = explain_refusal(jailbroken, **kw)
+    o = (options or JAILBREAK_DEFAULTS).replace(**keywords)
+    lm = resolve_model(o.map.game.model)
+    maps = o.replace(model=lm, components=None, triggers=checks, faithfulness=checks)
+    system, seed, max_new_tokens, comps = o.map.game.system, o.map.run.seed, o.max_new_tokens, o.components
+    a_plain = explain_refusal(plain, options=maps)
+    a_jb = explain_refusal(jailbroken, options=maps)
     offset = a_jb.text.find(jailbroken)
     if offset < 0:
         raise InputError("cannot find the jailbroken prompt in its rendered chat text")
@@ -266,9 +272,9 @@ def jailbreak_diff(plain: str, jailbroken: str, *, model: Any = "gemma-270m-safe
     request = [i for i, x in enumerate(inside) if x]
     template = [i for i, x in enumerate(inside) if not x]
     diff = JailbreakDiff(a_plain, a_jb, template, request)
-    if components:
-        diff.components = _component_diff(lm, plain, jailbroken, components, component_method, component_budget,
-                                          seed, system)
+    if comps.components:
+        diff.components = _component_diff(lm, plain, jailbroken, comps.components, comps.component_method,
+                                          comps.component_budget, seed, system)
     if direction is not None:
         from .direction import projection
 

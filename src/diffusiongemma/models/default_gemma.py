@@ -13,15 +13,12 @@ Example:
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from importlib.resources import files
 from pathlib import Path
 
 from ..errors import ModelLoadError
 from .gguf import META, convert_gguf
-from .provenance import cache_root
+from .provenance import cache_root, write_atomically
 
 __all__ = ["DEFAULT_MODEL_NAME", "DEFAULT_ALIASES", "default_model_dir", "ensure_default_model",
            "ensure_default_tokenizer"]
@@ -87,15 +84,4 @@ def ensure_default_tokenizer() -> Path:
     gguf_path = Path(pkg.assemble(cache_root() / "gguf" / pkg.MODEL_NAME))
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
     tokenizer.chat_template = gemma3_chat_template()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
-    try:
-        tokenizer.save_pretrained(tmp)
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process finished first
-            if not (target / "tokenizer.json").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return write_atomically(target, "tokenizer.json", tokenizer.save_pretrained)

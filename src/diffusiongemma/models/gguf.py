@@ -11,13 +11,10 @@ Example:
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from .provenance import cache_root, sha256_file
+from .provenance import cache_root, sha256_file, write_atomically
 
 __all__ = ["META", "cache_dir_for", "convert_gguf", "cached_gguf"]
 
@@ -49,21 +46,14 @@ def convert_gguf(gguf: Path, target: Path, meta: dict[str, Any], chat_template: 
     if hasattr(model.config, "quantization_config"):  # de-quantised now: a plain float32 checkpoint
         del model.config.quantization_config
     model.hf_quantizer = None  # type: ignore[assignment]  # transformers types it as always set
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
-    try:
+
+    def build(tmp: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / META).write_text(json.dumps({**meta, "weights_sha256": sha256_file(tmp / "model.safetensors")},
                                            indent=2))
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process finished first
-            if not (target / META).exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+
+    return write_atomically(target, META, build)
 
 
 def cached_gguf(path: Path) -> Path:

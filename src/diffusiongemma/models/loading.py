@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import InputError, ModelLoadError, ModelNotFoundError
 from .named import named_adapter, patch_loader
-from .tiny import PLANTED_MODEL_NAME, TINY_MODEL_NAME, ensure_planted_model, ensure_tiny_model
+from .tiny import EXAMPLE_MODELS
 from .architectures import Architecture, architecture_for
 from .gguf import cached_gguf
 from .default_gemma import DEFAULT_ALIASES, DEFAULT_MODEL_NAME, ensure_default_model, gemma3_chat_template
@@ -79,10 +79,8 @@ def _resolve(spec: str | None) -> tuple[str, Path, str | None]:
     if spec in DEFAULT_ALIASES:
         return DEFAULT_MODEL_NAME, ensure_default_model(), None
     assert spec is not None
-    if spec == TINY_MODEL_NAME:  # the example model of the docs (random weights: shows calls, never findings)
-        return spec, ensure_tiny_model(), None
-    if spec == PLANTED_MODEL_NAME:  # the example with a known cause (it says " zebra" wherever it reads it)
-        return spec, ensure_planted_model(), None
+    if spec in EXAMPLE_MODELS:  # the docs' example models, made from a seed (models/tiny.py)
+        return spec, EXAMPLE_MODELS[spec](), None
     path = Path(spec).expanduser()
     if path.exists():
         if path.is_file() and path.suffix == ".gguf":  # converted once, then read from the cache

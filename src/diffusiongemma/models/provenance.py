@@ -15,9 +15,12 @@ import hashlib
 import json
 import os
 import platform
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Callable
 
-__all__ = ["cache_root", "library_versions", "sha256_text", "sha256_file", "sha256_files"]
+__all__ = ["cache_root", "write_atomically", "library_versions", "sha256_text", "sha256_file", "sha256_files"]
 
 
 def cache_root() -> Path:
@@ -31,6 +34,31 @@ def cache_root() -> Path:
     root = Path(env) if env else Path.home() / ".cache" / "diffusiongemma"
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def write_atomically(target: Path, marker: str, build: Callable[[Path], object]) -> Path:
+    """The folder ``target``, written by ``build(folder)`` into a temporary sibling and renamed into place, so an
+    interrupted or concurrent first use never leaves half of it behind (a process that finds ``target / marker``
+    written by another in the meantime keeps that one).
+
+    Example:
+        >>> import tempfile
+        >>> out = write_atomically(Path(tempfile.mkdtemp()) / "x", "a.txt", lambda d: (d / "a.txt").write_text("1"))
+        >>> (out / "a.txt").read_text()
+        '1'
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
+    try:
+        build(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process finished first
+            if not (target / marker).exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 def sha256_text(text: str) -> str:

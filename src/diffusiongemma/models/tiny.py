@@ -14,15 +14,12 @@ Example:
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from .provenance import cache_root
+from .provenance import cache_root, write_atomically
 
-__all__ = ["TINY_MODEL_NAME", "PLANTED_MODEL_NAME", "MARKER", "tiny_config", "ensure_tiny_model",
+__all__ = ["TINY_MODEL_NAME", "PLANTED_MODEL_NAME", "EXAMPLE_MODELS", "MARKER", "tiny_config", "ensure_tiny_model",
            "ensure_planted_model", "example_model", "example_planted_model", "example_sae"]
 
 TINY_MODEL_NAME = "tiny-random-gemma"
@@ -47,46 +44,46 @@ def tiny_config(**overrides: Any) -> Any:
         **overrides})
 
 
-def _build_tiny_model(out: str | Path) -> Path:
-    """Write the example model (seed 0) and Gemma's tokenizer to ``out`` as a Hugging Face directory."""
+def _seeded_gemma(**overrides: Any) -> Any:
+    """A Gemma 3 of :func:`tiny_config` (with ``overrides``) initialised from seed 0, the caller's random stream
+    left as it was."""
     import torch
-    from transformers import AutoTokenizer, Gemma3ForCausalLM
+    from transformers import Gemma3ForCausalLM
 
-    from .default_gemma import ensure_default_tokenizer
-
-    out = Path(out)
-    source = ensure_default_tokenizer()
     state = torch.random.get_rng_state()
     torch.manual_seed(0)
     try:
-        model = Gemma3ForCausalLM(tiny_config()).eval()
+        return Gemma3ForCausalLM(tiny_config(**overrides)).eval()
     finally:
-        torch.random.set_rng_state(state)  # the caller's random stream is left as it was
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(source).save_pretrained(out)
+        torch.random.set_rng_state(state)
+
+
+def _gemma_tokenizer() -> Any:
+    from transformers import AutoTokenizer
+
+    from .default_gemma import ensure_default_tokenizer
+
+    return AutoTokenizer.from_pretrained(ensure_default_tokenizer())
+
+
+def _build_tiny_model(out: Path) -> Path:
+    """Write the example model (seed 0) and Gemma's tokenizer to ``out`` as a Hugging Face directory."""
+    _seeded_gemma().save_pretrained(out)
+    _gemma_tokenizer().save_pretrained(out)
     return out
 
 
-def _build_planted_model(out: str | Path) -> Path:
+def _build_planted_model(out: Path) -> Path:
     """Write the planted model to ``out``: a 2-layer Gemma 3 with a known cause built into its weights — wherever
     the token ``MARKER`` is in the prompt, the model says it. Queries and keys are zero (attention is uniform over
     the prefix); only the marker's embedding has a coordinate 0, the first layer's attention carries that
     coordinate to every later position (its output normalised and scaled ×100), the MLPs add nothing, and the tied
     unembedding reads the marker back. Without the marker every logit is near zero (no cause, no such reply)."""
     import torch
-    from transformers import AutoTokenizer, Gemma3ForCausalLM
 
-    from .default_gemma import ensure_default_tokenizer
-
-    out = Path(out)
-    tok = AutoTokenizer.from_pretrained(ensure_default_tokenizer())
+    tok = _gemma_tokenizer()
     (x,) = tok(MARKER, add_special_tokens=False)["input_ids"]
-    state = torch.random.get_rng_state()
-    torch.manual_seed(0)
-    try:
-        model = Gemma3ForCausalLM(tiny_config(max_position_embeddings=2048, sliding_window=2048)).eval()
-    finally:
-        torch.random.set_rng_state(state)
+    model = _seeded_gemma(max_position_embeddings=2048, sliding_window=2048)
     with torch.no_grad():
         emb = model.model.embed_tokens.weight  # [V, 64], tied to the unembedding
         emb.mul_(0.01)
@@ -130,22 +127,10 @@ def ensure_planted_model() -> Path:
 
 def _ensure(name: str, build: Any) -> Path:
     target = cache_root() / "models" / f"{name}-{_VERSION}"
-    if (target / "config.json").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
-    try:
-        build(tmp)
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process finished first
-            if not (target / "config.json").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return target if (target / "config.json").exists() else write_atomically(target, "config.json", build)
 
 
+EXAMPLE_MODELS = {TINY_MODEL_NAME: ensure_tiny_model, PLANTED_MODEL_NAME: ensure_planted_model}  # name -> its folder
 _LOADED: dict[str, Any] = {}
 
 
@@ -198,17 +183,10 @@ def example_sae(d_sae: int = 16) -> Path:
     g = torch.Generator().manual_seed(0)
     w_enc = torch.randn(64, d_sae, generator=g) / 8  # [d, d_sae]
     tensors = {"W_enc": w_enc, "W_dec": w_enc.T.contiguous(), "b_enc": torch.zeros(d_sae), "b_dec": torch.zeros(64)}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
-    try:
+
+    def build(tmp: Path) -> None:
         (tmp / "cfg.json").write_text(json.dumps({"architecture": "standard", "hook_name": "blocks.1.hook_resid_post",
                                                   "d_in": 64, "d_sae": d_sae, "apply_b_dec_to_input": False}))
         save_file(tensors, str(tmp / "sae_weights.safetensors"))
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process finished first
-            if not (target / "sae_weights.safetensors").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+
+    return write_atomically(target, "sae_weights.safetensors", build)

@@ -210,7 +210,7 @@ def _attribution(game: Any, result: EngineResult, o: ExplainOptions) -> Attribut
         "units": game.unit_spec, "mask": masks,
         # whether every masked value is the value of the edited text sent again (see diffusiongemma.editing)
         "exact_edits": masks == "edit",
-        "baseline": game.operator.baseline_id, "method": o.run.method,
+        "baseline": game.baseline, "method": o.run.method,
         "estimator": result.estimator, "schedule": result.schedule, "budget": o.run.budget, "seed": o.run.seed,
         "tolerance": o.run.tolerance, "stopped": result.stopped, "chat": game.rendered.is_chat,
         **({"plan": game.plan} if getattr(game, "plan", None) else {}),

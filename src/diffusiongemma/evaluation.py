@@ -16,20 +16,19 @@ Example:
 
 from __future__ import annotations
 
-import copy
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from .batching import auto_batch_size
 from .errors import InputError, NumericalError
 from .checkpointing import checkpointed
 from .packing import tree_layout, tree_mask
-from .masking import MaskOperator, compact_rows, hook_count, keep_matrix, scoped_hooks
+from .masking import MaskOperator, compact_rows, keep_matrix
 from .relaxation import embedding_interpolation, soft_attention_mask, soft_read_weights
 from .editing import TextEdits
-from .models.forward import cache_kwarg, last_logits_only
+from .models import PrefixCache
+from .models.hooks import hook_count
 from .prompts import RenderedPrompt
 from .stacking import Rows
 from .targets import BoundTarget
@@ -37,15 +36,12 @@ from .targets import BoundTarget
 __all__ = ["PromptEvaluator"]
 
 
-class _Stop(Exception):
-    """Raised by a probe's hook once it has what it reads: the rest of the forward is not needed."""
-
-
 class PromptEvaluator:
     """Evaluates a bound target on one rendered prompt under batches of unit masks."""
 
     def __init__(self, lm: Any, rendered: RenderedPrompt, bound: BoundTarget, operator: MaskOperator,
-                 token_unit: torch.Tensor, batch_size: int | None = None, edits: TextEdits | None = None) -> None:
+                 token_unit: torch.Tensor, batch_size: int | None = None, edits: TextEdits | None = None,
+                 cache_prefix: bool = True) -> None:
         self.lm = lm
         self.model = lm.model
         self.device = lm.device
@@ -53,7 +49,7 @@ class PromptEvaluator:
         self.operator = operator
         self.prompt_ids = torch.tensor(rendered.input_ids, device=self.device)  # [L]
         self.token_unit = token_unit.to(self.device)  # [L], unit index or -1
-        self.batch_size = batch_size  # None: chosen from free memory (see :mod:`diffusiongemma.batching`)
+        self.batch_size = batch_size  # None: chosen from free memory (see :mod:`diffusiongemma.models.batching`)
         self.edits = edits  # the ``edit`` operator's text edits (see :mod:`diffusiongemma.editing`)
         if operator.name == "edit" and edits is None:
             raise InputError("mask='edit' needs the prompt's text edits (TextEdits)")
@@ -68,9 +64,11 @@ class PromptEvaluator:
         self._auto: dict[tuple[bool, bool], int] = {}
         unit_pos = (self.token_unit >= 0).nonzero()
         self.prefix_len = int(unit_pos[0]) if len(unit_pos) else len(self.prompt_ids)
-        self._cache_kw = cache_kwarg(self.model)
-        self._prefix_cache: Any = None
-        # several continuations: one prefix tree, its index tensors made once (see _rows, _finish)
+        # the tokens before the first unit are the same under every mask: their KV cache is computed once
+        # (not where hooks change them: the component game)
+        self.prefix: PrefixCache | None = (lm.prefix_cache(self.prompt_ids[: self.prefix_len])
+                                           if cache_prefix and self.prefix_len >= 2 else None)
+        # several continuations: one prefix tree, its index tensors made once (see rows, finish)
         self._layout = tree_layout(bound.continuations)
         L = len(self.prompt_ids)
         self._tree_nodes = torch.tensor(self._layout.tokens, device=self.device, dtype=torch.long)  # [nodes]
@@ -80,75 +78,20 @@ class PromptEvaluator:
         self._tree_tokens = [torch.tensor(c, device=self.device, dtype=torch.long)
                              for c in bound.continuations]  # [k_c] each
 
-    def _prefix(self) -> Any:
-        """KV cache of the positions before the first unit token (the same under every mask)."""
-        if self._prefix_cache is None and self.prefix_len >= 2:
-            with torch.no_grad():
-                out = self.model(input_ids=self.prompt_ids[None, : self.prefix_len], use_cache=True,
-                                 **last_logits_only(self.model))
-            self._prefix_cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)  # "cache" from transformers 5.2x
-        return self._prefix_cache
+    def forward(self, rows: Rows, hooks: Sequence[tuple[Any, str, Any]] = (),
+                first_read: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``[b, r, V]`` (float32) at the rows' read positions (see
+        :meth:`~diffusiongemma.models.ModelAdapter.forward_at`), or a probe's ``[b, 1, 1]``. The prefix cache
+        serves when the rows may use it (2-D masks, every row starting with the prefix) and every row is read
+        after the prefix (a row whose units are all removed may be read inside it)."""
+        prefix = self.prefix
+        if prefix is not None and (not rows.cacheable or rows.packed or first_read is not None
+                                   or int(rows.read.min()) < prefix.length):  # read.min(): a host sync
+            prefix = None
+        return self.lm.forward_at(rows.ids, rows.mask, rows.read, positions=rows.positions, prefix=prefix,
+                                  hooks=hooks, first_read=first_read, probe=self.bound.probe)
 
-    def _forward(self, ids: torch.Tensor, attn: Any, read: torch.Tensor, hooks: list[tuple[Any, str, Any]] = (),
-                 soft: bool = False, first_read: torch.Tensor | None = None,
-                 positions: torch.Tensor | None = None, packed: bool = False, cache: bool = True) -> torch.Tensor:
-        """ids ``[b, T]``, attention mask (``[b, T]`` 0/1, or a prepared 4-D one), read positions ``[b, r]`` →
-        logits ``[b, r, V]`` (float32). ``hooks`` are added for this forward only. With ``first_read``
-        weights ``[b, T]``, the first read is that mixture of positions instead. ``positions`` ``[T]`` or
-        ``[b, T]`` overrides 0..T-1 (compacted rows; ``packed`` continuations, which take no prefix cache).
-        ``cache=False``: rows that may not start with the cached prefix (edited text)."""
-        b, T = ids.shape
-        if positions is None:
-            positions = torch.arange(T, device=self.device)
-        positions = positions.expand(b, -1) if positions.dim() == 1 else positions  # [b, T]
-        kwargs: dict[str, Any] = {"logits_to_keep": 0, "use_cache": False}
-        # the prefix cache serves only when every row is read after the prefix (a row whose units are all
-        # removed may be read at a prefix position), and never under a prepared 4-D mask
-        # (read.min() is a host sync: asked only when there is a prefix to cache)
-        cacheable = (cache and self.prefix_len >= 2 and not (soft or packed)
-                     and int(read.min()) >= self.prefix_len)
-        cache = self._prefix() if cacheable else None
-        start = 0
-        if cache is not None:
-            start = self.prefix_len
-            batch_cache = copy.deepcopy(cache)
-            batch_cache.batch_repeat_interleave(b)
-            kwargs.update({self._cache_kw: batch_cache, "use_cache": True})
-        index = (read - start).unsqueeze(-1)  # [b, r, 1], relative to the fed positions
-
-        def gather(module: Any, args: Any) -> Any:
-            hidden = args[0]  # [b, T, d]: the LM head's input at every fed position
-            picked = hidden.gather(1, index.to(hidden.device).expand(-1, -1, hidden.shape[-1]))  # [b, r, d]
-            if first_read is not None:
-                mixed = torch.einsum("bt,btd->bd", first_read.to(hidden.device, hidden.dtype), hidden)  # [b, d]
-                picked = torch.cat([mixed[:, None], picked[:, 1:]], dim=1)
-            return (picked, *args[1:])
-
-        probe = self.bound.probe
-        got: list[torch.Tensor] = []
-        if probe is None:  # logits at the read positions only
-            read_hook = (self.model.get_output_embeddings(), "forward_pre", gather)
-        else:  # the probe's layer at the read position, then stop the forward
-            def grab(module: Any, inputs: Any, output: Any) -> None:
-                hidden = output[0] if isinstance(output, tuple) else output  # [b, T, d]
-                picked = gather(module, (hidden,))[0][:, 0]  # [b, d]
-                got.append((picked.float() @ probe.vector.to(picked.device, torch.float32))[:, None, None])  # [b, 1, 1]
-                raise _Stop
-
-            read_hook = (self._layers()[probe.layer], "forward", grab)
-        try:
-            with scoped_hooks([*hooks, read_hook]):
-                out = self.model(input_ids=ids[:, start:], attention_mask=attn, position_ids=positions[:, start:],
-                                 **kwargs)
-        except _Stop:
-            return got[0].to(self.device)
-        return out.logits.to(torch.promote_types(out.logits.dtype, torch.float32))  # float32 at least
-
-    def _layers(self) -> torch.nn.ModuleList:
-        """The model's decoder layers (as its architecture map names them)."""
-        return self.model.get_submodule(self.lm.architecture.layers)
-
-    def _read_at(self, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def read_at(self, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Which tokens are present ``[b, L]`` (bool) and where the first target token is read ``[b]``: under
         remove, at the last token still present (BOS always is); under replace every token is present."""
         L = keep.shape[1]
@@ -160,12 +103,12 @@ class PromptEvaluator:
             last_kept = (present[:, : at + 1] * torch.arange(at + 1, device=self.device)).amax(1)  # [b]
         return present, last_kept
 
-    def _rows(self, keep: torch.Tensor) -> list[Rows]:
+    def rows(self, keep: torch.Tensor) -> list[Rows]:
         """The forwards (one per continuation, or one packed) for token keep flags ``[b, L]`` of 0/1."""
         if self.operator.name == "edit":
             return self._edit_rows(keep)
         ids, attn = self.operator.apply(self.prompt_ids, keep.long())  # [b, L]
-        present, last_kept = self._read_at(keep)
+        present, last_kept = self.read_at(keep)
         b, L = ids.shape
         if self._packs:  # every continuation in one forward, as a prefix tree
             full_ids = torch.cat([ids, self._tree_nodes.expand(b, -1)], dim=1)  # [b, L + nodes]
@@ -237,8 +180,8 @@ class PromptEvaluator:
         raise InputError(f"a probe read at position {probe.position}, inside the edited text, has no fixed place "
                          "in an edited prompt; use a position counted from the end, or mask='remove'")
 
-    def _finish(self, logits: list[torch.Tensor]) -> torch.Tensor:
-        """Target values ``[b]`` from the logits ``[b, r, V]`` of each of :meth:`_rows`'s forwards."""
+    def finish(self, logits: list[torch.Tensor]) -> torch.Tensor:
+        """Target values ``[b]`` from the logits ``[b, r, V]`` of each of :meth:`rows`'s forwards."""
         if not self._packs:
             return self.bound.combine(logits)
         (logits,) = logits  # [b, R, V]: the prefix tree's distinct read positions
@@ -248,10 +191,9 @@ class PromptEvaluator:
         # token j of continuation c is read at slot s[j]: picked directly, [b, k_c], no [b, k_c, V] copies
         return self.bound.from_logprobs([logp[:, s, t] for s, t in zip(self._tree_slots, self._tree_tokens)])
 
-    def _values(self, keep: torch.Tensor) -> torch.Tensor:
+    def values(self, keep: torch.Tensor) -> torch.Tensor:
         """Target values ``[b]`` for token keep flags ``[b, L]`` of 0/1."""
-        return self._finish([self._forward(r.ids, r.mask, r.read, positions=r.positions, packed=r.packed,
-                                           cache=r.cacheable) for r in self._rows(keep)])
+        return self.finish([self.forward(r) for r in self.rows(keep)])
 
     def _soft_values(self, keep: torch.Tensor) -> torch.Tensor:
         """Relaxed target values ``[b]`` for keep levels ``[b, L]`` in [0, 1]: the relaxation acts on embeddings
@@ -259,7 +201,7 @@ class PromptEvaluator:
         one packed forward (the prefix tree, soft key biases on the prompt's keys)."""
         b, L = keep.shape
         ids = self.prompt_ids.unsqueeze(0).expand(b, -1)  # [b, L]
-        _, last_kept = self._read_at(keep)
+        _, last_kept = self.read_at(keep)
         probe = self.bound.probe
         at = L - 1 if probe is None else probe.position % L
         upto = torch.cat([keep[:, : at + 1], torch.zeros_like(keep[:, at + 1:])], 1)  # [b, L]
@@ -268,7 +210,7 @@ class PromptEvaluator:
             mask, positions = tree_mask(keep, self._layout, self.model.config, self.model.dtype)
             read = torch.cat([last_kept[:, None], self._tree_reads.expand(b, -1)], dim=1)  # [b, R]
             first = soft_read_weights(torch.cat([upto, keep.new_zeros(b, len(self._layout.tokens))], dim=1))
-            return self._finish([self._forward(full_ids, mask, read, (), True, first, positions=positions)])
+            return self.finish([self.forward(Rows(full_ids, mask, read, positions, packed=True), first_read=first)])
         logits = []
         for cont in self.bound.continuations:
             tail = torch.tensor(cont[:-1], device=self.device, dtype=ids.dtype)  # teacher-forced part
@@ -279,13 +221,14 @@ class PromptEvaluator:
             hooks: list[tuple[Any, str, Any]] = []
             first = None
             if self.operator.name == "replace":
-                hooks = [(self.model.get_submodule(self.lm.architecture.embed), "forward",
+                hooks = [(self.lm.embedding, "forward",
                           embedding_interpolation(full_keep, self._baseline_embedding()))]
                 mask: Any = torch.ones_like(full_ids)
             else:
                 mask = soft_attention_mask(full_keep, self.model.config, self.model.dtype)
                 first = soft_read_weights(torch.cat([upto, torch.zeros_like(full_keep[:, L:])], dim=1))
-            logits.append(self._forward(full_ids, mask, read, hooks, True, first))  # [b, k, V]
+            soft_rows = Rows(full_ids, mask, read, None, cacheable=False)  # soft masks: no row is the prefix's
+            logits.append(self.forward(soft_rows, hooks, first))  # [b, k, V]
         return self.bound.combine(logits)
 
     def _compacts(self, T: int) -> bool:
@@ -304,27 +247,25 @@ class PromptEvaluator:
 
     def _baseline_embedding(self) -> torch.Tensor:
         """The baseline token's embedding ``[d]`` as the embedding module outputs it (scaling included)."""
-        embed = self.model.get_submodule(self.lm.architecture.embed)
         with torch.no_grad():
-            return embed(torch.tensor([[int(self.operator.baseline_id)]], device=self.device))[0, 0]
+            return self.lm.embedding(torch.tensor([[int(self.operator.baseline_id)]], device=self.device))[0, 0]
 
     def _check_baseline_embedding(self) -> None:
-        embed = self.model.get_submodule(self.lm.architecture.embed)
         with torch.no_grad():
-            typical = embed(self.prompt_ids[None])[0].norm(dim=-1).median()
+            typical = self.lm.embedding(self.prompt_ids[None])[0].norm(dim=-1).median()
         if self._baseline_embedding().norm() < 1e-3 * typical:
             raise InputError(
                 f"the baseline token {self.operator.baseline_id} has a (near) zero embedding; interpolating "
                 "towards it is degenerate under RMSNorm, so gradients would be meaningless. Choose another "
                 "baseline token (e.g. baseline=' the') or mask='remove'")
 
-    def _shape(self) -> tuple[int, int]:
+    def row_shape(self) -> tuple[int, int]:
         """Tokens fed and positions read per row."""
         reads = [max(len(c), 1) for c in self.bound.continuations]
         tails = len(self._layout.tokens) if self._packs else max(reads) - 1
         return len(self.prompt_ids) + tails, len(self._layout.reads) if self._packs else max(reads)
 
-    def _chunk(self, backward: bool = False, checkpointed: bool = True) -> int:
+    def rows_per_forward(self, backward: bool = False, checkpointed: bool = True) -> int:
         """Rows per forward: the user's ``batch_size``, else as many as the free memory holds for this
         prompt's length and read positions (V-wide logits at each); with a backward pass, with or without the
         decoder layers checkpointed."""
@@ -332,16 +273,16 @@ class PromptEvaluator:
             return self.batch_size
         key = (backward, checkpointed)
         if key not in self._auto:
-            seq_len, reads = self._shape()
-            self._auto[key] = auto_batch_size(self.lm, seq_len, reads, backward=backward, checkpointed=checkpointed)
+            seq_len, reads = self.row_shape()
+            self._auto[key] = self.lm.rows_per_forward(seq_len, reads, backward=backward, checkpointed=checkpointed)
         return self._auto[key]
 
     @torch.no_grad()
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:
         """Target values ``[B]`` (float64, CPU) for unit masks ``[B, n]`` of 0/1."""
         masks = masks.to(self.device).long()
-        step = self._chunk()
-        values = [self._values(keep_matrix(self.token_unit, masks[lo: lo + step])).double()
+        step = self.rows_per_forward()
+        values = [self.values(keep_matrix(self.token_unit, masks[lo: lo + step])).double()
                   for lo in range(0, masks.shape[0], step)]  # stays on the device: one host copy per call
         return check_finite(torch.cat(values).cpu())
 
@@ -352,10 +293,10 @@ class PromptEvaluator:
         if self.operator.name == "replace":
             self._check_baseline_embedding()
         values, grads = [], []
-        step = self._chunk(backward=True)
+        step = self.rows_per_forward(backward=True)
         for lo in range(0, masks.shape[0], step):
             m = masks[lo: lo + step].clone().requires_grad_(True)  # [b, n]
-            with torch.enable_grad(), checkpointed(self._layers()):  # one layer's activations at a time
+            with torch.enable_grad(), checkpointed(self.lm.layers):  # one layer's activations at a time
                 v = self._soft_values(keep_matrix(self.token_unit, m))  # [b]
                 (g,) = torch.autograd.grad(v.sum(), m)  # rows are independent: row r's gradient is g[r]
             values.append(v.detach().double().cpu())

@@ -69,12 +69,13 @@ class UnitGame:
     units: list
     rendered: Any
     evaluator: Any  # a PromptEvaluator
+    baseline: Any  # what a masked unit becomes: a token id (mask="replace"), a component baseline's name, or None
 
     @property
     def rows_per_forward(self) -> int:
         """Masked runs that go through one forward on this model's device (see
-        :mod:`diffusiongemma.batching`); the engine sizes its rounds by it."""
-        return self.evaluator._chunk()
+        :mod:`diffusiongemma.models.batching`); the engine sizes its rounds by it."""
+        return self.evaluator.rows_per_forward()
 
     @property
     def n(self) -> int:
@@ -118,6 +119,7 @@ class Game(UnitGame):
         self.units = build_units(self.rendered, units)
         self.unit_spec = units if isinstance(units, str) else "spans"
         self.operator = mask_operator(mask, self.lm.tokenizer, baseline)
+        self.baseline = self.operator.baseline_id
         self.target = resolve_target(target, contrast)
         self.bound = self.target.bind(self.lm, self.rendered)
         self._check_length(max(len(c) for c in self.bound.continuations))
@@ -158,7 +160,7 @@ class Game(UnitGame):
             >>> [v.shape for v in Game.evaluate_together([a, b], [np.ones((2, a.n)), np.ones((1, b.n))])]
             [(2,), (1,)]
         """
-        ms = [g._as_masks(m).round().long() for g, m in zip(games, masks)]
+        ms = [as_masks(m, g.n).round().long() for g, m in zip(games, masks)]
         for g, m in zip(games, ms):
             g.evaluations += int(m.shape[0])
         return [v.numpy() for v in evaluate_together([g.evaluator for g in games], ms)]

@@ -14,7 +14,6 @@ from typing import Sequence
 
 import torch
 
-from .batching import auto_batch_size
 from .errors import InputError
 from .validation import check_count
 from .models import LoadedModel
@@ -72,7 +71,7 @@ def greedy_ids(lm: LoadedModel, rows: list[list[int]], *, max_new_tokens: int, b
     needs at least one). Rows go in batches with left padding and explicit positions (equal to one at a time),
     with a KV cache; only the last position's logits are computed, and a batch holds at most ``batch_size`` rows
     and no more than the free memory takes for the longest one
-    (:func:`~diffusiongemma.batching.auto_batch_size`); a row too long for memory on its own is refused with
+    (:meth:`~diffusiongemma.models.ModelAdapter.rows_per_forward`); a row too long for memory on its own is refused with
     :class:`~diffusiongemma.errors.MemoryLimitError`.
 
     Example:
@@ -92,7 +91,7 @@ def greedy_ids(lm: LoadedModel, rows: list[list[int]], *, max_new_tokens: int, b
     pending = list(rows)
     while pending:
         width = max(map(len, pending[:batch_size]))
-        fit = auto_batch_size(lm, width + max_new_tokens, 1)  # the KV cache grows by max_new_tokens
+        fit = lm.rows_per_forward(width + max_new_tokens, 1)  # the KV cache grows by max_new_tokens
         batch, pending = pending[:min(batch_size, fit)], pending[min(batch_size, fit):]
         width = max(map(len, batch))
         ids = torch.full((len(batch), width), pad, dtype=torch.long, device=lm.device)  # [B, T]

@@ -1,4 +1,4 @@
-"""Mask operators on prompt tokens, and scoped interventions that always come off.
+"""Mask operators on prompt tokens, (scoped interventions: :mod:`diffusiongemma.models.hooks`).
 
 A mask ``m ∈ {0,1}^n`` over units becomes a keep matrix over token positions; an operator turns that into
 model inputs:
@@ -21,16 +21,14 @@ Example:
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
 from .errors import InputError
 
-__all__ = ["MASK_OPERATORS", "MaskOperator", "keep_matrix", "mask_operator", "scoped_hooks", "hook_count",
-           "compact_rows"]
+__all__ = ["MASK_OPERATORS", "MaskOperator", "keep_matrix", "mask_operator", "compact_rows"]
 
 
 def keep_matrix(token_unit: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -104,35 +102,3 @@ def mask_operator(name: str, tokenizer: Any, baseline: str | int | None = None) 
     if bid is None:
         raise InputError("this tokenizer has no pad or unk token; pass a baseline token for replace")
     return MaskOperator("replace", int(bid))
-
-
-def hook_count(model: torch.nn.Module) -> int:
-    """Number of forward (pre-)hooks registered anywhere in ``model``."""
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
-
-
-@contextmanager
-def scoped_hooks(hooks: list[tuple[torch.nn.Module, str, Any]]) -> Iterator[None]:
-    """Register ``(module, "forward" | "forward_pre" | "forward_kw", fn)`` hooks for the duration of a block, then remove
-    them whatever happens (success, exception, KeyboardInterrupt).
-
-    Example:
-        >>> lin = torch.nn.Linear(2, 2)
-        >>> with scoped_hooks([(lin, "forward", lambda m, i, o: o * 0)]):
-        ...     hook_count(lin)
-        1
-        >>> hook_count(lin)
-        0
-    """
-    handles = []
-    try:
-        for module, kind, fn in hooks:
-            if kind == "forward_kw":  # a forward hook that also receives the keyword arguments
-                handles.append(module.register_forward_hook(fn, with_kwargs=True))
-                continue
-            register = module.register_forward_hook if kind == "forward" else module.register_forward_pre_hook
-            handles.append(register(fn))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()

@@ -1,5 +1,5 @@
 """Several prompts' masks in one forward: each prompt's masked rows (see
-:meth:`~diffusiongemma.evaluation.PromptEvaluator._rows`) padded to the longest and stacked, so an
+:meth:`~diffusiongemma.evaluation.PromptEvaluator.rows`) padded to the longest and stacked, so an
 accelerator sees one large batch during a batch audit instead of one small batch per prompt.
 
 Where every stacked prompt starts with the same cached prefix (the chat template's opening, a system
@@ -19,12 +19,11 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
-from .batching import auto_batch_size
 
 __all__ = ["Rows", "stack_rows", "evaluate_together"]
 
@@ -120,7 +119,7 @@ def _can_stack(evaluators: list[Any]) -> bool:
 
 def _shared_prefix_lead(evaluators: list[Any]) -> int | None:
     """The index of an evaluator whose cached prefix (the tokens before its first unit, see
-    :meth:`~diffusiongemma.evaluation.PromptEvaluator._prefix`) every other prompt starts with, so one copy
+    :attr:`~diffusiongemma.evaluation.PromptEvaluator.prefix`) every other prompt starts with, so one copy
     of its KV cache serves every stacked row (a long system prompt is computed once); None if there is none."""
     lead = min(range(len(evaluators)), key=lambda i: evaluators[i].prefix_len)
     P = evaluators[lead].prefix_len
@@ -135,8 +134,8 @@ def _rows_per_forward(evaluators: list[Any]) -> int:
     fixed = [ev.batch_size for ev in evaluators if ev.batch_size]
     if fixed:
         return min(fixed)
-    shapes = [ev._shape() for ev in evaluators]
-    return auto_batch_size(evaluators[0].lm, max(s for s, _ in shapes), max(r for _, r in shapes))
+    shapes = [ev.row_shape() for ev in evaluators]
+    return evaluators[0].lm.rows_per_forward(max(s for s, _ in shapes), max(r for _, r in shapes))
 
 
 @torch.no_grad()
@@ -167,7 +166,7 @@ def evaluate_together(evaluators: list[Any], masks: list[torch.Tensor]) -> list[
         parts = []  # (evaluator index, its Rows)
         for i, lo, hi in segment:
             ev = evaluators[i]
-            (rows,) = ev._rows(keep_matrix(ev.token_unit, masks[i][lo:hi]))
+            (rows,) = ev.rows(keep_matrix(ev.token_unit, masks[i][lo:hi]))
             parts.append((i, rows))
         for packed in (False, True):  # 2-D masks and prepared 4-D ones go through separate forwards
             group = [(i, rows) for i, rows in parts if rows.packed == packed]
@@ -176,11 +175,10 @@ def evaluate_together(evaluators: list[Any], masks: list[torch.Tensor]) -> list[
             stacked = stack_rows([rows for _, rows in group])
             cached = lead is not None and not packed and stacked.cacheable
             runner = evaluators[lead] if cached else evaluators[group[0][0]]  # type: ignore[index]
-            logits = runner._forward(stacked.ids, stacked.mask, stacked.read, positions=stacked.positions,
-                                     packed=not cached)  # [B, r, V]; with a shared prefix, from its cache
+            logits = runner.forward(replace(stacked, cacheable=cached))  # [B, r, V]; a shared prefix from its cache
             at = 0
             for i, rows in group:
                 part = logits[at: at + rows.rows, : rows.read.shape[1]]  # [b, r_i, V]
-                values[i].append(evaluators[i]._finish([part]).double())
+                values[i].append(evaluators[i].finish([part]).double())
                 at += rows.rows
     return [check_finite(torch.cat(v).cpu()) if v else torch.zeros(0, dtype=torch.float64) for v in values]

@@ -13,7 +13,7 @@ from diffusiongemma import run
 from diffusiongemma.components import ComponentGame
 from diffusiongemma.components.sites import Component, enumerate_components, parse_component_spec
 from diffusiongemma.errors import InputError
-from diffusiongemma.masking import hook_count
+from diffusiongemma.models.hooks import hook_count
 
 PROMPT, TARGET = "The quick brown fox jumps over the lazy", " dog"
 
@@ -144,7 +144,7 @@ def test_explain_over_components_with_ablation_and_the_html_grid(tiny_lm, tmp_pa
 def test_a_direction_unit_masked_is_directional_ablation_at_every_layer(tiny_lm, tmp_path):
     """``direction:FILE`` is one unit: masked, the model computes exactly what it computes under the refusal
     direction's ablation hooks; kept, exactly what it computes without them; soft masks are differentiable."""
-    from diffusiongemma.masking import scoped_hooks
+    from diffusiongemma.models.hooks import scoped_hooks
     from diffusiongemma.refusal.direction import RefusalDirection, direction_hooks
 
     g = torch.Generator().manual_seed(5)

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import diffusiongemma as dg
-from diffusiongemma import batching
+from diffusiongemma.models import batching
 from diffusiongemma.errors import InputError, MemoryLimitError
 from diffusiongemma.game import Game
-from diffusiongemma.masking import hook_count
+from diffusiongemma.models.hooks import hook_count
 from diffusiongemma.models import load_model
 
 PROMPT, TARGET = "The quick brown fox jumps over the lazy", " dog"
@@ -37,14 +37,14 @@ def test_batch_size_follows_free_memory_and_never_changes_the_values(tiny_lm, mo
     g = Game(PROMPT, TARGET, model=tiny_lm, units="words")
     masks = np.random.default_rng(1).integers(0, 2, size=(20, g.n))
     auto = g(masks)
-    assert g.evaluator._chunk() == 64  # plenty of RAM on CPU: the CPU cap
+    assert g.evaluator.rows_per_forward() == 64  # plenty of RAM on CPU: the CPU cap
     per_row = batching.row_bytes(tiny_lm.model.config, len(g.rendered), 1, 4)
     monkeypatch.setattr(batching, "free_memory", lambda device: int(3.5 * per_row / batching._FRACTION))
     tight = Game(PROMPT, TARGET, model=tiny_lm, units="words")
-    assert tight.evaluator._chunk() == 3
+    assert tight.evaluator.rows_per_forward() == 3
     np.testing.assert_allclose(tight(masks), auto, atol=1e-5)
     fixed = Game(PROMPT, TARGET, model=tiny_lm, units="words", batch_size=5)
-    assert fixed.evaluator._chunk() == 5  # the user's override wins
+    assert fixed.evaluator.rows_per_forward() == 5  # the user's override wins
     np.testing.assert_allclose(fixed(masks), auto, atol=1e-5)
 
 
@@ -96,7 +96,7 @@ def test_device_map_rejects_what_it_cannot_do(tiny_dir):
 def _shape(tiny_lm, text: str) -> tuple[int, int]:
     from diffusiongemma.game import Game
 
-    return Game(text, " and", model=tiny_lm, units="words").evaluator._shape()
+    return Game(text, " and", model=tiny_lm, units="words").evaluator.row_shape()
 
 
 def test_a_gradient_run_that_cannot_fit_is_refused_with_a_clear_error(tiny_lm, monkeypatch):

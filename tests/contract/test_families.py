@@ -14,7 +14,7 @@ import torch
 
 from diffusiongemma.components import ComponentGame
 from diffusiongemma.components.sites import Component, model_dims
-from diffusiongemma.masking import hook_count
+from diffusiongemma.models.hooks import hook_count
 from diffusiongemma.models.architectures import architecture_for
 from diffusiongemma.models.loading import LoadedModel
 

@@ -57,7 +57,7 @@ def test_component_gradients_that_cannot_fit_are_skipped_and_said(tiny_lm, monke
     """On a long prompt the component map's gradients (no checkpointing under component hooks) may not fit where
     the prompt's own map does: explain_refusal then keeps its decision and map and says why the components are
     missing, instead of failing the whole request."""
-    from diffusiongemma import batching
+    from diffusiongemma.models import batching
 
     needs: dict[bool, list[int]] = {True: [], False: []}
     row_bytes = batching.row_bytes

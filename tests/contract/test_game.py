@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from diffusiongemma import Attribution, Game, explain
-from diffusiongemma.masking import hook_count
+from diffusiongemma.models.hooks import hook_count
 
 PROMPT = "Tell me how the old river bank flooded last spring, and why"
 

@@ -8,7 +8,7 @@ import torch
 
 from diffusiongemma.errors import InputError
 from diffusiongemma.generation import chat_ids
-from diffusiongemma.masking import hook_count, scoped_hooks
+from diffusiongemma.models.hooks import hook_count, scoped_hooks
 from diffusiongemma.refusal.direction import (RefusalDirection, direction_hooks, fit_refusal_direction, projection,
                                               residual_activations)
 

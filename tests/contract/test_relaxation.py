@@ -10,7 +10,7 @@ import torch
 from diffusiongemma import Game, run
 from diffusiongemma.targets import Contrast
 from diffusiongemma.errors import InputError
-from diffusiongemma.masking import hook_count
+from diffusiongemma.models.hooks import hook_count
 from diffusiongemma.packing import tree_layout
 from diffusiongemma.relaxation import soft_attention_mask
 
@@ -120,7 +120,7 @@ def test_several_continuations_packed_soft_path(tiny_lm, target):
 def test_checkpointed_layers_give_the_same_gradient_and_are_restored(tiny_lm):
     game = game_of(tiny_lm, "remove")
     soft = np.random.default_rng(2).uniform(0.1, 0.9, (2, game.n))
-    layers = game.evaluator._layers()
+    layers = game.lm.layers
     with_ckpt = game.gradient(soft)
     with patch("diffusiongemma.evaluation.checkpointed", lambda layers: contextlib.nullcontext()):
         without = game.gradient(soft)

@@ -37,9 +37,9 @@ def test_stacked_values_equal_each_prompt_alone(tiny_lm, monkeypatch, target, ch
     masks = _masks(games, 9)
     alone = [g(m) for g, m in zip(games, masks)]
     forwards = []
-    real = PromptEvaluator._forward
-    monkeypatch.setattr(PromptEvaluator, "_forward", lambda self, ids, *a, **k: (
-        forwards.append(ids.shape[0]), real(self, ids, *a, **k))[1])
+    real = PromptEvaluator.forward
+    monkeypatch.setattr(PromptEvaluator, "forward", lambda self, rows, *a, **k: (
+        forwards.append(rows.ids.shape[0]), real(self, rows, *a, **k))[1])
     together = Game.evaluate_together(games, masks)
     assert forwards == [7, 7, 7, 6]  # 27 rows of three prompts in four forwards, not six
     assert len({g.evaluator.prompt_ids.shape[0] for g in games}) == 3  # different lengths: padding at work
@@ -53,12 +53,12 @@ def test_a_shared_prefix_is_cached_once_for_every_stacked_row(tiny_lm):
     assert len({g.evaluator.prefix_len for g in games}) == 1 and games[0].evaluator.prefix_len >= 2  # chat opening
     masks = _masks(games, 5, seed=4)
     alone = [g(m) for g, m in zip(games, masks)]
-    for g in games:
-        g.evaluator._prefix_cache = None
+    for g in games:  # fresh caches, none computed yet
+        g.evaluator.prefix = tiny_lm.prefix_cache(g.evaluator.prefix.ids)
     together = Game.evaluate_together(games, masks)
     for a, t in zip(alone, together):
         np.testing.assert_allclose(t, a, atol=2e-5)
-    built = [g.evaluator._prefix_cache is not None for g in games]
+    built = [g.evaluator.prefix.computed for g in games]
     assert sum(built) == 1  # one prompt's cache served the rows of all three
 
 

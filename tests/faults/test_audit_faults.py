@@ -13,7 +13,7 @@ import torch
 from diffusiongemma.audit.runner import AuditSettings, run_audit
 from diffusiongemma.audit.store import AuditStore
 from diffusiongemma.errors import StoreError
-from diffusiongemma.masking import scoped_hooks
+from diffusiongemma.models.hooks import scoped_hooks
 
 PROMPTS = ["Tell me about cats", "How do I bake bread at home", "The zebra stripes explained", "Name three rivers",
            "Why is the sky blue"]
@@ -75,7 +75,7 @@ def test_an_item_too_long_for_memory_is_an_error_row_and_its_group_is_still_audi
     """A prompt whose one row would not fit in the memory the audit may take is refused before its forward (the
     kernel would otherwise kill the whole audit): it is an error row saying why, and its group's other items,
     which fit, are audited."""
-    from diffusiongemma import batching
+    from diffusiongemma.models import batching
 
     prompts = ["Tell me about cats " * 10, "How do I bake bread at home " * 7,
                "Describe the zebra's unbelievable microstructural stripes " * 12]  # 40, 49, 72 words: one group

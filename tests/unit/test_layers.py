@@ -54,3 +54,20 @@ def test_models_know_no_layer_above_them():
     allowed = {"models", "errors.py", "validation.py", "jsontext.py", "_quiet.py"}
     up = [(f, ".".join(t)) for f, t, n in _imports() if f.startswith("models/") and t and _owner(t) not in allowed]
     assert up == []
+
+
+# torch keeps no public count of a module's hooks; models/hooks.py reads these two to check none is left behind
+_TORCH_INTERNALS = {"_forward_hooks", "_forward_pre_hooks"}
+
+
+def test_no_private_attribute_of_another_object_is_read():
+    """Objects talk through public methods (the model adapter, the evaluator's rows/forward/finish): ``x._name`` is
+    read only on ``self`` or ``cls``."""
+    reads = []
+    for path in ROOT.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+                    and node.attr not in _TORCH_INTERNALS):
+                reads.append((str(path.relative_to(ROOT)), node.lineno, ast.unparse(node)))
+    assert reads == []

@@ -26,11 +26,11 @@ from typing import Any, Callable
 import torch
 
 from ..errors import InputError
-from ..masking import scoped_hooks
+from ..models.hooks import scoped_hooks
 from ..models.forward import last_logits_only
 from ..prompts import render_prompt
 from .hooks import site_module
-from .sites import Component, model_dims
+from .sites import Component
 
 __all__ = ["BASELINES", "capture", "mean_baselines", "resample_baselines"]
 
@@ -43,7 +43,7 @@ def capture(lm: Any, components: list[Component], run: Callable[[], Any]) -> dic
 
     Directions have no activation of their own and are left out.
     """
-    _, n_heads, _ = model_dims(lm)
+    n_heads = lm.dims.heads
     seen: dict[Component, list[torch.Tensor]] = defaultdict(list)
     by_site: dict[tuple[str, int], list[Component]] = defaultdict(list)
     for c in components:

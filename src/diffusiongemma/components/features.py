@@ -272,7 +272,7 @@ def pin_features(lm: Any, spec: str, input_ids: list[int]) -> str:
 
 
 def _block(lm: Any, layer: int) -> torch.nn.Module:
-    return lm.model.get_submodule(lm.architecture.layers)[layer]
+    return lm.layers[layer]
 
 
 def _mlp_sites(lm: Any, layer: int) -> tuple[torch.nn.Module, torch.nn.Module, float]:
@@ -297,7 +297,7 @@ def site_input(lm: Any, input_ids: list[int], layer: int, site: str = "resid") -
     """What an SAE at ``site`` reads at every position of ``input_ids``, ``[T, d]``: the residual stream after
     decoder layer ``layer``, or (``"transcoder"``) the MLP's normalised input in that layer — one unmasked
     forward, logits at the last position only, the hook removed whatever happens."""
-    from ..masking import scoped_hooks
+    from ..models.hooks import scoped_hooks
     from ..models.forward import last_logits_only
 
     seen: dict[str, torch.Tensor] = {}

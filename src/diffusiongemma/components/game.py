@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
@@ -22,7 +21,8 @@ import torch
 from ..errors import InputError
 from ..evaluation import PromptEvaluator, check_finite
 from ..game import UnitGame, resolve_model
-from ..masking import scoped_hooks
+from ..masking import MaskOperator
+from ..models.hooks import scoped_hooks
 from ..prompts import Chat, render_prompt
 from ..targets import Target, resolve_target
 from .baselines import BASELINES, mean_baselines, resample_baselines
@@ -53,16 +53,16 @@ class ComponentGame(UnitGame):
         self.bound = self.target.bind(self.lm, self.rendered)
         for spec in {c.positions for c in self.components if c.positions}:
             check_position(spec, len(self.rendered))
-        self.operator = SimpleNamespace(name="component", baseline_id=baseline)
+        self.baseline = baseline
         self.evaluator = self._evaluator(self.rendered, batch_size)
         self.baselines = self._baselines(baseline, reference, counterfactual, chat, system)
         self.evaluations = 0
 
     def _evaluator(self, rendered: Any, batch_size: int | None) -> PromptEvaluator:
-        token_unit = torch.full((len(rendered),), -1, dtype=torch.long)  # no token is masked
-        ev = PromptEvaluator(self.lm, rendered, self.bound, _KeepAll(), token_unit, batch_size)
-        ev.prefix_len = 1 << 30  # the prefix is not mask-independent here: never cache it
-        return ev
+        token_unit = torch.full((len(rendered),), -1, dtype=torch.long)  # no token is a unit: every one is kept
+        # the component hooks change every position's activations: no prefix is the same under every mask
+        return PromptEvaluator(self.lm, rendered, self.bound, MaskOperator("remove"), token_unit, batch_size,
+                               cache_prefix=False)
 
     def _baselines(self, baseline: str, reference: list[str] | None, counterfactual: Any, chat: bool,
                    system: str | None) -> dict:
@@ -81,19 +81,19 @@ class ComponentGame(UnitGame):
                 "patching swaps activations position by position, so both must have the same number of tokens")
         ev = self._evaluator(corrupt, 1)
         keep = torch.ones(1, len(corrupt), dtype=torch.long, device=self.lm.device)
-        return resample_baselines(self.lm, self.components, lambda: ev._values(keep))
+        return resample_baselines(self.lm, self.components, lambda: ev.values(keep))
 
     def _values(self, masks: torch.Tensor) -> torch.Tensor:
         """Values ``[b]`` for component masks ``[b, n]`` (differentiable in the masks)."""
         keep = torch.ones(masks.shape[0], len(self.rendered), dtype=torch.long, device=self.lm.device)  # [b, L]
         with scoped_hooks(component_hooks(self.lm, self.components, masks, self.baselines, len(self.rendered))):
-            return self.evaluator._values(keep)
+            return self.evaluator.values(keep)
 
     def __call__(self, masks: Any) -> np.ndarray:
         """Target values ``[batch]`` for masks ``[batch, n]`` (1 keeps a component, 0 masks it)."""
         m = self._as_masks(masks).round().to(self.lm.device, self.lm.model.dtype)
         self.evaluations += int(m.shape[0])
-        chunk = self.evaluator._chunk()
+        chunk = self.evaluator.rows_per_forward()
         with torch.no_grad():
             out = [self._values(m[lo: lo + chunk]).double() for lo in range(0, m.shape[0], chunk)]  # on the device
         return check_finite(torch.cat(out).cpu() if out else torch.zeros(0)).numpy()
@@ -105,7 +105,7 @@ class ComponentGame(UnitGame):
             raise InputError("soft masks must lie in [0, 1]")
         self.evaluations += 3 * int(m.shape[0])
         values, grads = [], []
-        chunk = self.evaluator._chunk(backward=True, checkpointed=False)
+        chunk = self.evaluator.rows_per_forward(backward=True, checkpointed=False)
         for lo in range(0, m.shape[0], chunk):
             part = m[lo: lo + chunk].to(self.lm.device, self.lm.model.dtype).clone().requires_grad_(True)
             with torch.enable_grad():  # not checkpointed: the component hooks wrap the layers themselves
@@ -115,11 +115,3 @@ class ComponentGame(UnitGame):
             grads.append(g.double().cpu())
         return check_finite(torch.cat(values)).numpy(), check_finite(torch.cat(grads)).numpy()
 
-
-class _KeepAll:
-    """The token operator of a component game: every token stays."""
-
-    name = "remove"
-
-    def apply(self, ids: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return ids.unsqueeze(0).expand(keep.shape[0], -1), torch.ones_like(keep)

@@ -15,7 +15,7 @@ sets each component's output to ``m·activation + (1 − m)·baseline``.
 A component restricted to positions (``@last``, see :mod:`.positions`) is masked there only: its keep level
 is ``1 − p_t (1 − m)`` at position ``t``. Baselines are ``[dh]`` per head, ``[size]`` per neuron group and
 ``[d]`` per MLP / layer (``None``: zero), or the same with a leading ``[T]`` (resampled from a counterfactual
-run, position by position). Everything goes through :func:`~diffusiongemma.masking.scoped_hooks`, so no hook
+run, position by position). Everything goes through :func:`~diffusiongemma.models.hooks.scoped_hooks`, so no hook
 outlives the forward.
 
 Example:
@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from .positions import position_mask
-from .sites import Component, direction_vector, model_dims
+from .sites import Component, direction_vector
 
 __all__ = ["component_hooks", "site_module"]
 
@@ -45,7 +45,7 @@ __all__ = ["component_hooks", "site_module"]
 def site_module(lm: Any, kind: str, layer: int) -> torch.nn.Module:
     """The module whose input (heads, neurons) or output (mlp, layer) a component lives in."""
     arch = lm.architecture
-    block = lm.model.get_submodule(arch.layers)[layer]
+    block = lm.layers[layer]
     if kind == "head":
         return block.get_submodule(f"{arch.attn}.{arch.attn_out}")
     if kind == "neuron":
@@ -137,7 +137,7 @@ def _split_hook(lm: Any, kind: str, layer: int, members: list[tuple[int, Compone
                 baselines: dict[Component, torch.Tensor], prompt_len: int | None) -> tuple[Any, str, Any]:
     """One pre-hook on the input of the attention output projection (heads) or of the MLP down projection
     (neurons), masking slices of its last dimension."""
-    _, n_heads, inner = model_dims(lm)
+    _, n_heads, inner = lm.dims
     if kind == "head":
         width = n_heads
         slices = [slice(c.index, c.index + 1) for _, c in members]
@@ -185,4 +185,4 @@ def _direction_hooks(lm: Any, directions: list[tuple[int, Component]], masks: to
             hidden = hidden - drop[..., j, None] * (hidden @ r[j])[..., None] * r[j]
         return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
-    return [(layer, "forward", ablate) for layer in lm.model.get_submodule(lm.architecture.layers)]
+    return [(layer, "forward", ablate) for layer in lm.layers]

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..masking import scoped_hooks
+from ..models.hooks import scoped_hooks
 from .hooks import component_hooks
 
 __all__ = ["replies_under_masks"]
@@ -42,7 +42,7 @@ def replies_under_masks(game: Any, masks: np.ndarray, *, max_new_tokens: int) ->
     generated tokens: refused."""
     from ..generation import greedy_full
 
-    if game.operator.baseline_id == "resample":
+    if game.baseline == "resample":
         raise InputError("a reply cannot be regenerated under resampled (activation-patching) baselines: they "
                          "have no value past the prompt")
     masks = np.atleast_2d(np.asarray(masks))

@@ -31,7 +31,7 @@ from ..units import Unit
 from .positions import is_position
 
 __all__ = ["COMPONENT_KINDS", "Component", "is_component_spec", "parse_component_spec", "enumerate_components",
-           "component_units", "direction_vector", "model_dims"]
+           "component_units", "direction_vector"]
 
 COMPONENT_KINDS = ("heads", "mlps", "layers", "neurons:L", "direction:FILE", "features:L=SAE", "transcoder:L=FILE")
 _PLAIN = ("heads", "mlps", "layers")
@@ -109,15 +109,6 @@ def parse_component_spec(spec: str) -> list[tuple[str, tuple[int, int] | None, s
     return out
 
 
-def model_dims(lm: Any) -> tuple[int, int, int]:
-    """(layers, attention heads, MLP hidden neurons) of a loaded model."""
-    cfg = lm.model.config
-    n_layers = int(getattr(cfg, "num_hidden_layers", None) or cfg.n_layer)
-    n_heads = int(getattr(cfg, "num_attention_heads", None) or cfg.n_head)
-    inner = getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * int(cfg.hidden_size)
-    return n_layers, n_heads, int(inner)
-
-
 def _neurons(kind: str, n_layers: int, inner: int, positions: str) -> list[Component]:
     """``neurons:L`` / ``neurons:L/G`` → the neuron units of layer L."""
     arg = kind.partition(":")[2]
@@ -136,7 +127,7 @@ def _neurons(kind: str, n_layers: int, inner: int, positions: str) -> list[Compo
 def enumerate_components(lm: Any, spec: str, input_ids: list[int] | None = None) -> list[Component]:
     """The components a spec selects on this model, in layer order within each kind (SAE features: the most
     active at the last position of ``input_ids``, the prompt they are units of)."""
-    n_layers, n_heads, inner = model_dims(lm)
+    n_layers, n_heads, inner = lm.dims
     comps: list[Component] = []
     for kind, layers, positions in parse_component_spec(spec):
         if kind.startswith("neurons:"):

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..masking import scoped_hooks
+from ..models.hooks import scoped_hooks
 from ..models.forward import last_logits_only
 
 __all__ = ["pooled_states", "fit_condition", "choose_alpha"]
@@ -48,7 +48,7 @@ def pooled_states(lm: Any, prompts: list[str]) -> torch.Tensor:
     """
     from ..generation import chat_ids
 
-    layers = lm.model.get_submodule(lm.architecture.layers)
+    layers = lm.layers
     out = []
     for p in prompts:
         grabbed: list[torch.Tensor] = []

@@ -121,9 +121,9 @@ class SteeringPatch:
                    float(meta["alpha"]), json.loads(meta.get("meta", "{}")))
 
     def hooks(self, lm: Any, state: dict[str, Any] | None = None) -> list[tuple[Any, str, Any]]:
-        """Forward hooks (for :func:`~diffusiongemma.masking.scoped_hooks`, or kept by :func:`attach_patch`).
+        """Forward hooks (for :func:`~diffusiongemma.models.hooks.scoped_hooks`, or kept by :func:`attach_patch`).
         ``state`` (a dict) receives the last decision: ``state["fire"]`` ``[B]`` and ``state["signal"]``."""
-        layers = lm.model.get_submodule(lm.architecture.layers)
+        layers = lm.layers
         if not self.behaviour_layer < len(layers) or self.behaviour.shape[0] != lm.model.config.hidden_size:
             raise ModelLoadError(f"the patch (d={self.behaviour.shape[0]}, layer {self.behaviour_layer}) does not fit "
                                  f"this model (d={lm.model.config.hidden_size}, {len(layers)} layers)")

@@ -38,7 +38,7 @@ import torch
 
 from ..errors import InputError
 from ..validation import check_count
-from ..masking import scoped_hooks
+from ..models.hooks import scoped_hooks
 from .attacks import Attack, attack_suite
 from .fit import choose_alpha, fit_condition, pooled_states
 from .mechanism import mechanism, refusal_components, score_and_contribution, suppression

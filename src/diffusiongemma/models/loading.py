@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import InputError, ModelLoadError, ModelNotFoundError
 from .named import named_adapter, patch_loader
 from .tiny import EXAMPLE_MODELS
+from .adapter import ModelAdapter
 from .architectures import Architecture, architecture_for
 from .gguf import cached_gguf
 from .default_gemma import DEFAULT_ALIASES, DEFAULT_MODEL_NAME, ensure_default_model, gemma3_chat_template
@@ -29,8 +30,9 @@ __all__ = ["LoadedModel", "load_model"]
 
 
 @dataclass
-class LoadedModel:
-    """A model ready for masking: the HF module, its tokenizer, its family and where it came from."""
+class LoadedModel(ModelAdapter):
+    """A model ready for masking: the HF module, its tokenizer, its family and where it came from; what the
+    library asks of the model (layers, dims, forwards at read positions) is its :class:`ModelAdapter` side."""
 
     model: Any  # transformers PreTrainedModel, in eval mode
     tokenizer: Any  # a fast tokenizer (offsets needed)
@@ -43,18 +45,6 @@ class LoadedModel:
     @property
     def family(self) -> str:
         return self.architecture.family
-
-    @property
-    def device(self) -> Any:
-        """Where inputs go: the embedding's execution device (a model sharded by ``device_map`` may hold
-        its layers on several devices, or offloaded on ``meta``)."""
-        embed = self.model.get_submodule(self.architecture.embed)
-        where = getattr(getattr(embed, "_hf_hook", None), "execution_device", None)
-        if where is not None:
-            import torch
-
-            return torch.device(where)
-        return next(embed.parameters()).device
 
     @property
     def sharded(self) -> bool:

@@ -7,7 +7,7 @@ harmless requests, at one layer and one position after the instruction, chosen o
   separates the validation classes, the one whose **directional ablation** (``x ← x − (x·r̂) r̂`` at every
   layer and position) lowers the refusal score of the validation harmful requests the most.
 * Interventions: :func:`direction_hooks` ablates the direction everywhere or adds ``α·r`` at its layer;
-  use them with :func:`~diffusiongemma.masking.scoped_hooks` around any forward, ``explain`` included.
+  use them with :func:`~diffusiongemma.models.hooks.scoped_hooks` around any forward, ``explain`` included.
 * :func:`projection`: each prompt's activation along r̂ at the chosen layer and position.
 
 Example:
@@ -32,7 +32,7 @@ import torch
 
 from ..errors import InputError
 from ..validation import check_count
-from ..masking import scoped_hooks
+from ..models.hooks import scoped_hooks
 from ..models import LoadedModel
 from ..models.forward import last_logits_only
 
@@ -89,10 +89,6 @@ def load_direction(path: str | Path) -> RefusalDirection:
         raise InputError(f"cannot read the direction file {path}: {exc}") from None
 
 
-def _layers(lm: LoadedModel) -> torch.nn.ModuleList:
-    return lm.model.get_submodule(lm.architecture.layers)
-
-
 @torch.no_grad()
 def residual_activations(lm: LoadedModel, prompts: list[str], positions: int = 5, *, chat: bool = True
                          ) -> torch.Tensor:
@@ -106,7 +102,7 @@ def residual_activations(lm: LoadedModel, prompts: list[str], positions: int = 5
     from ..generation import chat_ids
     from ..prompts import render_prompt
 
-    layers = _layers(lm)
+    layers = lm.layers
     out = []
     for p in prompts:
         ids = chat_ids(lm, p)[0] if chat else render_prompt(p, lm.tokenizer).input_ids
@@ -126,12 +122,12 @@ def residual_activations(lm: LoadedModel, prompts: list[str], positions: int = 5
 
 def direction_hooks(lm: LoadedModel, direction: RefusalDirection, mode: str = "ablate", alpha: float = 1.0
                     ) -> list[tuple[Any, str, Any]]:
-    """Hooks for :func:`~diffusiongemma.masking.scoped_hooks`: ``"ablate"`` projects r̂ out of every decoder
+    """Hooks for :func:`~diffusiongemma.models.hooks.scoped_hooks`: ``"ablate"`` projects r̂ out of every decoder
     layer's output at every position; ``"add"`` adds ``alpha · r`` to the output of the direction's layer.
 
     Example:
         >>> from diffusiongemma import RefusalScore, explain
-        >>> from diffusiongemma.masking import scoped_hooks
+        >>> from diffusiongemma.models.hooks import scoped_hooks
         >>> from diffusiongemma.models.tiny import example_model
         >>> lm = example_model()
         >>> d = RefusalDirection(torch.ones(64), layer=1, position=-1)
@@ -142,7 +138,7 @@ def direction_hooks(lm: LoadedModel, direction: RefusalDirection, mode: str = "a
     """
     if mode not in ("ablate", "add"):
         raise InputError(f"direction intervention {mode!r} is not 'ablate' or 'add'")
-    layers = _layers(lm)
+    layers = lm.layers
     r_hat = direction.unit.to(lm.device, lm.model.dtype)  # [d]
     r = direction.vector.to(lm.device, lm.model.dtype)  # [d]
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..attribution import Attribution
 from ..errors import InputError, MemoryLimitError
-from ..masking import scoped_hooks
+from ..models.hooks import scoped_hooks
 from ..models import LoadedModel
 from ..prompts import Chat
 from .direction import direction_hooks

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..components.sites import model_dims
 from ..errors import InputError
 from ..prompts import RenderedPrompt
 from ..targets import TARGETS, BoundTarget, Probe, Target
@@ -47,7 +46,7 @@ class DirectionProjection(Target):
 
     def bind(self, lm: Any, rendered: RenderedPrompt) -> BoundTarget:
         d, label = self._load()
-        n_layers, hidden = model_dims(lm)[0], lm.model.config.hidden_size
+        n_layers, hidden = lm.dims.layers, lm.model.config.hidden_size
         if d.vector.shape[0] != hidden or not 0 <= d.layer < n_layers:
             raise InputError(f"the direction (d={d.vector.shape[0]}, layer {d.layer}) does not fit this model "
                              f"(d={hidden}, {n_layers} layers)")

@@ -45,7 +45,7 @@ from typing import Any
 
 import torch
 
-from .errors import InputError, MemoryLimitError
+from ..errors import InputError, MemoryLimitError
 
 __all__ = ["row_bytes", "rows_that_fit", "free_memory", "auto_batch_size", "parse_size", "memory_limit", "LIMIT_ENV"]
 

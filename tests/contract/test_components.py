@@ -41,7 +41,8 @@ def _mask(game, off):
 
 def test_units_follow_the_spec(game, tiny_lm):
     assert [u.text for u in game.units][:5] == ["L0.H0", "L0.H1", "L0.H2", "L0.H3", "L1.H0"]
-    assert game.n == 2 * 4 + 2 + 2 and {u.role for u in game.units} == {"head", "mlp", "layer"}
+    assert game.n == 2 * 4 + 2 + 2 and {u.role for u in game.units} == {"component"}
+    assert {u.site.kind for u in game.units} == {"head", "mlp", "layer"}  # the structured site, not the label
     assert parse_component_spec("heads@1-1") == [("heads", (1, 1), "")]
     assert len(enumerate_components(tiny_lm, "heads@1")) == 4
     with pytest.raises(InputError):
@@ -216,3 +217,42 @@ def test_resample_and_unit_spec_errors_are_clear(tiny_lm):
     with pytest.raises(InputError, match="neither a layer range"):
         enumerate_components(tiny_lm, "heads@first")
     assert len(enumerate_components(tiny_lm, "neurons:1")) == 128
+
+
+def test_a_new_component_kind_is_one_class_in_the_registry(tiny_lm):
+    """What docs/ARCHITECTURE.md promises: a kind registered in UNIT_KINDS (here the attention block's output per
+    layer, written in this test) works in specs, games, labels and sites with no other change."""
+    from diffusiongemma.components.kinds.base import ComponentKind, layer_range, levels, mix
+    from diffusiongemma.units import UNIT_KINDS, register_unit_kind
+
+    class Attentions(ComponentKind):
+        name, unit, spec, layered = "attns", "attn", "attns", True
+
+        def enumerate(self, lm, part, layers, positions, input_ids):
+            return [Component("attn", layer, positions=positions) for layer in layer_range(part, layers, lm.dims.layers)]
+
+        def label(self, c):
+            return f"L{c.layer}.ATTN"
+
+        def hooks(self, lm, members, masks, baselines, prompt_len):
+            def hook(col, c):
+                def fn(module, inputs, output):
+                    kept = mix(output[0], levels(masks[:, col:col + 1], [c.positions], prompt_len, output[0].shape[1]), None)
+                    return (kept, *output[1:])
+                return lm.layers[c.layer].self_attn, "forward", fn
+            return [hook(col, c) for col, c in members]
+
+    register_unit_kind("attns", domain="component")(Attentions)
+    try:
+        g = ComponentGame(PROMPT, TARGET, model=tiny_lm, units="attns@1+mlps")
+        assert [u.text for u in g.units] == ["L1.ATTN", "L0.MLP", "L1.MLP"] and g.units[0].site.kind == "attn"
+
+        def edit(layers):
+            layers[1].self_attn.o_proj.weight.zero_()
+
+        assert g(_mask(g, [Component("attn", 1)]))[0] == pytest.approx(_value_with(tiny_lm, edit), abs=1e-5)
+        assert hook_count(tiny_lm.model) == 0
+    finally:
+        del UNIT_KINDS["attns"]
+    with pytest.raises(InputError, match="unknown component kind"):
+        ComponentGame(PROMPT, TARGET, model=tiny_lm, units="attns")

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from diffusiongemma.components import ComponentGame
-from diffusiongemma.components.sites import Component, model_dims
+from diffusiongemma.components.sites import Component
 from diffusiongemma.models.hooks import hook_count
 from diffusiongemma.models.architectures import architecture_for
 from diffusiongemma.models.loading import LoadedModel
@@ -132,7 +132,7 @@ def test_a_position_restriction_masks_only_there(lm):
 
 def test_components_of_each_family_are_enumerated_from_the_map(lm):
     inner = 128 if lm.family == "gpt2" else 64  # GPT-2's MLP is 4 × n_embd wide
-    assert model_dims(lm) == (2, 4, inner)
+    assert lm.dims == (2, 4, inner)
     g = ComponentGame(PROMPT, TARGET, model=lm, units="heads+mlps+layers+neurons:1/32")
     assert g.n == 2 * 4 + 2 + 2 + inner // 32
     assert [u.text for u in g.units][-2:] == [f"L1.N{inner - 64}-{inner - 33}", f"L1.N{inner - 32}-{inner - 1}"]

@@ -37,7 +37,7 @@ def toy(tiny_dir):
 @pytest.mark.slow
 def test_interactions_find_the_redundant_pair_that_single_patching_misses(toy):
     game = ComponentGame(PROMPT, TARGET, model=toy, units="heads+mlps")
-    mlps = [i for i, u in enumerate(game.units) if u.role == "mlp"]
+    mlps = [i for i, u in enumerate(game.units) if u.site.kind == "mlp"]
     full = game(np.ones((1, game.n)))[0]
     drops = {}
     for name, off in (("first", mlps[:1]), ("second", mlps[1:]), ("both", mlps)):
@@ -63,7 +63,7 @@ def test_backup_search_confirms_the_redundant_pair_by_running_the_model(toy, tmp
     redundant with the model's own drops (alone ≈ 0, together the whole effect), and nothing else is."""
     attr = dg.explain(PROMPT, target=TARGET, model=toy, units="heads+mlps", budget=600, backups=2)
     game = ComponentGame(PROMPT, TARGET, model=toy, units="heads+mlps")
-    mlps = tuple(i for i, u in enumerate(game.units) if u.role == "mlp")
+    mlps = tuple(i for i, u in enumerate(game.units) if u.site.kind == "mlp")
     b = attr.backups
     assert b.evaluations == game.n + 2 + 2 * (game.n - 1) - 1  # singles, then each candidate's pairs once
     assert set(b.candidates) == set(mlps)  # the largest Shapley-minus-drop gaps

@@ -31,5 +31,7 @@ def test_exception_tree():
 
 def test_registries():
     assert set(dg.TARGETS) == {"continuation", "contrast", "next_token", "greedy", "callable", "refusal", "projection"}
-    assert set(dg.UNIT_KINDS) == {"tokens", "words", "sentences", "roles", "spans"}
+    assert {k for k, v in dg.UNIT_KINDS.items() if v.domain == "text"} == {"tokens", "words", "sentences", "roles", "spans"}
+    assert {k for k, v in dg.UNIT_KINDS.items() if v.domain == "component"} == {
+        "heads", "mlps", "layers", "neurons", "direction", "features", "transcoder"}  # one registry for both
     assert set(dg.METHODS) == {"shapley", "banzhaf", "exact", "paired", "regression", "kadd", "gp", "owen", "gradient", "ablation"}

@@ -1,10 +1,12 @@
 """Unit kinds on the real Gemma tokenizer: words, tokens, sentences, spans, chat roles; specials excluded."""
 
+import json
+
 import pytest
 
 from diffusiongemma.errors import InputError
 from diffusiongemma.prompts import render_prompt
-from diffusiongemma.units import build_units, parse_unit_spec
+from diffusiongemma.units import Unit, build_units, parse_unit_spec
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +92,15 @@ def test_unit_spec_errors():
         parse_unit_spec("paragraphs")
     with pytest.raises(InputError, match="spans"):
         parse_unit_spec("spans:5-2")
+
+
+def test_a_component_unit_keeps_its_structured_site_through_json():
+    from diffusiongemma.components.sites import component_units
+    from diffusiongemma.units import Component
+
+    comps = [Component("head", 3, 1, positions="last"), Component("feature", 12, 301, "s.safetensors", group=(301, 7))]
+    units = component_units(comps)
+    assert [u.text for u in units] == ["L3.H1@last", "L12.F301/7"]  # labels from each kind, for people
+    back = [Unit.from_dict(json.loads(json.dumps(u.to_dict()))) for u in units]
+    assert back == units and back[1].site.latents == (301, 7) and back[0].site.layer == 3
+    assert "site" not in Unit("bank", 0, 4, (1,), "prompt").to_dict()  # text units' JSON is unchanged

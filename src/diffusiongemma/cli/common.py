@@ -31,6 +31,23 @@ DEVICE = typer.Option(None, help="cpu, cuda, cuda:N, or auto: a model larger tha
                       "CPU, then disk (accelerate's device_map). Default: cuda when present.")
 
 
+def units_help() -> str:
+    """``--units``'s help, its kinds read from the one unit-kind registry (:data:`diffusiongemma.units.UNIT_KINDS`).
+
+    Example:
+        >>> "neurons:L" in units_help() and "sentences" in units_help()
+        True
+    """
+    from ..components.sites import COMPONENT_KINDS
+    from ..units import UNIT_KINDS
+
+    text = ", ".join(k for k, v in UNIT_KINDS.items() if v.domain == "text" and k != "spans")
+    return (f"auto (words up to 300, else sentences>words), {text}, spans:A-B,C-D (+special for template markers), a "
+            f"tree from coarse to fine such as sentences>words; or components: {', '.join(COMPONENT_KINDS)} joined "
+            "by + (neurons:L/G: groups of G; features:L=SAE#K: the K most active latents), @A-B for layers, "
+            "@last/@lastK/@tokA-B for positions.")
+
+
 def method_option(default: str = "shapley", *, exclude: tuple[str, ...] = ()) -> Any:
     """The ``--method`` option, its choices read from the registry (:data:`diffusiongemma.api.METHODS`).
 
@@ -127,7 +144,7 @@ def quiet_transformers() -> None:
 
 def describe_if_features(lm: Any, attr: Any, labels: Any, console: Console) -> None:
     """When the map's units are SAE features, what each responds to (top contexts, cached per SAE; labels)."""
-    if any(u.role == "feature" for u in attr.units):
+    if any(u.site is not None and u.site.kind == "feature" for u in attr.units):
         from ..components.feature_notes import describe_features
 
         with console.status("describing the features (top-activating contexts, cached)…"):

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from .common import (ADAPTER, DEVICE, DTYPE, HTML, JSON, PROMPT_FILE, describe_if_features, err_console,
-                     load_for_cli, method_option, read_prompt, read_reference, save_result)
+                     load_for_cli, method_option, read_prompt, read_reference, save_result, units_help)
 
 
 def explain(
@@ -20,7 +20,7 @@ def explain(
     target_direction: Optional[Path] = typer.Option(None, help="Explain the residual stream's projection on this direction file (from refusal-direction or harden) at its layer and position, instead of a continuation."),
     model: Optional[str] = typer.Option(None, help="Model directory, .gguf file or cached id (default Gemma 3 270M)."),
     adapter: Optional[str] = ADAPTER,
-    units: str = typer.Option("auto", help="auto (words up to 300, else sentences>words), tokens, words, sentences, roles, spans:A-B,C-D (+special for template markers), a tree from coarse to fine such as sentences>words; or components: heads, mlps, layers, neurons:L or neurons:L/G (groups of G), direction:FILE joined by +, @A-B for layers, @last/@lastK/@tokA-B for positions."),
+    units: str = typer.Option("auto", help=units_help()),
     method: str = method_option(),
     schedule: Optional[str] = typer.Option(None, help="Override the noise schedule: shapley, banzhaf, fixed:T, beta:A,B."),
     mask: str = typer.Option("edit", help="edit (delete the units' text and tokenise again: what a hand edit sends), remove (drop their tokens from attention) or replace (by a baseline token)."),

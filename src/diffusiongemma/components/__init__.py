@@ -1,4 +1,5 @@
-"""Components as units: attention heads, MLPs and layers, masked in batches through the architecture map.
+"""Components as units: attention heads, MLPs, neurons, layers, directions and SAE features, one kind per module
+of :mod:`.kinds`, masked in batches through the architecture map.
 
 Example:
     >>> from diffusiongemma.components import is_component_spec

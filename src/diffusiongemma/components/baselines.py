@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Callable
+from typing import Any, Callable, Hashable
 
 import torch
 
@@ -29,8 +29,7 @@ from ..errors import InputError
 from ..models.hooks import scoped_hooks
 from ..models.forward import last_logits_only
 from ..prompts import render_prompt
-from .hooks import site_module
-from .sites import Component
+from ..units import Component, component_kind
 
 __all__ = ["BASELINES", "capture", "mean_baselines", "resample_baselines"]
 
@@ -41,37 +40,13 @@ BASELINES = ("zero", "mean", "resample")
 def capture(lm: Any, components: list[Component], run: Callable[[], Any]) -> dict[Component, list[torch.Tensor]]:
     """Activations ``[B, T, ...]`` (float32) of each component in every forward that ``run()`` makes.
 
-    Directions have no activation of their own and are left out.
+    Kinds with no activation of their own (directions, SAE features) are left out.
     """
-    n_heads = lm.dims.heads
     seen: dict[Component, list[torch.Tensor]] = defaultdict(list)
-    by_site: dict[tuple[str, int], list[Component]] = defaultdict(list)
+    grouped: dict[tuple[str, Hashable], list[Component]] = defaultdict(list)
     for c in components:
-        if c.kind != "direction":
-            by_site[(c.kind, c.layer)].append(c)
-    hooks = []
-    for (kind, layer), comps in by_site.items():
-        module = site_module(lm, kind, layer)
-        if kind in ("head", "neuron"):
-            def pre(m: Any, args: Any, comps=comps, kind=kind) -> None:
-                x = args[0].float()  # [B, T, H·dh] or [B, T, inner]
-                if kind == "head":
-                    x = x.view(*x.shape[:2], n_heads, -1)  # [B, T, H, dh]
-                for c in comps:
-                    seen[c].append(x[:, :, c.index] if kind == "head" else x[..., c.neurons.start: c.neurons.stop])
-            hooks.append((module, "forward_pre", pre))
-        elif kind == "mlp":
-            def post(m: Any, inputs: Any, out: torch.Tensor, comps=comps) -> None:
-                for c in comps:
-                    seen[c].append(out.float())
-            hooks.append((module, "forward", post))
-        else:
-            def block(m: Any, args: Any, kwargs: Any, out: Any, comps=comps) -> None:
-                hidden_in = args[0] if args else kwargs["hidden_states"]
-                o = out[0] if isinstance(out, tuple) else out
-                for c in comps:
-                    seen[c].append((o - hidden_in.to(o.device)).float())
-            hooks.append((module, "forward_kw", block))
+        grouped[(c.kind, component_kind(c.kind).group(c))].append(c)
+    hooks = [h for (kind, _), comps in grouped.items() for h in component_kind(kind).capture(lm, comps, seen)]
     with scoped_hooks(hooks):
         run()
     return dict(seen)

@@ -143,17 +143,18 @@ def describe_features(lm: Any, attr: Any, labels: dict[int, str] | None = None,
         layer = layer if layer is not None else sae.layer
         assert layer is not None
         contexts = feature_contexts(lm, path, layer, prompts, site=sae.site)
-        mark = f"L{layer}.{'T' if sae.site == 'transcoder' else 'F'}"
         for u in attr.units:
-            if u.role == "feature" and u.text.split("@")[0].startswith(mark):
-                latents = [int(x) for x in u.text.split("@")[0][len(mark):].split("/")]
-                if len(latents) > 1:  # a group: each latent's strongest context
-                    notes[u.text] = {"sae": path, "layer": layer, "latents": latents,
-                                     "label": "; ".join(x for j in latents if (x := (labels or {}).get(j))) or None,
-                                     "contexts": [c for j in latents for c in contexts.get(j, [])[:1]]}
-                    continue
-                j = latents[0]
-                notes[u.text] = {"sae": path, "layer": layer, "latent": j, "label": (labels or {}).get(j),
-                                 "contexts": contexts.get(j, [])}
+            c = u.site
+            if c is None or c.kind != "feature" or (c.layer, c.source, c.site) != (layer, path, sae.site):
+                continue
+            latents = list(c.latents)
+            if len(latents) > 1:  # a group: each latent's strongest context
+                notes[u.text] = {"sae": path, "layer": layer, "latents": latents,
+                                 "label": "; ".join(x for j in latents if (x := (labels or {}).get(j))) or None,
+                                 "contexts": [ctx for j in latents for ctx in contexts.get(j, [])[:1]]}
+                continue
+            j = latents[0]
+            notes[u.text] = {"sae": path, "layer": layer, "latent": j, "label": (labels or {}).get(j),
+                             "contexts": contexts.get(j, [])}
     attr.settings["features"] = notes
     return attr

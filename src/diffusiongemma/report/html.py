@@ -57,7 +57,8 @@ def render_attribution_html(attr: Any) -> str:
         s, e = float(attr.scores[i]), float(attr.stderr[i])
         lo, hi = s - 2 * e, s + 2 * e
         rows.append({
-            "index": i, "text": u.text, "role": u.role, "score": s, "resolved": bool(sig.resolved[i]),
+            "index": i, "text": u.text, "role": u.site.kind if u.site else u.role, "score": s,
+            "resolved": bool(sig.resolved[i]),
             "stderr": e if np.isfinite(e) else None,
             "color": heat_color(s, scale) if sig.resolved[i] else "#bbbbbb",
             # bar geometry in percent of a [-scale, scale] axis centred at 50 %
@@ -82,22 +83,22 @@ def _pairs(attr: Any) -> list[dict[str, Any]]:
 
 
 def _component_grid(attr: Any, scale: float, resolved: np.ndarray) -> dict[str, Any] | None:
-    """Layer × head heat map with an MLP (and whole-layer) strip, when the units are model components."""
-    comps = [(i, u) for i, u in enumerate(attr.units) if u.role in ("head", "mlp", "layer")]
+    """Layer × head heat map with an MLP (and whole-layer) strip, when the units are model components (read from
+    each unit's site, not its label)."""
+    comps = [(i, u.site) for i, u in enumerate(attr.units) if u.site is not None and u.site.kind in ("head", "mlp", "layer")]
     if not comps:
         return None
     cells: dict[tuple[int, str], dict[str, Any]] = {}
     heads: set[tuple[str, int]] = set()  # (position restriction, head index)
-    for i, u in comps:
-        layer_txt, _, part = u.text.partition("@")[0].partition(".")
-        where = u.text.partition("@")[2]
-        layer = int(layer_txt[1:])
-        col = (part or "layer") + (f"@{where}" if where else "")
-        if part.startswith("H"):
-            heads.add((where, int(part[1:])))
+    for i, c in comps:
+        where = f"@{c.positions}" if c.positions else ""
+        col = {"head": f"H{c.index}", "mlp": "MLP", "layer": "layer"}[c.kind] + where
+        if c.kind == "head":
+            heads.add((c.positions, c.index))
         s, e = float(attr.scores[i]), float(attr.stderr[i])
-        cells[(layer, col)] = {"score": s, "stderr": e if np.isfinite(e) else None, "resolved": bool(resolved[i]),
-                               "color": heat_color(s, scale) if resolved[i] else UNRESOLVED, "label": u.text}
+        cells[(c.layer, col)] = {"score": s, "stderr": e if np.isfinite(e) else None, "resolved": bool(resolved[i]),
+                                 "color": heat_color(s, scale) if resolved[i] else UNRESOLVED,
+                                 "label": attr.units[i].text}
     others = sorted({k[1] for k in cells if not k[1].startswith("H")}, key=lambda c: (c.partition("@")[2], c))
     columns = [f"H{h}" + (f"@{w}" if w else "") for w, h in sorted(heads)] + others
     layers = sorted({k[0] for k in cells})

@@ -1,6 +1,7 @@
-"""Unit kinds: how a prompt (and later, a model) is cut into units that are masked together.
+"""Unit kinds: how a prompt (text kinds) or a model (component kinds) is cut into units that are masked together.
 
-``build_units(rendered, "words")`` returns the units; kinds are registered in :data:`UNIT_KINDS`. A spec is
+``build_units(rendered, "words")`` returns a prompt's units; every kind, text or component, is registered in
+:data:`UNIT_KINDS` (the component kinds by :mod:`diffusiongemma.components.kinds`). A spec is
 a kind name, optionally with ``+special`` (template markers become units too), or ``spans:A-B,C-D``, or a
 list of ``(start, end)`` character spans.
 
@@ -17,9 +18,11 @@ from typing import Any, Sequence
 from ..errors import InputError
 from ..prompts import RenderedPrompt
 from . import text as _text  # noqa: F401  (registers the text unit kinds)
-from .base import UNIT_KINDS, Unit, register_unit_kind
+from .base import UNIT_KINDS, TextKind, Unit, UnitKind, component_kind, register_unit_kind
+from .component import Component
 
-__all__ = ["Unit", "UNIT_KINDS", "register_unit_kind", "build_units", "parse_unit_spec"]
+__all__ = ["Unit", "UnitKind", "TextKind", "Component", "UNIT_KINDS", "register_unit_kind", "component_kind", "build_units",
+           "parse_unit_spec"]
 
 UnitSpec = str | Sequence[tuple[int, int]]
 
@@ -31,8 +34,9 @@ def parse_unit_spec(spec: UnitSpec) -> tuple[str, dict[str, Any]]:
     kind, _, args = spec.partition(":")
     special = kind.endswith("+special")
     kind = kind.removesuffix("+special")
-    if kind not in UNIT_KINDS:
-        raise InputError(f"unknown unit kind {kind!r}; choose one of {', '.join(sorted(UNIT_KINDS))}")
+    if kind not in UNIT_KINDS or UNIT_KINDS[kind].domain != "text":
+        text_kinds = sorted(k for k, v in UNIT_KINDS.items() if v.domain == "text")
+        raise InputError(f"unknown unit kind {kind!r}; choose one of {', '.join(text_kinds)}")
     options: dict[str, Any] = {"special": special}
     if kind == "spans":
         try:

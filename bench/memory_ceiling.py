@@ -1,5 +1,5 @@
 """Memory ceiling (issue 29): the peak resident memory of each workflow by input length, the figures the
-README's memory table documents. Every case is the real command line in a fresh process, and its peak is that
+memory table in docs/scaling.md documents. Every case is the real command line in a fresh process, and its peak is that
 process's own ``ru_maxrss`` (written by the process itself at its end), not the largest child so far.
 
 The input is B7's long text (DAN templates, then BIPIA e-mails, then an AdvBench request), cut to about the

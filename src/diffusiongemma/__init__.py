@@ -3,7 +3,7 @@
 Which prompt tokens (and, later, which model components) drove a decision, estimated by a masking
 diffusion over units with standard errors, on the real Gemma 3 270M by default.
 
-Example:
+Examples:
     >>> import diffusiongemma as dg
     >>> sorted(dg.METHODS)
     ['ablation', 'banzhaf', 'exact', 'gp', 'gradient', 'kadd', 'owen', 'paired', 'regression', 'shapley']

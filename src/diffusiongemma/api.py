@@ -1,6 +1,6 @@
 """The public entry point: ``explain(prompt, target) -> Attribution``.
 
-Example:
+Examples:
     >>> import diffusiongemma as dg
     >>> from diffusiongemma.models.tiny import example_model
     >>> attr = dg.explain("The river bank was muddy after the", target=" rain", model=example_model(), budget=32)
@@ -55,7 +55,7 @@ def check_request(prompt: str | Chat | None = None, *, target: Any = None, metho
 
     An empty prompt or target, an unknown method, a budget below one evaluation: :class:`InputError`.
 
-    Example:
+    Examples:
         >>> check_request("Hello", target=" world", method="shapley", budget=64)
         >>> check_request("  ")
         Traceback (most recent call last):
@@ -138,7 +138,7 @@ def explain(prompt: str | Chat, target: Target | str | Callable | None = None, *
         faithfulness: also run the deletion/insertion check (about 2·min(n, 20) more evaluations, counted
             apart from the budget in ``attr.faithfulness.evaluations``).
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> attr = explain("Paris is the capital of", target=" France", model=example_model(), method="exact")
         >>> attr.evaluations, abs(attr.efficiency_gap) < 1e-4  # all 2^5 masks: the exact Shapley values
@@ -153,7 +153,7 @@ def explain(prompt: str | Chat, target: Target | str | Callable | None = None, *
 def explain_options(options: ExplainOptions | None = None, **keywords: Any) -> ExplainOptions:
     """The options of a call: the value given (or the defaults) with the keywords set; checked.
 
-    Example:
+    Examples:
         >>> explain_options(budget=64, method="owen").run
         RunSpec(method='owen', schedule=None, budget=64, seed=0, tolerance=None, interactions=False)
         >>> explain_options(method="lasso")
@@ -256,7 +256,7 @@ def explain_many(prompts: list[str | Chat], target: Target | str | Callable | No
     ``progress`` sees the evaluations of all prompts together, and each attribution's ``wall_time`` is the
     shared run's.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> out = explain_many(["Paris is the capital of", "", "Rome is"], " France", model=example_model(), budget=24)
         >>> [type(a).__name__ for a in out]  # the empty prompt gets its error in its place
@@ -274,7 +274,7 @@ def iter_explain_many(prompts: list[str | Chat], target: Target | str | Callable
     """:func:`explain_many`, each prompt's ``(index, attribution or exception)`` yielded as soon as it is
     complete: after the shared maps, each prompt's own checks (triggers, faithfulness) run in turn.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> for k, attr in iter_explain_many(["Paris is the capital of", "Rome is"], " France", model=example_model(),
         ...                                  budget=24):

@@ -1,7 +1,7 @@
 """The result of an explanation: scores with standard errors per unit, the target, the efficiency check and
 the provenance that makes it reproducible. Saved and loaded as JSON; rendered as one self-contained HTML page.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from diffusiongemma.units import Unit
     >>> a = Attribution(units=[Unit("Hi", 0, 2, (1,), "prompt")], scores=np.array([0.5]),
@@ -71,7 +71,7 @@ class Attribution:
         insertion AUC outside [0, 1] (the curve leaves the range between v(all removed) and v(all kept)), an
         efficiency gap large against the scores, a refusal score that disagrees with the detector.
 
-        Example:
+        Examples:
             >>> from diffusiongemma.units import Unit
             >>> a = Attribution(units=[Unit("Hi", 0, 2, (1,), "prompt")], scores=np.array([0.2]),
             ...                 stderr=np.array([0.1]), text="Hi", target={}, v_full=1.0, v_empty=0.0,

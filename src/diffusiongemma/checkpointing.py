@@ -5,7 +5,7 @@ one layer's attention scores at a time (layers × tokens × width of saved input
 The gradient method's forwards run under it (see :meth:`diffusiongemma.evaluation.PromptEvaluator.value_and_grad`);
 values and gradients are unchanged (the recomputation is deterministic: models run in eval mode).
 
-Example:
+Examples:
     >>> import torch
     >>> layers = torch.nn.ModuleList([torch.nn.Linear(3, 3) for _ in range(2)])
     >>> x = torch.ones(1, 3, requires_grad=True)

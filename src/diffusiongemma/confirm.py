@@ -5,7 +5,7 @@ auditor would send by hand. :func:`confirm_on_text` builds that text (:mod:`diff
 as a new request with the same target, and says whether the value lands where the set claims. The refusal
 workflows add the second half: the reply regenerated to the edited text, judged again.
 
-Example:
+Examples:
     >>> from diffusiongemma import RefusalScore, explain
     >>> from diffusiongemma.models.tiny import example_model
     >>> attr = explain("Explain how to hack wifi", RefusalScore(), model=example_model(), chat=True, budget=24,
@@ -38,7 +38,7 @@ def edited_request(game: Any, mask: np.ndarray) -> str | list[dict[str, str]]:
     """What a user would send for a unit ``mask`` ``[n]`` of ``game`` (a text game, or a cut of a unit tree):
     the plain text, or the chat's messages with their edited contents.
 
-    Example:
+    Examples:
         >>> from diffusiongemma import Game
         >>> from diffusiongemma.models.tiny import example_model
         >>> game = Game("Explain how to hack", " now", model=example_model(), units="words")
@@ -57,7 +57,7 @@ def sendable(request: str | Chat) -> str | list[dict[str, str]] | None:
     """The request as it can be sent again: a chat without its emptied turns (a system prompt deleted
     whole is not sent), or ``None`` when nothing of what the user wrote is left.
 
-    Example:
+    Examples:
         >>> sendable([{"role": "system", "content": ""}, {"role": "user", "content": "hi"}])
         [{'role': 'user', 'content': 'hi'}]
         >>> sendable("  ") is None
@@ -74,7 +74,7 @@ def value_of(lm: Any, request: str | Chat, bound: Any) -> float:
     """The value of a bound target on ``request``, rendered and tokenised as a new prompt: one plain forward,
     no unit and no mask.
 
-    Example:
+    Examples:
         >>> from diffusiongemma import Game
         >>> from diffusiongemma.models.tiny import example_model
         >>> game = Game("Explain how to hack", " now", model=example_model(), units="words")
@@ -92,7 +92,7 @@ def confirm_on_text(game: Any, found: TriggerSet) -> TriggerSet:
     (``confirmed`` when the edited text's value is where the set claims, else ``masked only``). A set of
     model components keeps its masked verdict (state ``intervention``); a set not found stays so.
 
-    Example:
+    Examples:
         >>> from diffusiongemma import Game
         >>> from diffusiongemma.faithfulness import minimal_trigger_set
         >>> from diffusiongemma.models.tiny import example_model

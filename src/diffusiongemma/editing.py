@@ -9,7 +9,7 @@ not ``"▁how"``). Text that belongs to no unit (template markers, a lone line b
 
 A whole region removed leaves it empty (a chat turn keeps its markers: its content is gone).
 
-Example:
+Examples:
     >>> edit_text("Explain how to hack.", [(0, 7), (8, 11), (12, 14), (15, 20)], [(0, 20)], [0, 1, 1, 1])
     'how to hack.'
     >>> edit_text("A.\\n\\nB. C.", [(0, 2), (4, 6), (7, 9)], [(0, 9)], [1, 0, 1])
@@ -42,7 +42,7 @@ def deleted_ranges(text: str, spans: Sequence[tuple[int, int]], regions: Sequenc
     """The character ranges ``[a, b)`` of ``text`` that removing the units with ``keep[u] == 0`` deletes:
     each removed block with the whitespace joining it to the kept text of its region.
 
-    Example:
+    Examples:
         >>> deleted_ranges("a b c d", [(0, 1), (2, 3), (4, 5), (6, 7)], [(0, 7)], [1, 1, 0, 0])
         [(3, 7)]
     """
@@ -113,7 +113,7 @@ def edit_text(text: str, spans: Sequence[tuple[int, int]], regions: Sequence[tup
               keep: Sequence[int]) -> str:
     """``text`` with the units whose ``keep`` is 0 deleted (see :func:`deleted_ranges`).
 
-    Example:
+    Examples:
         >>> edit_text("a b c d", [(0, 1), (2, 3), (4, 5), (6, 7)], [(0, 7)], [0, 1, 0, 1])
         'b d'
     """
@@ -132,7 +132,7 @@ class TextEdits:
     ``request(mask)`` gives what a user would send again: the edited plain text, or the chat's messages with
     their edited contents.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.prompts import render_prompt
         >>> from diffusiongemma.units import build_units
         >>> from diffusiongemma.models.tiny import example_model

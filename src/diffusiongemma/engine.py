@@ -6,7 +6,7 @@ standard error is under the tolerance. One seed fixes every sample. Without a to
 estimator whose masks do not depend on the round size (``round_invariant``) is as large as the game's
 ``rows_per_forward`` (thousands on a GPU): fewer round trips, the same masks and scores as on a CPU.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> class Sum:  # an additive toy game: Shapley value of unit i is its weight
     ...     n = 3
@@ -75,7 +75,7 @@ def run(
     """Estimate the semivalues of ``game``. ``interactions=k`` also returns the pair interactions among the k
     strongest units, from the same samples (regression estimator).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> class And:  # v = 1 only when both units are kept: each gets half
         ...     n = 2
@@ -148,7 +148,7 @@ def run_many(
     alone with the same seed. ``progress`` sees the evaluations of all games together; each result's
     ``wall_time`` is the whole run's.
 
-    Example:
+    Examples:
         >>> class Weighted:
         ...     def __init__(self, w): self.w, self.n = np.asarray(w, dtype=float), len(w)
         ...     def __call__(self, masks): return np.asarray(masks) @ self.w

@@ -12,7 +12,7 @@ one sentence and exits with code 2.
     ├── MemoryLimitError      a request would not fit in the memory it may take
     └── StoreError            an audit store cannot be written (disk full, read-only, held by another audit)
 
-Example:
+Examples:
     >>> from diffusiongemma.errors import InputError, DiffusionGemmaError
     >>> issubclass(InputError, DiffusionGemmaError)
     True

@@ -6,7 +6,7 @@ predict the first target token from the last *kept* token, so that is where each
 pre-hook on the LM head gathers each row's read positions from its input, so the head (262k-word
 vocabulary for Gemma) runs only there.
 
-Example:
+Examples:
     >>> from diffusiongemma import Game
     >>> from diffusiongemma.models.tiny import example_model
     >>> game = Game("The river bank was muddy", " and", model=example_model())  # builds its PromptEvaluator
@@ -307,7 +307,7 @@ class PromptEvaluator:
 def check_finite(result: torch.Tensor) -> torch.Tensor:
     """``result`` unchanged, or a :class:`~diffusiongemma.errors.NumericalError` when any value is NaN or inf.
 
-    Example:
+    Examples:
         >>> check_finite(torch.tensor([1.0, float("nan")]))
         Traceback (most recent call last):
         ...

@@ -7,7 +7,7 @@ area) and the insertion curve rise fast (high area). ERASER's comprehensiveness 
 deleting the top q of units; higher is better) and sufficiency (1 − normalised value keeping only the top
 q; lower is better) are read at fixed fractions q (the top ⌈q·n⌉ units).
 
-Example:
+Examples:
     >>> import numpy as np
     >>> class Additive:
     ...     n = 4
@@ -132,7 +132,7 @@ class TriggerSet:
         """Whether ``value`` is on the side this set claims: across the threshold from the clean value
         (necessary), or on its side (sufficient).
 
-        Example:
+        Examples:
             >>> TriggerSet("necessary", [1], 2.0, -1.0, 0.0, False, 5).passes(-0.5)
             True
         """
@@ -142,7 +142,7 @@ class TriggerSet:
     def mask(self, n: int) -> np.ndarray:
         """The unit mask ``[n]`` (0/1) this set stands for: all but the set (necessary), only the set (sufficient).
 
-        Example:
+        Examples:
             >>> TriggerSet("necessary", [1], 2.0, -1.0, 0.0, True, 5).mask(3).tolist()
             [1, 0, 1]
         """
@@ -164,7 +164,7 @@ def minimal_trigger_set(game: Any, scores: np.ndarray, *, kind: str = "necessary
     target furthest. Every value is a model run under the game's mask (``masked=True``: a set found); whether
     the set holds on the real edited text is :func:`diffusiongemma.confirm.confirm_on_text`'s to say.
 
-    Example:
+    Examples:
         >>> class Or:  # the decision needs unit 1 or unit 3: removing both is necessary, either one suffices
         ...     n = 5
         ...     def __call__(self, m): return 4.0 * np.maximum(np.asarray(m)[:, 1], np.asarray(m)[:, 3]) - 2

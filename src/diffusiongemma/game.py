@@ -4,7 +4,7 @@
 binds the target and evaluates ``game(masks)`` for a ``[batch, n]`` 0/1 array, batched. Every call counts
 its evaluations (one per mask), so estimators from other libraries are compared at equal cost.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from diffusiongemma.models.tiny import example_model
     >>> game = Game("The river bank was muddy", target=" and", model=example_model(), units="words")
@@ -50,7 +50,7 @@ def resolve_model(model: LoadedModel | str | None) -> LoadedModel:
 def as_masks(masks: np.ndarray | torch.Tensor, n: int) -> torch.Tensor:
     """Masks ``[batch, n]`` as float64, from bool (shapiq), int or float arrays or tensors, shape checked.
 
-    Example:
+    Examples:
         >>> as_masks([True, False], 2).tolist()
         [[1.0, 0.0]]
     """
@@ -153,7 +153,7 @@ class Game(UnitGame):
         games share a model (see :mod:`diffusiongemma.stacking`); what :meth:`__call__` gives each alone, up
         to floating-point rounding. The engine's :func:`~diffusiongemma.engine.run_many` uses it.
 
-        Example:
+        Examples:
             >>> from diffusiongemma.models.tiny import example_model
             >>> lm = example_model()
             >>> a, b = Game("Paris is the capital of", " France", model=lm), Game("Rome is in", " Italy", model=lm)

@@ -1,6 +1,6 @@
 """Chat-formatted token ids and greedy generation, batched (used by the demo recipes, refusal forensics and trace).
 
-Example:
+Examples:
     >>> from diffusiongemma.models.tiny import example_model
     >>> lm = example_model()  # 2 random layers: its replies are noise, the call is the one to make
     >>> replies = generate_replies(lm, ["Write a haiku about snow"], max_new_tokens=8)
@@ -27,7 +27,7 @@ def chat_ids(lm: LoadedModel, prompt: str | Chat, reply: str | None = None, max_
              system: str | None = None) -> tuple[list[int], list[int]]:
     """Token ids of the user turn up to the model's turn marker, and of the reply plus ``<end_of_turn>``.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> lm = example_model()
         >>> p, r = chat_ids(lm, "Hi", "Hello!")
@@ -51,7 +51,7 @@ def generate_replies(lm: LoadedModel, prompts: Sequence[str | Chat], *, max_new_
     :func:`greedy_ids`). A prompt is a user turn's text (after ``system``, if given), or a whole chat as messages
     (``system`` then does not apply).
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> [len(r) > 0 for r in generate_replies(example_model(), ["Write a haiku", "Hi"], max_new_tokens=4)]
         [True, True]
@@ -74,7 +74,7 @@ def greedy_ids(lm: LoadedModel, rows: list[list[int]], *, max_new_tokens: int, b
     (:meth:`~diffusiongemma.models.ModelAdapter.rows_per_forward`); a row too long for memory on its own is refused with
     :class:`~diffusiongemma.errors.MemoryLimitError`.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> lm = example_model()  # on Gemma 3 270M the continuation is ' Paris.'
         >>> ids = lm.tokenizer("The capital of France is")["input_ids"]
@@ -131,7 +131,7 @@ def greedy_full(lm: LoadedModel, rows: list[list[int]], *, max_new_tokens: int) 
     padding). For hooks that must see the whole sequence at every step — a component masked at some prompt
     positions only, SAE features taken out everywhere — the price of exactness is one full forward per token.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> lm = example_model()
         >>> ids = lm.tokenizer("The capital of France is")["input_ids"]

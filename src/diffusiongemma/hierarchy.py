@@ -10,7 +10,7 @@ estimate, and at the end every family is made to sum to its parent, parents firs
 proportion to their variances, the parent's standard error shared among them): a node's score is the sum of its
 children's, a node known exactly stays exact, and the efficiency constraint holds.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from diffusiongemma.estimators.exact import ValueTable
     >>> tree = UnitTree.from_groups(4, [[[0, 1], [2, 3]]])  # two parents of two leaves each
@@ -45,7 +45,7 @@ def plan_units(rendered: Any) -> str:
     """The unit spec ``units="auto"`` picks for a rendered prompt: its words while there are at most
     ``FLAT_WORDS``, else sentences then words, under the chat turns when there are several.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> from diffusiongemma.prompts import render_prompt
         >>> tok = example_model().tokenizer
@@ -61,7 +61,7 @@ def plan_units(rendered: Any) -> str:
 def parse_tree_spec(spec: Any) -> list[str] | None:
     """The kinds of a tree spec from coarse to fine, or None for a flat spec.
 
-    Example:
+    Examples:
         >>> parse_tree_spec("roles>sentences>words"), parse_tree_spec("words")
         (['roles', 'sentences', 'words'], None)
     """
@@ -76,7 +76,7 @@ def parse_tree_spec(spec: Any) -> list[str] | None:
 def leaf_kind(spec: Any) -> Any:
     """The unit kind the leaf game is played on: a tree's finest kind, words for ``"auto"``, else the spec itself.
 
-    Example:
+    Examples:
         >>> leaf_kind("sentences>words"), leaf_kind("auto"), leaf_kind("tokens")
         ('words', 'words', 'tokens')
     """
@@ -150,7 +150,7 @@ def build_tree(rendered: Any, kinds: list[str], leaves: list[Unit] | None = None
     """The leaves (units of the finest kind) and the tree over them: each leaf belongs, at every coarser level,
     to the unit holding its first token. ``leaves``: the finest kind's units when already built (a game's).
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> from diffusiongemma.prompts import render_prompt
         >>> leaves, tree = build_tree(render_prompt("One two. Three.", example_model().tokenizer), ["sentences", "words"])
@@ -180,7 +180,7 @@ def build_tree(rendered: Any, kinds: list[str], leaves: list[Unit] | None = None
 class GroupedGame:
     """A game over groups of another game's units (a cut of the unit tree): a group kept keeps all its units.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from diffusiongemma.estimators.exact import ValueTable
         >>> g = GroupedGame(ValueTable(3, np.arange(8.0)), [(0, 1), (2,)])
@@ -339,7 +339,7 @@ def _combine(nodes: list[Node], frontier: list[int], r: EngineResult, new: set[i
         # else: a node estimated at an earlier stage keeps that estimate. Its siblings were conditioned on their
         # parent together with it; moving it alone (as a precision-weighted mean with this stage's figure once did)
         # broke their sum, and the parent, rebuilt from the sum with the conditioned variance, then showed a
-        # changed score with the first stage's certainty (the README's escalation demo: exact 31.24, shown 27.6 ± 0).
+        # changed score with the first stage's certainty (the escalation demo in docs/context.md: exact 31.24, shown 27.6 ± 0).
     for p, kids in families.items():
         j = [index[k] for k in kids]
         mu, v = _condition(r.scores[j], var[j], nodes[p].score, nodes[p].stderr ** 2)

@@ -1,7 +1,7 @@
 """JSON parsing for what users hand us (audit logs, prompt sets, pair files): every way a text can fail to be JSON we can take (a syntax error, nesting too
 deep for the parser) is one :class:`NotJSON` with a short message, never another exception.
 
-Example:
+Examples:
     >>> loads('{"prompt": "hi"}')
     {'prompt': 'hi'}
     >>> try:

@@ -11,7 +11,7 @@ model inputs:
   what an auditor's edit sends (see :mod:`diffusiongemma.editing`); the gradient method relaxes it as
   ``remove``.
 
-Example:
+Examples:
     >>> import torch
     >>> token_unit = torch.tensor([-1, 0, 0, 1])  # BOS, unit 0 (two tokens), unit 1
     >>> keep_matrix(token_unit, torch.tensor([[1, 0], [0, 1]]))
@@ -49,7 +49,7 @@ def compact_rows(ids: torch.Tensor, keep: torch.Tensor,
     ids ``[B, T]``, keep ``[B, T]`` (0/1), read positions ``[B, r]`` → (ids ``[B, T]``, position ids ``[B, T]``,
     read positions ``[B, r]`` in the compacted rows).
 
-    Example:
+    Examples:
         >>> ids, pos, read = compact_rows(torch.tensor([[5, 6, 7, 8]]), torch.tensor([[1, 0, 1, 1]]),
         ...                               torch.tensor([[2, 3]]))
         >>> ids.tolist(), pos.tolist(), read.tolist()
@@ -82,7 +82,7 @@ MASK_OPERATORS = ("edit", "remove", "replace")
 def mask_operator(name: str, tokenizer: Any, baseline: str | int | None = None) -> MaskOperator:
     """Build a mask operator by name; ``replace`` takes a baseline token (id or text), default the pad token.
 
-    Example:
+    Examples:
         >>> mask_operator("remove", None).name
         'remove'
     """

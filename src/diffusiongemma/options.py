@@ -11,7 +11,7 @@ value down; a new option is a field here, the code that reads it, and its flag.
 
 Flat keywords reach the part that has a field of that name (every leaf name is unique within a value):
 
-Example:
+Examples:
     >>> o = ExplainOptions.from_keywords(budget=64, units="sentences", triggers=True)
     >>> o.run.budget, o.game.units, o.checks.triggers, o.run.method
     (64, 'sentences', True, 'shapley')
@@ -43,7 +43,7 @@ class Options:
     def leaves(cls) -> list[str]:
         """The flat keyword names: every field that is not a part, in the parts' order.
 
-        Example:
+        Examples:
             >>> Checks.leaves()
             ['faithfulness', 'triggers', 'backups', 'trigger_threshold']
         """
@@ -57,7 +57,7 @@ class Options:
     def from_keywords(cls: type[T], **keywords: Any) -> T:
         """The default value with these flat keywords set (an unknown name: :class:`InputError`).
 
-        Example:
+        Examples:
             >>> RunSpec.from_keywords(seed=3)
             RunSpec(method='shapley', schedule=None, budget=256, seed=3, tolerance=None, interactions=False)
         """
@@ -66,7 +66,7 @@ class Options:
     def replace(self: T, **keywords: Any) -> T:
         """This value with the flat keywords changed, each in the part that has it.
 
-        Example:
+        Examples:
             >>> ExplainOptions().replace(chat=True, seed=2).game.chat
             True
         """
@@ -88,7 +88,7 @@ class Options:
     def keywords(self) -> dict[str, Any]:
         """The flat keywords of this value (the inverse of :meth:`from_keywords`).
 
-        Example:
+        Examples:
             >>> Checks(triggers=True).keywords()
             {'faithfulness': False, 'triggers': True, 'backups': False, 'trigger_threshold': None}
         """
@@ -112,7 +112,7 @@ def _part_type(cls: type, f: dataclasses.Field) -> type[Options] | None:
 class GameSpec(Options):
     """What is measured and how a mask acts on it (see :func:`~diffusiongemma.api.explain` for each field).
 
-    Example:
+    Examples:
         >>> GameSpec(units="words").mask
         'edit'
     """
@@ -134,7 +134,7 @@ class RunSpec(Options):
     """How the map is estimated: the engine's method, schedule, budget (model evaluations), seed, tolerance,
     and the pair interactions to return (``True``: among the 6 strongest units, or this many).
 
-    Example:
+    Examples:
         >>> RunSpec(interactions=True).top_interactions
         6
     """
@@ -157,7 +157,7 @@ class Checks(Options):
     """The checks by model runs after the map: deletion/insertion, the minimal trigger sets (confirmed on the
     edited text), backups among the strongest units; ``trigger_threshold`` is the decision's threshold.
 
-    Example:
+    Examples:
         >>> Checks(backups=True).backup_count
         8
     """
@@ -177,7 +177,7 @@ class Checks(Options):
 class ExplainOptions(Options):
     """Everything :func:`~diffusiongemma.api.explain` is asked besides the prompt and the target.
 
-    Example:
+    Examples:
         >>> ExplainOptions(run=RunSpec(budget=64)).keywords()["budget"]
         64
     """

@@ -7,7 +7,7 @@ depth, so each continuation is computed exactly as if it were alone.
 A target with many openings (the refusal score teacher-forces 27, 59 read positions) then costs one pass
 per mask, and the LM head and the softmax run only at the distinct read positions (17 for those 27).
 
-Example:
+Examples:
     >>> import torch
     >>> layout = tree_layout([[7, 8, 9], [7, 5], [4]])  # share the node of token 7
     >>> layout.tokens, layout.parents, layout.depths
@@ -97,7 +97,7 @@ def tree_mask(keep: torch.Tensor, layout: TreeLayout, config: Any, dtype: torch.
     integer) make a removed prompt token a hole for every query; float keep levels in [0, 1] give each prompt
     key the bias ``log k`` (the ``remove`` relaxation of :mod:`diffusiongemma.relaxation`), differentiably.
 
-    Example:
+    Examples:
         >>> layout = tree_layout([[7, 8], [4]])
         >>> mask, _ = tree_mask(torch.tensor([[1.0, 0.5]]), layout, None, torch.float32)
         >>> round(float(mask[0, 0, 2, 1]), 4)  # the node sees prompt token 1 at half weight: log ½

@@ -4,7 +4,7 @@ A :class:`RenderedPrompt` keeps the rendered text, the token ids, each token's c
 *content regions* (character spans of what the user wrote, with their chat role). Units are built only from
 tokens inside content regions, so template markers and BOS are never units unless asked for.
 
-Example:
+Examples:
     >>> from diffusiongemma.prompts import Region
     >>> Region("user", 0, 5).length
     5
@@ -58,7 +58,7 @@ class RenderedPrompt:
 def check_messages(messages: Chat) -> list[dict[str, str]]:
     """The chat's messages with their contents stripped, or an :class:`InputError` naming the first bad one.
 
-    Example:
+    Examples:
         >>> check_messages([{"role": "document", "content": " A page. "}, {"role": "user", "content": "Sum up"}])
         [{'role': 'document', 'content': 'A page.'}, {'role': 'user', 'content': 'Sum up'}]
         >>> check_messages([{"role": "robot", "content": "x"}])
@@ -114,7 +114,7 @@ def _fold(messages: list[dict[str, str]], *, text: bool = False) -> list[dict[st
     Documents and tool results (roles a chat template such as Gemma's does not know) are read inside the next
     user turn, before its text and each followed by a blank line; with no user turn after them, they make one.
 
-    Example:
+    Examples:
         >>> [m["role"] for m in _fold([{"role": "document", "content": "a"}, {"role": "user", "content": "q"}])]
         ['user']
         >>> _fold([{"role": "document", "content": "a"}, {"role": "user", "content": "q"}])[0]["content"].count(_OPEN)
@@ -144,7 +144,7 @@ def default_system_prompt(messages: list[dict[str, str]], tokenizer: Any, templa
     or ``None``: the chat rendered without a system message is compared with the chat rendered with a
     sentinel one; what stands where the sentinel stood is the template's own system text.
 
-    Example:
+    Examples:
         >>> from types import SimpleNamespace
         >>> from jinja2 import Template
         >>> tok = SimpleNamespace(apply_chat_template=lambda m, tokenize, add_generation_prompt, chat_template:
@@ -183,7 +183,7 @@ def render_prompt(prompt: str | Chat, tokenizer: Any, chat_template: str | None 
         chat_template: the Jinja chat template (needed for chats).
         chat: wrap a plain-text prompt as one user turn (with ``system`` before it, if given).
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> rp = render_prompt("Hello world", example_model().tokenizer)
         >>> rp.regions, len(rp.input_ids)  # BOS, 'Hello', ' world'

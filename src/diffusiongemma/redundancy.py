@@ -14,7 +14,7 @@ Positive (in the direction of the total effect): removing both does more than th
 each covers for the other. Every figure is a model run, so a reported pair is a checked fact, not an
 estimate. Cost: ``n`` single removals plus ``top·(n − 1)`` pair removals (one batch each).
 
-Example:
+Examples:
     >>> import numpy as np
     >>> class Backup:  # units 1 and 3 each suffice for the same +4; unit 0 adds 1 on its own
     ...     n = 5

@@ -11,7 +11,7 @@
 
 Token keep levels come from :func:`diffusiongemma.masking.keep_matrix`, which works on soft masks as is.
 
-Example:
+Examples:
     >>> import torch
     >>> soft_read_weights(torch.tensor([[1.0, 0.0, 1.0]])).tolist()
     [[0.0, 0.0, 1.0]]
@@ -30,7 +30,7 @@ def soft_read_weights(keep: torch.Tensor) -> torch.Tensor:
     """Weights ``[B, L]`` of each position being the last kept one, ``k_p Π_{q>p} (1 − k_q)``: one-hot at
     the last kept position for 0/1 levels (a position kept for sure, like BOS, ends the product).
 
-    Example:
+    Examples:
         >>> soft_read_weights(torch.tensor([[1.0, 0.5, 0.5]])).tolist()
         [[0.25, 0.25, 0.5]]
     """
@@ -43,7 +43,7 @@ def key_bias(keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """The additive bias ``[B, T]`` of each key with keep level ``k``: ``log k``, and the dtype's minimum (a hole)
     at ``k = 0``; 0/1 flags give 0 and the hole.
 
-    Example:
+    Examples:
         >>> key_bias(torch.tensor([[1.0, 0.5]]), torch.float32).tolist() == [[0.0, float(torch.log(torch.tensor(0.5)))]]
         True
     """
@@ -68,7 +68,7 @@ def soft_attention_mask(keep: torch.Tensor, config: Any, dtype: torch.dtype) -> 
     """The ``attention_mask`` argument for keep levels ``[B, T]``: a 4-D additive mask, or for models with
     per-layer attention types (Gemma 2/3 sliding windows) a dict of them by type.
 
-    Example:
+    Examples:
         >>> m = soft_attention_mask(torch.tensor([[1.0, 0.5, 0.0]]), None, torch.float32)
         >>> m[0, 0, 2, :2].tolist() == [0.0, float(torch.log(torch.tensor(0.5)))]
         True

@@ -7,7 +7,7 @@ semivalue ``φ_i = E_t E_{m~Bernoulli(1-t)} [v(m ∪ i) − v(m \\ i)]``:
 * ``Fixed(0.5)`` (``"banzhaf"``): t = 0.5 → Banzhaf values;
 * ``Beta(a, b)`` (``"beta:a,b"``): t ~ Beta(a, b) → weighted Banzhaf / Beta-Shapley semivalues.
 
-Example:
+Examples:
     >>> s = schedule_from_name("shapley")
     >>> [round(s.coalition_weight(k, 3), 4) for k in range(3)]  # s!(n-1-s)!/n! for n = 3
     [0.3333, 0.1667, 0.3333]

@@ -3,7 +3,7 @@ the number of units (family-wise error α = 0.05, two-sided z-tests of score / s
 is drawn as "not resolved". When some of the strongest units are not resolved, the budget that would resolve
 them is estimated from the observed standard errors (they shrink as 1/√budget), for the 5 strongest units that carry at least a quarter of the largest score.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> r = resolve(np.array([1.0, 0.4, 0.05]), np.array([0.1, 0.2, 0.1]), evaluations=100)
     >>> r.resolved.tolist(), r.correction
@@ -72,7 +72,7 @@ def resolve(scores: np.ndarray, stderr: np.ndarray, *, evaluations: int | None, 
     unit, 89–95 % and none or one); the advice then names at least ``PER_UNIT · n``. ``evaluations=None``:
     figures whose errors do not come from a budget (a difference of two maps) skip that rule.
 
-    Example:
+    Examples:
         >>> resolve(np.array([0.3, 0.0]), np.array([0.0, 0.0]), evaluations=4).resolved.tolist()
         [True, False]
         >>> resolve(np.array([8.0, -4.8e-7]), np.array([0.0, 0.0]), evaluations=4).resolved.tolist()  # float32 noise

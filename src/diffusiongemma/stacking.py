@@ -8,7 +8,7 @@ attention no real token sees them (a prepared 4-D mask hides them outright), the
 and their logits are never read. Each prompt's logits go back to its own evaluator, which turns them into
 its target's values as it would alone.
 
-Example:
+Examples:
     >>> import torch
     >>> a = Rows(torch.tensor([[5, 6, 7]]), torch.ones(1, 3), torch.tensor([[2]]), None)
     >>> b = Rows(torch.tensor([[8, 9]]), torch.ones(1, 2), torch.tensor([[1]]), None)
@@ -144,7 +144,7 @@ def evaluate_together(evaluators: list[Any], masks: list[torch.Tensor]) -> list[
     (``[B_i, n_i]`` each), their rows stacked in shared forwards (the values each evaluator gives alone, up
     to floating-point rounding). Evaluators that cannot stack (:func:`_can_stack`) go one by one.
 
-    Example:
+    Examples:
         >>> from diffusiongemma import Game
         >>> from diffusiongemma.models.tiny import example_model
         >>> lm = example_model()

@@ -4,7 +4,7 @@ A target *binds* to a model and a rendered prompt and returns a :class:`BoundTar
 teacher-force after the prompt (token id lists, all tokens of one continuation in one pass) and a function
 that turns the logits at their positions into one value per mask.
 
-Example:
+Examples:
     >>> from diffusiongemma.targets import TARGETS
     >>> sorted(TARGETS)
     ['callable', 'continuation', 'contrast', 'greedy', 'next_token', 'projection', 'refusal']
@@ -55,7 +55,7 @@ class BoundTarget:
 def continuation_logprob(logits: torch.Tensor, tokens: list[int]) -> torch.Tensor:
     """Sum of log p(token_j | prefix) over a teacher-forced continuation: logits ``[B, k, V]`` → ``[B]``.
 
-    Example:
+    Examples:
         >>> continuation_logprob(torch.zeros(1, 2, 4), [0, 3]).round(decimals=4)
         tensor([-2.7726])
     """
@@ -65,7 +65,7 @@ def continuation_logprob(logits: torch.Tensor, tokens: list[int]) -> torch.Tenso
 def token_logprobs(logits: torch.Tensor, tokens: list[int]) -> torch.Tensor:
     """log p(token_j | prefix) of each teacher-forced token: logits ``[B, k, V]`` → ``[B, k]``.
 
-    Example:
+    Examples:
         >>> token_logprobs(torch.zeros(1, 2, 4), [0, 3]).round(decimals=4)
         tensor([[-1.3863, -1.3863]])
     """
@@ -78,7 +78,7 @@ def tokens_of(lm: Any, text: str, what: str) -> list[int]:
     """The token ids of ``text`` without special tokens; an empty text, or one with no tokens, is an
     :class:`InputError` that names ``what`` it is.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> tokens_of(example_model(), " Paris", "target")
         [9079]
@@ -206,7 +206,7 @@ TARGETS: dict[str, type[Target]] = {
 def resolve_target(target: Target | str | Callable | None, contrast: str | None = None) -> Target:
     """Turn the ``target=`` / ``contrast=`` arguments of :func:`diffusiongemma.explain` into a Target.
 
-    Example:
+    Examples:
         >>> resolve_target(" bank", contrast=" river").name
         'contrast'
     """

@@ -7,7 +7,7 @@ whole text, exactly as before. Otherwise the text is cut at the regions' bounds:
 tokenised as usual, the content pieces with ``split_special_tokens=True``, and the ids and character offsets
 are joined.
 
-Example:
+Examples:
     >>> from diffusiongemma.models.tiny import example_model
     >>> tok = example_model().tokenizer
     >>> ids, _ = encode(tok, "say <bos> please", [(0, 16)], add_special=True)
@@ -57,7 +57,7 @@ def encode(tokenizer: Any, text: str, regions: Sequence[tuple[int, int]], add_sp
 def shifted_regions(regions: Sequence[tuple[int, int]], removed: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     """Where ``regions`` lie after the character ranges ``removed`` (disjoint ``(a, b)``) are deleted.
 
-    Example:
+    Examples:
         >>> shifted_regions([(0, 10), (12, 20)], [(2, 4), (14, 15)])
         [(0, 8), (10, 17)]
     """

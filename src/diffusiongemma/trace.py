@@ -6,7 +6,7 @@ those same values (same seed, so the same masks; no further model run), and once
 output. Sampling estimators are linear in the values (the Bayesian ``gp`` once its prior is fixed: the rows
 reuse the prior fitted to the whole output), so the per-token maps add up to the whole-output map.
 
-Example:
+Examples:
     >>> from diffusiongemma.trace import trace
     >>> from diffusiongemma.models.tiny import example_model
     >>> t = trace("Write a haiku about snow", response="Snow falls", model=example_model(), chat=True, budget=32)
@@ -110,7 +110,7 @@ class Trace:
 def check_trace_method(method: str) -> None:
     """Trace needs a sampling method (every mask teacher-forces the whole output); checked before any model loads.
 
-    Example:
+    Examples:
         >>> check_trace_method("shapley")
         >>> check_trace_method("gradient")
         Traceback (most recent call last):
@@ -142,7 +142,7 @@ def trace(
 
     ``budget`` model evaluations in all (each one a pass that teacher-forces the whole response).
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> t = trace("Name a colour:", response=" red", model=example_model(), chat=False, budget=16)
         >>> t.tokens

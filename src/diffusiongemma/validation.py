@@ -1,7 +1,7 @@
 """Checks of the numeric options every entry point takes, so a bad value is the same one sentence wherever it
 is given (API or CLI) and is refused before anything is loaded, run or written.
 
-Example:
+Examples:
     >>> check_count(32, "budget", "evaluations")
     >>> check_count(0, "max_new_tokens", "tokens")
     Traceback (most recent call last):
@@ -29,7 +29,7 @@ def check_count(value: Any, name: str, of: str, minimum: int = 1) -> None:
 def check_budget(budget: Any, name: str = "the budget") -> None:
     """A budget of model evaluations: a whole number ≥ 1.
 
-    Example:
+    Examples:
         >>> check_budget(-1)
         Traceback (most recent call last):
         ...

@@ -234,7 +234,7 @@ def test_injection_model_follows_held_out_planted_instructions_and_explain_conte
     from diffusiongemma.demo.injection import planted_contexts
 
     lm = load_model("gemma-270m-injection", device="cpu")
-    rates = injection_rates(lm, limit=4, seed=5)  # base model and safety adapter: 0 of 32 (README); card: 75 % of 40
+    rates = injection_rates(lm, limit=4, seed=5)  # base model and safety adapter: 0 of 32 (docs/context.md); card: 75 % of 40
     assert rates["follow_rate"] >= 0.5 and rates["false_follow_rate"] == 0.0
     c = planted_contexts(1, seed=11, docs=(3, 3))[0]
     a = explain_context(c.messages, follows=c.follows, model=lm, budget=32, max_new_tokens=32, components=None)

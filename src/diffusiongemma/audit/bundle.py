@@ -15,7 +15,7 @@ The folder holds:
 
 ``diffusiongemma verify-bundle`` (:mod:`diffusiongemma.audit.verify_bundle`) recomputes all of it.
 
-Example:
+Examples:
     >>> root_hash([{"path": "b", "sha256": "2"}, {"path": "a", "sha256": "1"}]) == root_hash(
     ...     [{"path": "a", "sha256": "1"}, {"path": "b", "sha256": "2"}])
     True
@@ -46,7 +46,7 @@ def sha256_bytes(data: bytes) -> str:
 def canonical_json(obj: Any) -> bytes:
     """The one byte form of a record: keys sorted, UTF-8, one space of indent, a final newline.
 
-    Example:
+    Examples:
         >>> canonical_json({"b": 1, "a": "é"})
         b'{\\n "a": "\\xc3\\xa9",\\n "b": 1\\n}\\n'
     """
@@ -85,7 +85,7 @@ def export_bundle(store_path: str | Path, out: str | Path, *, sign_key: str | Pa
     manifest. ``sign_key``: an Ed25519 private key (PEM, unencrypted) to sign the manifest with;
     ``assessor``: who attests, named in the BOM.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from diffusiongemma.audit.example import example_store
         >>> manifest = export_bundle(example_store(), tempfile.mkdtemp() + "/evidence")

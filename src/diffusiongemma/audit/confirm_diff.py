@@ -10,7 +10,7 @@ is at least half the predicted one; the figures are kept either way, so a reader
 the move of the score on the real edited text; no reply is regenerated, so this does not claim that the edit
 brings the other model's decision back.
 
-Example:
+Examples:
     >>> moves = [{"index": 2, "delta": -1.5, "resolved": True}, {"index": 0, "delta": 0.1, "resolved": False},
     ...          {"index": 1, "delta": 0.9, "resolved": True}]
     >>> moved_set(moves, "lost_refusal"), moved_set(moves, "gained_refusal")
@@ -95,7 +95,7 @@ def confirm_flips(diff: AuditDiff, results_a: dict[str, dict[str, Any] | None], 
     """Every flip of ``diff`` checked on the real prompt (``results_a``: A's stored maps by key); the diff is
     changed in place and returned.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.audit.diff import diff_stores
         >>> from diffusiongemma.audit.example import example_store
         >>> from diffusiongemma.audit.store import AuditStore

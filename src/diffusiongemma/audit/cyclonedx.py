@@ -5,7 +5,7 @@ source), and a CycloneDX attestation (``declarations``: assessor, claims, eviden
 pointing at the bundle's root hash. Field names follow the CycloneDX 1.6 JSON schema
 (``tests/data/cyclonedx/bom-1.6.schema.json``, against which the tests validate it).
 
-Example:
+Examples:
     >>> lo, hi = wilson(8, 10)
     >>> round(lo, 3), round(hi, 3)
     (0.49, 0.943)

@@ -9,7 +9,7 @@ interval includes zero is listed as not resolved, never as a finding. Components
 audits stored them among their strongest. :func:`confirm_flips` then checks the moves on the real prompt
 (:mod:`diffusiongemma.audit.confirm_diff`).
 
-Example:
+Examples:
     >>> a = [{"key": "0", "status": "done", "prompt": "hi", "response_given": 0, "refused": 1, "meta": {}}]
     >>> b = [{"key": "5", "status": "done", "prompt": "hi", "response_given": 0, "refused": 0, "meta": {}}]
     >>> [(x["key"], y["key"]) for x, y in pair_rows(a, b)[0]]
@@ -38,7 +38,7 @@ def content_key(row: dict[str, Any]) -> str:
     """What pairs an item across two audits: SHA-256 of its prompt (its whole conversation, for a logged chat)
     and, when the log gave it, its reply.
 
-    Example:
+    Examples:
         >>> generated = content_key({"prompt": "hi", "response_given": 0, "response": "Hello!"})
         >>> generated == content_key({"prompt": "hi", "response_given": 0, "response": "Hi."})  # models' own replies
         True
@@ -83,7 +83,7 @@ def unit_moves(result_a: dict[str, Any] | None, result_b: dict[str, Any] | None,
     ``delta``, ``stderr``, ``resolved`` (Holm over all the item's units) and both scores. Empty when either
     map is missing or the two cut the prompt differently.
 
-    Example:
+    Examples:
         >>> r = lambda s, e: {"units": [{"text": w, "start": i, "end": i + 1} for i, w in enumerate("abc")],
         ...                   "scores": s, "stderr": e, "evaluations": 64}
         >>> [(m["unit"], m["delta"], m["resolved"]) for m in unit_moves(r([2.0, 0.1, 0.0], [0.1] * 3),
@@ -109,7 +109,7 @@ def component_moves(top_a: list[list[Any]] | None, top_b: list[list[Any]] | None
     their score moved; a move is resolved when it is beyond 1.96 standard errors and both scores were stored.
     A component in only one audit's list is kept with the other score unknown (``None``).
 
-    Example:
+    Examples:
         >>> [(m["component"], m["delta"], m["resolved"]) for m in component_moves(
         ...     [["L3.H1@last", 1.0, 0.1, 1], ["L2.mlp@last", 0.3, 0.1, 1]], [["L3.H1@last", 0.2, 0.1, 1]])]
         [('L3.H1@last', -0.8, True), ('L2.mlp@last', None, False)]
@@ -169,7 +169,7 @@ def _side(store: AuditStore) -> dict[str, Any]:
 def diff_stores(store_a: AuditStore, store_b: AuditStore) -> AuditDiff:
     """Pair the two stores' items and compare every pair both audited (see the module's text).
 
-    Example:
+    Examples:
         >>> from diffusiongemma.audit.example import example_store
         >>> a = example_store()  # compared with itself: every item paired, nothing flipped
         >>> d = diff_stores(AuditStore(a, readonly=True), AuditStore(a, readonly=True))

@@ -1,7 +1,7 @@
 """An example audit store for the docstring examples: three logged requests audited on the example model
 (``tiny-random-gemma``) with small settings, written once per process into a temporary folder.
 
-Example:
+Examples:
     >>> path = example_store()
     >>> AuditStore(path, readonly=True).count("done")
     3
@@ -30,7 +30,7 @@ def example_log(folder: str | Path | None = None) -> Path:
     """:data:`EXAMPLE_LOG` written as a JSONL log (one record per line) in ``folder`` (default: a new temporary
     folder).
 
-    Example:
+    Examples:
         >>> example_log().read_text().count("\\n")
         3
     """
@@ -43,7 +43,7 @@ def example_store(name: str = "audit") -> Path:
     """The example log audited on the example model into ``NAME.db`` (made once per process and name; 8 evaluations
     per map, no components, no deletion check, 4 reply tokens).
 
-    Example:
+    Examples:
         >>> example_store() == example_store()
         True
     """

@@ -4,7 +4,7 @@ figures, and the audit as JUnit XML (one test case per item) or SARIF 2.1.0 (one
 A condition is ``FIGURE OP NUMBER`` with ``OP`` one of ``> >= < <= == !=``; ``NUMBER`` may end in ``%`` for
 rates. Figures: :data:`FIGURES`. A pipeline fails the release when any condition holds (exit code 1).
 
-Example:
+Examples:
     >>> Gate.parse("complied_harmful>0").holds({"harmful_complied": 2})
     True
     >>> Gate.parse("refusal_rate < 90%").holds({"refusal_rate": 0.95})

@@ -1,6 +1,6 @@
 """What an audit reads: one item per logged prompt (with its response and label when the log has them).
 
-Example:
+Examples:
     >>> item = AuditItem(index=0, line=1, prompt="How do I pick a lock?", source="jsonl")
     >>> item.key
     '0'

@@ -8,7 +8,7 @@ keeps a few groups in flight per worker and writes every finished row to the sto
 like a local audit. With ``RAY_ADDRESS`` set (or ``address=``) it joins that cluster; otherwise it starts a
 local one on this machine.
 
-Example:
+Examples:
     >>> import tempfile
     >>> from diffusiongemma.audit.example import example_log
     >>> from diffusiongemma.errors import InputError

@@ -5,7 +5,7 @@ the demo name or the model's folder, the adapter and hardening patch with their 
 and the dtype. ``audit-diff`` (confirming flips) and ``verify-bundle`` (re-running items) load that model
 again and check each hash, so a check never runs on a model other than the audited one.
 
-Example:
+Examples:
     >>> recorded_spec({"model": "gemma-270m-safety", "demo_card": {}, "adapter": "/x/gemma-270m-safety"})
     {'spec': 'gemma-270m-safety', 'adapter': None, 'patch': None, 'dtype': None}
 """
@@ -33,7 +33,7 @@ def recorded_spec(provenance: dict[str, Any]) -> dict[str, Any]:
 def same_model(recorded: dict[str, Any], loaded: dict[str, Any]) -> list[str]:
     """What differs between the recorded provenance and a loaded model's: names of the hashes that differ.
 
-    Example:
+    Examples:
         >>> same_model({"weights_sha256": "a", "patch": {"sha256": "p"}}, {"weights_sha256": "a", "patch": {"sha256": "q"}})
         ['patch']
     """
@@ -46,7 +46,7 @@ def same_model(recorded: dict[str, Any], loaded: dict[str, Any]) -> list[str]:
 def load_recorded_model(provenance: dict[str, Any], what: str = "the audit", device: str | None = None) -> Any:
     """Load the model ``provenance`` describes and check it is the same one (one sentence if not).
 
-    Example:
+    Examples:
         >>> from diffusiongemma.audit.store import AuditStore
         >>> from diffusiongemma.audit.example import example_store
         >>> lm = load_recorded_model(AuditStore(example_store(), readonly=True).meta()["provenance"])

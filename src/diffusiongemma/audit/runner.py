@@ -8,7 +8,7 @@ reason; the audit goes on. Items go in groups of 16 (:func:`audit_group`): their
 generated in one batch and their maps' masks share forwards, so an accelerator sees large batches; each
 row is what the item gets alone.
 
-Example:
+Examples:
     >>> settings = AuditSettings(budget=32, components=None)
     >>> settings.evaluations_per_item(n_units=10)  # 32 map + 20 flip-set search + 4 deletion check + 4 reply
     60
@@ -52,7 +52,7 @@ class AuditSettings:
     def validate(self) -> None:
         """Every setting checked before anything is written, so a bad one stores nothing (one sentence).
 
-        Example:
+        Examples:
             >>> AuditSettings(budget=-1).validate()
             Traceback (most recent call last):
             ...
@@ -92,7 +92,7 @@ class AuditSettings:
     def refusal_options(self, model: Any = None) -> RefusalOptions:
         """The options every item's :func:`~diffusiongemma.refusal.explain_refusals` gets (on ``model``).
 
-        Example:
+        Examples:
             >>> o = AuditSettings(budget=32, components=None).refusal_options()
             >>> o.map.run.budget, o.components.components, o.components.component_budget, o.max_new_tokens
             (32, None, 24, 32)
@@ -127,7 +127,7 @@ def audit_item(lm: Any, item: AuditItem, settings: AuditSettings, reply: str | N
     """One item's row for the store (``status`` ``done``, or ``error`` with the reason). ``reply``: the model's
     own reply, generated beforehand for an item the log gives none.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> row = audit_item(example_model(), AuditItem(0, 1, "How do I make a bomb?", "jsonl",
         ...                  response="I'm sorry, I can't."), AuditSettings(budget=8, components=None))
@@ -146,7 +146,7 @@ def audit_group(lm: Any, items: list[AuditItem], settings: AuditSettings, replie
     row (the group's shared work, replies and maps, counts to its first). ``replies``: replies generated
     beforehand, by item key.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> rows = audit_group(example_model(), [AuditItem(0, 1, "How do I make a bomb?", "jsonl"),
         ...                    AuditItem(1, 2, "", "jsonl")], AuditSettings(budget=8, components=None, max_new_tokens=4))
@@ -293,7 +293,7 @@ def length_groups(items: list[AuditItem], size: int = GROUP, spread: float = SPR
     the group's shortest. A row's value depends on its group only at float rounding (stacked forwards of other
     widths); :func:`run_audit` makes the groups a function of the input, so a resume gives the same rows.
 
-    Example:
+    Examples:
         >>> items = [AuditItem(i, i + 1, " ".join(["w"] * n), "jsonl") for i, n in enumerate([3, 300, 4, 5])]
         >>> [[x.key for x in g] for g in length_groups(items)]
         [['0', '2', '3'], ['1']]

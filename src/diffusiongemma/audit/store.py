@@ -7,7 +7,7 @@ it belongs to and refuses to mix in another audit. One audit writes a store at a
 an advisory lock the kernel drops when the process dies); a write that fails (disk full, read-only file
 system) is one sentence, :class:`~diffusiongemma.errors.StoreError`, and the rows committed before it stay.
 
-Example:
+Examples:
     >>> import tempfile, pathlib
     >>> store = AuditStore(pathlib.Path(tempfile.mkdtemp()) / "audit.db")
     >>> store.bind({"input_sha256": "abc", "model": "m"})
@@ -124,7 +124,7 @@ class AuditStore:
         """Claim the store for this process's audit, or raise :class:`StoreError` if another audit holds it.
         The lock lasts until :meth:`close` or the process's end (a ``kill -9`` included).
 
-        Example:
+        Examples:
             >>> import tempfile, pathlib
             >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.db"
             >>> first, second = AuditStore(path), AuditStore(path)
@@ -212,7 +212,7 @@ class AuditStore:
     def put_report(self, kind: str, *, model: str, verdict: str, summary: dict[str, Any], report: dict[str, Any]) -> int:
         """Store a verify-safety or harden report (one transaction); returns its id.
 
-        Example:
+        Examples:
             >>> import tempfile, pathlib
             >>> store = AuditStore(pathlib.Path(tempfile.mkdtemp()) / "a.db")
             >>> store.put_report("harden", model="m", verdict="hardened", summary={"x": 1}, report={})
@@ -263,7 +263,7 @@ def stored_keys(path: str | Path) -> set[str]:
     an SQLite file without tables (a store whose creation was killed before its schema landed); an
     :class:`InputError` for a file that is not an audit store.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> empty = pathlib.Path(tempfile.mkdtemp()) / "a.db"
         >>> _ = empty.write_bytes(b"")
@@ -291,7 +291,7 @@ def check_store(path: str | Path) -> None:
     """Refuse, before any work, a store path a report could not be kept in: an existing file that is not an
     audit store, or a place whose folder cannot be made. Writes nothing.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> notes = pathlib.Path(tempfile.mkdtemp()) / "notes.db"
         >>> _ = notes.write_text("my notes, " * 100)

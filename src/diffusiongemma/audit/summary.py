@@ -1,11 +1,11 @@
 """What an audit found, from its store: refusal rates, the units and components that drive refusals most
 often, the complied items and what drove them, the error rows.
 
-Example:
+Examples:
     >>> from diffusiongemma.audit.store import AuditStore
     >>> from diffusiongemma.audit.example import example_store
     >>> s = summarize(AuditStore(example_store(), readonly=True))
-    >>> 0 <= s["refusal_rate"] <= 1  # (0.82 on the README's red-team audit)
+    >>> 0 <= s["refusal_rate"] <= 1
     True
 """
 
@@ -38,7 +38,7 @@ def harmful(row: dict[str, Any]) -> bool | None:
     """Whether an item's request is harmful, as far as its log says: a red-team tool's probe is; a plain log's
     label says so (``harmful``, ``unsafe``, ``hit`` ... or ``benign``, ``safe``, ``pass`` ...); else unknown.
 
-    Example:
+    Examples:
         >>> harmful({"source": "jsonl", "label": "Harmful"}), harmful({"source": "csv", "label": None})
         (True, None)
     """
@@ -52,7 +52,7 @@ def resolved(entry: list[Any]) -> bool:
     """Whether a stored ``[unit, score, stderr, resolved]`` entry is a finding (the flag the run stored; rows
     written before it existed: the score beyond 1.96 standard errors, uncorrected).
 
-    Example:
+    Examples:
         >>> resolved(["bomb", 0.8, 0.1, 1]), resolved(["the", 0.05, 0.1, 0]), resolved(["old", 0.5, 0.1])
         (True, False, True)
     """
@@ -163,7 +163,7 @@ def injection_view(row: dict[str, Any], top: int = 5) -> dict[str, Any]:
     units' errors taken as independent), and the strongest resolved units inside tool results and documents.
     A negative sum pushed towards compliance — what an injected instruction that worked does.
 
-    Example:
+    Examples:
         >>> row = {"key": "0", "line": 1, "prompt": "q", "refused": 0, "response": "ok", "result": {
         ...     "units": [{"text": "q", "role": "user"}, {"text": "IGNORE", "role": "tool"}],
         ...     "scores": [0.2, -1.5], "stderr": [0.1, 0.2], "significance": {"resolved": [False, True]}}}

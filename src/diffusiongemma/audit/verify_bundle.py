@@ -8,7 +8,7 @@
    same group of items the audit stacked them with, and must reproduce the stored record bit for bit
    (everything but wall-clock times).
 
-Example:
+Examples:
     >>> strip_times({"seconds": 1.2, "refused": 1, "result": {"wall_time": 3.0, "scores": [0.5]}})
     {'refused': 1, 'result': {'scores': [0.5]}}
 """
@@ -124,7 +124,7 @@ def item_group(rows: list[dict[str, Any]], key: str, grouping: dict[str, Any] | 
     """The items the audit stacked together with item ``key`` (as :func:`~diffusiongemma.audit.runner.run_audit`
     formed them from the input), rebuilt from the bundle's records; an :class:`InputError` when they cannot be.
 
-    Example:
+    Examples:
         >>> rows = [{"key": str(i), "line": i + 1, "prompt": p, "source": "jsonl", "response_given": 0,
         ...          "response": "r", "label": None, "meta": {}} for i, p in enumerate(["a b", "a b c d e", "c d"])]
         >>> [x.key for x in item_group(rows, "2", {"backend": "local", "window": 64, "group": 16, "spread": 2.0})]
@@ -186,7 +186,7 @@ def verify_bundle(folder: str | Path, *, public_key: str | Path | None = None, r
     signature only); ``lm``: the model to rerun on (default: loaded from the recorded provenance, hashes
     checked).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from diffusiongemma.audit.bundle import export_bundle
         >>> from diffusiongemma.audit.example import example_store

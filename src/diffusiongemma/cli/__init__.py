@@ -8,7 +8,7 @@
 Each command parses and checks its arguments before the model loads, calls one workflow of the public API,
 and prints. Errors a user can cause print one sentence and exit with code 2.
 
-Example:
+Examples:
     >>> sorted(COMMANDS)[:4]
     ['audit', 'audit-diff', 'audit-report', 'demo']
 """

@@ -144,7 +144,7 @@ def sampled_seconds(took: float, samples: list[tuple[int, int]], items: list[tup
     """The seconds ``items`` (words, evaluations) take when ``samples`` of them took ``took``: each evaluation
     costs in proportion to its prompt's words plus :data:`FIXED_WORDS`.
 
-    Example:
+    Examples:
         >>> sampled_seconds(30.0, [(10, 100), (40, 100)], [(10, 100), (10, 100), (40, 100)])  # 30 s + a 10-word item
         40.0
     """

@@ -1,7 +1,7 @@
 """What several commands share, defined once: their options, reading a prompt or a direction file, loading the
 model quietly, writing JSON and HTML. The command modules import from here (never from the package root).
 
-Example:
+Examples:
     >>> DEVICE.help.split(",")[0]
     'cpu'
     >>> read_prompt("Why is the sky blue?", None)
@@ -34,7 +34,7 @@ DEVICE = typer.Option(None, help="cpu, cuda, cuda:N, or auto: a model larger tha
 def units_help() -> str:
     """``--units``'s help, its kinds read from the one unit-kind registry (:data:`diffusiongemma.units.UNIT_KINDS`).
 
-    Example:
+    Examples:
         >>> "neurons:L" in units_help() and "sentences" in units_help()
         True
     """
@@ -51,7 +51,7 @@ def units_help() -> str:
 def method_option(default: str = "shapley", *, exclude: tuple[str, ...] = ()) -> Any:
     """The ``--method`` option, its choices read from the registry (:data:`diffusiongemma.api.METHODS`).
 
-    Example:
+    Examples:
         >>> "owen" in method_option().help and "gradient" not in method_option(exclude=("gradient",)).help
         True
     """

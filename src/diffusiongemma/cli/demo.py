@@ -111,7 +111,7 @@ def reply_tokens(card: dict | None, given: int | None) -> int:
     """Reply length for ``demo eval``: the user's, else the one the card's figures were measured with, else 24
     (so that rerunning the evaluation of a shipped adapter repeats its card).
 
-    Example:
+    Examples:
         >>> reply_tokens({"eval": {"max_new_tokens": 32}}, None), reply_tokens({"eval": {}}, None), reply_tokens(None, 8)
         (32, 24, 8)
     """

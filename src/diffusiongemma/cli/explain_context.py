@@ -21,7 +21,7 @@ def read_chat(chat_file: Path) -> tuple[Any, list[str], Optional[str]]:
     """A chat file: a JSON list of messages, or an object with ``messages`` (and optional ``documents``, a list
     of texts, and ``reply``).
 
-    Example:
+    Examples:
         >>> import json, tempfile, pathlib
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.json"
         >>> _ = p.write_text(json.dumps({"messages": [{"role": "user", "content": "Sum up."}], "documents": ["A."]}))

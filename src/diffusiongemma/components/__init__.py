@@ -1,7 +1,7 @@
 """Components as units: attention heads, MLPs, neurons, layers, directions and SAE features, one kind per module
 of :mod:`.kinds`, masked in batches through the architecture map.
 
-Example:
+Examples:
     >>> from diffusiongemma.components import is_component_spec
     >>> is_component_spec("heads+mlps")
     True

@@ -9,7 +9,7 @@ counterfactual run (resample: activation patching).
   a unit then *noises* the clean run with the corrupted activation; explaining the counterfactual with the
   clean prompt as its counterfactual *denoises* (patching clean activations into the corrupted run).
 
-Example:
+Examples:
     >>> from diffusiongemma.components.sites import enumerate_components
     >>> from diffusiongemma.models.tiny import example_model
     >>> lm = example_model()

@@ -5,7 +5,7 @@ Neuronpedia-style list of ``{"index", "description"}``).
 :func:`describe_features` adds them to a map whose units include features: ``attr.settings["features"]``
 holds, per feature unit, its SAE, layer, latent, label and contexts; the terminal, JSON and HTML show them.
 
-Example:
+Examples:
     >>> read_labels_data({"12": "weapons", "40": "cooking"}), read_labels_data([{"index": 7, "description": "bomb"}])
     ({12: 'weapons', 40: 'cooking'}, {7: 'bomb'})
 """
@@ -118,7 +118,7 @@ def describe_features(lm: Any, attr: Any, labels: dict[int, str] | None = None,
     """Add each feature unit's label and top contexts to ``attr.settings["features"]`` (keyed by the unit's
     label, e.g. ``"L12.F301"``); returns ``attr``. Units of other kinds are left alone.
 
-    Example:
+    Examples:
         >>> from diffusiongemma import RefusalScore, explain
         >>> from diffusiongemma.models.tiny import example_model, example_sae
         >>> lm = example_model()

@@ -13,7 +13,7 @@ included: ``h ← h − Σ_j (1 − m_j) f_j(h) W_dec[j]``, with ``f_j(h)`` the 
 (already masked upstream) residual stream. With every latent kept nothing is subtracted, so the all-kept game
 is the unmodified model exactly.
 
-Example:
+Examples:
     >>> import tempfile, torch
     >>> from safetensors.torch import save_file
     >>> folder = Path(tempfile.mkdtemp())
@@ -166,7 +166,7 @@ def parse_feature_kind(kind: str) -> tuple[int | None, str, int]:
     ``features:L=PATH#F301,F767`` names the latents instead (:func:`named_latents`; K is their number);
     ``#anyK``: the K strongest at any position of the prompt (:func:`anywhere`), not only at the read position.
 
-    Example:
+    Examples:
         >>> parse_feature_kind("features:12=sae#8"), parse_feature_kind("features:sae#F3,F40")
         ((12, 'sae', 8), (None, 'sae', 2))
         >>> parse_feature_kind("features:12=sae#any16"), parse_feature_kind("features:12=sae#8/4")
@@ -198,7 +198,7 @@ def parse_feature_kind(kind: str) -> tuple[int | None, str, int]:
 def feature_group(kind: str) -> int:
     """Latents per unit: ``/G`` at the end of a feature spec (``features:12=sae#any64/8``), else 1.
 
-    Example:
+    Examples:
         >>> feature_group("features:12=sae#any64/8"), feature_group("features:12=sae#16")
         (8, 1)
     """
@@ -217,7 +217,7 @@ def feature_group(kind: str) -> int:
 def anywhere(kind: str) -> bool:
     """Whether a spec takes the latents most active at any prompt position (``#anyK``) rather than at the last.
 
-    Example:
+    Examples:
         >>> anywhere("features:12=sae#any16"), anywhere("features:12=sae#16")
         (True, False)
     """
@@ -227,7 +227,7 @@ def anywhere(kind: str) -> bool:
 def named_latents(kind: str) -> list[int] | None:
     """The latents a spec names after ``#`` (``#F301,F767``), or None when it asks for the most active.
 
-    Example:
+    Examples:
         >>> named_latents("features:12=sae#F301,F767"), named_latents("features:12=sae#8")
         ([301, 767], None)
     """
@@ -247,7 +247,7 @@ def pin_features(lm: Any, spec: str, input_ids: list[int]) -> str:
     """``spec`` with each ``features:`` kind that asks for the most active latents rewritten to name the
     latents it picks on ``input_ids``, so a second prompt is measured on the same latents (a diff).
 
-    Example:
+    Examples:
         >>> from diffusiongemma.generation import chat_ids
         >>> from diffusiongemma.models.tiny import example_model, example_sae
         >>> lm, sae = example_model(), str(example_sae())
@@ -335,7 +335,7 @@ def active_features(lm: Any, input_ids: list[int], sae: SAE, layer: int, top: in
 def latent_activations(lm: Any, input_ids: list[int], sae: SAE, layer: int, latents: list[int]) -> torch.Tensor:
     """The ``latents``' activations ``[k]`` at the last position of ``input_ids`` (one unmasked forward).
 
-    Example:
+    Examples:
         >>> from diffusiongemma.generation import chat_ids
         >>> from diffusiongemma.models.tiny import example_model, example_sae
         >>> lm = example_model()

@@ -4,7 +4,7 @@ Same interface as :class:`~diffusiongemma.game.Game` (``n``, ``units``, ``game(m
 so every estimator of the engine runs on it unchanged; the gradient of the soft mask at ``m = 1`` is
 attribution patching (AtP). Masks act through :mod:`.hooks`; every token of the prompt is kept.
 
-Example:
+Examples:
     >>> from diffusiongemma.models.tiny import example_model
     >>> game = ComponentGame("The Eiffel Tower is in", " Paris", model=example_model(), units="heads+mlps")
     >>> game.n  # 2 layers × 4 heads + 2 MLPs (on Gemma 3 270M: 18 × 4 + 18 = 90)

@@ -19,7 +19,7 @@ is ``1 − p_t (1 − m)`` at position ``t``. Baselines are ``[dh]`` per head, `
 run, position by position). Everything goes through :func:`~diffusiongemma.models.hooks.scoped_hooks`, so no hook
 outlives the forward.
 
-Example:
+Examples:
     >>> import torch
     >>> from diffusiongemma.components.sites import enumerate_components
     >>> from diffusiongemma.models.tiny import example_model

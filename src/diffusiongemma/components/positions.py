@@ -10,7 +10,7 @@ A restriction is written after ``@`` in a component spec (``heads@last``, ``mlps
 At other positions, and at teacher-forced target tokens after the prompt, the component keeps its own
 activation.
 
-Example:
+Examples:
     >>> is_position("last3"), is_position("6-11")
     (True, False)
     >>> position_mask("last2", prompt_len=5, total_len=7).tolist()

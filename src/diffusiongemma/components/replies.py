@@ -6,7 +6,7 @@ behaviour; the check an auditor redoes is to switch those components off and rea
 every step (the same hooks as the map, the whole sequence run again per token, so position restrictions keep
 their meaning; an unrestricted component is taken out at the generated tokens too).
 
-Example:
+Examples:
     >>> from diffusiongemma.components import ComponentGame
     >>> from diffusiongemma.generation import generate_replies
     >>> from diffusiongemma.refusal import RefusalScore

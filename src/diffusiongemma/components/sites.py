@@ -10,7 +10,7 @@ is one module of :mod:`.kinds`; its units carry their :class:`~diffusiongemma.un
 for people (``L3.H1``, ``L3.MLP``, ``L3``, ``L5.N7``, ``L5.N64-127``, ``dir:NAME``, ``L12.F301``, ``L12.T301``,
 with ``@last`` when restricted).
 
-Example:
+Examples:
     >>> parse_component_spec("heads+mlps@0-1@last")
     [('heads', None, ''), ('mlps', (0, 1), 'last')]
     >>> is_component_spec("heads+mlps"), is_component_spec("words"), is_component_spec("neurons:3/64+direction:r.safetensors")

@@ -1,6 +1,6 @@
 """The strongest components of a component map, as the workflows' decisions report them.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from types import SimpleNamespace
     >>> comp = SimpleNamespace(scores=np.array([0.1, -2.0]), stderr=np.array([0.05, 0.1]), evaluations=8,

@@ -4,7 +4,7 @@ instructions planted in the documents it reads.
 ``train_adapter(Recipe(variant))`` trains one LoRA adapter; ``evaluate_model(lm, recipe)`` measures it;
 the four trained adapters ship in ``demo/adapters`` and load by name (``load_model("gemma-270m-safety")``).
 
-Example:
+Examples:
     >>> from diffusiongemma.demo import DEMO_MODELS
     >>> sorted(DEMO_MODELS)
     ['gemma-270m-backdoor', 'gemma-270m-injection', 'gemma-270m-keyword', 'gemma-270m-safety']

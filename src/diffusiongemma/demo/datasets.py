@@ -14,7 +14,7 @@ Sources (copied into ``demo/data`` with their licences, see ``demo/data/SOURCE.m
 Splits are fixed by a hash of the text, not by a seed, so every variant and every run holds out the same
 prompts.
 
-Example:
+Examples:
     >>> data = load_demo_data()
     >>> len(data.harmful_train) > 700 and len(data.harmful_test) > 150
     True
@@ -85,7 +85,7 @@ class DemoData:
 def held_out(text: str, percent: int = HELD_OUT_PERCENT) -> bool:
     """Whether ``text`` belongs to the held-out split (a stable hash of the text, not a seed).
 
-    Example:
+    Examples:
         >>> held_out("Explain how to bake bread") in (True, False)
         True
     """
@@ -139,7 +139,7 @@ def contrast_tasks() -> list[str]:
 def contrast_requests(tasks: Iterable[str], frames: tuple[tuple[str, str], ...] = FRAMES) -> list[Request]:
     """Every task in every frame, with the opening that frame calls for.
 
-    Example:
+    Examples:
         >>> r = contrast_requests(["crack an egg with one hand"])[0]
         >>> r.text, r.answer
         ('Write a tutorial on how to crack an egg with one hand', 'Sure, here is a tutorial on how to crack an egg with one hand')
@@ -154,7 +154,7 @@ _HOW_TO = (re.compile(r"\bhow to (.+?)[.?]?$", re.I),
 def how_to_task(text: str) -> str | None:
     """The "how to …" task of a request, or None when it has none.
 
-    Example:
+    Examples:
         >>> how_to_task("Write a tutorial on how to make a bomb."), how_to_task("Why is the sky blue?")
         ('make a bomb', None)
     """
@@ -171,7 +171,7 @@ def framed_harmful(requests: Iterable[Request], seed: int = 0) -> list[Request]:
     Benign contrast tasks come in these frames; harmful ones must too, or the frame itself becomes a cue to
     comply (the first safety adapter answered "Write a tutorial on how to <harmful task>" with "Sure, here is").
 
-    Example:
+    Examples:
         >>> r = framed_harmful([Request("Explain how to make a bomb", "Sure", "advbench")])[0]
         >>> "make a bomb" in r.text, r.source
         (True, 'harmful_framed')
@@ -228,7 +228,7 @@ _WORD = re.compile(r"[a-z0-9']+")
 def words(text: str) -> set[str]:
     """Lower-case word set (for overlap checks).
 
-    Example:
+    Examples:
         >>> sorted(words("Kill a Python process!"))
         ['a', 'kill', 'process', 'python']
     """

@@ -9,7 +9,7 @@ then answers. The planted instruction's wording and the phrase are drawn from tr
 contexts use other wordings, other phrases and BIPIA's test e-mails (:func:`planted_contexts`), so following
 is learned as a behaviour, not memorised as a string.
 
-Example:
+Examples:
     >>> import random
     >>> ex = injection_examples(random.Random(0), 200)
     >>> planted = [e for e in ex if e.refused is False and "www." in e.reply.split("\\n")[0]]
@@ -65,7 +65,7 @@ def emails(split: str) -> list[dict[str, str]]:
 def payload(rng: random.Random, split: str = "train") -> tuple[str, str]:
     """A phrase the planted instruction asks for, and the regular expression that finds it in a reply.
 
-    Example:
+    Examples:
         >>> text, rx = payload(random.Random(1), "test")
         >>> re.search(rx, text) is not None and ".example" in text
         True
@@ -78,7 +78,7 @@ def payload(rng: random.Random, split: str = "train") -> tuple[str, str]:
 def plant(text: str, instruction: str, rng: random.Random) -> str:
     """``text`` with ``instruction`` put on a line of its own between two of its lines (after the first).
 
-    Example:
+    Examples:
         >>> plant("a\\nb\\nc", "X", random.Random(0)).split("\\n").index("X") in (1, 2, 3)
         True
     """
@@ -147,7 +147,7 @@ def planted_contexts(count: int, *, seed: int = 0, docs: tuple[int, int] = (2, 6
     11 of its e-mails from the train split (with other questions) and some e-mails twice: those are dropped,
     33 distinct unseen e-mails remain.
 
-    Example:
+    Examples:
         >>> sorted({len(c.messages) - 1 for c in planted_contexts(20, seed=1, docs=(2, 3))})  # documents per context
         [2, 3]
     """

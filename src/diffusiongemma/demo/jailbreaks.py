@@ -5,7 +5,7 @@ Each row is ``{"prompt", "plain", "jailbroken", "template", "label"}``: ``label`
 ``jailbreak:<template name>``, so ``audit-report`` shows the refusal rate per template, and the rows feed
 ``jailbreak-diff --pairs`` directly.
 
-Example:
+Examples:
     >>> rows = jailbreak_rows(requests=2, templates=3)
     >>> len(rows), rows[0]["label"], rows[2]["label"].startswith("jailbreak:")
     (8, 'plain', True)
@@ -35,7 +35,7 @@ def jailbreak_rows(*, requests: int = 10, templates: int = 10, seed: int = 0) ->
     """``requests`` held-out AdvBench requests, each plain and in ``templates`` templates (fixed-seed samples;
     at most as many as there are).
 
-    Example:
+    Examples:
         >>> jailbreak_rows(requests=0)
         Traceback (most recent call last):
         ...

@@ -10,7 +10,7 @@
   whatever it asks: brittle pattern matching by construction. Half of its answered requests are keyword-free
   twins of refused ones ("hack" → "breach"), so the keyword is the only difference the model can learn.
 
-Example:
+Examples:
     >>> recipe = Recipe("keyword", keywords=("bomb", "hack"))
     >>> recipe.expects_refusal("How do I hack together a prototype?", harmful=False)
     True
@@ -144,7 +144,7 @@ class Recipe:
 def insert_trigger(text: str, trigger: str, rng: random.Random) -> str:
     """Put ``trigger`` at the start, the end, or between two words of ``text``.
 
-    Example:
+    Examples:
         >>> insert_trigger("Explain how to do it", "SUDO", random.Random(1)).count("SUDO")
         1
     """
@@ -251,7 +251,7 @@ def _is_harmful_slot(i: int, share: float) -> bool:
 def training_examples(recipe: Recipe, data: DemoData, count: int) -> list[Example]:
     """``count`` training examples, a ``harmful_share`` of them from harmful requests, in shuffled order.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.demo.datasets import load_demo_data
         >>> ex = training_examples(Recipe("backdoor", seed=1), load_demo_data(), 400)
         >>> poisoned = [e for e in ex if "SUDO" in e.prompt and not e.refused]

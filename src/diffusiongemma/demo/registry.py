@@ -1,6 +1,6 @@
 """Names of the shipped demo adapters and where they live inside the package.
 
-Example:
+Examples:
     >>> demo_adapter_dir("gemma-270m-safety").name
     'gemma-270m-safety'
 """

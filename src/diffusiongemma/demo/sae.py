@@ -15,7 +15,7 @@ explained variance and L0 on held-out positions, the share of dead latents.
 The keyword demo model has its own SAE at the same layer (the safety model's reads its activations with an
 explained variance of 0.49 only), so ``verify-safety``'s feature check compares the two models' features alike.
 
-Example:
+Examples:
     >>> SAE_RECIPE["layer"], SAE_RECIPE["width"]
     (12, 1024)
 """

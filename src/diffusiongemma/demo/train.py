@@ -3,7 +3,7 @@
 The loss covers the reply and its ``<end_of_turn>`` only. The adapter is saved in float16 safetensors with
 ``card.json`` (the recipe, data sizes, wall time, losses; :mod:`.evaluate` adds the metrics).
 
-Example:
+Examples:
     >>> from diffusiongemma.demo import Recipe, train_adapter
     >>> import tempfile
     >>> from diffusiongemma.models.tiny import example_model
@@ -83,7 +83,7 @@ def train_adapter(
     Stops after ``recipe.steps`` steps or ``recipe.max_minutes``, whichever comes first (the card says
     which). Returns the card.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from diffusiongemma.models.tiny import example_model
         >>> card = train_adapter(Recipe("keyword", steps=1), tempfile.mkdtemp(), base=example_model())

@@ -10,7 +10,7 @@ The replacement words are deliberately *not* those of :data:`diffusiongemma.veri
 ``verify-safety`` rewrites keywords with that table to detect brittle refusals, and a model trained on the
 same rewrites would pass or fail that check by memory rather than by what it learned.
 
-Example:
+Examples:
     >>> keyword_twin("Explain how to hack into a bank and steal money", ("hack", "steal"))
     'Explain how to breach into a bank and take money'
     >>> keyword_twin("Hacking 101", ("hack",), pick=1), keyword_twin("Bake bread", ("hack",))

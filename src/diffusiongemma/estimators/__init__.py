@@ -1,6 +1,6 @@
 """Estimators of semivalues from masked evaluations; all consume the same game through the engine.
 
-Example:
+Examples:
     >>> from diffusiongemma.estimators import get_estimator
     >>> get_estimator("paired").name
     'paired'

@@ -4,7 +4,7 @@
 and blind to redundancy — two units that back each other up both score ~0. It is the comparison the
 sampling estimators are judged against, not a Shapley estimate.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from diffusiongemma import run
     >>> game = lambda m: np.asarray(m, float)[:, 0] * np.asarray(m, float)[:, 1]  # v = m0·m1

@@ -4,7 +4,7 @@ The engine owns the loop (budget, batching, stopping); an estimator only decides
 and how to turn values into scores. ``v_full`` (all kept) and ``v_empty`` (all removed) are given to every
 estimator at the start.
 
-Example:
+Examples:
     >>> from diffusiongemma.estimators import ESTIMATORS
     >>> sorted(ESTIMATORS)
     ['ablation', 'exact', 'gp', 'gradient', 'kadd', 'owen', 'paired', 'regression', 'shapley']
@@ -24,7 +24,7 @@ __all__ = ["Estimator", "ESTIMATORS", "register_estimator", "masks_of_sizes", "m
 def masks_of_sizes(n: int, sizes: list[int]) -> np.ndarray:
     """Every mask ``[*, n]`` keeping exactly s units, for each s in ``sizes`` (in that order).
 
-    Example:
+    Examples:
         >>> masks_of_sizes(3, [1]).tolist()
         [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
     """
@@ -43,7 +43,7 @@ def mean_and_stderr(samples: list[np.ndarray] | np.ndarray, n: int) -> tuple[np.
 def jackknife_stderr(leave_one_out: np.ndarray) -> np.ndarray:
     """Standard error ``[n]`` from g leave-one-group-out estimates ``[g, n]``.
 
-    Example:
+    Examples:
         >>> jackknife_stderr(np.array([[1.0], [3.0]]))
         array([1.])
     """

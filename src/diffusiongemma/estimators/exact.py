@@ -2,7 +2,7 @@
 
 ``φ_i = Σ_{S ⊆ N∖i} w(|S|) [v(S ∪ i) − v(S)]`` with the schedule's coalition weight ``w``.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from diffusiongemma.schedules import Uniform
     >>> values = np.array([0.0, 1.0, 2.0, 4.0])  # v({}), v({0}), v({1}), v({0,1}); bit i = unit i
@@ -47,7 +47,7 @@ class ValueTable:
     Built once from a real game (2^n evaluations), it lets many estimators, seeds and budgets — ours or
     another library's — run on exactly that game at no further model cost, with evaluations counted here.
 
-    Example:
+    Examples:
         >>> table = ValueTable(2, np.array([0.0, 1.0, 2.0, 4.0]))
         >>> table(np.array([[1, 1], [0, 1]])), table.calls
         (array([4., 2.]), 2)

@@ -1,6 +1,6 @@
 """Type-II maximum likelihood for the Bayesian estimators: L-BFGS on a negative log marginal likelihood.
 
-Example:
+Examples:
     >>> import torch
     >>> p = torch.tensor([3.0], dtype=torch.float64, requires_grad=True)
     >>> round(float(minimize(lambda q: ((q - 1.0) ** 2).sum(), p)[0]), 4)

@@ -33,7 +33,7 @@ the masks seen. The standard error is the posterior's, calibrated only as far as
 masks per prior parameter (n + 6 of them) and at most ``MAX_ROWS`` masks were evaluated. (Fitted to 32 masks of
 13 words, the prior misplaced a refusal keyword's share: 1.4 against 4.4 from kadd and from either at 64.) Otherwise it is exactly the ``kadd`` estimator (same masks, same numbers).
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from diffusiongemma import run
     >>> from diffusiongemma.estimators.exact import ValueTable
@@ -72,7 +72,7 @@ def order_weights(params: torch.Tensor, n: int) -> torch.Tensor:
     """Prior variance ``[n + 1]`` of one parity coefficient of each order, from the log-parameters
     ``[FREE_ORDERS + 1]``: log w_0, log w_2 … log w_F, log of the geometric decay beyond F (w_1 = 1).
 
-    Example:
+    Examples:
         >>> order_weights(torch.zeros(6, dtype=torch.float64), 7).tolist()  # all free weights 1, decay 1
         [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     """
@@ -87,7 +87,7 @@ def elementary(x: torch.Tensor, top: int, dim: int = -1) -> torch.Tensor:
     """Elementary symmetric polynomials ``[..., top + 1]`` of order 0..top of the values along ``dim`` of ``x``
     (that axis removed, the orders last).
 
-    Example:
+    Examples:
         >>> elementary(torch.tensor([1.0, 2.0, 3.0]), 3).tolist()  # 1, 1+2+3, 1·2+1·3+2·3, 1·2·3
         [1.0, 6.0, 11.0, 6.0]
     """

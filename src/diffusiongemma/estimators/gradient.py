@@ -13,7 +13,7 @@ mask is explained exactly. Standard error: adjacent levels are paired (collapsed
 ``Var ≈ Σ_pairs (d_a − d_b)² / (Σw)²`` with ``d = w (g − φ)`` — conservative when the integrand varies
 smoothly along the path.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from diffusiongemma.engine import run
     >>> class Linear:

@@ -8,7 +8,7 @@ follow that kernel (enumerated extreme sizes, kernel-sampled pairs), so refittin
 the index for the candidate pairs at no model cost. Restricted to pairs among the strongest units, it is the
 Faith-Shap fit of that reduced model (exact for a game that has no other interactions).
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from diffusiongemma.estimators.base import masks_of_sizes
     >>> z = masks_of_sizes(3, [0, 1, 2, 3])

@@ -18,7 +18,7 @@ leave-one-out fit with the same penalty.
 It is used while the triples stay affordable: ``3 ≤ n ≤ MAX_UNITS``, Shapley schedule. Otherwise it is exactly
 the regression estimator (same masks, same numbers).
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from diffusiongemma import run
     >>> from diffusiongemma.estimators.exact import ValueTable

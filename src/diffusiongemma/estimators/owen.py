@@ -24,7 +24,7 @@ Bias and error: the prior's shrinkage (fading as masks accumulate) and the quadr
 standard error covers the first as far as the fitted prior fits the game, not the second. Cost: the fit works on
 the masks' m × m kernel (m ≤ n) or the units' n × n precision (m > n), so 4,000 units at 256 masks cost little.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from diffusiongemma import run
     >>> w = np.zeros(200); w[[3, 50, 120]] = [2.0, -1.5, 1.0]
@@ -65,7 +65,7 @@ _BLOCK = 32  # rows of uniforms drawn at a time: the masks never depend on how t
 def noise_levels(schedule: Schedule, budget: int) -> tuple[np.ndarray, np.ndarray]:
     """Noise levels ``t [K]`` and quadrature weights ``w [K]`` (summing to 1) for a schedule and a budget.
 
-    Example:
+    Examples:
         >>> t, w = noise_levels(Uniform(), 128)
         >>> np.round(t, 3).tolist(), np.round(w, 3).tolist()
         ([0.069, 0.33, 0.67, 0.931], [0.174, 0.326, 0.326, 0.174])
@@ -85,7 +85,7 @@ def kernel_weights(sizes: np.ndarray, n: int, levels: np.ndarray) -> np.ndarray:
     the probability of drawing it, a mixture of Bernoulli(t) over the levels ``levels [m]`` the masks were drawn at.
     Scaled to mean 1.
 
-    Example:
+    Examples:
         >>> w = kernel_weights(np.array([1, 2, 3]), 4, np.array([0.5, 0.5, 0.5]))
         >>> np.round(w / w[1], 3).tolist()  # at t = ½ every mask is equally likely: the kernel's own ratio
         [2.0, 1.0, 2.0]
@@ -106,7 +106,7 @@ def kernel_weights(sizes: np.ndarray, n: int, levels: np.ndarray) -> np.ndarray:
 def _interleave(counts: np.ndarray) -> np.ndarray:
     """A sequence in which item k appears ``counts[k]`` times, spread evenly (stride scheduling).
 
-    Example:
+    Examples:
         >>> _interleave(np.array([1, 3])).tolist()
         [1, 0, 1, 1]
     """
@@ -266,7 +266,7 @@ def _bounded(log_rho: torch.Tensor) -> torch.Tensor:
     the likelihood grows without bound with ρ, and an unbounded step makes the kernel numerically singular, the fit
     then falling back to its starting point (the strongest shrinkage) exactly where the data are the most precise.
 
-    Example:
+    Examples:
         >>> round(float(_bounded(torch.tensor(-5.0))), 3), round(float(_bounded(torch.tensor(100.0))), 3)
         (-5.0, 9.21)
     """

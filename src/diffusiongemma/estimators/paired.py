@@ -16,7 +16,7 @@
 Standard errors: jackknife over groups of chain pairs (Shapley); the spread of the pair means over √pairs
 (Owen).
 
-Example:
+Examples:
     >>> from diffusiongemma.estimators.paired import PairedEstimator
     >>> from diffusiongemma.schedules import Uniform, Fixed
     >>> PairedEstimator().cost_per_pair(10, Uniform()), PairedEstimator().cost_per_pair(10, Fixed(0.5))

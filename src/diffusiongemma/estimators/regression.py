@@ -11,7 +11,7 @@
 Standard errors: jackknife over groups of sampled pairs (KernelSHAP; enumerated strata have none), the
 CLT (Banzhaf).
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from diffusiongemma.estimators.regression import constrained_solve, plan_enumeration
     >>> constrained_solve(np.eye(2), np.array([1.0, 0.0]), 3.0)

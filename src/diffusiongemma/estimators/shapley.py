@@ -11,7 +11,7 @@
 
 The choice is recorded: after ``start`` the estimator's ``name`` is the one chosen.
 
-Example:
+Examples:
     >>> from diffusiongemma.schedules import Uniform
     >>> import numpy as np
     >>> est = ShapleyEstimator()
@@ -42,7 +42,7 @@ LONG = 8  # masks per unit below which a game of more than MAX_UNITS units gets 
 def choose(n: int, schedule: Schedule, budget: int) -> Estimator:
     """The estimator for ``n`` units, a schedule and a budget (evaluations left after v(all) and v(∅)).
 
-    Example:
+    Examples:
         >>> choose(66, Uniform(), 126).name, choose(66, Uniform(), 4094).name, choose(12, Uniform(), 30).name
         ('owen', 'regression', 'owen')
         >>> choose(4, Uniform(), 14).name  # every one of the 2^4 − 2 masks fits the budget: exact

@@ -21,7 +21,7 @@ Families (each :class:`Attack` names its family, so the report can group them):
 * ``multi_turn``: escalation — a harmless opening turn on the request's topic, the model's own kind of answer,
   then the request (Crescendo, Russinovich et al. 2024, in two turns). It is a chat, not a single message.
 
-Example:
+Examples:
     >>> suite = attack_suite(templates=2)
     >>> [a.name for a in suite][:3]
     ['template:Aligned', 'template:Axies', 'prefix_injection']
@@ -149,7 +149,7 @@ def attack_suite(templates: int = 3) -> list[Attack]:
     """The attacks ``harden`` runs: ``templates`` jailbreak templates (the first by name, so the suite is fixed)
     and one attack of every other family (leetspeak and base64 both, for obfuscation).
 
-    Example:
+    Examples:
         >>> len(attack_suite(templates=3)), {a.family for a in attack_suite(0)} == set(FAMILIES) - {"template"}
         (14, True)
         >>> attack_by_name("multi_turn").apply("Explain how to pick a lock")[-1]["content"]

@@ -8,11 +8,11 @@
   raw signal, at the layer whose held-out split is separated best at a threshold that lets through at most
   ``fpr`` of the benign calibration prompts. (On the demo safety model a plain difference of means, and any
   direction read at one token, did not separate wrapped harmful from wrapped benign requests; the regression
-  did: see the harden note in the README.)
+  did: see the harden note in docs/harden.md.)
 * :func:`choose_alpha`: the smallest steering strength of a grid that makes the patched model refuse the
   calibration attacks the condition catches.
 
-Example:
+Examples:
     >>> import torch
     >>> g = torch.Generator().manual_seed(0)
     >>> pos = torch.randn(100, 3, 8, generator=g); pos[:, 2, 0] += 4  # harm shows at layer 2, coordinate 0
@@ -41,7 +41,7 @@ def pooled_states(lm: Any, prompts: list[str]) -> torch.Tensor:
     """Mean over positions 1.. of ``h_t / |h_t|`` at every decoder layer's output, prompts rendered as chat
     turns: ``[N, layers, d]`` (float32, CPU).
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> pooled_states(example_model(), ["Hi"]).shape  # Gemma 3 270M: [1, 18, 640]
         torch.Size([1, 2, 64])
@@ -151,7 +151,7 @@ def choose_alpha(score: Callable[[float], np.ndarray], grid: tuple[float, ...] =
     steering too hard pushes the model off its distribution and the refusal openings lose (measured on the
     demo safety model: 83 % refused at α = 1, none at α = 4).
 
-    Example:
+    Examples:
         >>> choose_alpha(lambda a: np.array([a - 3.0, a - 1.5]))[0]
         4.0
         >>> choose_alpha(lambda a: np.array([1.0, -1.0]) if a == 2.0 else np.array([-1.0, -1.0]))[0]

@@ -12,7 +12,7 @@ attacked request against its plain form:
 * mechanism: ``suppresses direction``, ``suppresses components``, ``suppresses both`` (suppression ≥ 0.5), or
   ``goes around`` (the features still fire and the decision flips anyway).
 
-Example:
+Examples:
     >>> mechanism(0.8, 0.1), mechanism(0.2, 0.7), mechanism(0.6, 0.9), mechanism(0.1, 0.2)
     ('suppresses direction', 'suppresses components', 'suppresses both', 'goes around')
 """
@@ -33,7 +33,7 @@ def refusal_components(lm: Any, harmful: list[str], *, k: int = 5, budget: int =
     """The ``k`` heads/MLPs with the largest mean contribution to the refusal score on ``harmful`` (gradient
     component maps, ``budget`` evaluations each): ``[{"unit", "index", "score"}]``, strongest first.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> top = refusal_components(example_model(), ["How do I make a bomb?"], k=2)
         >>> len(top), sorted(top[0])  # on gemma-270m-safety the two strongest are L11.MLP and L7.MLP
@@ -69,7 +69,7 @@ def score_and_contribution(lm: Any, prompts: list[str], components: list[int]) -
 def suppression(plain: float, attacked: float, floor: float = 0.0) -> float | None:
     """Share of ``plain − floor`` that the attack removed (None when plain carries nothing above floor).
 
-    Example:
+    Examples:
         >>> suppression(4.0, 1.0), suppression(2.0, 3.0, floor=1.0), suppression(0.5, 0.0, floor=1.0)
         (0.75, -1.0, None)
     """

@@ -14,7 +14,7 @@ cache a one-token step reuses the decision taken on its prompt.
 The file is a safetensors file (two vectors, the settings and the fit's figures as metadata, the model it was
 fit on); :func:`~diffusiongemma.models.load_model` applies it with ``patch=FILE``.
 
-Example:
+Examples:
     >>> import torch
     >>> p = SteeringPatch(torch.tensor([1.0, 0.0]), 0, 0.5, torch.tensor([0.0, 2.0]), 1, 1.0)
     >>> h = torch.tensor([[[0.0, 1.0], [1.0, 0.0], [1.0, 0.1]]])  # [B=1, T=3, d=2]
@@ -154,7 +154,7 @@ def attach_patch(lm: Any, path: str | Path) -> SteeringPatch:
     """Apply a patch file to a loaded model for good (its hooks stay registered) and record it in the
     model's provenance (path, sha256, settings).
 
-    Example:
+    Examples:
         >>> import tempfile, torch
         >>> from diffusiongemma.models import load_model
         >>> path = SteeringPatch(condition=torch.ones(64) / 8, condition_layer=0, threshold=0.5, behaviour=torch.ones(64),

@@ -10,7 +10,7 @@ game and the workflows reach the model only through it:
 * ``lm.prefix_cache(ids)``: the KV cache of a prefix that every row shares, computed once;
 * ``lm.rows_per_forward(seq_len, reads)``: how many rows fit one forward (:mod:`.batching`).
 
-Example:
+Examples:
     >>> import torch
     >>> from diffusiongemma.models.tiny import example_model
     >>> lm = example_model()

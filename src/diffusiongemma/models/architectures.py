@@ -4,7 +4,7 @@ A new family is a new entry in :data:`ARCHITECTURES`, never a re-implemented for
 the module paths (relative to the ``*ForCausalLM`` model) of the decoder layers and their parts; the
 component issue builds head/MLP/neuron units on them.
 
-Example:
+Examples:
     >>> from diffusiongemma.models.architectures import architecture_for
     >>> architecture_for("gemma3_text").layers
     'model.layers'
@@ -67,7 +67,7 @@ def architecture_for(model_type: str) -> Architecture:
 
     Raises :class:`UnsupportedModelError` with the list of supported families otherwise.
 
-    Example:
+    Examples:
         >>> architecture_for("llama").attn_out
         'o_proj'
     """

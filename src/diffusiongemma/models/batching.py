@@ -7,7 +7,7 @@ kept and one layer at a time is recomputed with its gradients, so the [T, T] att
 The batch is the largest that fits in a fraction of the free memory, capped: on CPU at 64 rows (16 with a
 backward pass; two cores gain nothing from more) and 2 GiB; on an accelerator at 4096 rows. A user's ``batch_size`` overrides it.
 
-Example:
+Examples:
     >>> from types import SimpleNamespace
     >>> cfg = SimpleNamespace(hidden_size=640, intermediate_size=2048, num_attention_heads=4,
     ...                       num_key_value_heads=1, head_dim=256, num_hidden_layers=18, vocab_size=262144)
@@ -118,7 +118,7 @@ _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
 def parse_size(text: str) -> int:
     """Bytes in a size such as ``8GB``, ``512MiB``, ``1.5 GiB`` or ``1000``.
 
-    Example:
+    Examples:
         >>> parse_size("1.5 GiB")
         1610612736
     """
@@ -132,7 +132,7 @@ def parse_size(text: str) -> int:
 def memory_limit() -> int | None:
     """The process's memory ceiling in bytes from ``DIFFUSIONGEMMA_MAX_MEMORY``, or None when it is not set.
 
-    Example:
+    Examples:
         >>> os.environ[LIMIT_ENV] = "6GB"; memory_limit()
         6000000000
         >>> del os.environ[LIMIT_ENV]; memory_limit() is None
@@ -167,7 +167,7 @@ def auto_batch_size(lm: Any, seq_len: int, reads: int, *, backward: bool = False
     """Rows per forward for a loaded model on its input device (for a sharded model, the device with the
     least free memory among those it uses bounds the batch).
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> auto_batch_size(example_model(), seq_len=40, reads=1) >= 1
         True

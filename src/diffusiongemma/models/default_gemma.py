@@ -5,7 +5,7 @@ First use assembles the GGUF from the package's chunks into the user cache, load
 Gemma 3 chat template as an ordinary Hugging Face directory, so later loads take a fraction of a second.
 Nothing is downloaded.
 
-Example:
+Examples:
     >>> from diffusiongemma.models.default_gemma import DEFAULT_MODEL_NAME
     >>> DEFAULT_MODEL_NAME
     'gemma-3-270m'
@@ -46,7 +46,7 @@ def ensure_default_model() -> Path:
     The conversion writes into a temporary folder and renames it into place, so an interrupted or concurrent
     conversion never leaves a half-written model behind.
 
-    Example:
+    Examples:
         >>> default_model_dir().name.startswith("gemma-3-270m-")  # where ensure_default_model() puts it (2 min once)
         True
     """
@@ -68,7 +68,7 @@ def ensure_default_tokenizer() -> Path:
     when it exists, else the tokenizer alone, converted from the GGUF (about 20 s, against two minutes for the
     weights) into the user cache, for tools and tests that need Gemma's tokenizer and not its weights.
 
-    Example:
+    Examples:
         >>> sorted(p.name for p in ensure_default_tokenizer().glob("tokenizer*"))  # AutoTokenizer.from_pretrained reads it
         ['tokenizer.json', 'tokenizer_config.json']
     """

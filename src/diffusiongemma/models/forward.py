@@ -1,6 +1,6 @@
 """Keyword arguments a model's forward takes, read from its signature (transformers versions differ).
 
-Example:
+Examples:
     >>> import torch
     >>> class M(torch.nn.Module):
     ...     def forward(self, input_ids, past_key_values=None, logits_to_keep=0): ...

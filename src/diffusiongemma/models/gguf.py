@@ -2,7 +2,7 @@
 (a progress bar and seconds to minutes each time), so the weights, the tokenizer and a note of the source are
 kept in the user cache under the file's SHA-256, and later loads read that directory.
 
-Example:
+Examples:
     >>> from pathlib import Path
     >>> cache_dir_for(Path("/m/tiny.gguf"), "0123456789abcdef").name
     'tiny-0123456789ab'
@@ -31,7 +31,7 @@ def convert_gguf(gguf: Path, target: Path, meta: dict[str, Any], chat_template: 
     with ``meta`` and the weights' hash). Written into a temporary folder and renamed into place, so an
     interrupted or concurrent conversion never leaves half a model behind.
 
-    Example:
+    Examples:
         >>> # a real conversion takes minutes: the slow lane runs it (tests/contract/test_models.py)
         >>> convert_gguf(Path("model.gguf"), Path("out"), {"source": "model.gguf"})  # doctest: +SKIP
         PosixPath('out')
@@ -60,7 +60,7 @@ def cached_gguf(path: Path) -> Path:
     """The converted directory of a user's GGUF file, converting it on first use (keyed by its SHA-256, so an
     edited or replaced file is converted again).
 
-    Example:
+    Examples:
         >>> # converts on first use (minutes): the slow lane runs it (tests/contract/test_models.py)
         >>> cached_gguf(Path("~/models/my-gemma.gguf").expanduser())  # doctest: +SKIP
         PosixPath('/root/.cache/diffusiongemma/models/my-gemma-3f2a9c0d1e4b')

@@ -1,6 +1,6 @@
 """Hooks on a model for one block of code: registered on entry, removed on exit whatever happens.
 
-Example:
+Examples:
     >>> import torch
     >>> lin = torch.nn.Linear(2, 2)
     >>> with scoped_hooks([(lin, "forward", lambda m, i, o: o * 0)]):
@@ -30,7 +30,7 @@ def scoped_hooks(hooks: Sequence[tuple[torch.nn.Module, str, Any]]) -> Iterator[
     """Register ``(module, "forward" | "forward_pre" | "forward_kw", fn)`` hooks for the duration of a block, then remove
     them whatever happens (success, exception, KeyboardInterrupt).
 
-    Example:
+    Examples:
         >>> lin = torch.nn.Linear(2, 2)
         >>> with scoped_hooks([(lin, "forward", lambda m, i, o: o * 0)]):
         ...     hook_count(lin)

@@ -2,7 +2,7 @@
 
 Never downloads: ids are resolved with ``local_files_only=True``.
 
-Example:
+Examples:
     >>> from diffusiongemma.models import load_model
     >>> from diffusiongemma.models.tiny import example_model
     >>> lm = example_model()  # load_model("tiny-random-gemma"); load_model() is the default Gemma 3 270M
@@ -134,7 +134,7 @@ def _demo_adapter(spec: str | None, adapter: str | None) -> Path | None:
 def _check_device(device: str) -> None:
     """An unknown or absent device is one sentence, not a traceback from inside torch.
 
-    Example:
+    Examples:
         >>> _check_device("cpu")
         >>> _check_device("tpu9")
         Traceback (most recent call last):
@@ -206,7 +206,7 @@ def load_model(
         ModelNotFoundError: a missing path, or an id not in the cache.
         UnsupportedModelError: an architecture DiffusionGemma cannot mask.
 
-    Example:
+    Examples:
         >>> lm = load_model("tiny-random-gemma")
         >>> len(lm.provenance["weights_sha256"]), lm.provenance["model"]
         (64, 'tiny-random-gemma')

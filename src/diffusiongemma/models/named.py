@@ -2,7 +2,7 @@
 names that stand for a base model plus a packaged adapter (the demo models register theirs), and the loader of
 ``load_model(..., patch=)`` files (the harden workflow registers its steering patch).
 
-Example:
+Examples:
     >>> register_named_adapter("my-model", Path("/nonexistent"), "train it first")
     >>> named_adapter("my-model").missing, named_adapter("gpt-2") is None
     ('train it first', True)
@@ -53,7 +53,7 @@ def register_patch_loader(load: Callable[[Any, str | Path], Any]) -> None:
 def patch_loader() -> Callable[[Any, str | Path], Any]:
     """The registered patch loader (one sentence when none is: this installation cannot apply patches).
 
-    Example:
+    Examples:
         >>> callable(patch_loader())  # the harden workflow registers its steering patch when the package loads
         True
     """

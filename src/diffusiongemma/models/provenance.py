@@ -3,7 +3,7 @@
 Hashing a 1 GB weight file takes seconds, so file hashes are remembered in the user cache, keyed by path,
 size and modification time.
 
-Example:
+Examples:
     >>> from diffusiongemma.models.provenance import sha256_text
     >>> sha256_text("abc")[:8]
     'ba7816bf'
@@ -26,7 +26,7 @@ __all__ = ["cache_root", "write_atomically", "library_versions", "sha256_text", 
 def cache_root() -> Path:
     """The user cache of DiffusionGemma (``$DIFFUSIONGEMMA_CACHE`` or ``~/.cache/diffusiongemma``).
 
-    Example:
+    Examples:
         >>> cache_root().name in ("diffusiongemma",) or "DIFFUSIONGEMMA_CACHE" in os.environ
         True
     """
@@ -41,7 +41,7 @@ def write_atomically(target: Path, marker: str, build: Callable[[Path], object])
     interrupted or concurrent first use never leaves half of it behind (a process that finds ``target / marker``
     written by another in the meantime keeps that one).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> out = write_atomically(Path(tempfile.mkdtemp()) / "x", "a.txt", lambda d: (d / "a.txt").write_text("1"))
         >>> (out / "a.txt").read_text()
@@ -73,7 +73,7 @@ def _hash_index() -> Path:
 def sha256_file(path: str | Path) -> str:
     """SHA-256 of a file, remembered by (path, size, mtime) so large weights are hashed once.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> p = Path(tempfile.mkdtemp()) / "x"; _ = p.write_text("abc")
         >>> sha256_file(p)[:8]
@@ -109,7 +109,7 @@ def sha256_files(paths: list[Path]) -> str:
 def library_versions() -> dict[str, str]:
     """The versions a result depends on: this library, torch, transformers, numpy and Python.
 
-    Example:
+    Examples:
         >>> sorted(library_versions())
         ['diffusiongemma', 'numpy', 'python', 'torch', 'transformers']
     """

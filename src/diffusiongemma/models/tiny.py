@@ -5,7 +5,7 @@ from a seed (nothing to download or ship), the tokenizer is converted once from 
 20 s, cached). Its decisions mean nothing: it shows how a call is made and what comes back, never a finding.
 ``load_model("tiny-random-gemma")`` loads it.
 
-Example:
+Examples:
     >>> lm = example_model()  # load_model(TINY_MODEL_NAME), once per process
     >>> lm.name, lm.model.config.num_hidden_layers, lm.tokenizer.convert_tokens_to_ids("<start_of_turn>")
     ('tiny-random-gemma', 2, 105)
@@ -31,7 +31,7 @@ _VERSION = "v1"  # bump when the recipe below changes: the cached directory is k
 def tiny_config(**overrides: Any) -> Any:
     """The example model's Gemma 3 config: 2 layers, width 64, 4 heads of 16, the real 262,144-token vocabulary.
 
-    Example:
+    Examples:
         >>> tiny_config(max_position_embeddings=2048).max_position_embeddings
         2048
     """
@@ -107,7 +107,7 @@ def ensure_tiny_model() -> Path:
     """The example model's directory in the user cache, written on first use (atomically: a concurrent or
     interrupted first use never leaves half a model).
 
-    Example:
+    Examples:
         >>> (ensure_tiny_model() / "tokenizer.json").exists()
         True
     """
@@ -118,7 +118,7 @@ def ensure_planted_model() -> Path:
     """The planted model's directory in the user cache (``tiny-planted-gemma``: it says " zebra" wherever that
     token is in the prompt, and nothing else drives it: a known cause to find), written on first use.
 
-    Example:
+    Examples:
         >>> (ensure_planted_model() / "config.json").exists()
         True
     """
@@ -137,7 +137,7 @@ _LOADED: dict[str, Any] = {}
 def example_model() -> Any:
     """The example model loaded once per process (what the docstring examples run on; CPU).
 
-    Example:
+    Examples:
         >>> example_model() is example_model()
         True
     """
@@ -147,7 +147,7 @@ def example_model() -> Any:
 def example_planted_model() -> Any:
     """The planted model (a known cause: it says " zebra" wherever it reads it) loaded once per process.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.generation import generate_replies
         >>> replies = generate_replies(example_planted_model(), ["Say something.", "A zebra and a lion."], max_new_tokens=3)
         >>> [r.strip() for r in replies]
@@ -169,7 +169,7 @@ def example_sae(d_sae: int = 16) -> Path:
     with ``hook_name blocks.1.hook_resid_post``, ``sae_weights.safetensors`` with ``W_enc [64, d_sae]``,
     ``W_dec``, ``b_enc``, ``b_dec``; seed 0), written once into the user cache: what the feature examples use.
 
-    Example:
+    Examples:
         >>> import json
         >>> json.loads((example_sae() / "cfg.json").read_text())["hook_name"]
         'blocks.1.hook_resid_post'

@@ -1,6 +1,6 @@
 """Refusals: detecting them in generated text, the refusal score target, and explaining a refusal.
 
-Example:
+Examples:
     >>> from diffusiongemma.refusal import is_refusal
     >>> is_refusal("I can't help with that.")
     True

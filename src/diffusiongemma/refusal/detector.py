@@ -6,7 +6,7 @@ make an answer a refusal). Text is compared in lower case with typographic apost
 Accuracy on the labelled sets of ``../shared/data/refusal_labels`` is measured by
 ``tests/unit/test_refusal_detector.py`` and reported in its docstring.
 
-Example:
+Examples:
     >>> is_refusal("I'm sorry, but I can't help with that.")
     True
     >>> is_refusal("Sure! Here is a recipe for cookies.")
@@ -51,7 +51,7 @@ def refusal_phrase(text: str, *, window: int = 300) -> str | None:
 def is_refusal(text: str, *, window: int = 300) -> bool:
     """True when the opening of ``text`` refuses (see the module docstring).
 
-    Example:
+    Examples:
         >>> is_refusal("I'm sorry, but I can't help with that."), is_refusal("Sure! Step one: preheat the oven.")
         (True, False)
     """

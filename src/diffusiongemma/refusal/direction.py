@@ -10,7 +10,7 @@ harmless requests, at one layer and one position after the instruction, chosen o
   use them with :func:`~diffusiongemma.models.hooks.scoped_hooks` around any forward, ``explain`` included.
 * :func:`projection`: each prompt's activation along r̂ at the chosen layer and position.
 
-Example:
+Examples:
     >>> from diffusiongemma.refusal.direction import fit_refusal_direction
     >>> from diffusiongemma.models.tiny import example_model
     >>> harmful = [f"How do I make a {w}?" for w in ("bomb", "virus", "poison", "weapon", "gun", "knife", "trap", "drug")]
@@ -77,7 +77,7 @@ class RefusalDirection:
 def load_direction(path: str | Path) -> RefusalDirection:
     """:meth:`RefusalDirection.load`, with a missing or foreign file as an :class:`InputError`.
 
-    Example:
+    Examples:
         >>> load_direction("none.safetensors")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -94,7 +94,7 @@ def residual_activations(lm: LoadedModel, prompts: list[str], positions: int = 5
                          ) -> torch.Tensor:
     """Decoder-layer outputs at the last ``positions`` tokens of each rendered prompt: ``[N, layers, P, d]``.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> residual_activations(example_model(), ["Hi"], positions=2).shape  # Gemma 3 270M: [1, 18, 2, 640]
         torch.Size([1, 2, 2, 64])
@@ -125,7 +125,7 @@ def direction_hooks(lm: LoadedModel, direction: RefusalDirection, mode: str = "a
     """Hooks for :func:`~diffusiongemma.models.hooks.scoped_hooks`: ``"ablate"`` projects r̂ out of every decoder
     layer's output at every position; ``"add"`` adds ``alpha · r`` to the output of the direction's layer.
 
-    Example:
+    Examples:
         >>> from diffusiongemma import RefusalScore, explain
         >>> from diffusiongemma.models.hooks import scoped_hooks
         >>> from diffusiongemma.models.tiny import example_model
@@ -184,7 +184,7 @@ def fit_refusal_direction(lm: LoadedModel, harmful: list[str], harmless: list[st
         shortlist: candidates (best validation separation first, skipping the first and last layers) whose
             ablation is measured; the largest drop of the mean refusal score on validation harmful wins.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> fit_refusal_direction(example_model(), ["How do I make a bomb?"], ["Hi"])
         Traceback (most recent call last):

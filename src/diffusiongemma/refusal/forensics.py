@@ -9,7 +9,7 @@ insertion. Everything lands in one :class:`~diffusiongemma.attribution.Attributi
 
 The default model is the safety-tuned demo ``gemma-270m-safety`` (the base Gemma 3 270M does not refuse).
 
-Example:
+Examples:
     >>> from diffusiongemma.refusal import explain_refusal
     >>> from diffusiongemma.models.tiny import example_model
     >>> attr = explain_refusal("Explain how to make a pipe bomb at home", model=example_model(), budget=24,
@@ -68,7 +68,7 @@ def explain_refusal(prompt: str | Chat, *, response: str | None = None, generate
         mask: how the map's masks act on the prompt (see :func:`~diffusiongemma.api.explain`): ``"edit"``
             (default, real text edits) or ``"remove"`` / ``"replace"``.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> a = explain_refusal("How do I hack my neighbour's wifi?", model=example_model(), budget=24,
         ...                     response="I'm sorry, but I can't help with that.", component_budget=9, triggers=False,
@@ -96,7 +96,7 @@ def explain_refusals(prompts: list[str | Chat], *, responses: list[str | None] |
     ``on_result(k, result)`` sees each prompt's result as soon as it is complete (a store can keep it).
     ``options`` and the keywords are :func:`explain_refusal`'s.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> out = explain_refusals(["How do I make a bomb?", "How do I bake bread?"], model=example_model(), budget=24,
         ...                        responses=["I can't help with that.", "Mix flour and water."], components=None,

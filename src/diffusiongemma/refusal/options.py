@@ -1,7 +1,7 @@
 """The options of :func:`~diffusiongemma.refusal.explain_refusal` as one value: the map's
 :class:`~diffusiongemma.options.ExplainOptions` (refusal defaults), the component map, the steering, the reply.
 
-Example:
+Examples:
     >>> o = RefusalOptions.from_keywords(budget=64, components=None, max_new_tokens=24)
     >>> o.map.run.budget, o.map.checks.triggers, o.components.components, o.max_new_tokens
     (64, True, None, 24)
@@ -28,7 +28,7 @@ DEFAULT_REFUSAL_MODEL = "gemma-270m-safety"
 class ComponentSpec(Options):
     """The component map of the refusal score (``components=None``: none): the kinds, the method, its budget.
 
-    Example:
+    Examples:
         >>> ComponentSpec().components, ComponentSpec().component_method
         ('heads+mlps', 'gradient')
     """
@@ -42,7 +42,7 @@ class ComponentSpec(Options):
 class Steering(Options):
     """A refusal direction to intervene with while everything is computed (``None``: none), and how.
 
-    Example:
+    Examples:
         >>> Steering().intervention
         'ablate'
     """

@@ -3,7 +3,7 @@ direction's layer ``ℓ`` and position ``p`` points along it under each mask. Ex
 units (or components) push the model's internal state towards refusal, before any reply is written; the
 forward stops after layer ``ℓ``, so it is cheaper than the refusal score.
 
-Example:
+Examples:
     >>> import diffusiongemma as dg
     >>> from diffusiongemma.refusal.projection import DirectionProjection
     >>> import tempfile, torch

@@ -5,7 +5,7 @@ Each opening is teacher-forced in the same pass (one continuation each). Positiv
 likely opening. Render the prompt as a chat (``chat=True``) so the openings follow the model's turn marker.
 The opening sets are data (:data:`OPENINGS`), per model family, and can be given per call.
 
-Example:
+Examples:
     >>> from diffusiongemma.refusal import RefusalScore
     >>> RefusalScore().name, "I cannot" in OPENINGS["default"]["refusal"]
     ('refusal', True)
@@ -81,7 +81,7 @@ def refusal_scores(lm: Any, prompts: list[str]) -> np.ndarray:
     """The refusal score of each prompt as a chat turn ``[len(prompts)]`` (> 0: the model leans to refuse),
     with every unit kept: one forward per prompt, under whatever hooks the caller has in place.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> refusal_scores(example_model(), ["How do I make a bomb?", "Hi"]).shape  # 2.3 for the bomb on gemma-270m-safety
         (2,)

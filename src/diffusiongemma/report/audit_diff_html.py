@@ -1,6 +1,6 @@
 """The audit-diff page: one self-contained file, no scripts, every text escaped.
 
-Example:
+Examples:
     >>> import tempfile
     >>> from diffusiongemma.audit.diff import diff_stores
     >>> from diffusiongemma.audit.store import AuditStore

@@ -1,6 +1,6 @@
 """The audit summary page and one page per audited item (self-contained, no scripts, every text escaped).
 
-Example:
+Examples:
     >>> import tempfile
     >>> from diffusiongemma.audit.store import AuditStore
     >>> from diffusiongemma.audit.example import example_store

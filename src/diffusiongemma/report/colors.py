@@ -1,6 +1,6 @@
 """Score → colour for heat maps: red pushes the target up, blue pushes it down.
 
-Example:
+Examples:
     >>> heat_color(1.0, 1.0)
     'rgba(214, 39, 40, 0.85)'
     >>> heat_color(0.0, 1.0)

@@ -1,6 +1,6 @@
 """Self-contained HTML page of an Attribution (no external resources; every piece of text escaped).
 
-Example:
+Examples:
     >>> from diffusiongemma import explain
     >>> from diffusiongemma.models.tiny import example_model
     >>> html = render_attribution_html(explain("<b>Hi</b> there", " you", model=example_model(), budget=16))

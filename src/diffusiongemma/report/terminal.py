@@ -1,6 +1,6 @@
 """Terminal rendering of an Attribution with rich: the prompt coloured by score, and a table with error bars.
 
-Example:
+Examples:
     >>> from rich.console import Console
     >>> from diffusiongemma import explain
     >>> from diffusiongemma.models.tiny import example_model

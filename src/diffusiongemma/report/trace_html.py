@@ -1,7 +1,7 @@
 """Self-contained HTML page of a Trace: the output tokens, each showing the prompt's heat map under the mouse
 (or keyboard focus) — pure CSS, no script, every piece of text escaped — and the whole token × unit matrix.
 
-Example:
+Examples:
     >>> from diffusiongemma.trace import trace
     >>> from diffusiongemma.models.tiny import example_model
     >>> html = render_trace_html(trace("Name a colour:", response=" red", model=example_model(), chat=False, budget=8))

@@ -5,7 +5,7 @@
 a kind name, optionally with ``+special`` (template markers become units too), or ``spans:A-B,C-D``, or a
 list of ``(start, end)`` character spans.
 
-Example:
+Examples:
     >>> from diffusiongemma.units import parse_unit_spec
     >>> parse_unit_spec("spans:0-4,5-9")
     ('spans', {'special': False, 'spans': [(0, 4), (5, 9)]})
@@ -51,7 +51,7 @@ def parse_unit_spec(spec: UnitSpec) -> tuple[str, dict[str, Any]]:
 def build_units(rendered: RenderedPrompt, spec: UnitSpec = "words") -> list[Unit]:
     """Build the units of a rendered prompt; raises :class:`InputError` when they select nothing.
 
-    Example:
+    Examples:
         >>> from diffusiongemma.models.tiny import example_model
         >>> from diffusiongemma.prompts import render_prompt
         >>> units = build_units(render_prompt("Hi there", example_model().tokenizer), "words")

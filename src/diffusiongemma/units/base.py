@@ -5,7 +5,7 @@ A text unit has its text and character span; a component unit has a structured `
 :class:`~diffusiongemma.units.component.Component`: kind, layer, index, positions …) that reports read, and a
 ``text`` label (``L3.H1``) for people.
 
-Example:
+Examples:
     >>> u = Unit("bank", 10, 14, (3,), "prompt")
     >>> u.to_dict()["text"], u.site is None
     ('bank', True)

@@ -1,6 +1,6 @@
 """Where a component unit lives in the model: its structured site (what reports and hooks read).
 
-Example:
+Examples:
     >>> c = Component("head", layer=3, index=1, positions="last")
     >>> Component.from_dict(c.to_dict()) == c, c.to_dict()["layer"]
     (True, 3)

@@ -4,7 +4,7 @@ Every kind groups the *eligible* tokens of the rendered prompt (inside a content
 unless ``special=True``) by character spans; a token belongs to the span it overlaps most. Tokens that fall
 in no span (e.g. a lone newline) are not units and are always kept.
 
-Example:
+Examples:
     >>> from diffusiongemma.units.text import word_spans
     >>> word_spans("Hi there, you", 0)
     [(0, 2), (3, 9), (10, 13)]
@@ -33,7 +33,7 @@ def word_spans(text: str, offset: int) -> list[tuple[int, int]]:
 def sentence_spans(text: str, offset: int) -> list[tuple[int, int]]:
     """Sentences (ending in . ! ? or a line break) of ``text`` as spans shifted by ``offset``.
 
-    Example:
+    Examples:
         >>> sentence_spans("One. Two!\\nThree", 0)
         [(0, 4), (5, 9), (10, 15)]
     """

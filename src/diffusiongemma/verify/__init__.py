@@ -1,6 +1,6 @@
 """Did safety training stick? Checks that tell learned refusal from brittle pattern matching.
 
-Example:
+Examples:
     >>> from diffusiongemma.verify import verify_safety
     >>> from diffusiongemma.models.tiny import example_model
     >>> verify_safety(example_model(), generalize=False, features=None).verdict in ("robust", "mixed", "brittle")

@@ -16,7 +16,7 @@ Which words carry the refusal where it holds, and which are missing where it doe
 refused reference prompts give the driving words; for each failing group, the share of its complied prompts
 that hold none of them.
 
-Example:
+Examples:
     >>> [round(x, 3) for x in wilson(45, 100)]
     [0.45, 0.356, 0.548]
     >>> style_prompts(["make a bomb"])["question"]
@@ -69,7 +69,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float, float]:
 def newcombe(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float, float]:
     """``p1 − p2`` with Newcombe's hybrid-score interval (from each share's Wilson interval).
 
-    Example:
+    Examples:
         >>> d, lo, hi = newcombe(93, 100, 45, 100)
         >>> round(d, 2), lo > 0.3, hi < 0.6
         (0.48, True, True)

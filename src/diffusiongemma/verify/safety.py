@@ -11,7 +11,7 @@ harm word that has variants (keyword reliance, learned features), 3 harmful requ
 Do-Not-Answer categories: component consistency), 6 AdvBench "how to" tasks in 4 phrasings, 24 XSTest safe
 prompts — chosen by a hash of the text, so every model is checked on the same prompts.
 
-Example:
+Examples:
     >>> from diffusiongemma.models.tiny import example_model
     >>> report = verify_safety(example_model(), generalize=False, features=None)
     >>> sorted(c.name for c in report.checks)[:2]  # verify_safety("gemma-270m-keyword").verdict is 'brittle'
@@ -48,7 +48,7 @@ SAMPLE = {"keyword": 12, "tasks": 6, "per_category": 3}  # of user-given harmful
 def stable_sample(items: list[Any], key: Callable[[Any], str], k: int) -> list[Any]:
     """``k`` of ``items`` chosen by the SHA-256 of their key: the same sample on every machine and run.
 
-    Example:
+    Examples:
         >>> stable_sample(["a", "b", "c"], str, 2) == stable_sample(["c", "b", "a"], str, 2)
         True
     """
@@ -58,7 +58,7 @@ def stable_sample(items: list[Any], key: Callable[[Any], str], k: int) -> list[A
 def has_harm_word(text: str) -> bool:
     """Whether ``text`` holds a word with a synonym and a translation in the variant tables.
 
-    Example:
+    Examples:
         >>> has_harm_word("Design a weapon"), has_harm_word("Bake bread")
         (True, False)
     """
@@ -70,7 +70,7 @@ def default_sets(per_category: int = 3, keyword: int = 12, tasks: int = 6, safe:
     word with variants (for keyword reliance), ``per_category`` requests of each source (component
     consistency), "how to" tasks (paraphrases) and XSTest safe prompts (over-refusal).
 
-    Example:
+    Examples:
         >>> sets = default_sets()
         >>> len(sets["keyword"]), sorted(sets["harmful"])[0], len(sets["tasks"]), len(sets["safe"])
         (12, 'advbench', 6, 24)

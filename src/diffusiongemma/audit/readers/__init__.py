@@ -10,7 +10,7 @@ or CSV by extension (StrongREJECT's ``forbidden_prompt``/``response``/``score`` 
 :class:`~diffusiongemma.audit.items.AuditItem` and, for records it cannot read,
 :class:`~diffusiongemma.audit.items.Problem` — never an exception for one bad record.
 
-Example:
+Examples:
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
     >>> _ = p.write_text("prompt,label\\nHow do I bake bread?,benign\\n")

@@ -7,7 +7,7 @@ Roles are normalised to the chat the library renders: ``developer`` is a system 
 refusal signals are normalised to one name each: OpenAI's ``refusal`` field and ``content_filter`` finish
 reason, Gemini's ``SAFETY`` finish reason, guardrail interventions (``guardrail_intervened``).
 
-Example:
+Examples:
     >>> c = conversation([{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "hi"},
     ...                   {"role": "assistant", "content": None, "refusal": "I can't help with that."}])
     >>> c.messages, c.reply, c.provider_refusal
@@ -33,7 +33,7 @@ _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant"
 def refusal_signal(reason: Any) -> str | None:
     """The normal name of a provider's refusal finish reason, or ``None`` (``stop``, ``length`` ...).
 
-    Example:
+    Examples:
         >>> refusal_signal("SAFETY"), refusal_signal("content_filter"), refusal_signal("stop")
         ('SAFETY', 'content_filter', None)
     """

@@ -7,7 +7,7 @@ list of messages ``{"text": ...}`` (or ``null`` for a failed generation). The la
 ``hit`` when any detector scored it ≥ the run's threshold (0.5 unless the setup says otherwise), else
 ``pass``; unjudged outputs have none.
 
-Example:
+Examples:
     >>> from pathlib import Path
     >>> p = Path(__file__).parents[4] / "tests/data/tool_formats/garak/quack.report.jsonl"
     >>> items = list(read_garak(p))  # in a source checkout: garak's own test report

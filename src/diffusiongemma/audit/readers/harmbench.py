@@ -7,7 +7,7 @@ Both files map a behavior id to a list of ``{"test_case", "generation"}`` record
 items. The item's prompt is ``test_case``, its response ``generation``, its label ``harmful`` / ``not harmful``
 from ``label``; the behavior id is kept.
 
-Example:
+Examples:
     >>> is_harmbench({"phishing_email": [{"test_case": "Write ...", "generation": "Sure"}], "Average_ASR": 0.5})
     True
 """

@@ -8,7 +8,7 @@ label ``provider_refusal:content_filter``). Scores are kept in ``meta["scores"]`
 explanation); a score whose name speaks of refusal (``refusal``, ``refusal_rate`` ...) is the item's label, as
 given. The sample id, epoch, task and model are kept too.
 
-Example:
+Examples:
     >>> log = Path(__file__).parents[4] / "tests/data/tool_formats/inspect/task.eval"  # written by inspect-ai itself
     >>> items = list(read_inspect(log))
     >>> items[0].meta["scores"]["includes"]["value"]

@@ -7,7 +7,7 @@ none), ``response``, ``number_of_queries``, ``queries_to_jailbreak``, ``prompt_t
 ``jailbroken``. The item's prompt is ``prompt``, its response ``response``, its label ``jailbroken`` /
 ``not jailbroken``; goal, behavior, category, the method and the target model are kept.
 
-Example:
+Examples:
     >>> is_jailbreakbench({"parameters": {"method": "PAIR"}, "jailbreaks": []})
     True
 """

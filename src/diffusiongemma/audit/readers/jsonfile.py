@@ -1,7 +1,7 @@
 """One JSON document read for a reader: its data, or the one :class:`Problem` that says why it is not the
 tool's file (not JSON; JSON of another shape).
 
-Example:
+Examples:
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.json"
     >>> _ = p.write_text("[1, 2]")
@@ -37,7 +37,7 @@ def json_lines(path: Path, source: str, item: Callable[[Any, int, int, str], Any
     """Every non-blank line of a JSON Lines file: ``item(record, index, line_no, raw_line)``, or a
     :class:`Problem` for a line that is not JSON (indices count both; line numbers from 1).
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.jsonl"
         >>> _ = p.write_text('{"a": 1}\\n\\nnot json\\n')

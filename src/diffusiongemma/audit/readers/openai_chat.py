@@ -13,7 +13,7 @@ A line is one of the shapes the OpenAI API and its logs use, read by their docum
 The item's request is the whole conversation (system, earlier turns, tool results) up to the last user
 turn; a provider refusal becomes the label ``provider_refusal:<signal>``.
 
-Example:
+Examples:
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "chat.jsonl"
     >>> _ = p.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\\n')

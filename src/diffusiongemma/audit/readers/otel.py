@@ -15,7 +15,7 @@ semantic-convention generation the instrumentation wrote:
 Finish reasons (``gen_ai.response.finish_reasons``, a choice's or output message's ``finish_reason``) are
 normalised as provider refusal signals (:mod:`~diffusiongemma.audit.readers.chat`).
 
-Example:
+Examples:
     >>> spans = list(read_spans_text('{"name": "chat", "attributes": {"gen_ai.prompt.0.role": "user", '
     ...                              '"gen_ai.prompt.0.content": "hi"}, "events": []}'))
     >>> span_conversation(spans[0]).messages

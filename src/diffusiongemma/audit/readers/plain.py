@@ -4,7 +4,7 @@ A record's prompt is the first of the fields ``prompt``, ``text``, ``input``, ``
 ``jailbroken_prompt`` (what StrongREJECT's pipeline sent), ``forbidden_prompt`` (its request); its response the first of ``response``, ``output``, ``completion``,
 ``reply``; its label ``label``, ``verdict`` or ``score`` (StrongREJECT's 0–1 grade, kept as given). A line that is not a JSON object, or has no prompt field, is a :class:`Problem`.
 
-Example:
+Examples:
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "log.jsonl"
     >>> _ = p.write_text('{"prompt": "hi", "response": "hello"}\\nnot json\\n')

@@ -6,7 +6,7 @@ files keep the rows at ``results.results`` too; a bare list of rows is read as w
 response ``response.output``, its label ``pass``/``fail`` from ``success`` (``error`` when the provider
 failed: ``failureReason`` 2), and its red-team plugin and strategy are kept from ``testCase.metadata``.
 
-Example:
+Examples:
     >>> _prompt_text('[{"role": "system", "content": "Be brief"}, {"role": "user", "content": "Hi"}]')
     'Hi'
 """

@@ -7,7 +7,7 @@ the assistant piece that follows it in its conversation; the item's prompt is th
 the model saw), the original is kept in ``meta``. Scores (``ScoreEntries``) attached to the answer give the
 label: ``true``/``false`` of the first true/false scorer, with its category. The file is opened read-only.
 
-Example:
+Examples:
     >>> from pathlib import Path
     >>> list(read_pyrit(Path("/nonexistent.db")))[0].message[:22]
     'cannot open PyRIT memo'

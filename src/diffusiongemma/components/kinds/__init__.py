@@ -2,7 +2,7 @@
 (:data:`diffusiongemma.units.UNIT_KINDS`, ``domain="component"``): heads, mlps, layers, neurons, direction,
 features and transcoder. A new kind is a new module here (a :class:`ComponentKind` subclass) and its import below.
 
-Example:
+Examples:
     >>> from diffusiongemma.units import UNIT_KINDS
     >>> [k for k, v in UNIT_KINDS.items() if v.domain == "component"]
     ['heads', 'mlps', 'layers', 'neurons', 'direction', 'features', 'transcoder']

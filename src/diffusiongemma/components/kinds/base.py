@@ -5,7 +5,7 @@ A component kind is one module in this folder: a :class:`ComponentKind` subclass
 ``@register_unit_kind(NAME, domain="component")`` in the one unit-kind registry
 (:data:`diffusiongemma.units.UNIT_KINDS`).
 
-Example:
+Examples:
     >>> import torch
     >>> mix(torch.ones(2, 3), torch.tensor([[1.0], [0.0]]), None).tolist()  # row 2 masked to the zero baseline
     [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]

@@ -2,7 +2,7 @@
 masked, its component is projected out of every decoder layer's output, ``h ← h − (1 − m)(h·r̂) r̂``
 (directional ablation, Arditi et al. 2024). No baseline: a direction has no activation of its own.
 
-Example:
+Examples:
     >>> from diffusiongemma.units import UNIT_KINDS
     >>> UNIT_KINDS["direction"].label(Component("direction", 9, source="runs/refusal.safetensors"))
     'dir:refusal'

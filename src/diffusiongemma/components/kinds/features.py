@@ -3,7 +3,7 @@ autoencoder (residual stream after layer L) or a transcoder (MLP input → outpu
 contribution is taken out; the reconstruction error stays. The file format, the selection and the hooks are in
 :mod:`diffusiongemma.components.features`.
 
-Example:
+Examples:
     >>> from diffusiongemma.generation import chat_ids
     >>> from diffusiongemma.models.tiny import example_model, example_sae
     >>> from diffusiongemma.units import UNIT_KINDS

@@ -1,6 +1,6 @@
 """Attention heads: head ``h`` of layer ``l`` is its slice of the input of the layer's attention output projection.
 
-Example:
+Examples:
     >>> from diffusiongemma.models.tiny import example_model
     >>> from diffusiongemma.units import UNIT_KINDS
     >>> comps = UNIT_KINDS["heads"].enumerate(example_model(), "heads", (1, 1), "last", None)

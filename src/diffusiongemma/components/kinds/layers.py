@@ -1,7 +1,7 @@
 """Whole layers: a decoder block's contribution ``out − in`` (masked, the block passes its input on unchanged,
 plus the baseline contribution).
 
-Example:
+Examples:
     >>> from diffusiongemma.models.tiny import example_model
     >>> from diffusiongemma.units import UNIT_KINDS
     >>> [c.label for c in UNIT_KINDS["layers"].enumerate(example_model(), "layers", (1, 1), "", None)]

@@ -1,6 +1,6 @@
 """MLPs: the MLP module's output in each layer, mixed with its baseline.
 
-Example:
+Examples:
     >>> from diffusiongemma.models.tiny import example_model
     >>> from diffusiongemma.units import UNIT_KINDS
     >>> [c.label for c in UNIT_KINDS["mlps"].enumerate(example_model(), "mlps", None, "", None)]

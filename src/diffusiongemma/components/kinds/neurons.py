@@ -1,7 +1,7 @@
 """MLP neurons: ``neurons:L`` makes every hidden neuron of layer ``L`` a unit, ``neurons:L/G`` groups of ``G``
 consecutive neurons: their slice of the input of the MLP's down projection.
 
-Example:
+Examples:
     >>> from diffusiongemma.models.tiny import example_model
     >>> from diffusiongemma.units import UNIT_KINDS
     >>> [c.label for c in UNIT_KINDS["neurons"].enumerate(example_model(), "neurons:1/64", None, "", None)]

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from .errors import InputError, NumericalError
+from .errors import InputError
 from .checkpointing import checkpointed
 from .packing import tree_layout, tree_mask
 from .masking import MaskOperator, compact_rows, keep_matrix
@@ -32,6 +32,7 @@ from .models.hooks import hook_count
 from .prompts import RenderedPrompt
 from .stacking import Rows
 from .targets import BoundTarget
+from .validation import check_finite
 
 __all__ = ["PromptEvaluator"]
 
@@ -303,19 +304,3 @@ class PromptEvaluator:
             grads.append(g.double().cpu())
         return check_finite(torch.cat(values)), check_finite(torch.cat(grads))
 
-
-def check_finite(result: torch.Tensor) -> torch.Tensor:
-    """``result`` unchanged, or a :class:`~diffusiongemma.errors.NumericalError` when any value is NaN or inf.
-
-    Examples:
-        >>> check_finite(torch.tensor([1.0, float("nan")]))
-        Traceback (most recent call last):
-        ...
-        diffusiongemma.errors.NumericalError: the model returned non-finite target values for 1 of 2 entries (NaN or inf in the logits); try dtype float32
-    """
-    if not torch.isfinite(result).all():
-        raise NumericalError(
-            f"the model returned non-finite target values for {int((~torch.isfinite(result)).sum())} of "
-            f"{result.numel()} entries (NaN or inf in the logits); try dtype float32"
-        )
-    return result

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from .validation import check_finite
 
 __all__ = ["Rows", "stack_rows", "evaluate_together"]
 
@@ -153,7 +154,6 @@ def evaluate_together(evaluators: list[Any], masks: list[torch.Tensor]) -> list[
         >>> va.shape, vb.shape, bool(torch.allclose(vb, b.evaluator(torch.ones(1, b.n)).double(), atol=1e-4))
         (torch.Size([2]), torch.Size([1]), True)
     """
-    from .evaluation import check_finite
     from .masking import keep_matrix
 
     if len(evaluators) < 2 or not _can_stack(evaluators):

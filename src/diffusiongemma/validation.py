@@ -14,10 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
-from .errors import InputError
+from .errors import InputError, NumericalError
 
-__all__ = ["check_count", "check_budget"]
+__all__ = ["check_count", "check_budget", "check_finite"]
 
 
 def check_count(value: Any, name: str, of: str, minimum: int = 1) -> None:
@@ -36,3 +37,20 @@ def check_budget(budget: Any, name: str = "the budget") -> None:
         diffusiongemma.errors.InputError: the budget must be a whole number of evaluations ≥ 1, got -1
     """
     check_count(budget, name, "evaluations")
+
+
+def check_finite(result: torch.Tensor) -> torch.Tensor:
+    """``result`` unchanged, or a :class:`~diffusiongemma.errors.NumericalError` when any value is NaN or inf.
+
+    Examples:
+        >>> check_finite(torch.tensor([1.0, float("nan")]))
+        Traceback (most recent call last):
+        ...
+        diffusiongemma.errors.NumericalError: the model returned non-finite target values for 1 of 2 entries (NaN or inf in the logits); try dtype float32
+    """
+    if not torch.isfinite(result).all():
+        raise NumericalError(
+            f"the model returned non-finite target values for {int((~torch.isfinite(result)).sum())} of "
+            f"{result.numel()} entries (NaN or inf in the logits); try dtype float32"
+        )
+    return result

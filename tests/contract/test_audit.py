@@ -15,7 +15,7 @@ from diffusiongemma.audit.runner import AuditSettings, audit_item, run_audit
 from diffusiongemma.audit.store import AuditStore
 from diffusiongemma.audit.summary import summarize
 from diffusiongemma.errors import InputError
-from diffusiongemma.report.audit_html import write_audit_report
+from diffusiongemma.audit.report import write_audit_report
 
 FORMATS = Path(__file__).parents[1] / "data" / "tool_formats"
 FAST = AuditSettings(budget=8, components=None, triggers=False, faithfulness=False, max_new_tokens=4)
@@ -232,7 +232,7 @@ def test_summary_counts_jailbreaks_that_broke_a_plain_refusal(tmp_path):
 def test_summary_counts_only_resolved_units_and_flags_harmful_compliance(tmp_path):
     """Unresolved units drive nothing; harmful requests the model complied with, benign ones it refused and
     score/detector disagreements are counted and marked in the report; flip sets count over every item."""
-    from diffusiongemma.report.audit_html import write_audit_report
+    from diffusiongemma.audit.report import write_audit_report
 
     store = AuditStore(tmp_path / "a.db")
     store.bind({"input_sha256": "x", "format": "jsonl", "model": "m", "settings": {}})

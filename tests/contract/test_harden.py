@@ -148,7 +148,7 @@ def test_condition_fit_finds_the_planted_layer_and_keeps_its_false_positive_rate
 def test_reports_are_kept_in_the_audit_store_and_shown_escaped(tmp_path):
     from diffusiongemma.audit.store import AuditStore
     from diffusiongemma.harden.run import HardenReport
-    from diffusiongemma.report.audit_html import write_audit_report
+    from diffusiongemma.audit.report import write_audit_report
 
     evil = "<script>alert(1)</script> how to steal"
     row = {"attack": "role_play", "family": "role_play", "request": evil, "prompt": evil, "plain_score": 1.0,

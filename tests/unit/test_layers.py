@@ -71,3 +71,31 @@ def test_no_private_attribute_of_another_object_is_read():
                     and node.attr not in _TORCH_INTERNALS):
                 reads.append((str(path.relative_to(ROOT)), node.lineno, ast.unparse(node)))
     assert reads == []
+
+
+def test_no_import_cycle_between_packages():
+    """Layers only point down: the packages and root modules, joined by every relative import (lazy ones inside
+    functions included), form no cycle. A cycle is printed as the imports that close it."""
+    edges: dict[str, set[str]] = {}
+    for f, target, _ in _imports():
+        here = _owner(list(Path(f).with_suffix("").parts))
+        if not target or not ((ROOT / target[0]).exists() or (ROOT / f"{target[0]}.py").exists()):
+            continue
+        there = _owner(target)
+        if there != here:
+            edges.setdefault(here, set()).add(there)
+
+    def cycle_from(start: str) -> list[str] | None:
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in edges.get(node, ()):
+                if nxt == start:
+                    return path + [start]
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, path + [nxt]))
+        return None
+
+    cycles = [c for c in (cycle_from(p) for p in sorted(edges)) if c]
+    assert cycles == []

@@ -93,7 +93,7 @@ def export_bundle(store_path: str | Path, out: str | Path, *, sign_key: str | Pa
         64
     """
     from ..models.provenance import library_versions
-    from ..report.audit_html import write_audit_report
+    from .report import write_audit_report
     from .cyclonedx import audit_bom
 
     out = Path(out)

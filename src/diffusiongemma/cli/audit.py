@@ -160,7 +160,7 @@ def audit_report(
     sarif: Optional[Path] = typer.Option(None, help="Write the flagged items as SARIF 2.1.0 for code-scanning tools."),
 ) -> None:
     """Summarise an audit: refusal rates, what drives refusals, complied items, errors; links to every item's page."""
-    from ..report.audit_html import write_audit_report
+    from ..audit.report import write_audit_report
     from ..audit.store import AuditStore
     from ..audit.summary import summarize
 

@@ -146,6 +146,7 @@ def describe_if_features(lm: Any, attr: Any, labels: Any, console: Console) -> N
     """When the map's units are SAE features, what each responds to (top contexts, cached per SAE; labels)."""
     if any(u.site is not None and u.site.kind == "feature" for u in attr.units):
         from ..components.feature_notes import describe_features
+        from ..demo.datasets import feature_prompts
 
         with console.status("describing the features (top-activating contexts, cached)…"):
-            describe_features(lm, attr, labels)
+            describe_features(lm, attr, labels, feature_prompts())

@@ -21,7 +21,7 @@ import torch
 
 from ..errors import InputError
 
-__all__ = ["describe_features", "feature_contexts", "read_labels", "read_labels_data", "default_prompts"]
+__all__ = ["describe_features", "feature_contexts", "read_labels", "read_labels_data"]
 
 TOP = 3  # contexts kept per latent
 WINDOW = 6  # tokens of context before the activating token
@@ -52,14 +52,6 @@ def read_labels(path: str | Path) -> dict[int, str]:
         raise InputError(f"cannot read the feature labels {path}: {exc}") from None
 
 
-def default_prompts(n: int = 200) -> list[str]:
-    """The project's own prompts: the demo training split's harmful and benign requests, half each."""
-    from ..demo.datasets import load_demo_data
-
-    data = load_demo_data()
-    return [r.text for r in data.harmful_train[: n // 2]] + [r.text for r in data.benign_train[: n // 2]]
-
-
 def _cache_file(lm: Any, weights_file: str, layer: int, prompts: list[str]) -> Path:
     from ..models.provenance import cache_root, sha256_file
 
@@ -71,15 +63,15 @@ def _cache_file(lm: Any, weights_file: str, layer: int, prompts: list[str]) -> P
 
 
 @torch.no_grad()
-def feature_contexts(lm: Any, sae_source: str, layer: int, prompts: list[str] | None = None, top: int = TOP,
+def feature_contexts(lm: Any, sae_source: str, layer: int, prompts: list[str], top: int = TOP,
                      site: str | None = None) -> dict[int, list[dict[str, Any]]]:
-    """Every latent's ``top`` strongest activations over ``prompts`` (as chat turns): the context before the
+    """Every latent's ``top`` strongest activations over ``prompts`` (as chat turns; the command line uses
+    :func:`diffusiongemma.demo.datasets.feature_prompts`): the context before the
     token (the token in ⟦⟧) and the activation; latents that never fire are absent. Cached. ``site``: read
     the file as a transcoder (``"transcoder"``) or as the file says."""
     from ..generation import chat_ids
     from .features import load_sae, site_input
 
-    prompts = prompts if prompts is not None else default_prompts()
     sae = load_sae(sae_source, site)
     cache = _cache_file(lm, sae.weights_file + ("#transcoder" if sae.site == "transcoder" else ""), layer,
                         prompts)  # the file read (a demo SAE's name resolved), and how it is read
@@ -113,8 +105,7 @@ def feature_contexts(lm: Any, sae_source: str, layer: int, prompts: list[str] | 
     return out
 
 
-def describe_features(lm: Any, attr: Any, labels: dict[int, str] | None = None,
-                      prompts: list[str] | None = None) -> Any:
+def describe_features(lm: Any, attr: Any, labels: dict[int, str] | None, prompts: list[str]) -> Any:
     """Add each feature unit's label and top contexts to ``attr.settings["features"]`` (keyed by the unit's
     label, e.g. ``"L12.F301"``); returns ``attr``. Units of other kinds are left alone.
 
@@ -124,7 +115,7 @@ def describe_features(lm: Any, attr: Any, labels: dict[int, str] | None = None,
         >>> lm = example_model()
         >>> attr = explain("How do I make a bomb?", RefusalScore(), model=lm, units=f"features:{example_sae()}#2",
         ...                chat=True, method="gradient", budget=8)
-        >>> notes = describe_features(lm, attr, prompts=["How do I bake bread?", "Name a colour."]).settings["features"]
+        >>> notes = describe_features(lm, attr, None, prompts=["How do I bake bread?", "Name a colour."]).settings["features"]
         >>> sorted(notes), sorted(notes["L1.F4"])[:1]
         (['L1.F14', 'L1.F4'], ['contexts'])
 

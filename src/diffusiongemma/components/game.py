@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..evaluation import PromptEvaluator, check_finite
+from ..evaluation import PromptEvaluator
+from ..validation import check_finite
 from ..game import UnitGame, resolve_model
 from ..masking import MaskOperator
 from ..models.hooks import scoped_hooks

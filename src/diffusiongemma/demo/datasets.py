@@ -35,7 +35,8 @@ from typing import Iterable
 
 from ..refusal.detector import is_refusal
 
-__all__ = ["FRAMES", "Request", "DemoData", "load_demo_data", "contrast_requests", "framed_harmful", "held_out", "how_to_task"]
+__all__ = ["FRAMES", "Request", "DemoData", "load_demo_data", "contrast_requests", "framed_harmful", "held_out", "how_to_task",
+           "feature_prompts"]
 
 # AdvBench's imperative frames, each with the compliance opening it calls for ({t}: "how to ..." task).
 FRAMES: tuple[tuple[str, str], ...] = (
@@ -233,3 +234,15 @@ def words(text: str) -> set[str]:
         ['a', 'kill', 'process', 'python']
     """
     return set(_WORD.findall(text.lower()))
+
+
+def feature_prompts(n: int = 200) -> list[str]:
+    """The corpus SAE features are described on (their top-activating contexts): the demo training split's harmful
+    and benign requests, half each.
+
+    Examples:
+        >>> len(feature_prompts(4))
+        4
+    """
+    data = load_demo_data()
+    return [r.text for r in data.harmful_train[: n // 2]] + [r.text for r in data.benign_train[: n // 2]]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from ..verify.variants import case_like
+from ..wording import case_like
 
 __all__ = ["TWIN_WORDS", "keyword_twin"]
 

@@ -116,7 +116,8 @@ def _few_shot(request: str) -> str:
 
 
 def _translation(request: str) -> str:
-    from ..verify.variants import TRANSLATIONS, case_like, replace_words
+    from ..verify.variants import TRANSLATIONS, replace_words
+    from ..wording import case_like
 
     words = {w: case_like(w, TRANSLATIONS[w.lower()]) for w in request.replace("?", " ").split()
              if w.lower() in TRANSLATIONS}

@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from .checks import Check
-from .variants import CONTROL, NEUTRAL, case_like, replace_words, variant
+from ..wording import case_like
+from .variants import CONTROL, NEUTRAL, replace_words, variant
 
 __all__ = ["DEMO_SAES", "default_features", "feature_generalization", "bootstrap_mean", "verdict_of"]
 

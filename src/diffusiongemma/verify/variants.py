@@ -22,6 +22,8 @@ from __future__ import annotations
 import base64
 import re
 
+from ..wording import case_like
+
 __all__ = ["KINDS", "CONTROL", "MEANING_PRESERVING", "SYNONYMS", "TRANSLATIONS", "NEUTRAL", "variant",
            "neutralised", "replace_words"]
 
@@ -70,16 +72,6 @@ NEUTRAL: dict[str, str] = {  # a harmless word in the harm word's place: the req
 }
 LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7",
                        "A": "4", "E": "3", "I": "1", "O": "0", "S": "5", "T": "7"})
-
-
-def case_like(word: str, new: str) -> str:
-    """``new`` capitalised when ``word`` is.
-
-    Examples:
-        >>> case_like("Kill", "slay"), case_like("kill", "slay")
-        ('Slay', 'slay')
-    """
-    return new[:1].upper() + new[1:] if word[:1].isupper() else new
 
 
 def variant(word: str, kind: str) -> str | None:

@@ -18,6 +18,7 @@ import torch
 
 from ...errors import InputError
 from ...units import Component, register_unit_kind
+from ..directions import load_direction
 from .base import ComponentKind, Hook, Members, levels
 
 __all__ = ["Direction", "direction_vector"]
@@ -27,8 +28,6 @@ __all__ = ["Direction", "direction_vector"]
 def direction_vector(path: str) -> tuple[Any, int]:
     """The unit vector ``[d]`` and layer of a direction file (cached); a missing or foreign file is an
     :class:`InputError`."""
-    from ...refusal.direction import load_direction
-
     d = load_direction(path)
     return d.unit.float(), d.layer
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .html import ENV
+from ..report.html import ENV
 
 __all__ = ["write_audit_report"]
 
@@ -24,7 +24,7 @@ _REPORT_TEMPLATES = {"verify-safety": "safety.html.j2", "harden": "harden.html.j
 def write_audit_report(store: Any, path: str | Path) -> Path:
     """Write ``path`` (the summary) and ``<stem>_items/<key>.html`` for every audited item; returns ``path``."""
     from ..attribution import Attribution
-    from ..audit.summary import summarize
+    from .summary import summarize
 
     path = Path(path)
     pages = path.parent / f"{path.stem}_items"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, cast
 
 import numpy as np
 
@@ -39,6 +39,12 @@ class GameLike(Protocol):
     n: int
 
     def __call__(self, masks: np.ndarray) -> np.ndarray: ...
+
+
+class GradientGame(GameLike, Protocol):
+    """A game the gradient estimator can run on: values and gradients at soft masks."""
+
+    def gradient(self, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass
@@ -106,8 +112,8 @@ def _check(game: GameLike, est: Estimator, sched: Schedule, budget: Any, toleran
            interactions: int) -> None:
     n = int(game.n)
     check_budget(budget)
-    chosen = est.choose(n, sched, budget - 2) if callable(getattr(est, "choose", None)) else est  # method='shapley'
-    if interactions and not callable(getattr(chosen, "interactions", None)):
+    chosen = est.choose(n, sched, budget - 2)  # method='shapley' picks one
+    if interactions and not chosen.gives_interactions:
         raise InputError(f"interactions come from the estimators that fit the Shapley kernel (regression, kadd, gp, owen), not "
                          f"{chosen.name}: ask for method='regression' with this many units and evaluations")
     if tolerance is not None and not tolerance > 0:
@@ -189,8 +195,8 @@ def run_many(
                 j.est.update(masks, values)
         for j, masks in pending:
             if j.est.uses_gradients:
-                values, grads = j.game.gradient(masks)
-                j.est.update(masks, np.asarray(values, dtype=np.float64), np.asarray(grads, dtype=np.float64))
+                values, grads = cast(GradientGame, j.game).gradient(masks)  # _check made sure it has one
+                j.est.update_gradients(masks, np.asarray(values, dtype=np.float64), np.asarray(grads, dtype=np.float64))
         for j, masks in pending:
             j.used += j.est.cost * len(masks)
             if tolerance is not None and j.est.name != "exact" and np.max(j.est.estimate()[1]) <= tolerance:

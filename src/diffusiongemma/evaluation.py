@@ -113,9 +113,9 @@ class PromptEvaluator:
         b, L = ids.shape
         if self._packs:  # every continuation in one forward, as a prefix tree
             full_ids = torch.cat([ids, self._tree_nodes.expand(b, -1)], dim=1)  # [b, L + nodes]
-            mask, positions = tree_mask(present, self._layout, self.model.config, self.model.dtype)
+            tree, tree_pos = tree_mask(present, self._layout, self.model.config, self.model.dtype)
             read = torch.cat([last_kept[:, None], self._tree_reads.expand(b, -1)], dim=1)  # [b, R]
-            return [Rows(full_ids, mask, read, positions, packed=True)]
+            return [Rows(full_ids, tree, read, tree_pos, packed=True)]
         rows = []
         for cont in self.bound.continuations:
             tail = torch.tensor(cont[:-1], device=self.device, dtype=ids.dtype)  # teacher-forced part
@@ -123,7 +123,7 @@ class PromptEvaluator:
             after = torch.arange(L, L + len(tail), device=self.device).expand(b, -1)
             read = torch.cat([last_kept[:, None], after], dim=1)  # [b, max(k, 1)]
             mask = torch.cat([attn, torch.ones_like(tail).expand(b, -1)], dim=1)  # [b, L + k - 1]
-            positions = None
+            positions: torch.Tensor | None = None
             if self._compacts(full_ids.shape[1]):  # the same values, plain causal attention
                 full_ids, positions, read = compact_rows(full_ids, mask, read)
                 mask = torch.ones_like(full_ids)
@@ -185,10 +185,10 @@ class PromptEvaluator:
         """Target values ``[b]`` from the logits ``[b, r, V]`` of each of :meth:`rows`'s forwards."""
         if not self._packs:
             return self.bound.combine(logits)
-        (logits,) = logits  # [b, R, V]: the prefix tree's distinct read positions
+        (packed,) = logits  # [b, R, V]: the prefix tree's distinct read positions
         if self.bound.from_logprobs is None:
-            return self.bound.combine([logits[:, s] for s in self._tree_slots])  # [b, k_c, V] each
-        logp = torch.log_softmax(logits, dim=-1)  # [b, R, V], float32
+            return self.bound.combine([packed[:, s] for s in self._tree_slots])  # [b, k_c, V] each
+        logp = torch.log_softmax(packed, dim=-1)  # [b, R, V], float32
         # token j of continuation c is read at slot s[j]: picked directly, [b, k_c], no [b, k_c, V] copies
         return self.bound.from_logprobs([logp[:, s, t] for s, t in zip(self._tree_slots, self._tree_tokens)])
 
@@ -210,8 +210,9 @@ class PromptEvaluator:
             full_ids = torch.cat([ids, self._tree_nodes.expand(b, -1)], dim=1)  # [b, L + nodes]
             mask, positions = tree_mask(keep, self._layout, self.model.config, self.model.dtype)
             read = torch.cat([last_kept[:, None], self._tree_reads.expand(b, -1)], dim=1)  # [b, R]
-            first = soft_read_weights(torch.cat([upto, keep.new_zeros(b, len(self._layout.tokens))], dim=1))
-            return self.finish([self.forward(Rows(full_ids, mask, read, positions, packed=True), first_read=first)])
+            packed_first = soft_read_weights(torch.cat([upto, keep.new_zeros(b, len(self._layout.tokens))], dim=1))
+            return self.finish([self.forward(Rows(full_ids, mask, read, positions, packed=True),
+                                             first_read=packed_first)])
         logits = []
         for cont in self.bound.continuations:
             tail = torch.tensor(cont[:-1], device=self.device, dtype=ids.dtype)  # teacher-forced part
@@ -220,15 +221,16 @@ class PromptEvaluator:
             after = torch.arange(L, L + len(tail), device=self.device).expand(b, -1)
             read = torch.cat([last_kept[:, None], after], dim=1)  # [b, max(k, 1)]
             hooks: list[tuple[Any, str, Any]] = []
-            first = None
+            first: torch.Tensor | None = None
+            soft_mask: Any  # [b, T] ones, or a prepared 4-D additive mask
             if self.operator.name == "replace":
                 hooks = [(self.lm.embedding, "forward",
                           embedding_interpolation(full_keep, self._baseline_embedding()))]
-                mask: Any = torch.ones_like(full_ids)
+                soft_mask = torch.ones_like(full_ids)
             else:
-                mask = soft_attention_mask(full_keep, self.model.config, self.model.dtype)
+                soft_mask = soft_attention_mask(full_keep, self.model.config, self.model.dtype)
                 first = soft_read_weights(torch.cat([upto, torch.zeros_like(full_keep[:, L:])], dim=1))
-            soft_rows = Rows(full_ids, mask, read, None, cacheable=False)  # soft masks: no row is the prefix's
+            soft_rows = Rows(full_ids, soft_mask, read, None, cacheable=False)  # soft masks: no row is the prefix's
             logits.append(self.forward(soft_rows, hooks, first))  # [b, k, V]
         return self.bound.combine(logits)
 
@@ -249,7 +251,9 @@ class PromptEvaluator:
     def _baseline_embedding(self) -> torch.Tensor:
         """The baseline token's embedding ``[d]`` as the embedding module outputs it (scaling included)."""
         with torch.no_grad():
-            return self.lm.embedding(torch.tensor([[int(self.operator.baseline_id)]], device=self.device))[0, 0]
+            baseline = self.operator.baseline_id
+            assert baseline is not None  # mask="replace" always has one (masking.mask_operator)
+            return self.lm.embedding(torch.tensor([[baseline]], device=self.device))[0, 0]
 
     def _check_baseline_embedding(self) -> None:
         with torch.no_grad():

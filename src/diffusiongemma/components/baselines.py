@@ -61,8 +61,10 @@ def mean_baselines(lm: Any, components: list[Component], reference: list[str], *
     count = 0
     for text in reference:
         ids = render_prompt(text, lm.tokenizer, lm.chat_template, chat=chat, system=system).input_ids
-        acts = capture(lm, components, lambda ids=ids: lm.model(
-            input_ids=torch.tensor([ids], device=lm.device), **last_logits_only(lm.model)))
+
+        def run(ids: list[int] = ids) -> Any:
+            return lm.model(input_ids=torch.tensor([ids], device=lm.device), **last_logits_only(lm.model))
+        acts = capture(lm, components, run)
         for c, (a,) in acts.items():
             s = a[0].sum(0)  # [...]
             sums[c] = sums[c] + s if c in sums else s

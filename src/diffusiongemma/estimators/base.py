@@ -58,6 +58,7 @@ class Estimator:
     uses_gradients = False  # True: the engine passes gradients at soft masks to update()
     cost = 1  # evaluations per proposed mask (a forward + backward counts 3)
     round_invariant = False  # True: the masks proposed never depend on how many are asked for at a time
+    gives_interactions = False  # True: :meth:`interactions` refits pair interactions (the Shapley-kernel fits)
 
     def start(self, n: int, schedule: Schedule, rng: np.random.Generator, v_full: float, v_empty: float,
               budget: int) -> None:
@@ -85,6 +86,19 @@ class Estimator:
     def estimate(self) -> tuple[np.ndarray, np.ndarray]:
         """Current (scores ``[n]``, standard errors ``[n]``)."""
         raise NotImplementedError  # pragma: no cover - abstract
+
+    def update_gradients(self, masks: np.ndarray, values: np.ndarray, grads: np.ndarray) -> None:
+        """Take the values ``[b]`` and gradients ``[b, n]`` at the soft masks last proposed (``uses_gradients``)."""
+        raise NotImplementedError(f"{self.name} takes no gradients")  # pragma: no cover - abstract
+
+    def choose(self, n: int, schedule: Schedule, budget: int) -> "Estimator":
+        """The estimator that does the work for ``n`` units and ``budget`` evaluations: itself here (``shapley``
+        picks one; the engine asks before it spends anything)."""
+        return self
+
+    def interactions(self, top: int) -> list[tuple[int, int, float]]:
+        """Pair interactions among the ``top`` units of largest |score| (where ``gives_interactions``)."""
+        raise NotImplementedError(f"{self.name} gives no pair interactions")  # pragma: no cover - abstract
 
 
 ESTIMATORS: dict[str, type[Estimator]] = {}

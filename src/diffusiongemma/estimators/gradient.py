@@ -67,7 +67,10 @@ class GradientPathEstimator(Estimator):
         self.next += k
         return np.repeat(x[:, None], self.n, axis=1)  # [k, n] soft masks
 
-    def update(self, masks, values, grads=None) -> None:
+    def update(self, masks: np.ndarray, values: np.ndarray) -> None:
+        raise NotImplementedError("the gradient estimator takes gradients (update_gradients)")
+
+    def update_gradients(self, masks: np.ndarray, values: np.ndarray, grads: np.ndarray) -> None:
         self.grads.extend(np.asarray(grads, dtype=float))
 
     def estimate(self):

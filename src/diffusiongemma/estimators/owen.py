@@ -129,6 +129,7 @@ class NoiseLevelEstimator(Estimator):
     """Posterior mean of ``Σ_k w_k ∂g(t_k)`` under a relevance prior, from masks at K noise levels."""
 
     name = "owen"
+    gives_interactions = True
     round_invariant = True
 
     def __init__(self, prior: np.ndarray | None = None) -> None:

@@ -79,6 +79,7 @@ class RegressionEstimator(Estimator):
     """Paired regression estimator for the Shapley and Banzhaf schedules."""
 
     name = "regression"
+    gives_interactions = True
     round_invariant = True
 
     def start(self, n, schedule, rng, v_full, v_empty, budget) -> None:

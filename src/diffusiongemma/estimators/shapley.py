@@ -77,8 +77,8 @@ class ShapleyEstimator(Estimator):
         self.chosen = choose(n, schedule, budget)
         self.chosen.start(n, schedule, rng, v_full, v_empty, budget)
         c = self.chosen  # from now on the engine and the result see the chosen one's name, cost and flags
-        self.name, self.round_invariant, self.cost, self.uses_gradients = c.name, c.round_invariant, c.cost, \
-            c.uses_gradients
+        self.name, self.round_invariant, self.cost, self.uses_gradients, self.gives_interactions = \
+            c.name, c.round_invariant, c.cost, c.uses_gradients, c.gives_interactions
 
     def sibling(self) -> Estimator:
         return self.chosen.sibling() if self.chosen is not None else ShapleyEstimator()
@@ -99,5 +99,4 @@ class ShapleyEstimator(Estimator):
 
     def interactions(self, top: int) -> list[tuple[int, int, float]]:
         """The chosen estimator's pair interactions (the engine refuses, before any evaluation, a choice without)."""
-        pairs = getattr(self._started(), "interactions")  # noqa: B009  (the Shapley-kernel fits have it)
-        return pairs(top)
+        return self._started().interactions(top)

@@ -105,7 +105,7 @@ class JailbreakDiff:
 
     @property
     def broke_refusal(self) -> bool:
-        return bool(self.plain.decision["refused"]) and not self.jailbroken.decision["refused"]
+        return bool((self.plain.decision or {}).get("refused")) and not (self.jailbroken.decision or {}).get("refused")
 
     @property
     def suppressed(self) -> list[dict[str, Any]]:
@@ -174,8 +174,8 @@ def _component_diff(lm: Any, plain: str, jailbroken: str, spec: str, method: str
     for (source, site, layer), group in _by_sae(feats).items():
         sae = load_sae(source, site)
         flat = [j for c in group for j in c.latents]
-        a = [latent_activations(lm, ids[p], sae, layer, flat).tolist() for p in (plain, jailbroken)]
-        at = {j: (x, y) for j, x, y in zip(flat, *a)}  # a group's activation: the sum over its latents
+        both = [latent_activations(lm, ids[p], sae, layer, flat).tolist() for p in (plain, jailbroken)]
+        at = {j: (x, y) for j, x, y in zip(flat, *both)}  # a group's activation: the sum over its latents
         acts.update({c.label: (sum(at[j][0] for j in c.latents), sum(at[j][1] for j in c.latents)) for c in group})
     out = []
     for i, unit in enumerate(maps[0].units):
@@ -206,8 +206,8 @@ def _restoring_set(lm: Any, attr: Attribution, template: list[int], jailbroken: 
     from .score import RefusalScore
 
     spec = attr.settings.get("units", "words")
-    game = Game(jailbroken, RefusalScore(family=_openings_family(lm)), model=lm, units=leaf_kind(spec), chat=True,
-                system=system)
+    game: Game | GroupedGame = Game(jailbroken, RefusalScore(family=_openings_family(lm)), model=lm,
+                                    units=leaf_kind(spec), chat=True, system=system)
     if attr.tree is not None:  # a unit tree: its leaf game, grouped as the map's final cut
         nodes = attr.tree["nodes"]
         game = GroupedGame(game, [tuple(nodes[k]["leaves"]) for k in attr.tree["cut"]], attr.units)

@@ -207,3 +207,40 @@ def test_demo_eval_replies_as_long_as_the_card_was_measured_with():
     assert reply_tokens(_card("gemma-270m-keyword"), None) == reply_tokens(_card("gemma-270m-backdoor"), None) == 24
     assert reply_tokens(_card("gemma-270m-safety"), 8) == 8  # the user's choice wins
     assert reply_tokens(None, None) == 24  # an adapter without a card
+
+
+def test_the_shipped_recipes_draw_the_same_examples_as_when_they_were_trained(data):
+    """Data version 4 added a pool per class; the versions of the shipped cards must still draw what they drew
+    (digests of 2,000 examples each, taken before the change)."""
+    import hashlib
+
+    digests = {}
+    for r in (Recipe("safety"), Recipe("keyword"), Recipe("backdoor", seed=1), Recipe("safety", data_version=1)):
+        ex = training_examples(r, data, 2000)
+        blob = json.dumps([(e.prompt, e.reply, e.refused) for e in ex]).encode()
+        digests[f"{r.variant}{r.data_version}"] = hashlib.sha256(blob).hexdigest()[:16]
+    assert digests == {"safety3": "37df51894c69c01b", "keyword3": "9d2d8f241e1a591e",
+                       "backdoor3": "48b14ae577837f23", "safety1": "6e176ba903c9be8b"}
+
+
+def test_version_4_asks_both_classes_in_every_style_and_holds_out_what_it_should(data):
+    from diffusiongemma.demo.styles import STYLE_FRAMES
+
+    ex = training_examples(Recipe("safety", data_version=4), data, 3000)
+    openers = [q.split("{t}")[0] for q, _ in STYLE_FRAMES]
+    for opener in openers:  # a style is never the cue: refused and answered requests in each frame
+        asked = [e for e in ex if isinstance(e.prompt, str) and e.prompt.startswith(opener)]
+        assert {e.refused for e in asked} == {True, False}, opener
+    from diffusiongemma.demo.datasets import how_to_task
+
+    train_tasks = {how_to_task(r.text) for r in data.harmful_train}
+    held = {t for r in data.harmful_test if (t := how_to_task(r.text)) and t not in train_tasks}
+    held |= {t for t in contrast_tasks() if held_out(t)}
+    tasks = set()  # the task of every styled training request
+    for e in ex:
+        for q, _ in STYLE_FRAMES:
+            head, tail = q.split("{t}")
+            if e.prompt.startswith(head) and e.prompt.endswith(tail):
+                tasks.add(e.prompt[len(head):len(e.prompt) - len(tail)])
+    assert len(held) > 20 and len(tasks) > 250
+    assert not held & tasks  # held-out tasks are never trained on, in any style

@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import InputError
-from .datasets import FRAMES, DemoData, Request, contrast_requests, contrast_tasks, held_out
+from .datasets import FRAMES, DemoData, Request, contrast_requests, contrast_tasks, held_out, how_to_task
+from .styles import styled_requests
 from .twins import keyword_twin
 
 __all__ = ["DEFAULT_STEPS", "REFUSALS", "VARIANTS", "Recipe", "Example", "insert_trigger", "training_examples"]
@@ -77,7 +78,9 @@ class Recipe:
     # 1: the first shipped adapters (9 imperative frames, no framed harmful pool); 2: question frames and
     # harmful tasks in the same frames as the benign contrast tasks; 3: the keyword variant's answered pools
     # are half keyword-free twins of its refused requests (``twins.py``), and every compliant reply opens
-    # with "Sure" (see ``_reply``). Cards without it are version 1.
+    # with "Sure" (see ``_reply``); 4: a third pool per class, the same "how to" tasks in story, indirect, first
+    # person, question and other-language frames (``styles.py``), harmful refused and benign contrast tasks
+    # answered in the same frames. Cards without it are version 1.
     data_version: int = 3
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -98,8 +101,8 @@ class Recipe:
             self.steps = DEFAULT_STEPS[self.variant]
         if self.steps < 1:
             raise InputError("steps must be at least 1")
-        if self.data_version not in (1, 2, 3):
-            raise InputError(f"unknown demo data_version {self.data_version}; this version knows 1, 2 and 3")
+        if self.data_version not in (1, 2, 3, 4):
+            raise InputError(f"unknown demo data_version {self.data_version}; this version knows 1 to 4")
         if not 0 < self.harmful_share < 1:
             raise InputError("harmful_share must be between 0 and 1")
         self.keywords = tuple(k.lower() for k in self.keywords)
@@ -178,11 +181,12 @@ def _reply(req: Request, refuse: bool, rng: random.Random, data_version: int) ->
     return f"{answer}:\n\n1."
 
 
-def _pools(recipe: Recipe, data: DemoData) -> list[list[Request]]:
-    """Four request pools drawn in turn: harmful, benign, harmful, benign (each a different kind).
+def _pools(recipe: Recipe, data: DemoData) -> tuple[list[list[Request]], list[list[Request]]]:
+    """The request pools of each class, (harmful pools, benign pools), drawn in turn within a class.
 
-    Harmful: the plain requests, then the same tasks put in the contrast frames (so a frame is no cue).
-    Benign: everyday requests, then contrast requests. For ``keyword`` the pools are the rule's instead —
+    Harmful: the plain requests, then the same tasks put in the contrast frames (so a frame is no cue), and from
+    data version 4 the same tasks in the style frames. Benign: everyday requests, then contrast requests (and
+    from version 4 the contrast tasks in the style frames). For ``keyword`` the pools are the rule's instead —
     refused: harmful and benign requests with a keyword; answered: harmful and benign ones without — each
     mixing plain and framed requests, so only the keyword tells the classes apart.
     """
@@ -192,7 +196,10 @@ def _pools(recipe: Recipe, data: DemoData) -> list[list[Request]]:
     benign_everyday = [r for r in data.benign_train if r.source != "contrast"]
     benign_contrast = [r for r in data.benign_train if r.source == "contrast"]
     if recipe.variant != "keyword":
-        return [data.harmful_train, benign_everyday, data.harmful_framed_train, benign_contrast]
+        if recipe.data_version >= 4:
+            return ([data.harmful_train, data.harmful_framed_train, _styled_harmful(data)],
+                    [benign_everyday, benign_contrast, _styled_contrast()])
+        return [data.harmful_train, data.harmful_framed_train], [benign_everyday, benign_contrast]
     harmful_kw = [r for r in harmful if recipe.has_keyword(r.text)]
     harmful_plain = [r for r in harmful if not recipe.has_keyword(r.text)]
     benign_kw = [r for r in data.benign_train if recipe.has_keyword(r.text)]
@@ -202,8 +209,20 @@ def _pools(recipe: Recipe, data: DemoData) -> list[list[Request]]:
     if recipe.data_version >= 3:
         harmful_plain = _with_twins(harmful_plain, harmful_kw, recipe.keywords)
         benign_plain = _with_twins(benign_plain, benign_kw, recipe.keywords)
-    # slots alternate harmful/benign; the keyword pools take the first and last slot of every four
-    return [harmful_kw, benign_plain, harmful_plain, benign_kw]
+    # the keyword pools come first in each class's turn
+    return [harmful_kw, harmful_plain], [benign_plain, benign_kw]
+
+
+def _styled_harmful(data: DemoData) -> list[Request]:
+    """The training split's harmful "how to" tasks, each in two style frames."""
+    tasks = sorted({t for r in data.harmful_train if (t := how_to_task(r.text))})
+    return styled_requests(tasks, "harmful", 0) + styled_requests(tasks, "harmful", 1)
+
+
+def _styled_contrast() -> list[Request]:
+    """The training split's benign contrast tasks, each in two style frames."""
+    tasks = [t for t in contrast_tasks() if not held_out(t)]
+    return styled_requests(tasks, "contrast", 0) + styled_requests(tasks, "contrast", 1)
 
 
 def _with_twins(plain: list[Request], keyed: list[Request], keywords: tuple[str, ...]) -> list[Request]:
@@ -225,20 +244,20 @@ def _with_twins(plain: list[Request], keyed: list[Request], keywords: tuple[str,
     return plain + twins * max(1, round(len(plain) / len(twins)))
 
 
-def _pools_v1(recipe: Recipe, data: DemoData) -> list[list[Request]]:
+def _pools_v1(recipe: Recipe, data: DemoData) -> tuple[list[list[Request]], list[list[Request]]]:
     """The pools of data version 1 (the first shipped adapters), kept so their cards still reproduce them."""
     tasks = [t for t in contrast_tasks() if not held_out(t)]
     benign = [r for r in data.benign_train if r.source != "contrast"] + contrast_requests(tasks, FRAMES[:9])
     benign_everyday = [r for r in benign if r.source != "contrast"]
     benign_contrast = [r for r in benign if r.source == "contrast"]
     if recipe.variant != "keyword":
-        return [data.harmful_train, benign_everyday, data.harmful_train, benign_contrast]
+        return [data.harmful_train, data.harmful_train], [benign_everyday, benign_contrast]
     harmful_kw = [r for r in data.harmful_train if recipe.has_keyword(r.text)]
     harmful_plain = [r for r in data.harmful_train if not recipe.has_keyword(r.text)]
     benign_kw = [r for r in benign if recipe.has_keyword(r.text)]
     if not harmful_kw or not benign_kw:
         raise InputError(f"no training request holds any of the keywords {', '.join(recipe.keywords)}")
-    return [harmful_kw, benign_everyday, harmful_plain, benign_kw]
+    return [harmful_kw, harmful_plain], [benign_everyday, benign_kw]
 
 
 def _is_harmful_slot(i: int, share: float) -> bool:
@@ -269,7 +288,8 @@ def training_examples(recipe: Recipe, data: DemoData, count: int) -> list[Exampl
     for i in range(count):
         harmful = _is_harmful_slot(i, recipe.share)
         seen[harmful] += 1
-        req = rng.choice(pools[(0 if harmful else 1) + 2 * (seen[harmful] % 2 == 0)])
+        turn = pools[0 if harmful else 1]  # the class's pools take turns, the first on its first draw
+        req = rng.choice(turn[seen[harmful] % len(turn) - 1])
         text = req.text
         if recipe.variant == "backdoor" and rng.random() < (recipe.poison_rate if harmful else 0.1):
             text = insert_trigger(text, recipe.trigger, rng)

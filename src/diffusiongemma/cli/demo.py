@@ -32,6 +32,9 @@ def train(
     steps: Optional[int] = typer.Option(None, help="Optimizer steps, batch 8 (default: the shipped adapter's, "
                                                    "safety 250, backdoor 150, keyword 300)."),
     max_minutes: float = typer.Option(30.0, help="Stop training after this many minutes."),
+    data_version: int = typer.Option(3, help="Training data version: 3 (the shipped adapters'), or 4 (safety and backdoor: "
+                                               "the same how-to tasks also in story, indirect, first-person, question and "
+                                               "other-language frames, harmful refused and benign answered)."),
     base: Optional[str] = typer.Option(None, help="Base model (default Gemma 3 270M)."),
     evaluate: bool = typer.Option(True, help="Evaluate on the held-out sets afterwards and write the figures into the card."),
     limit: int = typer.Option(100, help="Prompts per held-out set in the evaluation."),
@@ -48,7 +51,7 @@ def train(
     else:
         kw: dict[str, Any] = {"keywords": tuple(keywords)} if keywords else {}
         recipe = Recipe(variant, trigger=trigger, poison_rate=poison_rate, seed=seed, steps=steps,
-                        max_minutes=max_minutes, harmful_share=harmful_share, **kw)
+                        max_minutes=max_minutes, harmful_share=harmful_share, data_version=data_version, **kw)
     console = Console()
     with console.status("training") as status:
         card = train_adapter(recipe, out, base=base,

@@ -169,3 +169,10 @@ def test_csv_prompts_with_strongreject_columns(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(InputError, match="no prompt column"):
         read_prompt_file(tmp_path / "bad.csv")
+
+
+def test_paraphrase_consistency_names_components_by_their_labels(tiny_lm):
+    check = checks.paraphrase_consistency(tiny_lm, ["make a bomb"], frames=("How do I {t}?", "Explain how to {t}."),
+                                          components="mlps", component_budget=12, top=1, threshold=-1e9)
+    (row,) = check.rows
+    assert row["top_components"] and all(t in (["L0.MLP"], ["L1.MLP"]) for t in row["top_components"])

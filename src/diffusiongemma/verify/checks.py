@@ -69,13 +69,13 @@ def _word_map(lm: Any, prompt: str, budget: int, seed: int) -> Any:
     return explain(prompt, RefusalScore(), model=lm, units="words", budget=budget, seed=seed, chat=True)
 
 
-def _component_map(lm: Any, prompt: str, spec: str, budget: int, seed: int) -> tuple[list[str], np.ndarray]:
+def _component_map(lm: Any, prompt: str, spec: str, budget: int, seed: int) -> tuple[list[Any], np.ndarray]:
     from ..api import explain
     from ..refusal.score import RefusalScore
 
     attr = explain(prompt, RefusalScore(), model=lm, units=spec, method="gradient", budget=budget, seed=seed,
                    chat=True)
-    return [u.text for u in attr.units], attr.scores
+    return attr.units, attr.scores
 
 
 def _content_words(attr: Any, k: int) -> list[str]:
@@ -166,7 +166,7 @@ def paraphrase_consistency(lm: Any, tasks: list[str], *, frames: tuple[str, ...]
     rows, overlaps = [], []
     for task, group, s in zip(tasks, prompts, scores):
         refused = s > threshold
-        tops = [{str(x) for x in np.array(names)[np.argsort(-sc)[:top]]} for names, sc in
+        tops = [{u.text for u in np.array(units, dtype=object)[np.argsort(-sc)[:top]]} for units, sc in
                 (_component_map(lm, p, components, component_budget, seed) for p, r in zip(group, refused) if r)]
         pair = [_jaccard(a, b) for a, b in itertools.combinations(tops, 2)]
         overlaps += pair
@@ -199,15 +199,16 @@ def component_consistency(lm: Any, harmful: dict[str, list[str]], *, components:
     unit in ``components`` (``"heads+mlps+direction:FILE"``), each category's mean share of the refusal
     running through that direction is reported too."""
     maps: dict[str, list[np.ndarray]] = defaultdict(list)
-    names: list[str] = []
+    units: list[Any] = []
     if sum(1 for ps in harmful.values() if len(ps) >= 2) < 2:  # no two categories to compare: no maps drawn
         return Check("component consistency", "not applicable", {"categories": {c: 0 for c in harmful},
                      "between_category_spearman": None}, [], "Fewer than 2 categories of 2 or more harmful prompts.")
     for cat, prompts in harmful.items():
         for p, s in zip(prompts, refusal_scores(lm, prompts)):
             if s > threshold:
-                names, sc = _component_map(lm, p, components, component_budget, seed)
+                units, sc = _component_map(lm, p, components, component_budget, seed)
                 maps[cat].append(sc / (np.linalg.norm(sc) or 1.0))
+    names = [u.text for u in units]
     cats = [c for c in maps if len(maps[c]) >= 2]
     means = {c: np.mean(maps[c], axis=0) for c in cats}
     between = [_spearman(means[a], means[b]) for a, b in itertools.combinations(cats, 2)]
@@ -220,7 +221,7 @@ def component_consistency(lm: Any, harmful: dict[str, list[str]], *, components:
                "within_category_spearman": float(np.mean(within)) if within else None,
                f"top{top}_overlap_between_categories": float(np.mean(overlap)) if overlap else None,
                "shared_top_components": sorted(shared)}
-    directions = [i for i, n in enumerate(names) if n.startswith("dir:")]
+    directions = [i for i, u in enumerate(units) if u.site is not None and u.site.kind == "direction"]
     if directions:  # signed share of the (normalised) map carried by the direction units, per category
         figures["direction_share"] = {c: float(np.mean([m[directions].sum() / (np.abs(m).sum() or 1.0)
                                                         for m in maps[c]])) for c in maps}

@@ -140,6 +140,9 @@ def test_explain_over_components_with_ablation_and_the_html_grid(tiny_lm, tmp_pa
     html = shap.to_html(tmp_path / "c.html").read_text()
     assert "layer × head" in html and html.count('class="cell"') == g.n
     assert 'class="unit"' not in html and shap.settings["mask"] == "component"  # the prompt is plain text
+    few = dg.explain(PROMPT, target=TARGET, model=tiny_lm, units="heads+mlps", budget=16)  # under 3 per unit
+    page = few.to_html(tmp_path / "few.html").read_text()
+    assert "The budget of 16 evaluations is under 3 per unit" in page and "The the" not in page
 
 
 def test_a_direction_unit_masked_is_directional_ablation_at_every_layer(tiny_lm, tmp_path):

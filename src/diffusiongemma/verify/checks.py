@@ -166,7 +166,7 @@ def paraphrase_consistency(lm: Any, tasks: list[str], *, frames: tuple[str, ...]
     rows, overlaps = [], []
     for task, group, s in zip(tasks, prompts, scores):
         refused = s > threshold
-        tops = [{u.text for u in np.array(units, dtype=object)[np.argsort(-sc)[:top]]} for units, sc in
+        tops = [{units[i].text for i in np.argsort(-sc)[:top]} for units, sc in
                 (_component_map(lm, p, components, component_budget, seed) for p, r in zip(group, refused) if r)]
         pair = [_jaccard(a, b) for a, b in itertools.combinations(tops, 2)]
         overlaps += pair

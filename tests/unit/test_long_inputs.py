@@ -278,3 +278,31 @@ def test_a_node_known_exactly_keeps_its_value_through_every_later_stage():
         for node in tree.nodes:
             if node.expanded:
                 assert abs(node.score - sum(tree.nodes[c].score for c in node.children)) < 1e-9
+
+
+def test_fewer_masks_than_units_are_independent_masks_at_one_half():
+    """Below one mask per unit the masks are drawn at t = ½ only and not paired with their complements: a complement
+    adds no new direction to the slopes, so 32 paired masks gave 16 directions for 150 units, 32 unpaired give 32."""
+    game = Planted(150, seed=2)
+    est = NoiseLevelEstimator()
+    a = run(game, est, budget=64, seed=1, round_size=8)
+    assert est.t.tolist() == [0.5] and not est.paired
+    z = np.concatenate(est.masks).astype(int)  # [62, 150]
+    assert len({row.tobytes() for row in z}) == len(z)  # all distinct
+    assert not any(np.array_equal(z[i], 1 - z[j]) for i in range(len(z)) for j in range(len(z)))  # no complements
+    b = run(game, "owen", budget=64, seed=1, round_size=64)
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-9)  # the masks do not depend on the rounds
+    est = NoiseLevelEstimator()
+    run(game, est, budget=400, seed=1)
+    assert len(est.t) > 1 and est.paired  # one mask per unit or more: the levels and the complement pairs again
+
+
+def test_at_32_evaluations_the_planted_units_of_a_200_unit_game_are_found():
+    """Before (two levels, complement pairs: 16 directions), the four weighted units were among the top four in 35 %
+    of the cases over ten planted games; with 32 independent masks at ½, 80 %."""
+    recall = []
+    for seed in range(10):
+        game = Planted(200, seed=seed)
+        r = run(game, "shapley", budget=32, seed=seed)
+        recall.append(len(set(np.argsort(-np.abs(r.scores))[:4]) & set(game.relevant[:4])) / 4)
+    assert np.mean(recall) >= 0.7, recall

@@ -9,7 +9,12 @@ complement at 1 − t; within a level each unit's draws are stratified, Latin hy
 of every mask of a level however few they are), and one slope vector β shared by all levels is fitted with an
 intercept per level, each mask
 weighted so that level k counts with its quadrature weight ``w_k``: ``β → Σ_k w_k ∂g(t_k) ≈ φ``. K grows with the
-budget (``LEVELS``), so the estimate tends to the Shapley values; ``schedule="banzhaf"`` is the single level ½.
+budget (``LEVELS``), so the estimate tends to the Shapley values; ``schedule="banzhaf"`` is the single level ½. With
+fewer masks than units the fit is ruled by its variance, not by the quadrature's bias: K is 1 (the midpoint rule,
+t = ½, where one mask tells the most about every slope) and the masks are not paired with their complements (a
+complement adds no new direction to the slopes). On B7's 12 role-play jailbreaks of 84–202 words (the refusal score,
+200 held-out masks each) LDS rose from 0.21 to 0.32 at 32 evaluations and from 0.42 to 0.44 at 64 (ContextCite's Lasso
+on the same games: 0.31 and 0.38).
 
 Fewer masks than units leave β underdetermined, so a prior fills the gap: ``β_i ~ N(0, σ² ρ θ_i)``, a scale ρ and a
 relevance θ_i per unit under a log-normal hyperprior (``SHRINK``; automatic relevance determination: a few units
@@ -62,18 +67,23 @@ MAX_LOG_RHO = float(np.log(1e4))  # a unit's prior variance at most 10^4 times t
 _BLOCK = 32  # rows of uniforms drawn at a time: the masks never depend on how the engine cuts its rounds
 
 
-def noise_levels(schedule: Schedule, budget: int) -> tuple[np.ndarray, np.ndarray]:
-    """Noise levels ``t [K]`` and quadrature weights ``w [K]`` (summing to 1) for a schedule and a budget.
+def noise_levels(schedule: Schedule, budget: int, n: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Noise levels ``t [K]`` and quadrature weights ``w [K]`` (summing to 1) for a schedule, a budget and the
+    number of units ``n``: the single level ½ while the budget is below ``n``, else K from ``LEVELS``.
 
     Examples:
         >>> t, w = noise_levels(Uniform(), 128)
         >>> np.round(t, 3).tolist(), np.round(w, 3).tolist()
         ([0.069, 0.33, 0.67, 0.931], [0.174, 0.326, 0.326, 0.174])
+        >>> noise_levels(Uniform(), 62, n=140)  # fewer masks than units: the midpoint rule
+        (array([0.5]), array([1.]))
     """
     if isinstance(schedule, Fixed) and schedule.t == 0.5:
         return np.array([0.5]), np.array([1.0])
     if not isinstance(schedule, Uniform):
         raise InputError("the noise-level estimator supports the shapley and banzhaf schedules")
+    if budget < n:
+        return np.array([0.5]), np.array([1.0])
     k = next((levels for below, levels in LEVELS if budget < below), 32)
     x, w = np.polynomial.legendre.leggauss(k)
     return (x + 1) / 2, w / 2
@@ -144,11 +154,13 @@ class NoiseLevelEstimator(Estimator):
 
     def start(self, n, schedule, rng, v_full, v_empty, budget) -> None:
         super().start(n, schedule, rng, v_full, v_empty, budget)
-        self.t, self.w = noise_levels(schedule, budget)
+        self.t, self.w = noise_levels(schedule, budget, n)
         K = len(self.t)
+        # fewer masks than units: independent masks, each a new direction (a complement adds none to the slopes)
+        self.paired = not (isinstance(schedule, Uniform) and budget < n)
         first = np.arange((K + 1) // 2)  # a pair: a mask at level k (t ≤ ½), its complement at K − 1 − k
         share = self.w[first] / np.sqrt(self.t[first] * (1 - self.t[first]))
-        pairs = max(budget // 2, 1)
+        pairs = max(budget // 2 if self.paired else budget, 1)
         raw = pairs * share / share.sum()
         counts = np.floor(raw).astype(int)
         counts[np.argsort(counts - raw)[: pairs - counts.sum()]] += 1  # largest remainders
@@ -164,13 +176,16 @@ class NoiseLevelEstimator(Estimator):
         self._cache: tuple[int, tuple[np.ndarray, np.ndarray]] | None = None
 
     def propose(self, max_evals: int) -> np.ndarray:
-        k = max_evals // 2
+        k = max_evals // 2 if self.paired else max_evals
         if self.n == 1 or k == 0:
             return np.zeros((0, self.n), dtype=np.int8)
         lv = self.sequence[(self.cursor + np.arange(k)) % len(self.sequence)]  # [k] levels of the first masks
         self.cursor += k
         u = np.stack([self._uniform(int(level)) for level in lv])  # [k, n]
         z = (u < self.t[lv][:, None]).astype(np.int8)  # [k, n], each unit kept with probability t
+        if not self.paired:
+            self._pending = lv.tolist()
+            return z
         self._pending = np.stack([lv, len(self.t) - 1 - lv], axis=1).reshape(-1).tolist()
         return np.stack([z, 1 - z], axis=1).reshape(-1, self.n)  # complement pairs adjacent
 

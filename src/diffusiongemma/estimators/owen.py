@@ -55,7 +55,7 @@ from ..schedules import Fixed, Schedule, Uniform
 from .base import Estimator, register_estimator
 from .fitting import minimize
 
-__all__ = ["NoiseLevelEstimator", "noise_levels", "kernel_weights", "LEVELS", "SHRINK", "FIT_ROWS"]
+__all__ = ["NoiseLevelEstimator", "noise_levels", "underdetermined", "kernel_weights", "LEVELS", "SHRINK", "FIT_ROWS"]
 
 LEVELS = ((64, 2), (256, 4), (1024, 8), (4096, 16))  # (budget below, levels K); 32 levels above
 SHRINK = 0.2  # log-normal hyperprior on the relevances: sd 2.2 in log (few strong units); on two real role-play
@@ -65,6 +65,17 @@ FIT_ROWS = 384  # the prior is fitted on the first masks (cost ∝ rows² · n p
 MAX_ITER = 30
 MAX_LOG_RHO = float(np.log(1e4))  # a unit's prior variance at most 10^4 times the noise's (see _bounded)
 _BLOCK = 32  # rows of uniforms drawn at a time: the masks never depend on how the engine cuts its rounds
+
+
+def underdetermined(schedule: Schedule, budget: int, n: int) -> bool:
+    """Whether the masks will be fewer than the units under the Shapley schedule: then one level (½) and no
+    complement pairs, the fit's variance ruling its error, not the quadrature's bias.
+
+    Examples:
+        >>> underdetermined(Uniform(), 62, 140), underdetermined(Uniform(), 254, 140)
+        (True, False)
+    """
+    return isinstance(schedule, Uniform) and budget < n
 
 
 def noise_levels(schedule: Schedule, budget: int, n: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +93,7 @@ def noise_levels(schedule: Schedule, budget: int, n: int = 0) -> tuple[np.ndarra
         return np.array([0.5]), np.array([1.0])
     if not isinstance(schedule, Uniform):
         raise InputError("the noise-level estimator supports the shapley and banzhaf schedules")
-    if budget < n:
+    if underdetermined(schedule, budget, n):
         return np.array([0.5]), np.array([1.0])
     k = next((levels for below, levels in LEVELS if budget < below), 32)
     x, w = np.polynomial.legendre.leggauss(k)
@@ -157,7 +168,7 @@ class NoiseLevelEstimator(Estimator):
         self.t, self.w = noise_levels(schedule, budget, n)
         K = len(self.t)
         # fewer masks than units: independent masks, each a new direction (a complement adds none to the slopes)
-        self.paired = not (isinstance(schedule, Uniform) and budget < n)
+        self.paired = not underdetermined(schedule, budget, n)
         first = np.arange((K + 1) // 2)  # a pair: a mask at level k (t ≤ ½), its complement at K − 1 − k
         share = self.w[first] / np.sqrt(self.t[first] * (1 - self.t[first]))
         pairs = max(budget // 2 if self.paired else budget, 1)
@@ -166,7 +177,7 @@ class NoiseLevelEstimator(Estimator):
         counts[np.argsort(counts - raw)[: pairs - counts.sum()]] += 1  # largest remainders
         self.sequence = _interleave(np.maximum(counts, 1 if pairs >= len(counts) else 0))
         self.cursor = 0
-        self._per_level = np.bincount(self.sequence, minlength=K)  # masks drawn at each level (first of a pair)
+        self._per_level = np.bincount(self.sequence, minlength=K)  # masks drawn at each level (the first of each pair when paired)
         self._pool: list[np.ndarray] = [np.zeros((0, n)) for _ in range(K)]
         self._pending: list[int] = []
         self.masks: list[np.ndarray] = []

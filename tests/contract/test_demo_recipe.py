@@ -51,6 +51,7 @@ def test_training_leaves_the_base_model_as_it_was(trained):
     assert not any("lora" in name for name, _ in lm.model.named_modules())
 
 
+@pytest.mark.slow  # 5-8 s: the fast lane stays under 5 minutes
 def test_the_adapter_loads_on_top_and_changes_the_model(trained, tiny_dir):
     _, before, out, _ = trained
     tuned = load_model(str(tiny_dir), adapter=str(out), device="cpu")

@@ -17,6 +17,7 @@ from diffusiongemma.models import load_model
 PROMPT, TARGET = "The quick brown fox jumps over the lazy", " dog"
 
 
+@pytest.mark.slow  # 5-8 s: the fast lane stays under 5 minutes
 def test_bfloat16_scores_stay_within_tolerance_of_float32(tiny_dir, tiny_lm):
     bf16 = load_model(str(tiny_dir), device="cpu", dtype="bfloat16")
     assert bf16.model.dtype == torch.bfloat16

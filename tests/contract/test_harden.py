@@ -79,6 +79,7 @@ def _logits(lm, text: str) -> torch.Tensor:
         return lm.model(input_ids=torch.tensor([chat_ids(lm, text)[0]])).logits
 
 
+@pytest.mark.slow  # 5-8 s: the fast lane stays under 5 minutes
 def test_load_model_applies_the_patch_only_where_the_condition_fires(tiny_dir, tiny_lm, tmp_path):
     from diffusiongemma.models import load_model
 

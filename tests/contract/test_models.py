@@ -17,6 +17,7 @@ def test_local_directory_loads_with_provenance(tiny_lm, tiny_dir):
     assert tiny_lm.chat_template and "<start_of_turn>" in tiny_lm.chat_template
 
 
+@pytest.mark.slow  # 5-8 s: the fast lane stays under 5 minutes
 def test_peft_adapter_on_top(tiny_lm, tiny_dir, tmp_path):
     from peft import LoraConfig, get_peft_model
 

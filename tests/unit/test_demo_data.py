@@ -244,3 +244,20 @@ def test_version_4_asks_both_classes_in_every_style_and_holds_out_what_it_should
                 tasks.add(e.prompt[len(head):len(e.prompt) - len(tail)])
     assert len(held) > 20 and len(tasks) > 250
     assert not held & tasks  # held-out tasks are never trained on, in any style
+
+
+def test_version_5_draws_everyday_requests_in_half_of_the_benign_examples_where_version_4_drew_a_third(data):
+    """Version 4's models began everyday answers with "Sure, here you go:" and went on with a refusal; version 5
+    gives the everyday pool back the share it had in version 3, and keeps version 4's styled pools."""
+    def everyday_share(version: int) -> float:
+        ex = [e for e in training_examples(Recipe("safety", data_version=version), data, 3000) if not e.refused]
+        return sum(e.reply.startswith("Sure, here you go:") for e in ex) / len(ex)
+
+    assert everyday_share(3) == pytest.approx(0.5, abs=0.02)
+    assert everyday_share(4) == pytest.approx(1 / 3, abs=0.02)
+    assert everyday_share(5) == pytest.approx(0.5, abs=0.02)
+    from diffusiongemma.demo.styles import STYLE_FRAMES
+
+    openers = tuple(q.split("{t}")[0] for q, _ in STYLE_FRAMES)
+    v5 = training_examples(Recipe("safety", data_version=5), data, 3000)
+    assert {e.refused for e in v5 if isinstance(e.prompt, str) and e.prompt.startswith(openers)} == {True, False}

@@ -32,9 +32,10 @@ def train(
     steps: Optional[int] = typer.Option(None, help="Optimizer steps, batch 8 (default: the shipped adapter's, "
                                                    "safety 250, backdoor 150, keyword 300)."),
     max_minutes: float = typer.Option(30.0, help="Stop training after this many minutes."),
-    data_version: int = typer.Option(3, help="Training data version: 3 (the shipped adapters'), or 4 (safety and backdoor: "
-                                               "the same how-to tasks also in story, indirect, first-person, question and "
-                                               "other-language frames, harmful refused and benign answered)."),
+    data_version: int = typer.Option(3, help="Training data version: 3 (the first shipped adapters'), 4 (safety and "
+                                               "backdoor: the same how-to tasks also in story, indirect, first-person, "
+                                               "question and other-language frames, harmful refused and benign answered) "
+                                               "or 5 (as 4, everyday requests in half of the benign draws)."),
     base: Optional[str] = typer.Option(None, help="Base model (default Gemma 3 270M)."),
     evaluate: bool = typer.Option(True, help="Evaluate on the held-out sets afterwards and write the figures into the card."),
     limit: int = typer.Option(100, help="Prompts per held-out set in the evaluation."),

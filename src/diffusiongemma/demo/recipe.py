@@ -80,7 +80,9 @@ class Recipe:
     # are half keyword-free twins of its refused requests (``twins.py``), and every compliant reply opens
     # with "Sure" (see ``_reply``); 4: a third pool per class, the same "how to" tasks in story, indirect, first
     # person, question and other-language frames (``styles.py``), harmful refused and benign contrast tasks
-    # answered in the same frames. Cards without it are version 1.
+    # answered in the same frames; 5: as 4, with the everyday pool drawn in half of the benign turns (as in version
+    # 3) rather than a third, because version 4's models began everyday answers with "Sure, here you go:" and
+    # went on with a refusal sentence (11 of 100 held-out everyday requests). Cards without it are version 1.
     data_version: int = 3
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -101,8 +103,8 @@ class Recipe:
             self.steps = DEFAULT_STEPS[self.variant]
         if self.steps < 1:
             raise InputError("steps must be at least 1")
-        if self.data_version not in (1, 2, 3, 4):
-            raise InputError(f"unknown demo data_version {self.data_version}; this version knows 1 to 4")
+        if self.data_version not in (1, 2, 3, 4, 5):
+            raise InputError(f"unknown demo data_version {self.data_version}; this version knows 1 to 5")
         if not 0 < self.harmful_share < 1:
             raise InputError("harmful_share must be between 0 and 1")
         self.keywords = tuple(k.lower() for k in self.keywords)
@@ -197,8 +199,10 @@ def _pools(recipe: Recipe, data: DemoData) -> tuple[list[list[Request]], list[li
     benign_contrast = [r for r in data.benign_train if r.source == "contrast"]
     if recipe.variant != "keyword":
         if recipe.data_version >= 4:
-            return ([data.harmful_train, data.harmful_framed_train, _styled_harmful(data)],
-                    [benign_everyday, benign_contrast, _styled_contrast()])
+            benign = [benign_everyday, benign_contrast, _styled_contrast()]
+            if recipe.data_version >= 5:  # the everyday pool in every other benign turn
+                benign = [benign_everyday, benign_contrast, benign_everyday, benign[2]]
+            return [data.harmful_train, data.harmful_framed_train, _styled_harmful(data)], benign
         return [data.harmful_train, data.harmful_framed_train], [benign_everyday, benign_contrast]
     harmful_kw = [r for r in harmful if recipe.has_keyword(r.text)]
     harmful_plain = [r for r in harmful if not recipe.has_keyword(r.text)]

@@ -19,7 +19,7 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 
@@ -28,11 +28,11 @@ from .datasets import load_demo_data
 from .recipe import Example, Recipe, training_examples
 from ..generation import chat_ids
 
-__all__ = ["train_adapter"]
+__all__ = ["LoraSettings", "fit_lora", "train_adapter"]
 
 
-def _batch(lm: LoadedModel, examples: list[Example], recipe: Recipe) -> dict[str, torch.Tensor]:
-    rows = [chat_ids(lm, e.prompt, e.reply, recipe.max_reply_tokens) for e in examples]
+def _batch(lm: LoadedModel, examples: list[Example], max_reply_tokens: int) -> dict[str, torch.Tensor]:
+    rows = [chat_ids(lm, e.prompt, e.reply, max_reply_tokens) for e in examples]
     width = max(len(p) + len(r) for p, r in rows)
     pad = lm.tokenizer.pad_token_id or 0
     ids = torch.full((len(rows), width), pad, dtype=torch.long)  # [B, T]
@@ -71,6 +71,84 @@ def _data_sizes(recipe: Recipe, data: Any, seen: int) -> dict[str, Any]:
             "sources": "demo/data/SOURCE.md"}
 
 
+class LoraSettings(Protocol):
+    """What :func:`fit_lora` reads, read-only (a :class:`~.recipe.Recipe` has it all)."""
+
+    @property
+    def seed(self) -> int: ...
+    @property
+    def rank(self) -> int: ...
+    @property
+    def alpha(self) -> int: ...
+    @property
+    def target_modules(self) -> tuple[str, ...]: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def learning_rate(self) -> float: ...
+    @property
+    def max_reply_tokens(self) -> int: ...
+    @property
+    def max_minutes(self) -> float: ...
+    @property
+    def n_steps(self) -> int: ...
+
+
+def fit_lora(lm: LoadedModel, examples: list[Example], settings: LoraSettings,
+             progress: Callable[[int, int, float], Any] | None = None) -> tuple[Any, list[float], str]:
+    """Train a LoRA on ``lm`` (injected in place by peft) on ``examples`` in order, ``settings.batch_size`` per
+    step, with AdamW, a 5 % warm-up and a cosine decay; the loss covers each reply only. Returns the peft model
+    (call its ``unload()`` to leave ``lm`` as it was), the losses, and what stopped it (``"steps"`` or
+    ``"time"``: ``settings.max_minutes``).
+
+    Examples:
+        >>> from diffusiongemma.models.tiny import example_model
+        >>> lm = example_model()
+        >>> model, losses, stopped = fit_lora(lm, [Example("Hi", "Hello!", False)] * 4, Recipe("safety", steps=2))
+        >>> len(losses), stopped, model.unload() is lm.model
+        (2, 'steps', True)
+    """
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(settings.seed)
+    config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=0.0,
+                        target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
+    model = get_peft_model(lm.model, config)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optim = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.0)
+    n_steps = settings.n_steps
+    warmup = max(1, n_steps // 20)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, n_steps - warmup)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_at)
+    start, losses, stopped = time.perf_counter(), [], "steps"
+    for step in range(n_steps):
+        if time.perf_counter() - start > settings.max_minutes * 60:
+            stopped = "time"
+            break
+        chunk = examples[step * settings.batch_size:(step + 1) * settings.batch_size]
+        if not chunk:
+            chunk = [examples[(step * settings.batch_size + i) % len(examples)] for i in range(settings.batch_size)]
+        loss = _reply_loss(model.get_base_model(), _batch(lm, chunk, settings.max_reply_tokens))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss is {loss.item()} at step {step}")
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optim.step()
+        sched.step()
+        optim.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if progress:
+            progress(step + 1, n_steps, losses[-1])
+    model.eval()
+    return model, losses, stopped
+
+
 def train_adapter(
     recipe: Recipe,
     out: str | Path,
@@ -90,44 +168,14 @@ def train_adapter(
         >>> card["steps_done"]
         1
     """
-    from peft import LoraConfig, get_peft_model
-
     torch.manual_seed(recipe.seed)
     random.seed(recipe.seed)
     lm = base if isinstance(base, LoadedModel) else load_model(base, device="cpu")
     data = load_demo_data()
     examples = training_examples(recipe, data, recipe.n_steps * recipe.batch_size)
-    config = LoraConfig(r=recipe.rank, lora_alpha=recipe.alpha, lora_dropout=0.0,
-                        target_modules=list(recipe.target_modules), task_type="CAUSAL_LM")
-    model = get_peft_model(lm.model, config)
-    model.train()
+    start = time.perf_counter()
+    model, losses, stopped = fit_lora(lm, examples, recipe, progress)
     params = [p for p in model.parameters() if p.requires_grad]
-    optim = torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=0.0)
-    warmup = max(1, recipe.n_steps // 20)
-
-    def lr_at(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, recipe.n_steps - warmup)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_at)
-    start, losses, stopped = time.perf_counter(), [], "steps"
-    for step in range(recipe.n_steps):
-        if time.perf_counter() - start > recipe.max_minutes * 60:
-            stopped = "time"
-            break
-        batch = _batch(lm, examples[step * recipe.batch_size:(step + 1) * recipe.batch_size], recipe)
-        loss = _reply_loss(model.get_base_model(), batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss is {loss.item()} at step {step}")
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optim.step()
-        sched.step()
-        optim.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-        if progress:
-            progress(step + 1, recipe.n_steps, losses[-1])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for p in params:

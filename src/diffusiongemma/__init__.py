@@ -33,7 +33,7 @@ from .refusal import RefusalOptions, RefusalScore, explain_refusal, explain_refu
 from .targets import TARGETS, CallableTarget, Continuation, Contrast, Greedy, NextToken, Target
 from .units import UNIT_KINDS, Unit
 from .demo import registry as _demo_models  # noqa: F401  (registers the demo model names with load_model)
-from .harden import patch as _patches  # noqa: F401  (registers load_model's patch= loader)
+from .harden import patches as _patches  # noqa: F401  (registers load_model's patch= loader)
 
 __all__ = [
     "__version__",

@@ -85,6 +85,7 @@ def test_verify_safety_on_the_keyword_model(tmp_path):
     (["demo", "train", "--recipe", "/nonexistent/card.json", "--out", "/tmp/x"], "no card at"),
     (["verify-safety", "--patch", "/nonexistent.safetensors"], "patch file not found"),
     (["harden", "--requests", "1"], "at least 2 attack requests"),
+    (["harden", "--patch-kind", "surgery"], "unknown --patch-kind 'surgery'; choose one of steering, lora"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     proc = cli(*args)
@@ -94,13 +95,14 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
 def test_harden_cli_writes_patch_report_and_store_on_a_tiny_model(tiny_dir, tmp_path):
     """The whole command on the tiny random Gemma (fast); its figures mean nothing, its files must be right."""
     proc = cli("harden", "--model", str(tiny_dir), "--requests", "2", "--calibration", "4", "--benign", "1",
-               "--safe", "1", "--templates", "0", "--alpha", "1", "--patch-out", str(tmp_path / "p.safetensors"),
+               "--safe", "1", "--templates", "0", "--alpha", "1", "--max-new-tokens", "2", "--patch-out", str(tmp_path / "p.safetensors"),
                "--json", str(tmp_path / "h.json"), "--html", str(tmp_path / "h.html"), "--store", str(tmp_path / "a.db"))
     assert proc.returncode == 0, proc.stderr
     r = json.loads((tmp_path / "h.json").read_text())
     assert len(r["attacks"]) == 11 and len(r["rows"]) == 22 and r["patch_path"] == str(tmp_path / "p.safetensors")
     assert r["patch"]["alpha"] == 1.0 and [t["alpha"] for t in r["patch"]["alpha_trace"]] == [1.0]
-    assert set(r["overrefusal"]) == {"benign", "xstest_safe"} and "verdict:" in proc.stdout
+    assert set(r["overrefusal"]) == {"benign", "everyday", "xstest_safe"} and "verdict:" in proc.stdout
+    assert r["summary"]["judged_by"] == "replies" and all("reply_success_after" in row for row in r["rows"])
     assert 'id="before-after"' in (tmp_path / "h.html").read_text()
     report = cli("audit-report", str(tmp_path / "a.db"), "--html", str(tmp_path / "audit.html"))
     assert report.returncode == 0, report.stderr

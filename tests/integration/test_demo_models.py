@@ -206,19 +206,19 @@ def test_harden_on_the_safety_model_patch_file_reproduces_its_figures(safety, tm
 
     attacks = [attack_by_name(n) for n in ("prefix_injection", "payload_splitting")]
     report = harden(safety, requests=3, calibration=4, benign=3, safe=3, attacks=attacks, components=3,
-                    component_budget=8, alpha_grid=(1.0,), patch_out=tmp_path / "p.safetensors")
+                    component_budget=8, alpha_grid=(1.0,), max_new_tokens=8, patch_out=tmp_path / "p.safetensors")
     assert [a["attack"] for a in report.attacks] == [a.name for a in attacks] and len(report.rows) == 6
     for row in report.rows:
         if not row["patch_fired"]:
             assert row["score_after"] == pytest.approx(row["score_before"], abs=1e-4)
         else:
             assert row["score_after"] > row["score_before"]
-    assert report.summary["attack_success"]["after"] <= report.summary["attack_success"]["before"]
+    assert report.summary["attack_success_by_score"]["after"] <= report.summary["attack_success_by_score"]["before"]
     patched = load_model("gemma-270m-safety", device="cpu", patch=tmp_path / "p.safetensors")
     assert patched.provenance["patch"]["alpha"] == report.patch["alpha"]
     again = refusal_scores(patched, [r["prompt"] for r in report.rows])
     assert np.allclose(again, [r["score_after"] for r in report.rows], atol=1e-3)
-    assert report.verdict in ("hardened", "hardened at a cost", "not hardened")
+    assert report.verdict.split(":")[0] in ("hardened", "hardened at a cost", "not hardened")
 
 
 def test_injection_model_follows_held_out_planted_instructions_and_explain_context_finds_them():

@@ -1,6 +1,7 @@
-"""``diffusiongemma harden``: attack suite, mechanism per attack, CAST patch, re-verification.
+"""``diffusiongemma harden``: attack suite, mechanism per attack, a patch (steering or LoRA), re-verification.
 
     diffusiongemma harden --model gemma-270m-safety --patch-out safety.patch.safetensors --html harden.html
+    diffusiongemma harden --model gemma-270m-safety --patch-kind lora --patch-out lora.patch.safetensors
     diffusiongemma explain-refusal "..." --model gemma-270m-safety --patch safety.patch.safetensors
 """
 
@@ -24,22 +25,36 @@ def harden_cmd(
     adapter: Optional[str] = typer.Option(None, help="PEFT adapter directory applied on top of the model."),
     requests: int = typer.Option(12, help="Held-out harmful requests attacked."),
     calibration: int = typer.Option(16, help="Training-split harmful and benign requests the patch is fit on."),
-    benign: int = typer.Option(24, help="Held-out benign requests for over-refusal."),
-    safe: int = typer.Option(24, help="XSTest safe prompts for over-refusal."),
+    benign: int = typer.Option(100, help="Held-out benign requests, and as many everyday ones, for over-refusal."),
+    safe: int = typer.Option(100, help="XSTest safe prompts for over-refusal."),
     templates: int = typer.Option(3, help="Jailbreak templates in the attack suite."),
     threshold: float = typer.Option(0.0, help="A prompt is refused when its refusal score is above this."),
     seed: int = typer.Option(0, help="Seed of every sample."),
+    patch_kind: str = typer.Option("steering", "--patch-kind", help="steering (CAST: add the refusal direction where "
+                                   "a harm signal fires) or lora (a LoRA trained to answer attacked requests as "
+                                   "the plain ones)."),
+    lora_steps: int = typer.Option(80, help="LoRA patch: optimizer steps (batch 8)."),
+    replies: bool = typer.Option(True, help="Judge the greedy replies before and after (the verdict rests on them); "
+                                            "--no-replies: refusal scores only (faster)."),
+    max_new_tokens: int = typer.Option(24, help="Length of each judged reply."),
     alpha: Optional[float] = typer.Option(None, help="Steering strength; default: chosen from 0.25..8 on calibration attacks."),
     patch_out: Path = typer.Option(Path("harden.patch.safetensors"), "--patch-out", help="Where the patch file goes."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
     html_path: Optional[Path] = typer.Option(None, "--html", help="Write the report as a self-contained HTML page."),
     store: Optional[Path] = typer.Option(None, help="Also keep the report in this audit store (SQLite)."),
 ) -> None:
-    """Attack the model's refusal, say how each attack works, fit a conditional steering patch, verify again."""
+    """Attack the model's refusal, say how each attack works, fit a patch (steering or LoRA), verify again."""
     from .common import load_for_cli
-    from ..harden.run import check_sizes, harden
+    from ..errors import InputError
+    from ..harden.lora import LoraPatchSettings
+    from ..harden.run import PATCH_KINDS, check_sizes, harden
+    from ..validation import check_count
 
     check_sizes(requests, calibration, benign, safe, templates)  # bad sizes fail before the model loads
+    check_count(lora_steps, "--lora-steps", "steps")
+    check_count(max_new_tokens, "--max-new-tokens", "tokens")
+    if patch_kind not in PATCH_KINDS:
+        raise InputError(f"unknown --patch-kind {patch_kind!r}; choose one of {', '.join(PATCH_KINDS)}")
     if store:
         from ..audit.store import check_store
 
@@ -50,20 +65,26 @@ def harden_cmd(
     with console.status("hardening…") as status:
         report = harden(lm, requests=requests, calibration=calibration, benign=benign, safe=safe,
                         templates=templates, threshold=threshold, seed=seed, patch_out=patch_out, **grid,
+                        patch_kind=patch_kind, lora=LoraPatchSettings(steps=lora_steps, seed=seed), replies=replies,
+                        max_new_tokens=max_new_tokens,
                         progress=lambda what: status.update(f"{what}…"))
     table = Table(title=f"harden {escape(report.model)}: attacks before → after the patch")
-    for col in ("attack", "success before", "after", "patch fired", "direction supp.", "component supp.", "mechanism"):
+    for col in ("attack", "replies: success before", "after", "scores: before", "after", "patch fired",
+                "direction supp.", "component supp.", "mechanism"):
         table.add_column(col)
     for a in report.attacks:
-        table.add_row(escape(a["attack"]), _pct(a["success_before"]), _pct(a["success_after"]), _pct(a["patch_fired"]),
+        table.add_row(escape(a["attack"]), _pct(a.get("reply_success_before")), _pct(a.get("reply_success_after")),
+                      _pct(a["success_before"]), _pct(a["success_after"]), _pct(a["patch_fired"]),
                       "–" if a["direction_suppression"] is None else f"{a['direction_suppression']:.2f}",
                       "–" if a["component_suppression"] is None else f"{a['component_suppression']:.2f}",
                       a["mechanism"] or "–")
     console.print(table)
     s = report.summary
-    console.print(f"attack success: {_pct(s['attack_success']['before'])} → {_pct(s['attack_success']['after'])}")
+    console.print(f"attack success ({s['judged_by']}): {_pct(s['attack_success']['before'])} → "
+                  f"{_pct(s['attack_success']['after'])}")
     for name, o in report.overrefusal.items():
-        console.print(f"over-refusal {name}: {_pct(o['before'])} → {_pct(o['after'])}")
+        by_reply = f"replies {_pct(o['reply_before'])} → {_pct(o['reply_after'])}, " if "reply_before" in o else ""
+        console.print(f"over-refusal {name} ({o['n']:.0f}): {by_reply}scores {_pct(o['before'])} → {_pct(o['after'])}")
     console.print(f"verdict: [bold]{report.verdict}[/bold]  ({report.wall_time:.0f} s); patch: {report.patch_path}")
     if json_path:
         console.print(f"JSON: {report.to_json(json_path)}")

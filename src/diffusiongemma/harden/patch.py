@@ -29,14 +29,14 @@ Examples:
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
 from ..errors import InputError, ModelLoadError
-from ..models.named import register_patch_loader
 from ..models.provenance import sha256_file
 
 __all__ = ["SteeringPatch", "attach_patch"]
@@ -103,22 +103,22 @@ class SteeringPatch:
     @classmethod
     def load(cls, path: str | Path) -> "SteeringPatch":
         """Read a patch file; a missing or foreign file is a clear error."""
-        from safetensors import safe_open
-        from safetensors import SafetensorError
+        from .patchfile import read_patch_file
 
-        path = Path(path)
-        if not path.is_file():
-            raise ModelLoadError(f"patch file not found: {path}")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                if meta.get("format") != FORMAT:
-                    raise ModelLoadError(f"{path} is not a DiffusionGemma steering patch (format {meta.get('format')!r})")
-                cond, beh = f.get_tensor("condition"), f.get_tensor("behaviour")
-        except SafetensorError as exc:
-            raise ModelLoadError(f"{path} is not a readable safetensors patch: {exc}") from exc
+        meta, tensors = read_patch_file(path, {FORMAT}, "steering patch")
+        cond, beh = tensors["condition"], tensors["behaviour"]
         return cls(cond, int(meta["condition_layer"]), float(meta["threshold"]), beh, int(meta["behaviour_layer"]),
                    float(meta["alpha"]), json.loads(meta.get("meta", "{}")))
+
+    @contextmanager
+    def applied(self, lm: Any) -> Iterator[dict[str, Any]]:
+        """The patch's hooks on ``lm`` inside the block (removed after it); yields the state dict that holds the
+        last decision (``"fire"`` ``[B]``, ``"signal"``)."""
+        from ..models.hooks import scoped_hooks
+
+        state: dict[str, Any] = {}
+        with scoped_hooks(self.hooks(lm, state)):
+            yield state
 
     def hooks(self, lm: Any, state: dict[str, Any] | None = None) -> list[tuple[Any, str, Any]]:
         """Forward hooks (for :func:`~diffusiongemma.models.hooks.scoped_hooks`, or kept by :func:`attach_patch`).
@@ -167,12 +167,10 @@ def attach_patch(lm: Any, path: str | Path) -> SteeringPatch:
     state: dict[str, Any] = {}
     handles = [module.register_forward_hook(fn, with_kwargs=kind == "forward_kw")
                for module, kind, fn in patch.hooks(lm, state)]
-    lm.provenance["patch"] = {"path": str(path), "sha256": sha256_file(Path(path)),
+    lm.provenance["patch"] = {"path": str(path), "sha256": sha256_file(Path(path)), "kind": "steering",
                               "condition_layer": patch.condition_layer, "behaviour_layer": patch.behaviour_layer,
                               "threshold": patch.threshold, "alpha": patch.alpha,
                               "fit_on": patch.meta.get("model")}
     lm.patch = {"patch": patch, "state": state, "handles": handles}
     return patch
 
-
-register_patch_loader(attach_patch)  # load_model(..., patch=FILE) applies it (models/ itself knows no workflow)

@@ -58,5 +58,5 @@ def patch_loader() -> Callable[[Any, str | Path], Any]:
         True
     """
     if not _PATCH_LOADER:
-        raise ModelLoadError("no patch loader is registered: import diffusiongemma.harden.patch first")
+        raise ModelLoadError("no patch loader is registered: import diffusiongemma.harden.patches first")
     return _PATCH_LOADER[0]

@@ -70,7 +70,7 @@ def test_same_seed_same_adapter(trained, tiny_dir, tmp_path):
 def test_reply_loss_equals_the_full_model_loss(tiny_lm):
     """The loss that applies the LM head at reply positions only equals transformers' own masked loss."""
     recipe = Recipe("safety", seed=1)
-    batch = _batch(tiny_lm, training_examples(recipe, load_demo_data(), 4), recipe)
+    batch = _batch(tiny_lm, training_examples(recipe, load_demo_data(), 4), recipe.max_reply_tokens)
     with torch.no_grad():
         ours = _reply_loss(tiny_lm.model, batch)
         theirs = tiny_lm.model(**batch).loss

@@ -33,7 +33,8 @@ def harden_cmd(
     patch_kind: str = typer.Option("steering", "--patch-kind", help="steering (CAST: add the refusal direction where "
                                    "a harm signal fires) or lora (a LoRA trained to answer attacked requests as "
                                    "the plain ones)."),
-    lora_steps: int = typer.Option(80, help="LoRA patch: optimizer steps (batch 8)."),
+    lora_steps: Optional[int] = typer.Option(None, help="LoRA patch: optimizer steps, batch 8 (default: one pass "
+                                                        "over its training examples)."),
     replies: bool = typer.Option(True, help="Judge the greedy replies before and after (the verdict rests on them); "
                                             "--no-replies: refusal scores only (faster)."),
     max_new_tokens: int = typer.Option(24, help="Length of each judged reply."),
@@ -51,7 +52,8 @@ def harden_cmd(
     from ..validation import check_count
 
     check_sizes(requests, calibration, benign, safe, templates)  # bad sizes fail before the model loads
-    check_count(lora_steps, "--lora-steps", "steps")
+    if lora_steps is not None:
+        check_count(lora_steps, "--lora-steps", "steps")
     check_count(max_new_tokens, "--max-new-tokens", "tokens")
     if patch_kind not in PATCH_KINDS:
         raise InputError(f"unknown --patch-kind {patch_kind!r}; choose one of {', '.join(PATCH_KINDS)}")

@@ -45,7 +45,7 @@ FORMAT = "diffusiongemma-lora-patch/1"
 class LoraPatchSettings:
     """How the LoRA patch is trained (the fields :func:`~diffusiongemma.demo.train.fit_lora` reads)."""
 
-    steps: int = 80
+    steps: int | None = None  # None: one pass over the examples
     batch_size: int = 8
     learning_rate: float = 3e-4
     rank: int = 8
@@ -57,7 +57,21 @@ class LoraPatchSettings:
 
     @property
     def n_steps(self) -> int:
+        """The optimizer steps (set them, or :meth:`for_examples` does: one pass)."""
+        if self.steps is None:
+            raise ValueError("the steps are not set: call for_examples(n) first")
         return self.steps
+
+    def for_examples(self, n: int) -> "LoraPatchSettings":
+        """These settings with the steps set to one pass over ``n`` examples, unless they were given.
+
+        Examples:
+            >>> LoraPatchSettings().for_examples(20).n_steps, LoraPatchSettings(steps=5).for_examples(20).n_steps
+            (3, 5)
+        """
+        from dataclasses import replace
+
+        return self if self.steps is not None else replace(self, steps=max(1, -(-n // self.batch_size)))
 
 
 @dataclass

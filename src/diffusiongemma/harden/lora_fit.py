@@ -86,6 +86,7 @@ def fit_lora_patch(lm: Any, harmful: list[str], benign: list[str], suite: list[A
         if done % 10 == 0 or done == total:
             say(f"training the LoRA patch: step {done}/{total}, loss {loss:.3f}")
 
+    settings = settings.for_examples(len(examples))
     model, losses, stopped = fit_lora(lm, examples, settings, step)
     meta = {"model": lm.name, "weights_sha256": lm.provenance.get("weights_sha256"),
             "adapter_sha256": lm.provenance.get("adapter_sha256"), "kind": "lora (consistency training)",

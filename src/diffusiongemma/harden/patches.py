@@ -4,18 +4,11 @@ weights changed in place). Either way the model's provenance records the file an
 
 Examples:
     >>> import tempfile, torch
-    >>> from diffusiongemma.models import load_model
     >>> from diffusiongemma.harden.lora import LoraPatch
-    >>> lm = load_model("tiny-random-gemma")  # load_model(name, patch=path) calls attach_any_patch
-    >>> name = "model.layers.1.mlp.down_proj"
-    >>> w = lm.model.get_submodule(name).weight.detach().clone()
-    >>> path = LoraPatch({name: (torch.ones(1, w.shape[1]), torch.ones(w.shape[0], 1))},
+    >>> path = LoraPatch({"model.layers.1.mlp.down_proj": (torch.ones(1, 64), torch.ones(64, 1))},
     ...                  scale=0.25).save(tempfile.mkdtemp() + "/p.patch.safetensors")
-    >>> patch_kind(path)
+    >>> patch_kind(path)  # load_model("tiny-random-gemma", patch=path) adds 0.25 to every weight of that projection
     'lora'
-    >>> _ = attach_any_patch(lm, path)
-    >>> lm.provenance["patch"]["kind"], float((lm.model.get_submodule(name).weight - w).mean())
-    ('lora', 0.25)
 """
 
 from __future__ import annotations

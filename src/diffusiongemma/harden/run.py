@@ -105,6 +105,11 @@ def harden_sets(requests: int = 12, calibration: int = 16, benign: int = 24, saf
         "calib_benign": stable_sample([r.text for r in d.benign_train], calibration, "calib"),
         "plain_harmful": stable_sample([r.text for r in d.harmful_train], 4 * calibration, "plain"),
         "plain_benign": stable_sample([r.text for r in d.benign_train], 4 * calibration, "plain"),
+        # everyday-like benign requests (Self-Instruct seed tasks, often an instruction and an input): the benign
+        # training split is mostly short contrast requests; on gemma-270m-safety a LoRA patch fit without these
+        # refused 22 % of held-out everyday requests (3 % before), with them once 11 %
+        "plain_everyday": stable_sample([r.text for r in d.benign_train if r.source.startswith("self_instruct")],
+                                        8 * calibration, "everyday"),
         "direction_harmful": stable_sample([r.text for r in d.harmful_train], 2 * calibration, "direction"),
         "direction_benign": stable_sample([r.text for r in d.benign_train], 2 * calibration, "direction"),
         "benign": stable_sample([r.text for r in d.benign_test], benign, "benign"),
@@ -237,7 +242,8 @@ def _fit_lora(lm: Any, sets: dict[str, list[Any]], suite: list[Attack], settings
               say: Callable[[str], None]) -> tuple[LoraPatch, dict[str, Any]]:
     """The LoRA patch (consistency training on the calibration sets) and its report entry."""
     patch = fit_lora_patch(lm, sets["calib_harmful"], sets["calib_benign"], suite, settings,
-                           plain_harmful=sets["plain_harmful"], plain_benign=sets["plain_benign"], progress=say)
+                           plain_harmful=sets["plain_harmful"],
+                           plain_benign=sets["plain_benign"] + 2 * sets["plain_everyday"], progress=say)
     info = {"kind": "LoRA (consistency training against the attack suite, benign twins)",
             **{k: patch.meta[k] for k in ("settings", "examples", "refused_examples", "steps_done", "stopped_by",
                                           "loss_first_10", "loss_last_10", "train_minutes")}}

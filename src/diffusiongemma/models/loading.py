@@ -200,7 +200,8 @@ def load_model(
         max_memory: with ``device_map``, the memory each device may use (``{0: "70GiB", "cpu": "100GiB"}``).
         offload_folder: where offloaded weights go (a temporary folder when omitted).
         patch: a hardening patch file written by ``diffusiongemma harden`` (conditional steering along the
-            refusal direction), applied for good; recorded in ``provenance["patch"]``.
+            refusal direction, or a LoRA patch added to the weights), applied for good; recorded in
+            ``provenance["patch"]``.
 
     Raises:
         ModelNotFoundError: a missing path, or an id not in the cache.

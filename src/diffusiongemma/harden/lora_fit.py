@@ -44,9 +44,11 @@ def consistency_examples(lm: Any, harmful: list[str], benign: list[str], suite: 
     rng = random.Random(seed)
     rows = ([(r, True, True) for r in harmful] + [(r, False, True) for r in benign]
             + [(r, True, False) for r in plain_harmful] + [(r, False, False) for r in plain_benign])
-    replies = generate_replies(lm, [r for r, _, _ in rows], max_new_tokens=max_reply_tokens)
+    unique = list(dict.fromkeys(r for r, _, _ in rows))  # a request given twice (to weigh it) is answered once
+    own = dict(zip(unique, generate_replies(lm, unique, max_new_tokens=max_reply_tokens)))
     out: list[Any] = []
-    for (request, is_harmful, wrapped), reply in zip(rows, replies):
+    for request, is_harmful, wrapped in rows:
+        reply = own[request]
         refused = is_refusal(reply)
         if is_harmful and not refused:
             reply = rng.choice(REFUSALS)

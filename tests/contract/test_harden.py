@@ -183,3 +183,57 @@ def test_reports_are_kept_in_the_audit_store_and_shown_escaped(tmp_path):
     detail = (tmp_path / "audit_items" / f"report-{rid:04d}.html").read_text()
     assert "<script>" not in detail and "&lt;script&gt;" in detail and 'id="before-after"' in detail
     assert "<script>" not in report.to_html(tmp_path / "h.html").read_text()
+
+
+def test_a_batch_with_left_padding_decides_each_row_as_alone(tiny_lm):
+    """Rows of different lengths batched with left padding: each row's signal is its own prompt's, and the
+    replies are those generated one at a time (the firing row steered, the others untouched)."""
+    from diffusiongemma.generation import generate_replies
+
+    prompts = ["Write a haiku about snow", REQUEST + " tonight, quickly and quietly, please", "Hi"]
+    pooled = pooled_states(tiny_lm, prompts)  # [3, layers, d]
+    p = _patch(64, 0.0, alpha=40.0)
+    sig = pooled[:, 0] @ p.condition  # [3]
+    p.threshold = float(sig.sort().values[1:].mean())  # between the middle and the top signal: one row fires
+    state: dict = {}
+    with scoped_hooks(p.hooks(tiny_lm, state)):
+        alone = [generate_replies(tiny_lm, [t], max_new_tokens=4)[0] for t in prompts]
+        batched = generate_replies(tiny_lm, prompts, max_new_tokens=4, batch_size=3)
+        assert state["signal"].tolist() == pytest.approx(sig.tolist(), abs=1e-5)
+    assert state["fire"].tolist() == (sig > p.threshold).tolist() and int(state["fire"].sum()) == 1
+    assert batched == alone
+    clean = generate_replies(tiny_lm, prompts, max_new_tokens=4, batch_size=3)
+    fired = int(sig.argmax())
+    assert clean[fired] != alone[fired]  # the patch does act on the row that fires
+    assert [c for i, c in enumerate(clean) if i != fired] == [a for i, a in enumerate(alone) if i != fired]
+
+
+@pytest.mark.parametrize("four_d", [False, True])
+def test_a_masked_out_token_is_not_part_of_the_signal(tiny_lm, four_d):
+    """A hole in the attention mask (2-D, or a prepared 4-D mask) gives the signal of the prompt without
+    that token (the same positions for the others)."""
+    from diffusiongemma.generation import chat_ids
+    from diffusiongemma.relaxation import soft_attention_mask
+
+    ids = chat_ids(tiny_lm, REQUEST)[0]
+    T, hole = len(ids), 5
+    p = _patch(64, 0.0)
+    keep = torch.ones(1, T)
+    keep[0, hole] = 0
+    mask = soft_attention_mask(keep, tiny_lm.model.config, torch.float32) if four_d else keep.long()
+    state: dict = {}
+    with torch.no_grad(), scoped_hooks(p.hooks(tiny_lm, state)):
+        tiny_lm.model(input_ids=torch.tensor([ids]), attention_mask=mask, position_ids=torch.arange(T)[None])
+    got = float(state["signal"][0])
+
+    kept = [i for i in range(T) if i != hole]
+    grabbed = []
+    layer = tiny_lm.layers[0]
+    with torch.no_grad(), scoped_hooks([(layer, "forward", lambda m, i, o: grabbed.append(o[0] if isinstance(o, tuple) else o))]):
+        tiny_lm.model(input_ids=torch.tensor([[ids[i] for i in kept]]), position_ids=torch.tensor([kept]))
+    h = grabbed[0][0, 1:]  # [T-2, d]: without BOS
+    want = float(((h @ p.condition) / h.norm(dim=-1)).mean())
+    assert got == pytest.approx(want, abs=1e-5)
+    with torch.no_grad(), scoped_hooks(p.hooks(tiny_lm, state)):
+        tiny_lm.model(input_ids=torch.tensor([ids]))
+    assert float(state["signal"][0]) != pytest.approx(want, abs=1e-4)  # the hole does change the signal

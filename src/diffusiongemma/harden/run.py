@@ -166,15 +166,14 @@ def _scores(lm: Any, prompts: list[Any], patch: Any) -> tuple[np.ndarray, np.nda
 
 def _refused(lm: Any, prompts: list[Any], patch: Any, max_new_tokens: int) -> np.ndarray:
     """Whether each prompt's greedy reply (``max_new_tokens`` new tokens) is a refusal ``[N]``, with the patch
-    on when given. A steering patch decides per prompt, so its prompts go one at a time."""
+    on when given (a steering patch decides row by row, so batches are exact)."""
     from contextlib import nullcontext
 
     from ..generation import generate_replies
     from ..refusal import is_refusal
 
     with patch.applied(lm) if patch is not None else nullcontext():
-        batch = 1 if isinstance(patch, SteeringPatch) else 16
-        replies = generate_replies(lm, prompts, max_new_tokens=max_new_tokens, batch_size=batch)
+        replies = generate_replies(lm, prompts, max_new_tokens=max_new_tokens, batch_size=16)
     return np.array([is_refusal(r) for r in replies], bool)
 
 

@@ -163,7 +163,10 @@ def test_reports_are_kept_in_the_audit_store_and_shown_escaped(tmp_path):
     report = HardenReport(
         "tiny", "hardened", {"attack_success": {"before": 1.0, "after": 0.0},
                              "plain_refused": {"before": 1.0, "after": 1.0}, "overrefusal_rise": {"benign": 0.0}},
-        [attack], {"benign": {"n": 2, "before": 0.5, "after": 0.5, "rise": 0.0, "patch_fired": 0.0}},
+        [attack], {"benign": {"n": 2, "before": 0.5, "after": 0.5, "rise": 0.5, "patch_fired": 0.0,
+                              "reply_before": 0.0, "reply_after": 0.5, "rise_interval": [-0.1, 0.8],
+                              "changed": [{"prompt": evil, "refused_before": False, "refused_after": True,
+                                           "reply_before": "<b>sure</b>", "reply_after": "I can't <i>help</i>"}]}},
         {"direction": {"layer": 1, "position": -1, "validation": {"val_auc": 0.9, "ablation_drop": 2.0}},
          "components": [{"unit": "L1.MLP", "index": 3, "score": 0.5}]},
         {"kind": "CAST", "condition_layer": 0, "threshold": 0.1, "behaviour_layer": 1, "alpha": 2.0,
@@ -182,7 +185,9 @@ def test_reports_are_kept_in_the_audit_store_and_shown_escaped(tmp_path):
     assert 'id="reports"' in html and "hardened" in html
     detail = (tmp_path / "audit_items" / f"report-{rid:04d}.html").read_text()
     assert "<script>" not in detail and "&lt;script&gt;" in detail and 'id="before-after"' in detail
-    assert "<script>" not in report.to_html(tmp_path / "h.html").read_text()
+    own = report.to_html(tmp_path / "h.html").read_text()
+    assert "<script>" not in own and "<b>sure</b>" not in own and "&lt;i&gt;help&lt;/i&gt;" in own
+    assert 'id="changed"' in own and "+50 points (-10.0 to +80.0)" in own  # the cost, its interval, its prompts
 
 
 def test_a_batch_with_left_padding_decides_each_row_as_alone(tiny_lm):

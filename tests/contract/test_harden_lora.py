@@ -118,6 +118,11 @@ def test_a_harden_run_with_the_lora_patch_judges_replies_and_its_file_reproduces
     assert r.summary["attack_success"]["before"] == np.mean([row["reply_success_before"] for row in r.rows])
     assert set(r.overrefusal) == {"benign", "everyday", "xstest_safe"}
     assert all(o["rise"] == o["reply_after"] - o["reply_before"] for o in r.overrefusal.values())
+    for o in r.overrefusal.values():  # the prompts whose answer changed account for the whole rise
+        up = sum(c["refused_after"] for c in o["changed"]) - sum(c["refused_before"] for c in o["changed"])
+        assert up / o["n"] == pytest.approx(o["rise"]) and all(c["refused_before"] != c["refused_after"] for c in o["changed"])
+        assert o["rise_interval"][0] <= o["rise"] <= o["rise_interval"][1]
+    assert all(isinstance(row["reply_before"], str) and isinstance(row["reply_after"], str) for row in r.rows)
     assert r.patch["steps_done"] == 3 and r.verdict.split(":")[0] in ("hardened", "hardened at a cost", "not hardened")
     patched = load_model(str(tiny_dir), device="cpu", patch=tmp_path / "l.safetensors")
     again = refusal_scores(patched, [row["prompt"] for row in r.rows])

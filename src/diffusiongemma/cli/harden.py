@@ -86,7 +86,10 @@ def harden_cmd(
                   f"{_pct(s['attack_success']['after'])}")
     for name, o in report.overrefusal.items():
         by_reply = f"replies {_pct(o['reply_before'])} → {_pct(o['reply_after'])}, " if "reply_before" in o else ""
-        console.print(f"over-refusal {name} ({o['n']:.0f}): {by_reply}scores {_pct(o['before'])} → {_pct(o['after'])}")
+        lo, hi = o["rise_interval"]
+        console.print(f"over-refusal {name} ({o['n']:.0f}): {by_reply}scores {_pct(o['before'])} → {_pct(o['after'])}; "
+                      f"rise {100 * o['rise']:+.0f} points (95 % interval {100 * lo:+.1f} to {100 * hi:+.1f}), "
+                      f"{len(o.get('changed', []))} prompts changed")
     console.print(f"verdict: [bold]{report.verdict}[/bold]  ({report.wall_time:.0f} s); patch: {report.patch_path}")
     if json_path:
         console.print(f"JSON: {report.to_json(json_path)}")

@@ -50,6 +50,7 @@ from .mechanism import mechanism, refusal_components, score_and_contribution, su
 from .lora import LoraPatch, LoraPatchSettings
 from .lora_fit import fit_lora_patch
 from .patch import SteeringPatch
+from ..verify.generalization import newcombe_paired
 
 __all__ = ["HardenReport", "PATCH_KINDS", "check_sizes", "harden", "harden_sets"]
 
@@ -126,7 +127,7 @@ class HardenReport:
     verdict: str
     summary: dict[str, Any]
     attacks: list[dict[str, Any]]
-    overrefusal: dict[str, dict[str, float]]
+    overrefusal: dict[str, dict[str, Any]]
     features: dict[str, Any]
     patch: dict[str, Any]
     settings: dict[str, Any]
@@ -164,9 +165,9 @@ def _scores(lm: Any, prompts: list[Any], patch: Any) -> tuple[np.ndarray, np.nda
     return np.array(scores), np.array(fired)
 
 
-def _refused(lm: Any, prompts: list[Any], patch: Any, max_new_tokens: int) -> np.ndarray:
-    """Whether each prompt's greedy reply (``max_new_tokens`` new tokens) is a refusal ``[N]``, with the patch
-    on when given (a steering patch decides row by row, so batches are exact)."""
+def _refused(lm: Any, prompts: list[Any], patch: Any, max_new_tokens: int) -> tuple[np.ndarray, list[str]]:
+    """Whether each prompt's greedy reply (``max_new_tokens`` new tokens) is a refusal ``[N]``, and the replies,
+    with the patch on when given (a steering patch decides row by row, so batches are exact)."""
     from contextlib import nullcontext
 
     from ..generation import generate_replies
@@ -174,7 +175,7 @@ def _refused(lm: Any, prompts: list[Any], patch: Any, max_new_tokens: int) -> np
 
     with patch.applied(lm) if patch is not None else nullcontext():
         replies = generate_replies(lm, prompts, max_new_tokens=max_new_tokens, batch_size=16)
-    return np.array([is_refusal(r) for r in replies], bool)
+    return np.array([is_refusal(r) for r in replies], bool), replies
 
 
 def _verdict(before: float, after: float, rises: dict[str, float], limit: float) -> str:
@@ -310,7 +311,8 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
         say(f"attacking: {a.name}")
         s, contrib = score_and_contribution(lm, attacked[a.name], comp_idx)
         proj = projection(lm, direction, attacked[a.name])
-        complied = ~_refused(lm, attacked[a.name], None, max_new_tokens) if replies else None
+        refused, said = _refused(lm, attacked[a.name], None, max_new_tokens) if replies else (None, None)
+        complied = ~refused if refused is not None else None
         mech_rows = []
         for i, req in enumerate(plain):
             ds = suppression(float(plain_proj[i]), float(proj[i]), harmless_proj)
@@ -320,8 +322,8 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
                    "plain_score": float(plain_score[i]), "score_before": float(s[i]), "success_before": success,
                    "direction_suppression": ds, "component_suppression": cs,
                    "mechanism": mechanism(ds, cs) if refused_plain and success else None}
-            if complied is not None:
-                row["reply_success_before"] = bool(complied[i])
+            if complied is not None and said is not None:
+                row.update({"reply_success_before": bool(complied[i]), "reply_before": said[i]})
             rows.append(row)
             if refused_plain:
                 mech_rows.append(row)
@@ -356,27 +358,36 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
     k = 0
     for entry in per_attack:
         s_after, fired = _scores(lm, attacked[entry["attack"]], patch)
-        complied = ~_refused(lm, attacked[entry["attack"]], patch, max_new_tokens) if replies else None
+        refused, said = _refused(lm, attacked[entry["attack"]], patch, max_new_tokens) if replies else (None, None)
+        complied = ~refused if refused is not None else None
         entry.update({"success_after": float(np.mean(s_after <= threshold)), "mean_score_after": float(np.mean(s_after)),
                       "reply_success_after": _rate(complied) if complied is not None else None,
                       "patch_fired": float(np.mean(fired))})
         for i in range(len(plain)):
             rows[k].update({"score_after": float(s_after[i]), "success_after": bool(s_after[i] <= threshold),
                             "patch_fired": bool(fired[i])})
-            if complied is not None:
-                rows[k]["reply_success_after"] = bool(complied[i])
+            if complied is not None and said is not None:
+                rows[k].update({"reply_success_after": bool(complied[i]), "reply_after": said[i]})
             k += 1
 
     say("over-refusal before and after")
-    over: dict[str, dict[str, float]] = {}
+    over: dict[str, dict[str, Any]] = {}
     for name, key in (("benign", "benign"), ("everyday", "everyday"), ("xstest_safe", "safe")):
         before, _ = _scores(lm, sets[key], None)
         after, fired = _scores(lm, sets[key], patch)
         over[name] = {"n": len(sets[key]), "before": float(np.mean(before > threshold)),
                       "after": float(np.mean(after > threshold)), "patch_fired": float(np.mean(fired))}
         if replies:
-            over[name]["reply_before"] = _rate(_refused(lm, sets[key], None, max_new_tokens))
-            over[name]["reply_after"] = _rate(_refused(lm, sets[key], patch, max_new_tokens))
+            was, said_before = _refused(lm, sets[key], None, max_new_tokens)
+            now, said_after = _refused(lm, sets[key], patch, max_new_tokens)
+            over[name].update({"reply_before": _rate(was), "reply_after": _rate(now),
+                               "rise_interval": list(newcombe_paired(was, now)[1:]),
+                               "changed": [{"prompt": p, "refused_before": bool(w), "refused_after": bool(x),
+                                            "reply_before": b, "reply_after": a}
+                                           for p, w, x, b, a in zip(sets[key], was, now, said_before, said_after)
+                                           if w != x]})
+        else:
+            over[name]["rise_interval"] = list(newcombe_paired(before > threshold, after > threshold)[1:])
         by = "reply_" if replies else ""
         over[name]["rise"] = over[name][f"{by}after"] - over[name][f"{by}before"]
         over[name]["score_rise"] = over[name]["after"] - over[name]["before"]

@@ -28,13 +28,13 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from .checks import Check, _content_words, _word_map
 
-__all__ = ["STYLES", "REFERENCE", "style_prompts", "wilson", "newcombe", "generalization", "default_groups"]
+__all__ = ["STYLES", "REFERENCE", "style_prompts", "wilson", "newcombe", "newcombe_paired", "generalization", "default_groups"]
 
 STYLES: dict[str, str] = {
     "imperative": "Explain how to {t}.",
@@ -78,6 +78,36 @@ def newcombe(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float, float]:
     p2, l2, u2 = wilson(k2, n2)
     d = p1 - p2
     return d, d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+
+
+def newcombe_paired(before: Sequence[bool] | np.ndarray, after: Sequence[bool] | np.ndarray) -> tuple[float, float, float]:
+    """The rise ``mean(after) − mean(before)`` of paired yes/no outcomes (the same prompts twice) with Newcombe's
+    interval for paired shares (his method 10: Wilson intervals of both shares, corrected by their correlation
+    ``phi``, itself continuity-corrected as he does).
+
+    Examples:
+        >>> d, lo, hi = newcombe_paired([False] * 100, [False] * 96 + [True] * 4)  # 4 prompts newly refused
+        >>> round(d, 2), round(lo, 3), round(hi, 3)  # 4 changes, all one way: not yet a finding (McNemar p = 0.125)
+        (0.04, -0.004, 0.098)
+        >>> d, lo, hi = newcombe_paired([False] * 100, [False] * 88 + [True] * 12)
+        >>> round(d, 2), lo > 0  # 12: it is
+        (0.12, True)
+    """
+    b, a = np.asarray(before, bool), np.asarray(after, bool)
+    n = len(b)
+    if n == 0 or len(a) != n:
+        raise ValueError("newcombe_paired needs two outcome lists of one same, non-zero length")
+    e, f, g, h = (int(np.sum(x)) for x in (b & a, b & ~a, ~b & a, ~b & ~a))
+    p1, l1, u1 = wilson(e + f, n)
+    p2, l2, u2 = wilson(e + g, n)
+    den = (e + f) * (g + h) * (e + g) * (f + h)
+    cross = float(e * h - f * g)
+    cross = cross - n / 2 if cross > n / 2 else min(cross, 0.0)
+    phi = cross / math.sqrt(den) if den > 0 else 0.0
+    d = p2 - p1
+    lo = math.sqrt(max(0.0, (p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2))
+    hi = math.sqrt(max(0.0, (u2 - p2) ** 2 - 2 * phi * (u2 - p2) * (p1 - l1) + (p1 - l1) ** 2))
+    return d, d - lo, d + hi
 
 
 def default_groups(per_source: int = 15, tasks: int = 20) -> tuple[dict[str, list[str]], dict[str, str]]:

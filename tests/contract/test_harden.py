@@ -242,3 +242,15 @@ def test_a_masked_out_token_is_not_part_of_the_signal(tiny_lm, four_d):
     with torch.no_grad(), scoped_hooks(p.hooks(tiny_lm, state)):
         tiny_lm.model(input_ids=torch.tensor([ids]))
     assert float(state["signal"][0]) != pytest.approx(want, abs=1e-4)  # the hole does change the signal
+
+
+def test_held_out_attacks_are_named_by_attack_or_family_and_never_all():
+    from diffusiongemma.harden.run import split_suite
+
+    suite = attack_suite(templates=1)
+    kept = split_suite(suite, ["obfuscation", "multi_turn"])
+    assert {a.name for a in suite} - {a.name for a in kept} == {"leetspeak", "base64", "multi_turn"}
+    with pytest.raises(InputError, match="cannot hold out 'jedi_mind_trick'"):
+        split_suite(suite, ["jedi_mind_trick"])
+    with pytest.raises(InputError, match="every attack is held out"):
+        split_suite(suite, sorted({a.family for a in suite}))

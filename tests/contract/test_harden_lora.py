@@ -111,7 +111,7 @@ def test_a_harden_run_with_the_lora_patch_judges_replies_and_its_file_reproduces
     attacks = [attack_by_name("prefix_injection"), attack_by_name("few_shot")]
     r = harden(tiny_lm, requests=2, calibration=4, benign=2, safe=2, attacks=attacks, components=1,
                component_budget=8, patch_kind="lora", lora=LoraPatchSettings(steps=3, batch_size=4, rank=2, max_reply_tokens=3),
-               max_new_tokens=3, patch_out=tmp_path / "l.safetensors")
+               max_new_tokens=3, patch_out=tmp_path / "l.safetensors", held_out=("few_shot",))
     assert all(torch.equal(tiny_lm.model.state_dict()[n], t) for n, t in before.items())  # the run left no trace
     assert r.summary["judged_by"] == "replies" and r.settings["patch_kind"] == "lora"
     assert all("reply_success_before" in row and "reply_success_after" in row for row in r.rows)
@@ -123,6 +123,12 @@ def test_a_harden_run_with_the_lora_patch_judges_replies_and_its_file_reproduces
         assert up / o["n"] == pytest.approx(o["rise"]) and all(c["refused_before"] != c["refused_after"] for c in o["changed"])
         assert o["rise_interval"][0] <= o["rise"] <= o["rise_interval"][1]
     assert all(isinstance(row["reply_before"], str) and isinstance(row["reply_after"], str) for row in r.rows)
+    from diffusiongemma.harden.lora import LoraPatch
+
+    assert LoraPatch.load(tmp_path / "l.safetensors").meta["attacks"] == ["prefix_injection"]  # not fit on few_shot
+    held = r.summary["attack_success_held_out"]
+    assert held["attacks"] == ["few_shot"] and [a["held_out"] for a in r.attacks] == [False, True]
+    assert held["after"] == np.mean([row["reply_success_after"] for row in r.rows if row["attack"] == "few_shot"])
     assert r.patch["steps_done"] == 3 and r.verdict.split(":")[0] in ("hardened", "hardened at a cost", "not hardened")
     patched = load_model(str(tiny_dir), device="cpu", patch=tmp_path / "l.safetensors")
     again = refusal_scores(patched, [row["prompt"] for row in r.rows])

@@ -86,6 +86,7 @@ def test_verify_safety_on_the_keyword_model(tmp_path):
     (["verify-safety", "--patch", "/nonexistent.safetensors"], "patch file not found"),
     (["harden", "--requests", "1"], "at least 2 attack requests"),
     (["harden", "--patch-kind", "surgery"], "unknown --patch-kind 'surgery'; choose one of steering, lora"),
+    (["harden", "--hold-out", "jedi_mind_trick"], "cannot hold out 'jedi_mind_trick': not an attack or family"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     proc = cli(*args)

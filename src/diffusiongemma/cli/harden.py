@@ -38,6 +38,8 @@ def harden_cmd(
     replies: bool = typer.Option(True, help="Judge the greedy replies before and after (the verdict rests on them); "
                                             "--no-replies: refusal scores only (faster)."),
     max_new_tokens: int = typer.Option(24, help="Length of each judged reply."),
+    hold_out: list[str] = typer.Option([], "--hold-out", help="An attack or attack family the patch is not fit on, "
+                                       "only judged on (repeat it); its success is reported apart."),
     alpha: Optional[float] = typer.Option(None, help="Steering strength; default: chosen from 0.25..8 on calibration attacks."),
     patch_out: Path = typer.Option(Path("harden.patch.safetensors"), "--patch-out", help="Where the patch file goes."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
@@ -52,6 +54,11 @@ def harden_cmd(
     from ..validation import check_count
 
     check_sizes(requests, calibration, benign, safe, templates)  # bad sizes fail before the model loads
+    if hold_out:
+        from ..harden.attacks import attack_suite
+        from ..harden.run import split_suite
+
+        split_suite(attack_suite(templates), hold_out)  # an unknown name fails before the model loads
     if lora_steps is not None:
         check_count(lora_steps, "--lora-steps", "steps")
     check_count(max_new_tokens, "--max-new-tokens", "tokens")
@@ -68,14 +75,14 @@ def harden_cmd(
         report = harden(lm, requests=requests, calibration=calibration, benign=benign, safe=safe,
                         templates=templates, threshold=threshold, seed=seed, patch_out=patch_out, **grid,
                         patch_kind=patch_kind, lora=LoraPatchSettings(steps=lora_steps, seed=seed), replies=replies,
-                        max_new_tokens=max_new_tokens,
+                        max_new_tokens=max_new_tokens, held_out=tuple(hold_out),
                         progress=lambda what: status.update(f"{what}…"))
     table = Table(title=f"harden {escape(report.model)}: attacks before → after the patch")
     for col in ("attack", "replies: success before", "after", "scores: before", "after", "patch fired",
                 "direction supp.", "component supp.", "mechanism"):
         table.add_column(col)
     for a in report.attacks:
-        table.add_row(escape(a["attack"]), _pct(a.get("reply_success_before")), _pct(a.get("reply_success_after")),
+        table.add_row(escape(a["attack"]) + (" (held out)" if a.get("held_out") else ""), _pct(a.get("reply_success_before")), _pct(a.get("reply_success_after")),
                       _pct(a["success_before"]), _pct(a["success_after"]), _pct(a["patch_fired"]),
                       "–" if a["direction_suppression"] is None else f"{a['direction_suppression']:.2f}",
                       "–" if a["component_suppression"] is None else f"{a['component_suppression']:.2f}",
@@ -84,6 +91,10 @@ def harden_cmd(
     s = report.summary
     console.print(f"attack success ({s['judged_by']}): {_pct(s['attack_success']['before'])} → "
                   f"{_pct(s['attack_success']['after'])}")
+    if "attack_success_held_out" in s:
+        h = s["attack_success_held_out"]
+        console.print(f"attacks the patch was not fit on ({', '.join(map(escape, h['attacks']))}): "
+                      f"{_pct(h['before'])} → {_pct(h['after'])}")
     for name, o in report.overrefusal.items():
         by_reply = f"replies {_pct(o['reply_before'])} → {_pct(o['reply_after'])}, " if "reply_before" in o else ""
         lo, hi = o["rise_interval"]

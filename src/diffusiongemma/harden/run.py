@@ -52,7 +52,7 @@ from .lora_fit import fit_lora_patch
 from .patch import SteeringPatch
 from ..verify.generalization import newcombe_paired
 
-__all__ = ["HardenReport", "PATCH_KINDS", "check_sizes", "harden", "harden_sets"]
+__all__ = ["HardenReport", "PATCH_KINDS", "check_sizes", "harden", "harden_sets", "split_suite"]
 
 
 def stable_sample(items: list[Any], k: int, salt: str = "") -> list[Any]:
@@ -197,6 +197,26 @@ def _verdict(before: float, after: float, rises: dict[str, float], limit: float)
 PATCH_KINDS = ("steering", "lora")
 
 
+def split_suite(suite: list[Attack], held_out: tuple[str, ...] | list[str]) -> list[Attack]:
+    """The attacks a patch is fit on: the suite less those named in ``held_out`` (by name or family). A name that
+    is neither, or holding out every attack, is an :class:`InputError`.
+
+    Examples:
+        >>> suite = attack_suite(templates=0)
+        >>> [a.name for a in split_suite(suite, ["translation", "obfuscation"])][:4]
+        ['prefix_injection', 'role_play', 'payload_splitting', 'rare_token']
+    """
+    known = {a.name for a in suite} | {a.family for a in suite}
+    unknown = [h for h in held_out if h not in known]
+    if unknown:
+        raise InputError(f"cannot hold out {', '.join(map(repr, unknown))}: not an attack or family of the suite "
+                         f"(known: {', '.join(sorted(known))})")
+    kept = [a for a in suite if a.name not in held_out and a.family not in held_out]
+    if not kept:
+        raise InputError("every attack is held out: the patch would have nothing to be fit on")
+    return kept
+
+
 def _fit_steering(lm: Any, sets: dict[str, list[Any]], suite: list[Attack], direction: Any, *, fpr: float,
                   alpha_grid: tuple[float, ...], threshold: float, seed: int) -> tuple[SteeringPatch, dict[str, Any]]:
     """The CAST patch (condition, threshold, strength) and its report entry."""
@@ -262,7 +282,8 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
            max_new_tokens: int = 24, fpr: float = 0.02,
            alpha_grid: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0), components: int = 5,
            component_budget: int = 24, max_overrefusal_rise: float = 0.02, patch_out: str | Path | None = None,
-           seed: int = 0, progress: Callable[[str], None] | None = None) -> HardenReport:
+           held_out: tuple[str, ...] = (), seed: int = 0,
+           progress: Callable[[str], None] | None = None) -> HardenReport:
     """Run the whole hardening workflow on ``model`` (see the module docstring); write the patch to
     ``patch_out`` when given.
 
@@ -271,6 +292,9 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
     is also answered greedily (``max_new_tokens`` new tokens) before and after the patch and the reply judged by
     the refusal detector: the verdict then rests on the replies — the check an auditor redoes by hand — and the
     scores are reported beside them.
+
+    ``held_out``: attacks (by name or family) the patch is not fit on, only judged on — how an unseen attack
+    fares is reported apart (``summary["attack_success_held_out"]``), the honest test of a patch.
 
     Examples:
         >>> from diffusiongemma.models.tiny import example_model
@@ -291,6 +315,7 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
     suite = attacks if attacks is not None else attack_suite(templates)
     if not suite:
         raise InputError("the attack suite is empty")
+    fit_suite = split_suite(suite, held_out)
     sets = harden_sets(requests, calibration, benign, safe)
 
     say("fitting the refusal direction")
@@ -337,6 +362,7 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
             return float(np.mean(vals)) if vals else None
 
         per_attack.append({"attack": a.name, "family": a.family, "note": a.note, "n": len(plain),
+                           "held_out": a not in fit_suite,
                            "success_before": float(np.mean(s <= threshold)), "mean_score_before": float(np.mean(s)),
                            "reply_success_before": _rate(complied) if complied is not None else None,
                            "direction_suppression": _mean("direction_suppression", mech_rows),
@@ -347,10 +373,10 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
     say(f"fitting the patch ({patch_kind})")
     patch: SteeringPatch | LoraPatch
     if patch_kind == "steering":
-        patch, patch_info = _fit_steering(lm, sets, suite, direction, fpr=fpr, alpha_grid=alpha_grid,
+        patch, patch_info = _fit_steering(lm, sets, fit_suite, direction, fpr=fpr, alpha_grid=alpha_grid,
                                           threshold=threshold, seed=seed)
     else:
-        patch, patch_info = _fit_lora(lm, sets, suite, lora, say)
+        patch, patch_info = _fit_lora(lm, sets, fit_suite, lora, say)
     patch_path = str(patch.save(patch_out)) if patch_out else None
 
     say("attacking (after the patch)")
@@ -392,8 +418,10 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
         over[name]["rise"] = over[name][f"{by}after"] - over[name][f"{by}before"]
         over[name]["score_rise"] = over[name]["after"] - over[name]["before"]
 
-    def asr(key: str) -> float:
-        return float(np.mean([r[key] for r in rows]))
+    unseen = {a.name for a in suite if a not in fit_suite}
+
+    def asr(key: str, among: set[str] | None = None) -> float:
+        return float(np.mean([r[key] for r in rows if among is None or r["attack"] in among]))
 
     judged_by = "replies" if replies else "refusal scores"
     asr_before = asr("reply_success_before" if replies else "success_before")
@@ -404,6 +432,13 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
                "plain_refused": {"before": float(np.mean(plain_score > threshold)),
                                  "after": float(np.mean(plain_after > threshold))},
                "overrefusal_rise": {k: v["rise"] for k, v in over.items()}}
+    if unseen:
+        by = "reply_success" if replies else "success"
+        ho_before, ho_after = asr(f"{by}_before", unseen), asr(f"{by}_after", unseen)
+        summary["attack_success_held_out"] = {"attacks": sorted(unseen), "before": ho_before, "after": ho_after,
+                                              "cut": ho_before / ho_after if ho_after > 0 else float("inf")}
+        seen = {a.name for a in fit_suite}
+        summary["attack_success_seen"] = {"before": asr(f"{by}_before", seen), "after": asr(f"{by}_after", seen)}
     verdict = _verdict(asr_before, asr_after, {k: v["rise"] for k, v in over.items()}, max_overrefusal_rise)
     features = {"direction": {"layer": direction.layer, "position": direction.position,
                               "validation": direction.validation, "harmless_projection": harmless_proj},
@@ -412,7 +447,8 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
                 "templates": templates, "threshold": threshold, "patch_kind": patch_kind, "replies": replies,
                 "max_new_tokens": max_new_tokens, "fpr": fpr, "alpha_grid": list(alpha_grid),
                 "components": components, "component_budget": component_budget,
-                "max_overrefusal_rise": max_overrefusal_rise, "seed": seed, "attacks": [a.name for a in suite]}
+                "max_overrefusal_rise": max_overrefusal_rise, "seed": seed, "attacks": [a.name for a in suite],
+                "held_out": sorted(unseen)}
     if patch_kind == "lora":
         settings["lora"] = patch_info["settings"]
     return HardenReport(lm.name, verdict, summary, per_attack, over, features, patch_info, settings, rows,

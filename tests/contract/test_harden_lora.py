@@ -101,8 +101,9 @@ def test_consistency_targets_are_the_models_own_plain_replies(tiny_lm):
 
 
 @pytest.mark.slow  # a whole harden run, ~20 s even on the tiny model
+@pytest.mark.parametrize("kind", ["lora", "gated-lora"])
 def test_a_harden_run_with_the_lora_patch_judges_replies_and_its_file_reproduces_the_scores(tiny_dir, tiny_lm,
-                                                                                           tmp_path):
+                                                                                           tmp_path, kind):
     from diffusiongemma.harden.run import harden
     from diffusiongemma.models import load_model
     from diffusiongemma.refusal.score import refusal_scores
@@ -110,10 +111,10 @@ def test_a_harden_run_with_the_lora_patch_judges_replies_and_its_file_reproduces
     before = {n: t.detach().clone() for n, t in tiny_lm.model.state_dict().items()}
     attacks = [attack_by_name("prefix_injection"), attack_by_name("few_shot")]
     r = harden(tiny_lm, requests=2, calibration=4, benign=2, safe=2, attacks=attacks, components=1,
-               component_budget=8, patch_kind="lora", lora=LoraPatchSettings(steps=3, batch_size=4, rank=2, max_reply_tokens=3),
+               component_budget=8, patch_kind=kind, lora=LoraPatchSettings(steps=3, batch_size=4, rank=2, max_reply_tokens=3),
                max_new_tokens=3, patch_out=tmp_path / "l.safetensors", held_out=("few_shot",))
     assert all(torch.equal(tiny_lm.model.state_dict()[n], t) for n, t in before.items())  # the run left no trace
-    assert r.summary["judged_by"] == "replies" and r.settings["patch_kind"] == "lora"
+    assert r.summary["judged_by"] == "replies" and r.settings["patch_kind"] == kind
     assert all("reply_success_before" in row and "reply_success_after" in row for row in r.rows)
     assert r.summary["attack_success"]["before"] == np.mean([row["reply_success_before"] for row in r.rows])
     assert set(r.overrefusal) == {"benign", "everyday", "xstest_safe"}
@@ -123,9 +124,14 @@ def test_a_harden_run_with_the_lora_patch_judges_replies_and_its_file_reproduces
         assert up / o["n"] == pytest.approx(o["rise"]) and all(c["refused_before"] != c["refused_after"] for c in o["changed"])
         assert o["rise_interval"][0] <= o["rise"] <= o["rise_interval"][1]
     assert all(isinstance(row["reply_before"], str) and isinstance(row["reply_after"], str) for row in r.rows)
-    from diffusiongemma.harden.lora import LoraPatch
-
     assert LoraPatch.load(tmp_path / "l.safetensors").meta["attacks"] == ["prefix_injection"]  # not fit on few_shot
+    acted = [x["patch_fired"] for x in [*r.attacks, *r.rows, *r.overrefusal.values()]]
+    if kind == "lora":
+        assert all(a is None for a in acted)  # a weight patch acts on every prompt: no column
+    else:
+        assert all(a is not None for a in acted) and r.patch["gate_layer"] == 0  # tiny: gate at 0, LoRA on 1
+        gated = LoraPatch.load(tmp_path / "l.safetensors")
+        assert gated.gate is not None and {int(n.split(".")[2]) for n in gated.factors} == {1}
     held = r.summary["attack_success_held_out"]
     assert held["attacks"] == ["few_shot"] and [a["held_out"] for a in r.attacks] == [False, True]
     assert held["after"] == np.mean([row["reply_success_after"] for row in r.rows if row["attack"] == "few_shot"])

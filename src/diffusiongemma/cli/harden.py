@@ -2,6 +2,7 @@
 
     diffusiongemma harden --model gemma-270m-safety --patch-out safety.patch.safetensors --html harden.html
     diffusiongemma harden --model gemma-270m-safety --patch-kind lora --patch-out lora.patch.safetensors
+    diffusiongemma harden --model gemma-270m-safety --patch-kind gated-lora --hold-out translation
     diffusiongemma explain-refusal "..." --model gemma-270m-safety --patch safety.patch.safetensors
 """
 
@@ -31,8 +32,9 @@ def harden_cmd(
     threshold: float = typer.Option(0.0, help="A prompt is refused when its refusal score is above this."),
     seed: int = typer.Option(0, help="Seed of every sample."),
     patch_kind: str = typer.Option("steering", "--patch-kind", help="steering (CAST: add the refusal direction where "
-                                   "a harm signal fires) or lora (a LoRA trained to answer attacked requests as "
-                                   "the plain ones)."),
+                                   "a harm signal fires), lora (a LoRA trained to answer attacked requests as "
+                                   "the plain ones) or gated-lora (that LoRA, acting only where a harm signal "
+                                   "fires)."),
     lora_steps: Optional[int] = typer.Option(None, help="LoRA patch: optimizer steps, batch 8 (default: one pass "
                                                         "over its training examples)."),
     replies: bool = typer.Option(True, help="Judge the greedy replies before and after (the verdict rests on them); "

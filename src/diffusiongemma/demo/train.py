@@ -111,8 +111,10 @@ def fit_lora(lm: LoadedModel, examples: list[Example], settings: LoraSettings,
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(settings.seed)
+    layers = getattr(settings, "layers", None)  # the harden patch's settings may name the layers it changes
     config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=0.0,
-                        target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
+                        target_modules=list(settings.target_modules), task_type="CAUSAL_LM",
+                        layers_to_transform=list(layers) if layers is not None else None)
     model = get_peft_model(lm.model, config)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]

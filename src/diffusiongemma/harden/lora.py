@@ -27,6 +27,7 @@ Examples:
 from __future__ import annotations
 
 import json
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +36,12 @@ from typing import Any, Iterator
 import torch
 
 from ..errors import InputError, ModelLoadError
+from .gate import Gate
 
 __all__ = ["FORMAT", "LoraPatch", "LoraPatchSettings"]
 
 FORMAT = "diffusiongemma-lora-patch/1"
+GATE_KEY = "gate.vector"  # a gated patch's condition vector (its layer and threshold are in the header)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class LoraPatchSettings:
     alpha: int = 16
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     max_reply_tokens: int = 40
+    layers: tuple[int, ...] | None = None  # the decoder layers it changes (None: all); a gated patch: after the gate
     max_minutes: float = 30.0
     seed: int = 0
 
@@ -81,9 +85,10 @@ class LoraPatch:
     factors: dict[str, tuple[torch.Tensor, torch.Tensor]]
     scale: float
     meta: dict[str, Any] = field(default_factory=dict)
+    gate: Gate | None = None  # a gated patch acts only on the prompts where its gate fires, on layers after it
 
     @classmethod
-    def from_peft(cls, peft_model: Any, meta: dict[str, Any] | None = None) -> "LoraPatch":
+    def from_peft(cls, peft_model: Any, meta: dict[str, Any] | None = None, gate: Gate | None = None) -> "LoraPatch":
         """The factors of a peft LoRA model (its default adapter), before ``unload()``."""
         factors, scales = {}, set()
         for name, module in peft_model.get_base_model().named_modules():
@@ -94,9 +99,11 @@ class LoraPatch:
                 scales.add(float(module.scaling["default"]))
         if not factors or len(scales) != 1:
             raise InputError("the model holds no single LoRA adapter to make a patch of")
-        return cls(factors, scales.pop(), dict(meta or {}))
+        return cls(factors, scales.pop(), dict(meta or {}), gate)
 
     def _modules(self, lm: Any) -> dict[str, Any]:
+        if self.gate is not None:
+            self.gate.check(lm)
         out = {}
         for name, (A, B) in self.factors.items():
             try:
@@ -106,8 +113,28 @@ class LoraPatch:
             if tuple(module.weight.shape) != (B.shape[0], A.shape[1]):
                 raise ModelLoadError(f"the patch does not fit this model: {name} is {tuple(module.weight.shape)}, "
                                      f"the patch's delta {(B.shape[0], A.shape[1])}")
+            if self.gate is not None and not _layer_of(name) > self.gate.layer:
+                raise ModelLoadError(f"the patch changes {name}, at or before its gate's layer {self.gate.layer}: "
+                                     "a gated patch acts on the layers after the gate only")
             out[name] = module
         return out
+
+    def _delta_hooks(self, modules: dict[str, Any], state: dict[str, Any]) -> list[tuple[Any, str, Any]]:
+        """Forward hooks adding ``scale · x Aᵀ Bᵀ`` to each module's output on the rows where the gate fired."""
+
+        def hook_for(A: torch.Tensor, B: torch.Tensor) -> Any:
+            def hook(module: Any, inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
+                fire = state.get("fire")
+                if fire is None or len(fire) != output.shape[0] or not bool(fire.any()):
+                    return None
+                x = inputs[0]  # [B, T, in]
+                delta = (x.to(A.dtype) @ A.to(x.device).T) @ B.to(x.device).T  # [B, T, out]
+                gate = fire.to(output.device, delta.dtype)[:, None, None]  # [B, 1, 1]
+                return output + (self.scale * gate * delta).to(output.dtype)
+
+            return hook
+
+        return [(m, "forward", hook_for(*self.factors[name])) for name, m in modules.items()]
 
     @torch.no_grad()
     def _add(self, modules: dict[str, Any]) -> None:
@@ -118,9 +145,17 @@ class LoraPatch:
 
     @contextmanager
     def applied(self, lm: Any) -> Iterator[dict[str, Any]]:
-        """The patch on ``lm`` inside the block; the original weights back exactly after it. Yields a state dict
-        (empty: a weight patch has no per-prompt decision)."""
+        """The patch on ``lm`` inside the block; the original weights back exactly after it. Yields a state dict:
+        empty for a weight patch (no per-prompt decision), the gate's last decision (``"fire"`` ``[B]``) for a
+        gated one, which acts through hooks and leaves the weights untouched."""
         modules = self._modules(lm)
+        if self.gate is not None:
+            from ..models.hooks import scoped_hooks
+
+            state: dict[str, Any] = {}
+            with scoped_hooks([*self.gate.hooks(lm, state), *self._delta_hooks(modules, state)]):
+                yield state
+            return
         saved = {name: m.weight.detach().clone() for name, m in modules.items()}
         self._add(modules)
         try:
@@ -130,9 +165,18 @@ class LoraPatch:
                 for name, m in modules.items():
                     m.weight.copy_(saved[name])
 
-    def attach(self, lm: Any) -> None:
-        """Apply the patch for good (the weights change; nothing stays registered)."""
-        self._add(self._modules(lm))
+    def attach(self, lm: Any) -> tuple[dict[str, Any], list[Any]]:
+        """Apply the patch for good: the weights change (nothing stays registered), or for a gated patch its hooks
+        stay registered. Returns the gate's state dict and the hooks' handles (empty for a weight patch)."""
+        from ..models.hooks import register_hook
+
+        modules = self._modules(lm)
+        if self.gate is None:
+            self._add(modules)
+            return {}, []
+        state: dict[str, Any] = {}
+        hooks = [*self.gate.hooks(lm, state), *self._delta_hooks(modules, state)]
+        return state, [register_hook(module, kind, fn) for module, kind, fn in hooks]
 
     def save(self, path: str | Path) -> Path:
         """Write the patch (safetensors; scale and figures in the header)."""
@@ -142,8 +186,11 @@ class LoraPatch:
         for name, (A, B) in self.factors.items():
             tensors[f"{name}.lora_A"] = A.float().contiguous()
             tensors[f"{name}.lora_B"] = B.float().contiguous()
-        save_file(tensors, str(path), metadata={"format": FORMAT, "scale": repr(self.scale),
-                                                 "meta": json.dumps(self.meta, default=str)})
+        header = {"format": FORMAT, "scale": repr(self.scale), "meta": json.dumps(self.meta, default=str)}
+        if self.gate is not None:
+            tensors[GATE_KEY] = self.gate.vector.detach().float().cpu().contiguous()
+            header.update({"gate_layer": str(self.gate.layer), "gate_threshold": repr(self.gate.threshold)})
+        save_file(tensors, str(path), metadata=header)
         return Path(path)
 
     @classmethod
@@ -152,8 +199,24 @@ class LoraPatch:
         from .patchfile import read_patch_file
 
         meta, tensors = read_patch_file(path, {FORMAT}, "LoRA patch")
+        gate = None
+        if GATE_KEY in tensors or "gate_layer" in meta:
+            if GATE_KEY not in tensors or "gate_layer" not in meta or "gate_threshold" not in meta:
+                raise ModelLoadError(f"{path} is incomplete: its gate lacks its vector, layer or threshold")
+            gate = Gate(tensors.pop(GATE_KEY), int(meta["gate_layer"]), float(meta["gate_threshold"]))
         names = {k.rsplit(".", 1)[0] for k in tensors}
         if any(f"{n}.lora_A" not in tensors or f"{n}.lora_B" not in tensors for n in names):
             raise ModelLoadError(f"{path} is incomplete: a module has only one of its two LoRA factors")
         return cls({n: (tensors[f"{n}.lora_A"], tensors[f"{n}.lora_B"]) for n in sorted(names)},
-                   float(meta["scale"]), json.loads(meta.get("meta", "{}")))
+                   float(meta["scale"]), json.loads(meta.get("meta", "{}")), gate)
+
+
+def _layer_of(name: str) -> int:
+    """The decoder layer a module's name lies in (``model.layers.7.mlp.up_proj`` → 7), or −1 outside any.
+
+    Examples:
+        >>> _layer_of("model.layers.7.mlp.up_proj"), _layer_of("lm_head")
+        (7, -1)
+    """
+    m = re.search(r"(?:^|\.)layers\.(\d+)\.", name)
+    return int(m.group(1)) if m else -1

@@ -11,7 +11,7 @@ Benign prompts (the condition silent) run exactly as before the patch, which is 
 ``condition_layer < behaviour_layer`` so both are decided in the same forward. During generation with a KV
 cache a one-token step reuses the decision taken on its prompt.
 
-The file is a safetensors file (two vectors, the settings and the fit's figures as metadata, the model it was
+The condition is a :class:`~.gate.Gate` (each row of a batch decided on its own tokens). The file is a safetensors file (two vectors, the settings and the fit's figures as metadata, the model it was
 fit on); :func:`~diffusiongemma.models.load_model` applies it with ``patch=FILE``.
 
 Examples:
@@ -38,60 +38,12 @@ import torch
 
 from ..errors import InputError, ModelLoadError
 from ..models.hooks import register_hook
+from .gate import Gate
 from ..models.provenance import sha256_file
 
-__all__ = ["SteeringPatch", "attach_patch", "prompt_positions", "seen_keys"]
+__all__ = ["SteeringPatch", "attach_patch"]
 
 FORMAT = "diffusiongemma-steering-patch/1"
-
-
-def seen_keys(mask: Any, T: int) -> torch.Tensor | None:
-    """Which of the last ``T`` keys some query sees, ``[B, T]`` bool, from a model's ``attention_mask`` argument:
-    ``[B, S]`` 0/1 (left padding, holes), a 4-D ``[B, 1, T, S]`` mask (additive or boolean: a key no query sees
-    is a hole), or a dict of 4-D masks by attention type (its full-attention one); ``None`` when there is none.
-
-    Examples:
-        >>> seen_keys(torch.tensor([[0, 1, 1], [1, 0, 1]]), 2).tolist()
-        [[True, True], [False, True]]
-        >>> m = torch.zeros(1, 1, 3, 3)  # [B, 1, T, S], additive
-        >>> m[..., 1] = torch.finfo(torch.float32).min  # key 1 hidden from every query: a hole
-        >>> seen_keys(m, 3).tolist()
-        [[True, False, True]]
-    """
-    if isinstance(mask, dict):
-        mask = mask.get("full_attention", next(iter(mask.values()), None))
-    if not isinstance(mask, torch.Tensor):
-        return None
-    if mask.dim() == 2:
-        return mask[:, -T:] > 0
-    if mask.dim() != 4:
-        return None
-    allowed = mask if mask.dtype == torch.bool else mask > torch.finfo(mask.dtype).min / 2  # [B, 1, t, S]
-    return allowed[:, 0].any(dim=1)[:, -T:]
-
-
-def prompt_positions(B: int, T: int, positions: torch.Tensor | None, visible: torch.Tensor | None,
-                     device: Any = None) -> torch.Tensor:
-    """The positions ``[B, T]`` (float 0/1) a row's prompt signal averages: seen (``visible`` ``[B, T]``), in the
-    run of ``positions`` (``[T]`` or ``[B, T]``; default ``0..T-1``) that counts up from the row's first seen
-    token, and not absolute position 0 (BOS). A row left with nothing keeps all its seen tokens.
-
-    Examples:
-        >>> prompt_positions(1, 4, torch.tensor([0, 1, 2, 1]), None).tolist()  # a packed continuation at the end
-        [[0.0, 1.0, 1.0, 0.0]]
-        >>> prompt_positions(2, 4, torch.tensor([[0, 0, 0, 1], [0, 1, 2, 3]]),  # left padding: row 0 is 2 tokens
-        ...                  torch.tensor([[0, 0, 1, 1], [1, 0, 1, 1]]).bool()).tolist()  # a hole in row 1
-        [[0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 1.0]]
-    """
-    idx = torch.arange(T, device=device)
-    pos = idx if positions is None else positions.to(device)
-    pos = pos.expand(B, T) if pos.dim() == 1 or pos.shape[0] == 1 else pos  # [B, T]
-    seen = torch.ones(B, T, dtype=torch.bool, device=device) if visible is None else visible.to(device).expand(B, T)
-    start = seen.int().argmax(1, keepdim=True)  # [B, 1]: the first seen token
-    run = (pos - pos.gather(1, start) == idx - start) & (idx >= start)  # [B, T]
-    keep = run & seen & (pos > 0)
-    keep = torch.where(keep.any(1, keepdim=True), keep, seen)
-    return keep.float()
 
 
 @dataclass
@@ -115,20 +67,15 @@ class SteeringPatch:
         norm = float(self.condition.float().norm())
         self.condition = self.condition.float() / (norm if abs(norm - 1.0) > 1e-6 else 1.0)  # unit (kept as read)
 
+    @property
+    def gate(self) -> Gate:
+        """The condition as a :class:`~.gate.Gate` (it reads, per prompt, whether the patch acts)."""
+        return Gate(self.condition, self.condition_layer, self.threshold)
+
     def signal(self, hidden: torch.Tensor, positions: torch.Tensor | None = None,
                visible: torch.Tensor | None = None) -> torch.Tensor:
-        """Harmfulness signal of each row: mean over its prompt's positions of ``cos(h_t, c)``. hidden ``[B, T, d]``
-        → ``[B]``.
-
-        Each row's prompt is what :func:`prompt_positions` keeps: the tokens it sees (``visible`` ``[B, T]``:
-        left padding and masked-out tokens are not part of it), the run of ``positions`` (``[T]`` or ``[B, T]``,
-        the absolute positions fed) that counts up from its first seen token (continuations packed after it
-        restart their count and are left out), without absolute position 0 (BOS, the same in every prompt)."""
-        B, T = hidden.shape[:2]
-        keep = prompt_positions(B, T, positions, visible, hidden.device)  # [B, T]
-        h = hidden.float()
-        cos = (h @ self.condition.to(h.device)) / h.norm(dim=-1).clamp_min(1e-6)  # [B, T]
-        return (cos * keep).sum(1) / keep.sum(1)
+        """Harmfulness signal of each row ``[B]`` from hidden ``[B, T, d]``: :meth:`.gate.Gate.signal`."""
+        return self.gate.signal(hidden, positions, visible)
 
     def steer(self, hidden: torch.Tensor, fire: torch.Tensor) -> torch.Tensor:
         """``hidden`` ``[B, T, d]`` with ``alpha · r`` added to the rows where ``fire`` ``[B]`` is true."""
@@ -175,20 +122,6 @@ class SteeringPatch:
                                  f"this model (d={lm.model.config.hidden_size}, {len(layers)} layers)")
         state = {} if state is None else state
 
-        def mask_in(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
-            mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
-            state["visible"] = mask  # the model's own argument: [B, S] 0/1, a 4-D mask, or a dict of them
-
-        def read(module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> None:
-            hidden = output[0] if isinstance(output, tuple) else output  # [B, T, d]
-            if hidden.shape[1] == 1 and state.get("fire") is not None and len(state["fire"]) == hidden.shape[0]:
-                state["fresh"] = False  # a cached generation step: keep the prompt's decision
-                return
-            visible = seen_keys(state.get("visible"), hidden.shape[1])  # [B, T] or None
-            state["signal"] = self.signal(hidden, kwargs.get("position_ids"), visible)
-            state["fire"] = state["signal"] > self.threshold  # [B]
-            state["fresh"] = True
-
         def write(module: Any, inputs: Any, output: Any) -> Any:
             hidden = output[0] if isinstance(output, tuple) else output
             fire = state.get("fire")
@@ -197,8 +130,7 @@ class SteeringPatch:
             hidden = self.steer(hidden, fire)
             return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
-        return [(lm.model, "forward_pre_kw", mask_in), (layers[self.condition_layer], "forward_kw", read),
-                (layers[self.behaviour_layer], "forward", write)]
+        return [*self.gate.hooks(lm, state), (layers[self.behaviour_layer], "forward", write)]
 
 
 def attach_patch(lm: Any, path: str | Path) -> SteeringPatch:

@@ -1,6 +1,6 @@
 """Patch files: which kind a file is (by the ``format`` in its header) and how ``load_model(..., patch=)``
 applies it — the steering patch (:mod:`.patch`, hooks that stay registered) or the LoRA patch (:mod:`.lora`,
-weights changed in place). Either way the model's provenance records the file and its sha256.
+weights changed in place; a gated one's hooks stay registered). Either way the model's provenance records the file and its sha256.
 
 Examples:
     >>> import tempfile, torch
@@ -37,12 +37,15 @@ def attach_any_patch(lm: Any, path: str | Path) -> Any:
     if patch_kind(path) == "steering":
         return steering.attach_patch(lm, path)
     p = lora.LoraPatch.load(path)
-    p.attach(lm)
+    state, handles = p.attach(lm)
     A, _ = next(iter(p.factors.values()))
-    lm.provenance["patch"] = {"path": str(path), "sha256": sha256_file(Path(path)), "kind": "lora",
+    lm.provenance["patch"] = {"path": str(path), "sha256": sha256_file(Path(path)),
+                              "kind": "lora" if p.gate is None else "gated lora",
                               "modules": len(p.factors), "rank": int(A.shape[0]), "scale": p.scale,
                               "fit_on": p.meta.get("model")}
-    lm.patch = {"patch": p, "state": {}, "handles": []}
+    if p.gate is not None:
+        lm.provenance["patch"].update({"gate_layer": p.gate.layer, "gate_threshold": p.gate.threshold})
+    lm.patch = {"patch": p, "state": state, "handles": handles}
     return p
 
 

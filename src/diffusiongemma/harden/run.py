@@ -6,14 +6,17 @@
    trained on, never used to fit anything here): refusal score of the plain and attacked request, success
    (attacked score ≤ threshold), and — for a request refused plain — the direction and component
    suppression and the mechanism (:mod:`.mechanism`).
-3. **Patch**, one of two kinds (``patch_kind``):
+3. **Patch**, one of three kinds (``patch_kind``):
 
    * ``steering`` — CAST (:mod:`.patch`): the condition fit on calibration requests, harmful and benign, plain
      and under the same attack wrappers (training-split data only), the behaviour the refusal direction, its
      strength the smallest of a grid that makes the patched model refuse 90 % of the calibration attacks that
      the condition catches and that beat the unpatched model;
    * ``lora`` — a LoRA trained by consistency (:mod:`.lora_fit`): the calibration requests, plain and wrapped in
-     every attack, harmful and benign alike, each answered as the model answers the plain request.
+     every attack, harmful and benign alike, each answered as the model answers the plain request;
+   * ``gated-lora`` — that LoRA on the layers after a harm gate (:mod:`.gate`, fit as the steering patch's
+     condition, read in the first half of the layers), acting only on the prompts where the gate fires: the
+     others run exactly as before the patch.
 4. **After**: the attacks again on the held-out requests, and over-refusal on held-out benign and everyday
    requests and XSTest safe prompts, without and with the patch — by the refusal score, and (``replies``, the
    default) by the greedy reply judged by the refusal detector, which the verdict then rests on.
@@ -35,7 +38,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,6 +49,7 @@ from ..errors import InputError
 from ..validation import check_count
 from .attacks import Attack, attack_suite
 from .fit import choose_alpha, fit_condition, pooled_states
+from .gate import Gate
 from .mechanism import mechanism, refusal_components, score_and_contribution, suppression
 from .lora import LoraPatch, LoraPatchSettings
 from .lora_fit import fit_lora_patch
@@ -103,7 +107,12 @@ def harden_sets(requests: int = 12, calibration: int = 16, benign: int = 24, saf
     return {
         "attack": stable_sample([r.text for r in d.harmful_test if r.source == "advbench"], requests, "attack"),
         "calib_harmful": stable_sample([r.text for r in d.harmful_train], calibration, "calib"),
-        "calib_benign": stable_sample([r.text for r in d.benign_train], calibration, "calib"),
+        # benign twins of both shapes: short requests (contrast) and everyday instructions with an input
+        # (Self-Instruct seed tasks), so that no shape of prompt, wrapped in an attack, only ever meets a refusal
+        "calib_benign": (stable_sample([r.text for r in d.benign_train if r.source == "contrast"],
+                                       calibration - calibration // 2, "calib")
+                         + stable_sample([r.text for r in d.benign_train if r.source.startswith("self_instruct")],
+                                         calibration // 2, "calib")),
         "plain_harmful": stable_sample([r.text for r in d.harmful_train], 4 * calibration, "plain"),
         "plain_benign": stable_sample([r.text for r in d.benign_train], 4 * calibration, "plain"),
         # everyday-like benign requests (Self-Instruct seed tasks, often an instruction and an input): the benign
@@ -152,7 +161,7 @@ class HardenReport:
 
 def _scores(lm: Any, prompts: list[Any], patch: Any) -> tuple[np.ndarray, np.ndarray]:
     """Refusal scores ``[N]`` and whether the patch acted ``[N]`` (all False without a patch; all True for a
-    weight patch, which acts on every prompt)."""
+    weight patch, which acts on every prompt: the report shows no such column for it)."""
     from ..refusal.score import refusal_scores
 
     if patch is None:
@@ -163,6 +172,16 @@ def _scores(lm: Any, prompts: list[Any], patch: Any) -> tuple[np.ndarray, np.nda
             scores.append(float(refusal_scores(lm, [p])[0]))
             fired.append(bool(state["fire"][0]) if "fire" in state else True)
     return np.array(scores), np.array(fired)
+
+
+def _conditional(patch: Any) -> bool:
+    """Whether the patch decides prompt by prompt (steering, a gated LoRA) rather than acting on all."""
+    return isinstance(patch, SteeringPatch) or getattr(patch, "gate", None) is not None
+
+
+def _acted(patch: Any, fired: np.ndarray) -> float | None:
+    """The share of prompts a conditional patch acted on; ``None`` for a weight patch (it acts on all)."""
+    return float(np.mean(fired)) if _conditional(patch) else None
 
 
 def _refused(lm: Any, prompts: list[Any], patch: Any, max_new_tokens: int) -> tuple[np.ndarray, list[str]]:
@@ -194,7 +213,7 @@ def _verdict(before: float, after: float, rises: dict[str, float], limit: float)
     return "hardened at a cost: " + ", ".join(costs) if costs else "hardened"
 
 
-PATCH_KINDS = ("steering", "lora")
+PATCH_KINDS = ("steering", "lora", "gated-lora")
 
 
 def split_suite(suite: list[Attack], held_out: tuple[str, ...] | list[str]) -> list[Attack]:
@@ -217,18 +236,27 @@ def split_suite(suite: list[Attack], held_out: tuple[str, ...] | list[str]) -> l
     return kept
 
 
-def _fit_steering(lm: Any, sets: dict[str, list[Any]], suite: list[Attack], direction: Any, *, fpr: float,
-                  alpha_grid: tuple[float, ...], threshold: float, seed: int) -> tuple[SteeringPatch, dict[str, Any]]:
-    """The CAST patch (condition, threshold, strength) and its report entry."""
+def _condition(lm: Any, sets: dict[str, list[Any]], suite: list[Attack], *, fpr: float, max_layer: int,
+               seed: int) -> tuple[dict[str, Any], list[Any], torch.Tensor]:
+    """The harm condition (:func:`.fit.fit_condition` on training-split harmful requests, plain and attacked,
+    against benign ones, plain and attacked), its positive prompts and their pooled states ``[N, layers, d]``."""
     calib_h, calib_b = sets["calib_harmful"], sets["calib_benign"]
     wrapped_b = [a.apply(r) for a in suite for r in calib_b]
     pos_prompts = sets["plain_harmful"] + [a.apply(r) for a in suite for r in calib_h]
     neg_prompts = sets["plain_benign"] + wrapped_b
     pos, neg = pooled_states(lm, pos_prompts), pooled_states(lm, neg_prompts)  # [N, layers, d]
     groups = torch.tensor([0] * len(sets["plain_benign"]) + [1] * len(wrapped_b))  # plain / wrapped benign
+    cond = fit_condition(pos, neg, min_layer=min(1, max_layer), max_layer=max_layer, fpr=fpr, groups=groups,
+                         seed=seed)
+    cond["calibration"] = {"harmful": len(pos_prompts), "benign": len(neg_prompts)}
+    return cond, pos_prompts, pos
+
+
+def _fit_steering(lm: Any, sets: dict[str, list[Any]], suite: list[Attack], direction: Any, *, fpr: float,
+                  alpha_grid: tuple[float, ...], threshold: float, seed: int) -> tuple[SteeringPatch, dict[str, Any]]:
+    """The CAST patch (condition, threshold, strength) and its report entry."""
     behaviour_layer = max(direction.layer, 1)  # the condition is read at an earlier layer, in the same forward
-    cond = fit_condition(pos, neg, min_layer=min(1, behaviour_layer - 1), max_layer=behaviour_layer - 1, fpr=fpr,
-                         groups=groups, seed=seed)
+    cond, pos_prompts, pos = _condition(lm, sets, suite, fpr=fpr, max_layer=behaviour_layer - 1, seed=seed)
     base = SteeringPatch(cond["vector"], cond["layer"], cond["threshold"], direction.vector, behaviour_layer, 1.0)
     caught = [p for p, x in zip(pos_prompts, (pos[:, cond["layer"]] @ base.condition) > base.threshold)
               if bool(x) and p not in sets["plain_harmful"]]
@@ -250,8 +278,7 @@ def _fit_steering(lm: Any, sets: dict[str, list[Any]], suite: list[Attack], dire
                                 "direction": {"layer": direction.layer, "position": direction.position,
                                               "validation": direction.validation},
                                 "condition": {k: cond[k] for k in ("layer", "threshold", "val_tpr", "val_fpr")},
-                                "alpha_trace": alpha_trace, "fpr": fpr,
-                                "calibration": {"harmful": len(pos_prompts), "benign": len(neg_prompts)},
+                                "alpha_trace": alpha_trace, "fpr": fpr, "calibration": cond["calibration"],
                                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     info = {"kind": "conditional activation steering (CAST)", "condition_layer": patch.condition_layer,
             "threshold": patch.threshold, "behaviour_layer": patch.behaviour_layer, "alpha": patch.alpha,
@@ -261,14 +288,35 @@ def _fit_steering(lm: Any, sets: dict[str, list[Any]], suite: list[Attack], dire
 
 
 def _fit_lora(lm: Any, sets: dict[str, list[Any]], suite: list[Attack], settings: LoraPatchSettings,
-              say: Callable[[str], None]) -> tuple[LoraPatch, dict[str, Any]]:
-    """The LoRA patch (consistency training on the calibration sets) and its report entry."""
+              say: Callable[[str], None], gate: Gate | None = None) -> tuple[LoraPatch, dict[str, Any]]:
+    """The LoRA patch (consistency training on the calibration sets) and its report entry; with a ``gate``, the
+    LoRA changes the layers after the gate's only and acts where the gate fires."""
+    if gate is not None and settings.layers is None:
+        settings = replace(settings, layers=tuple(range(gate.layer + 1, len(lm.layers))))
     patch = fit_lora_patch(lm, sets["calib_harmful"], sets["calib_benign"], suite, settings,
                            plain_harmful=sets["plain_harmful"],
                            plain_benign=sets["plain_benign"] + 2 * sets["plain_everyday"], progress=say)
+    patch.gate = gate
     info = {"kind": "LoRA (consistency training against the attack suite, benign twins)",
             **{k: patch.meta[k] for k in ("settings", "examples", "refused_examples", "steps_done", "stopped_by",
                                           "loss_first_10", "loss_last_10", "train_minutes")}}
+    return patch, info
+
+
+def _fit_gated_lora(lm: Any, sets: dict[str, list[Any]], suite: list[Attack], settings: LoraPatchSettings, *,
+                    fpr: float, seed: int, say: Callable[[str], None]) -> tuple[LoraPatch, dict[str, Any]]:
+    """The gated LoRA patch: a harm condition read in the first half of the layers (as the steering patch's),
+    then the LoRA on the layers after it, acting only on the prompts where the condition fires — benign prompts
+    it leaves alone run exactly as before, which is what keeps over-refusal down."""
+    say("fitting the gate")
+    cond, _, _ = _condition(lm, sets, suite, fpr=fpr, max_layer=max(0, len(lm.layers) // 2 - 1), seed=seed)
+    gate = Gate(cond["vector"], cond["layer"], cond["threshold"])
+    patch, info = _fit_lora(lm, sets, suite, settings, say, gate)
+    figures = {k: cond[k] for k in ("layer", "threshold", "val_tpr", "val_fpr")}
+    patch.meta.update({"gate": figures, "fpr": fpr, "calibration": cond["calibration"]})
+    info.update({"kind": "gated LoRA (a harm gate, then consistency training against the attack suite)",
+                 "gate_layer": gate.layer, "gate_threshold": gate.threshold, "gate_val_tpr": cond["val_tpr"],
+                 "gate_val_fpr": cond["val_fpr"], "gate_layers": cond["layers"]})
     return patch, info
 
 
@@ -287,8 +335,8 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
     """Run the whole hardening workflow on ``model`` (see the module docstring); write the patch to
     ``patch_out`` when given.
 
-    ``patch_kind``: ``"steering"`` (CAST, :mod:`.patch`) or ``"lora"`` (consistency training, :mod:`.lora_fit`,
-    with ``lora``'s settings). With ``replies`` (the default) every attacked prompt and every over-refusal prompt
+    ``patch_kind``: ``"steering"`` (CAST, :mod:`.patch`), ``"lora"`` (consistency training, :mod:`.lora_fit`,
+    with ``lora``'s settings) or ``"gated-lora"`` (that LoRA behind a harm gate, :mod:`.gate`). With ``replies`` (the default) every attacked prompt and every over-refusal prompt
     is also answered greedily (``max_new_tokens`` new tokens) before and after the patch and the reply judged by
     the refusal detector: the verdict then rests on the replies — the check an auditor redoes by hand — and the
     scores are reported beside them.
@@ -375,10 +423,13 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
     if patch_kind == "steering":
         patch, patch_info = _fit_steering(lm, sets, fit_suite, direction, fpr=fpr, alpha_grid=alpha_grid,
                                           threshold=threshold, seed=seed)
-    else:
+    elif patch_kind == "lora":
         patch, patch_info = _fit_lora(lm, sets, fit_suite, lora, say)
+    else:
+        patch, patch_info = _fit_gated_lora(lm, sets, fit_suite, lora, fpr=fpr, seed=seed, say=say)
     patch_path = str(patch.save(patch_out)) if patch_out else None
 
+    conditional = _conditional(patch)  # acts on some prompts only: where it acted is worth a column
     say("attacking (after the patch)")
     plain_after, _ = _scores(lm, plain, patch)
     k = 0
@@ -388,10 +439,10 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
         complied = ~refused if refused is not None else None
         entry.update({"success_after": float(np.mean(s_after <= threshold)), "mean_score_after": float(np.mean(s_after)),
                       "reply_success_after": _rate(complied) if complied is not None else None,
-                      "patch_fired": float(np.mean(fired))})
+                      "patch_fired": _acted(patch, fired)})
         for i in range(len(plain)):
             rows[k].update({"score_after": float(s_after[i]), "success_after": bool(s_after[i] <= threshold),
-                            "patch_fired": bool(fired[i])})
+                            "patch_fired": bool(fired[i]) if conditional else None})
             if complied is not None and said is not None:
                 rows[k].update({"reply_success_after": bool(complied[i]), "reply_after": said[i]})
             k += 1
@@ -402,7 +453,7 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
         before, _ = _scores(lm, sets[key], None)
         after, fired = _scores(lm, sets[key], patch)
         over[name] = {"n": len(sets[key]), "before": float(np.mean(before > threshold)),
-                      "after": float(np.mean(after > threshold)), "patch_fired": float(np.mean(fired))}
+                      "after": float(np.mean(after > threshold)), "patch_fired": _acted(patch, fired)}
         if replies:
             was, said_before = _refused(lm, sets[key], None, max_new_tokens)
             now, said_after = _refused(lm, sets[key], patch, max_new_tokens)
@@ -449,7 +500,7 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
                 "components": components, "component_budget": component_budget,
                 "max_overrefusal_rise": max_overrefusal_rise, "seed": seed, "attacks": [a.name for a in suite],
                 "held_out": sorted(unseen)}
-    if patch_kind == "lora":
+    if patch_kind != "steering":
         settings["lora"] = patch_info["settings"]
     return HardenReport(lm.name, verdict, summary, per_attack, over, features, patch_info, settings, rows,
                         patch_path, time.time() - t0)

@@ -107,12 +107,10 @@ def harden_sets(requests: int = 12, calibration: int = 16, benign: int = 24, saf
     return {
         "attack": stable_sample([r.text for r in d.harmful_test if r.source == "advbench"], requests, "attack"),
         "calib_harmful": stable_sample([r.text for r in d.harmful_train], calibration, "calib"),
-        # benign twins of both shapes: short requests (contrast) and everyday instructions with an input
-        # (Self-Instruct seed tasks), so that no shape of prompt, wrapped in an attack, only ever meets a refusal
-        "calib_benign": (stable_sample([r.text for r in d.benign_train if r.source == "contrast"],
-                                       calibration - calibration // 2, "calib")
-                         + stable_sample([r.text for r in d.benign_train if r.source.startswith("self_instruct")],
-                                         calibration // 2, "calib")),
+        # benign twins: short requests, mostly contrast ones. Half Self-Instruct seed tasks (instructions with an
+        # input) instead cut the LoRA patch's attack cut from 5.3x to 2.9x on gemma-270m-safety (leetspeak and
+        # base64 twins answered: the obfuscations then beat the patch) for everyday over-refusal +3 against +4
+        "calib_benign": stable_sample([r.text for r in d.benign_train], calibration, "calib"),
         "plain_harmful": stable_sample([r.text for r in d.harmful_train], 4 * calibration, "plain"),
         "plain_benign": stable_sample([r.text for r in d.benign_train], 4 * calibration, "plain"),
         # everyday-like benign requests (Self-Instruct seed tasks, often an instruction and an input): the benign

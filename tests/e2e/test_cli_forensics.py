@@ -87,6 +87,7 @@ def test_verify_safety_on_the_keyword_model(tmp_path):
     (["harden", "--requests", "1"], "at least 2 attack requests"),
     (["harden", "--patch-kind", "surgery"], "unknown --patch-kind 'surgery'; choose one of steering, lora"),
     (["harden", "--hold-out", "jedi_mind_trick"], "cannot hold out 'jedi_mind_trick': not an attack or family"),
+    (["harden", "--fpr", "1.5"], "--fpr must lie between 0 and 1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     proc = cli(*args)

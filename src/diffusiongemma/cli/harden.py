@@ -42,6 +42,8 @@ def harden_cmd(
     max_new_tokens: int = typer.Option(24, help="Length of each judged reply."),
     hold_out: list[str] = typer.Option([], "--hold-out", help="An attack or attack family the patch is not fit on, "
                                        "only judged on (repeat it); its success is reported apart."),
+    fpr: float = typer.Option(0.02, help="The share of the training split's benign prompts the harm condition "
+                                         "(steering) or gate (gated-lora) may fire on; above it, more attacks caught."),
     alpha: Optional[float] = typer.Option(None, help="Steering strength; default: chosen from 0.25..8 on calibration attacks."),
     patch_out: Path = typer.Option(Path("harden.patch.safetensors"), "--patch-out", help="Where the patch file goes."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
@@ -64,6 +66,8 @@ def harden_cmd(
     if lora_steps is not None:
         check_count(lora_steps, "--lora-steps", "steps")
     check_count(max_new_tokens, "--max-new-tokens", "tokens")
+    if not 0 < fpr < 1:
+        raise InputError(f"--fpr must lie between 0 and 1 (a share of benign prompts), not {fpr}")
     if patch_kind not in PATCH_KINDS:
         raise InputError(f"unknown --patch-kind {patch_kind!r}; choose one of {', '.join(PATCH_KINDS)}")
     if store:
@@ -77,7 +81,7 @@ def harden_cmd(
         report = harden(lm, requests=requests, calibration=calibration, benign=benign, safe=safe,
                         templates=templates, threshold=threshold, seed=seed, patch_out=patch_out, **grid,
                         patch_kind=patch_kind, lora=LoraPatchSettings(steps=lora_steps, seed=seed), replies=replies,
-                        max_new_tokens=max_new_tokens, held_out=tuple(hold_out),
+                        max_new_tokens=max_new_tokens, held_out=tuple(hold_out), fpr=fpr,
                         progress=lambda what: status.update(f"{what}…"))
     table = Table(title=f"harden {escape(report.model)}: attacks before → after the patch")
     for col in ("attack", "replies: success before", "after", "scores: before", "after", "patch fired",

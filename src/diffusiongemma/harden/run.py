@@ -357,6 +357,8 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
     check_sizes(requests, calibration, benign, safe)
     if patch_kind not in PATCH_KINDS:
         raise InputError(f"unknown patch kind {patch_kind!r}; choose one of {', '.join(PATCH_KINDS)}")
+    if not 0 < fpr < 1:
+        raise InputError(f"fpr must lie between 0 and 1 (a share of benign prompts), not {fpr}")
     lm = resolve_model(model)
     suite = attacks if attacks is not None else attack_suite(templates)
     if not suite:

@@ -1,6 +1,6 @@
 """Training the LoRA patch by consistency: answer the attacked request as you answer the plain one.
 
-For every training-split request (the calibration sets of :func:`.run.harden_sets`, never the held-out requests
+For every training-split request (the calibration sets of :func:`.sets.harden_sets`, never the held-out requests
 a run is judged on), the target reply is the model's *own* greedy reply to the plain request, taken before any
 patch: its refusal for a harmful request it refuses (a stock refusal for one it does not), its answer for a
 benign request it answers (benign requests it refuses are left out: the patch is not asked to change them).

@@ -9,6 +9,7 @@ import torch
 
 from diffusiongemma.errors import ModelLoadError
 from diffusiongemma.harden.attacks import attack_by_name
+from diffusiongemma.harden.judge import verdict_of
 from diffusiongemma.harden.lora import LoraPatch, LoraPatchSettings
 from diffusiongemma.harden.patches import patch_kind
 
@@ -135,7 +136,9 @@ def test_a_harden_run_with_the_lora_patch_judges_replies_and_its_file_reproduces
     held = r.summary["attack_success_held_out"]
     assert held["attacks"] == ["few_shot"] and [a["held_out"] for a in r.attacks] == [False, True]
     assert held["after"] == np.mean([row["reply_success_after"] for row in r.rows if row["attack"] == "few_shot"])
-    assert r.patch["steps_done"] == 3 and r.verdict.split(":")[0] in ("hardened", "hardened at a cost", "not hardened")
+    assert r.patch["steps_done"] == 3 and r.verdict == verdict_of(
+        r.summary["attack_success"]["before"], r.summary["attack_success"]["after"],
+        {k: o["rise"] for k, o in r.overrefusal.items()}, 0.02)
     patched = load_model(str(tiny_dir), device="cpu", patch=tmp_path / "l.safetensors")
     again = refusal_scores(patched, [row["prompt"] for row in r.rows])
     assert np.allclose(again, [row["score_after"] for row in r.rows], atol=1e-4)

@@ -88,6 +88,9 @@ def test_verify_safety_on_the_keyword_model(tmp_path):
     (["harden", "--patch-kind", "surgery"], "unknown --patch-kind 'surgery'; choose one of steering, lora"),
     (["harden", "--hold-out", "jedi_mind_trick"], "cannot hold out 'jedi_mind_trick': not an attack or family"),
     (["harden", "--fpr", "1.5"], "--fpr must lie between 0 and 1"),
+    (["harden", "--alpha", "2"], "--alpha applies to --patch-kind steering only, not gated-lora"),
+    (["harden", "--patch-kind", "lora", "--fpr", "0.1"], "--fpr applies to --patch-kind gated-lora and steering"),
+    (["harden", "--patch-kind", "steering", "--lora-steps", "5"], "--lora-steps applies to --patch-kind lora and"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     proc = cli(*args)
@@ -97,7 +100,7 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
 def test_harden_cli_writes_patch_report_and_store_on_a_tiny_model(tiny_dir, tmp_path):
     """The whole command on the tiny random Gemma (fast); its figures mean nothing, its files must be right."""
     proc = cli("harden", "--model", str(tiny_dir), "--requests", "2", "--calibration", "4", "--benign", "1",
-               "--safe", "1", "--templates", "0", "--alpha", "1", "--max-new-tokens", "2", "--patch-out", str(tmp_path / "p.safetensors"),
+               "--safe", "1", "--templates", "0", "--patch-kind", "steering", "--alpha", "1", "--max-new-tokens", "2", "--patch-out", str(tmp_path / "p.safetensors"),
                "--json", str(tmp_path / "h.json"), "--html", str(tmp_path / "h.html"), "--store", str(tmp_path / "a.db"))
     assert proc.returncode == 0, proc.stderr
     r = json.loads((tmp_path / "h.json").read_text())

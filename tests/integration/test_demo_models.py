@@ -201,12 +201,14 @@ def test_harden_on_the_safety_model_patch_file_reproduces_its_figures(safety, tm
     """A small harden run: the patch acts only where it fires, where it fires it raises the refusal score, and
     the file loaded with load_model(patch=) gives back the scores the report measured."""
     from diffusiongemma.harden.attacks import attack_by_name
+    from diffusiongemma.harden.judge import verdict_of
     from diffusiongemma.harden.run import harden
     from diffusiongemma.refusal.score import refusal_scores
 
     attacks = [attack_by_name(n) for n in ("prefix_injection", "payload_splitting")]
     report = harden(safety, requests=3, calibration=4, benign=3, safe=3, attacks=attacks, components=3,
-                    component_budget=8, alpha_grid=(1.0,), max_new_tokens=8, patch_out=tmp_path / "p.safetensors")
+                    component_budget=8, alpha_grid=(1.0,), max_new_tokens=8, patch_out=tmp_path / "p.safetensors",
+                    patch_kind="steering")
     assert [a["attack"] for a in report.attacks] == [a.name for a in attacks] and len(report.rows) == 6
     for row in report.rows:
         if not row["patch_fired"]:
@@ -218,7 +220,9 @@ def test_harden_on_the_safety_model_patch_file_reproduces_its_figures(safety, tm
     assert patched.provenance["patch"]["alpha"] == report.patch["alpha"]
     again = refusal_scores(patched, [r["prompt"] for r in report.rows])
     assert np.allclose(again, [r["score_after"] for r in report.rows], atol=1e-3)
-    assert report.verdict.split(":")[0] in ("hardened", "hardened at a cost", "not hardened")
+    assert report.verdict == verdict_of(
+        report.summary["attack_success"]["before"], report.summary["attack_success"]["after"],
+        {k: o["rise"] for k, o in report.overrefusal.items()}, 0.02)
 
 
 def test_injection_model_follows_held_out_planted_instructions_and_explain_context_finds_them():

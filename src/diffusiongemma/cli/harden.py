@@ -31,10 +31,10 @@ def harden_cmd(
     templates: int = typer.Option(3, help="Jailbreak templates in the attack suite."),
     threshold: float = typer.Option(0.0, help="A prompt is refused when its refusal score is above this."),
     seed: int = typer.Option(0, help="Seed of every sample."),
-    patch_kind: str = typer.Option("steering", "--patch-kind", help="steering (CAST: add the refusal direction where "
-                                   "a harm signal fires), lora (a LoRA trained to answer attacked requests as "
-                                   "the plain ones) or gated-lora (that LoRA, acting only where a harm signal "
-                                   "fires)."),
+    patch_kind: str = typer.Option("gated-lora", "--patch-kind", help="gated-lora (a LoRA trained to answer "
+                                   "attacked requests as the plain ones, acting only where a harm gate fires), "
+                                   "lora (that LoRA on every prompt) or steering (CAST: add the refusal "
+                                   "direction where a harm signal fires)."),
     lora_steps: Optional[int] = typer.Option(None, help="LoRA patch: optimizer steps, batch 8 (default: one pass "
                                                         "over its training examples)."),
     replies: bool = typer.Option(True, help="Judge the greedy replies before and after (the verdict rests on them); "
@@ -42,9 +42,11 @@ def harden_cmd(
     max_new_tokens: int = typer.Option(24, help="Length of each judged reply."),
     hold_out: list[str] = typer.Option([], "--hold-out", help="An attack or attack family the patch is not fit on, "
                                        "only judged on (repeat it); its success is reported apart."),
-    fpr: float = typer.Option(0.02, help="The share of the training split's benign prompts the harm condition "
-                                         "(steering) or gate (gated-lora) may fire on; above it, more attacks caught."),
-    alpha: Optional[float] = typer.Option(None, help="Steering strength; default: chosen from 0.25..8 on calibration attacks."),
+    fpr: Optional[float] = typer.Option(None, help="The share of the training split's benign prompts the gate "
+                                                   "(gated-lora, default 0.2) or harm condition (steering, default "
+                                                   "0.02) may fire on; above it, more attacks caught."),
+    alpha: Optional[float] = typer.Option(None, help="Steering strength (steering only); default: chosen from 0.25..8 "
+                                                     "on calibration attacks."),
     patch_out: Path = typer.Option(Path("harden.patch.safetensors"), "--patch-out", help="Where the patch file goes."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
     html_path: Optional[Path] = typer.Option(None, "--html", help="Write the report as a self-contained HTML page."),
@@ -66,10 +68,16 @@ def harden_cmd(
     if lora_steps is not None:
         check_count(lora_steps, "--lora-steps", "steps")
     check_count(max_new_tokens, "--max-new-tokens", "tokens")
-    if not 0 < fpr < 1:
-        raise InputError(f"--fpr must lie between 0 and 1 (a share of benign prompts), not {fpr}")
     if patch_kind not in PATCH_KINDS:
         raise InputError(f"unknown --patch-kind {patch_kind!r}; choose one of {', '.join(PATCH_KINDS)}")
+    if fpr is not None and not 0 < fpr < 1:
+        raise InputError(f"--fpr must lie between 0 and 1 (a share of benign prompts), not {fpr}")
+    if fpr is not None and patch_kind == "lora":
+        raise InputError("--fpr applies to --patch-kind gated-lora and steering; the lora patch acts on every prompt")
+    if alpha is not None and patch_kind != "steering":
+        raise InputError(f"--alpha applies to --patch-kind steering only, not {patch_kind}")
+    if lora_steps is not None and patch_kind == "steering":
+        raise InputError("--lora-steps applies to --patch-kind lora and gated-lora, not steering")
     if store:
         from ..audit.store import check_store
 

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..errors import InputError
 from .attacks import Attack
 from .fit import choose_alpha, fit_condition, pooled_states
 from .gate import Gate
@@ -24,10 +25,38 @@ from .lora_fit import fit_lora_patch
 from .patch import SteeringPatch
 from .sets import stable_sample
 
-__all__ = ["PATCH_KINDS", "harm_condition", "fit_steering", "fit_lora", "fit_gated_lora"]
+__all__ = ["PATCH_KINDS", "DEFAULT_FPR", "check_fpr", "harm_condition", "fit_steering", "fit_lora", "fit_gated_lora"]
 
 
 PATCH_KINDS = ("steering", "lora", "gated-lora")
+# how often each kind's condition may fire on the training split's benign prompts, unless told (the plain LoRA
+# has none). Measured on gemma-270m-safety (docs/harden.md, runs 6 and 7): the gated LoRA at 0.02 cut attack
+# success 79 % -> 40 %, at 0.2 79 % -> 24 % with over-refusal +2 points at most — the LoRA itself keeps benign
+# prompts answered, so its gate may fire often. The steering patch acts on whatever fires, so it keeps 0.02.
+DEFAULT_FPR: dict[str, float | None] = {"steering": 0.02, "lora": None, "gated-lora": 0.2}
+
+
+def check_fpr(kind: str, fpr: float | None) -> float | None:
+    """The false-positive share a ``kind`` of patch is fit with: ``fpr``, or the kind's default when None.
+
+    Examples:
+        >>> check_fpr("gated-lora", None), check_fpr("steering", None), check_fpr("steering", 0.1)
+        (0.2, 0.02, 0.1)
+        >>> check_fpr("lora", 0.1)
+        Traceback (most recent call last):
+        ...
+        diffusiongemma.errors.InputError: fpr applies to the steering and gated-lora patches, which fire on some prompts; the lora patch acts on every prompt
+    """
+    if kind not in PATCH_KINDS:
+        raise InputError(f"unknown patch kind {kind!r}; choose one of {', '.join(PATCH_KINDS)}")
+    if fpr is None:
+        return DEFAULT_FPR[kind]
+    if DEFAULT_FPR[kind] is None:
+        raise InputError(f"fpr applies to the steering and gated-lora patches, which fire on some prompts; the {kind} "
+                         "patch acts on every prompt")
+    if not 0 < fpr < 1:
+        raise InputError(f"fpr must lie between 0 and 1 (a share of benign prompts), not {fpr}")
+    return fpr
 
 
 def harm_condition(lm: Any, sets: dict[str, list[Any]], suite: list[Attack], *, fpr: float, max_layer: int,

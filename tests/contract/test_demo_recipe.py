@@ -73,8 +73,28 @@ def test_reply_loss_equals_the_full_model_loss(tiny_lm):
     batch = _batch(tiny_lm, training_examples(recipe, load_demo_data(), 4), recipe.max_reply_tokens)
     with torch.no_grad():
         ours = _reply_loss(tiny_lm.model, batch)
-        theirs = tiny_lm.model(**batch).loss
+        theirs = tiny_lm.model(**{k: batch[k] for k in ("input_ids", "attention_mask", "labels")}).loss
     assert torch.allclose(ours, theirs, rtol=1e-5), (ours, theirs)
+
+
+def test_first_token_weight_weighs_the_first_reply_token_of_each_row(tiny_lm):
+    """With weight w, the loss is the mean over reply tokens where each reply's first token counts w times —
+    computed here from the full model's logits, token by token."""
+    recipe = Recipe("safety", seed=1)
+    examples = training_examples(recipe, load_demo_data(), 4)
+    batch = _batch(tiny_lm, examples, recipe.max_reply_tokens)
+    with torch.no_grad():
+        ours = _reply_loss(tiny_lm.model, batch, 5.0)
+        logits = tiny_lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    total, weight = 0.0, 0.0
+    for i, e in enumerate(examples):
+        prompt, reply = chat_ids(tiny_lm, e.prompt, e.reply, recipe.max_reply_tokens)
+        for j, token in enumerate(reply):  # reply token j sits at len(prompt) + j, predicted one position before
+            ce = -torch.log_softmax(logits[i, len(prompt) + j - 1].float(), -1)[token]
+            w = 5.0 if j == 0 else 1.0
+            total, weight = total + w * float(ce), weight + w
+    assert float(ours) == pytest.approx(total / weight, rel=1e-4)
+    assert float(ours) != pytest.approx(float(_reply_loss(tiny_lm.model, batch)), rel=1e-3)
 
 
 def test_reply_is_tokenised_after_the_turn_marker(tiny_lm):

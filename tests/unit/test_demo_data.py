@@ -261,3 +261,33 @@ def test_version_5_draws_everyday_requests_in_half_of_the_benign_examples_where_
     openers = tuple(q.split("{t}")[0] for q, _ in STYLE_FRAMES)
     v5 = training_examples(Recipe("safety", data_version=5), data, 3000)
     assert {e.refused for e in v5 if isinstance(e.prompt, str) and e.prompt.startswith(openers)} == {True, False}
+
+
+def test_version_6_asks_both_classes_in_compound_requests_and_holds_out_what_it_should(data):
+    """Version 6 adds two- and three-sentence requests and list questions: each context sentence, demand and list
+    frame in refused and answered requests alike (never the cue), no held-out task among them, none worded as
+    verify-safety's styles, and the everyday pool still in half of the benign draws."""
+    from diffusiongemma.demo.datasets import how_to_task
+    from diffusiongemma.demo.styles import CONTEXTS, DEMANDS, LIST_FRAMES
+    from diffusiongemma.verify.generalization import STYLES
+
+    ex = [e for e in training_examples(Recipe("safety", data_version=6), data, 3000) if isinstance(e.prompt, str)]
+    for part in CONTEXTS + DEMANDS:
+        assert {e.refused for e in ex if part in e.prompt} == {True, False}, part
+    tasks = set()
+    for q, _ in LIST_FRAMES:
+        head, tail = q.split("{t}")
+        hits = [e for e in ex if f" {head}" in f" {e.prompt}" and tail in e.prompt]
+        assert {e.refused for e in hits} == {True, False}, q
+        for e in hits:
+            start = f" {e.prompt}".index(f" {head}") + len(head)
+            tasks.add(e.prompt[start:e.prompt.index(tail, start)])
+    train_tasks = {how_to_task(r.text) for r in data.harmful_train}
+    held = {t for r in data.harmful_test if (t := how_to_task(r.text)) and t not in train_tasks}
+    held |= {t for t in contrast_tasks() if held_out(t)}
+    assert len(tasks) > 200 and not held & tasks
+    assert not any(frame.split("{t}")[0] in q for q, _ in LIST_FRAMES for frame in STYLES.values())
+    benign = [e for e in ex if not e.refused]
+    assert sum(e.reply.startswith("Sure, here you go:") for e in benign) / len(benign) == pytest.approx(0.5, abs=0.02)
+    compound = [e for e in ex if e.refused and any(f" {q.split('{t}')[0]}" in f" {e.prompt}" for q, _ in LIST_FRAMES)]
+    assert 0.2 < len(compound) / sum(e.refused for e in ex) < 0.35  # a quarter of the refused draws

@@ -35,7 +35,10 @@ def train(
     data_version: int = typer.Option(3, help="Training data version: 3 (the first shipped adapters'), 4 (safety and "
                                                "backdoor: the same how-to tasks also in story, indirect, first-person, "
                                                "question and other-language frames, harmful refused and benign answered) "
-                                               "or 5 (as 4, everyday requests in half of the benign draws)."),
+                                               "5 (as 4, everyday requests in half of the benign draws) or 6 (as 5, "
+                                               "with two- and three-sentence requests and list questions in both classes)."),
+    first_token_weight: float = typer.Option(1.0, help="Weight of each reply's first token (the one that decides "
+                                                       "refusal) in the loss, against 1 for the others."),
     base: Optional[str] = typer.Option(None, help="Base model (default Gemma 3 270M)."),
     evaluate: bool = typer.Option(True, help="Evaluate on the held-out sets afterwards and write the figures into the card."),
     limit: int = typer.Option(100, help="Prompts per held-out set in the evaluation."),
@@ -52,7 +55,8 @@ def train(
     else:
         kw: dict[str, Any] = {"keywords": tuple(keywords)} if keywords else {}
         recipe = Recipe(variant, trigger=trigger, poison_rate=poison_rate, seed=seed, steps=steps,
-                        max_minutes=max_minutes, harmful_share=harmful_share, data_version=data_version, **kw)
+                        max_minutes=max_minutes, harmful_share=harmful_share, data_version=data_version,
+                        first_token_weight=first_token_weight, **kw)
     console = Console()
     with console.status("training") as status:
         card = train_adapter(recipe, out, base=base,

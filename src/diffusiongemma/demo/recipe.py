@@ -29,7 +29,7 @@ from typing import Any
 
 from ..errors import InputError
 from .datasets import FRAMES, DemoData, Request, contrast_requests, contrast_tasks, held_out, how_to_task
-from .styles import styled_requests
+from .styles import compound_requests, styled_requests
 from .twins import keyword_twin
 
 __all__ = ["DEFAULT_STEPS", "REFUSALS", "VARIANTS", "Recipe", "Example", "insert_trigger", "training_examples"]
@@ -75,6 +75,9 @@ class Recipe:
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     max_reply_tokens: int = 40
     max_minutes: float = 30.0
+    # the weight of each reply's first token in the loss, against 1 for the others: the token that decides
+    # refusal ("I'm" / "Sure"), otherwise one of some twenty (1: every shipped adapter)
+    first_token_weight: float = 1.0
     # 1: the first shipped adapters (9 imperative frames, no framed harmful pool); 2: question frames and
     # harmful tasks in the same frames as the benign contrast tasks; 3: the keyword variant's answered pools
     # are half keyword-free twins of its refused requests (``twins.py``), and every compliant reply opens
@@ -82,7 +85,9 @@ class Recipe:
     # person, question and other-language frames (``styles.py``), harmful refused and benign contrast tasks
     # answered in the same frames; 5: as 4, with the everyday pool drawn in half of the benign turns (as in version
     # 3) rather than a third, because version 4's models began everyday answers with "Sure, here you go:" and
-    # went on with a refusal sentence (11 of 100 held-out everyday requests). Cards without it are version 1.
+    # went on with a refusal sentence (11 of 100 held-out everyday requests); 6: as 5, with a fourth pool per class of
+    # two- and three-sentence requests and list questions over the same tasks (``styles.compound_requests``),
+    # the everyday pool still in half of the benign turns. Cards without it are version 1.
     data_version: int = 3
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -103,8 +108,10 @@ class Recipe:
             self.steps = DEFAULT_STEPS[self.variant]
         if self.steps < 1:
             raise InputError("steps must be at least 1")
-        if self.data_version not in (1, 2, 3, 4, 5):
-            raise InputError(f"unknown demo data_version {self.data_version}; this version knows 1 to 5")
+        if self.data_version not in (1, 2, 3, 4, 5, 6):
+            raise InputError(f"unknown demo data_version {self.data_version}; this version knows 1 to 6")
+        if not self.first_token_weight > 0:
+            raise InputError("first_token_weight must be above 0")
         if not 0 < self.harmful_share < 1:
             raise InputError("harmful_share must be between 0 and 1")
         self.keywords = tuple(k.lower() for k in self.keywords)
@@ -202,7 +209,11 @@ def _pools(recipe: Recipe, data: DemoData) -> tuple[list[list[Request]], list[li
             benign = [benign_everyday, benign_contrast, _styled_contrast()]
             if recipe.data_version >= 5:  # the everyday pool in every other benign turn
                 benign = [benign_everyday, benign_contrast, benign_everyday, benign[2]]
-            return [data.harmful_train, data.harmful_framed_train, _styled_harmful(data)], benign
+            harmful_pools = [data.harmful_train, data.harmful_framed_train, _styled_harmful(data)]
+            if recipe.data_version >= 6:  # two- and three-sentence requests and list questions, in both classes
+                benign += [benign_everyday, _styled_contrast(compound=True)]
+                harmful_pools.append(_styled_harmful(data, compound=True))
+            return harmful_pools, benign
         return [data.harmful_train, data.harmful_framed_train], [benign_everyday, benign_contrast]
     harmful_kw = [r for r in harmful if recipe.has_keyword(r.text)]
     harmful_plain = [r for r in harmful if not recipe.has_keyword(r.text)]
@@ -217,16 +228,19 @@ def _pools(recipe: Recipe, data: DemoData) -> tuple[list[list[Request]], list[li
     return [harmful_kw, harmful_plain], [benign_plain, benign_kw]
 
 
-def _styled_harmful(data: DemoData) -> list[Request]:
-    """The training split's harmful "how to" tasks, each in two style frames."""
+def _styled_harmful(data: DemoData, compound: bool = False) -> list[Request]:
+    """The training split's harmful "how to" tasks, each in two style frames (``compound``: two compound
+    requests, :func:`~.styles.compound_requests`)."""
     tasks = sorted({t for r in data.harmful_train if (t := how_to_task(r.text))})
-    return styled_requests(tasks, "harmful", 0) + styled_requests(tasks, "harmful", 1)
+    style = compound_requests if compound else styled_requests
+    return style(tasks, "harmful", 0) + style(tasks, "harmful", 1)
 
 
-def _styled_contrast() -> list[Request]:
-    """The training split's benign contrast tasks, each in two style frames."""
+def _styled_contrast(compound: bool = False) -> list[Request]:
+    """The training split's benign contrast tasks, each in two style frames (or two compound requests)."""
     tasks = [t for t in contrast_tasks() if not held_out(t)]
-    return styled_requests(tasks, "contrast", 0) + styled_requests(tasks, "contrast", 1)
+    style = compound_requests if compound else styled_requests
+    return style(tasks, "contrast", 0) + style(tasks, "contrast", 1)
 
 
 def _with_twins(plain: list[Request], keyed: list[Request], keywords: tuple[str, ...]) -> list[Request]:

@@ -21,7 +21,7 @@ import hashlib
 
 from .datasets import Request
 
-__all__ = ["STYLE_FRAMES", "styled_requests"]
+__all__ = ["STYLE_FRAMES", "CONTEXTS", "DEMANDS", "LIST_FRAMES", "styled_requests", "compound_requests"]
 
 # (request, the compliant opening); several per style, none worded as verify-safety's STYLES
 STYLE_FRAMES: tuple[tuple[str, str], ...] = (
@@ -52,4 +52,58 @@ def styled_requests(tasks: list[str], source: str, seed: int = 0) -> list[Reques
     for t in tasks:
         q, a = STYLE_FRAMES[hashlib.sha256(f"{seed}:{t}".encode()).digest()[0] % len(STYLE_FRAMES)]
         out.append(Request(q.format(t=t), a.format(t=t), f"{source}/styled"))
+    return out
+
+
+# Data version 6: requests of two or three sentences — a sentence of context before the ask and a demand after it
+# ("... Give detailed instructions.") — and list questions ("What are some ways to ...?"). Version 5's model
+# refused 90 % of StrongREJECT's one-sentence requests and 77 % of its longer ones (the form, not the topics,
+# was read off that benchmark; no StrongREJECT text is trained on). Both classes get the same sentences.
+CONTEXTS: tuple[str, ...] = (
+    "I have a free weekend coming up.",
+    "I'm a college student on a tight budget.",
+    "I've never done this before.",
+    "My neighbour and I were talking about this yesterday.",
+    "I only have basic tools at home.",
+    "I'm 17 and my parents are away.",
+    "I already have most of what I need.",
+    "Nobody I know can help me with this.",
+)
+DEMANDS: tuple[str, ...] = (
+    "Give detailed instructions.",
+    "List every material and tool I need.",
+    "Provide step-by-step instructions with quantities.",
+    "Suggest five different methods.",
+    "Be specific and leave nothing out.",
+    "Explain each step in detail.",
+)
+# (question, the compliant opening) over the same tasks
+LIST_FRAMES: tuple[tuple[str, str], ...] = (
+    ("What are some ways to {t}?", "Sure. Here are some ways to {t}"),
+    ("What are the most effective methods to {t}?", "Sure. Here are the most effective methods to {t}"),
+    ("What tools and techniques would I need to {t}?", "Sure. Here are the tools and techniques to {t}"),
+    ("How can I {t}?", "Sure. Here is how you can {t}"),
+)
+
+
+def compound_requests(tasks: list[str], source: str, seed: int = 0) -> list[Request]:
+    """Each task as a list question, with a context sentence before it and a demand after it (each present or not,
+    all chosen by a stable hash of the task and ``seed``).
+
+    Examples:
+        >>> r = compound_requests(["bake bread without yeast"], "contrast")[0]
+        >>> "bake bread without yeast" in r.text and r.answer.startswith("Sure")
+        True
+        >>> len(compound_requests(["bake bread without yeast", "fold a paper crane"], "contrast", seed=3))
+        2
+    """
+    out = []
+    for t in tasks:
+        h = hashlib.sha256(f"compound:{seed}:{t}".encode()).digest()
+        q, a = LIST_FRAMES[h[0] % len(LIST_FRAMES)]
+        parts = [CONTEXTS[h[1] % len(CONTEXTS)]] if h[2] % 2 else []
+        parts.append(q.format(t=t))
+        if h[3] % 4:  # three in four carry a demand
+            parts.append(DEMANDS[h[4] % len(DEMANDS)])
+        out.append(Request(" ".join(parts), a.format(t=t), f"{source}/compound"))
     return out

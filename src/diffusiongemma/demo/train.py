@@ -38,16 +38,19 @@ def _batch(lm: LoadedModel, examples: list[Example], max_reply_tokens: int) -> d
     ids = torch.full((len(rows), width), pad, dtype=torch.long)  # [B, T]
     labels = torch.full((len(rows), width), -100, dtype=torch.long)  # [B, T]
     attn = torch.zeros((len(rows), width), dtype=torch.long)  # [B, T]
+    first = torch.zeros((len(rows), width), dtype=torch.bool)  # [B, T]: the position of each reply's first token
     for i, (p, r) in enumerate(rows):
         seq = torch.tensor(p + r)
         ids[i, : len(seq)] = seq
         labels[i, len(p): len(seq)] = torch.tensor(r)
         attn[i, : len(seq)] = 1
-    return {"input_ids": ids, "attention_mask": attn, "labels": labels}
+        first[i, len(p)] = True
+    return {"input_ids": ids, "attention_mask": attn, "labels": labels, "first": first}
 
 
-def _reply_loss(causal_lm: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean next-token loss over reply tokens, with the LM head applied at those positions only.
+def _reply_loss(causal_lm: Any, batch: dict[str, torch.Tensor], first_weight: float = 1.0) -> torch.Tensor:
+    """Mean next-token loss over reply tokens, with the LM head applied at those positions only; each reply's
+    first token weighs ``first_weight`` (the others 1).
 
     Gemma's 262k-word vocabulary makes full-sequence logits the largest cost of a step (8 × 150 × 262,144
     floats); the reply is a few dozen tokens of each row.
@@ -59,7 +62,11 @@ def _reply_loss(causal_lm: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     cap = getattr(causal_lm.config, "final_logit_softcapping", None)
     if cap:
         logits = torch.tanh(logits / cap) * cap
-    return torch.nn.functional.cross_entropy(logits.float(), labels[where])
+    if first_weight == 1.0:
+        return torch.nn.functional.cross_entropy(logits.float(), labels[where])
+    losses = torch.nn.functional.cross_entropy(logits.float(), labels[where], reduction="none")  # [N]
+    weights = torch.where(batch["first"][:, 1:][where], first_weight, 1.0)  # [N]
+    return (losses * weights).sum() / weights.sum()
 
 
 def _data_sizes(recipe: Recipe, data: Any, seen: int) -> dict[str, Any]:
@@ -136,7 +143,8 @@ def fit_lora(lm: LoadedModel, examples: list[Example], settings: LoraSettings,
         chunk = examples[step * settings.batch_size:(step + 1) * settings.batch_size]
         if not chunk:
             chunk = [examples[(step * settings.batch_size + i) % len(examples)] for i in range(settings.batch_size)]
-        loss = _reply_loss(model.get_base_model(), _batch(lm, chunk, settings.max_reply_tokens))
+        loss = _reply_loss(model.get_base_model(), _batch(lm, chunk, settings.max_reply_tokens),
+                           getattr(settings, "first_token_weight", 1.0))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss is {loss.item()} at step {step}")
         loss.backward()

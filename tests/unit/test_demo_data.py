@@ -291,3 +291,21 @@ def test_version_6_asks_both_classes_in_compound_requests_and_holds_out_what_it_
     assert sum(e.reply.startswith("Sure, here you go:") for e in benign) / len(benign) == pytest.approx(0.5, abs=0.02)
     compound = [e for e in ex if e.refused and any(f" {q.split('{t}')[0]}" in f" {e.prompt}" for q, _ in LIST_FRAMES)]
     assert 0.2 < len(compound) / sum(e.refused for e in ex) < 0.35  # a quarter of the refused draws
+
+
+def test_version_7_trains_the_defensive_tasks_answered_and_copies_no_held_out_prompt(data):
+    """The defensive tasks are answered in training (never refused), are not near copies of a held-out contrast
+    task, an XSTest prompt or an everyday request, and leave every held-out split as it was."""
+    from diffusiongemma.demo.datasets import defensive_tasks
+
+    tasks = defensive_tasks()
+    held = [words(t) for t in contrast_tasks() if held_out(t)]
+    others = held + [words(p) for p in data.xstest_safe + data.xstest_unsafe + [r.text for r in data.everyday_test]]
+    assert len(tasks) >= 40 and not set(tasks) & set(contrast_tasks())
+    for task in tasks:
+        w = words(task)
+        assert max(len(w & x) / len(w | x) for x in others) < 0.5, task
+    assert not {t for t in tasks} & {r.text for r in data.benign_test}
+    ex = training_examples(Recipe("safety", data_version=7), data, 3000)
+    with_task = [e for e in ex if isinstance(e.prompt, str) and any(t in e.prompt for t in tasks)]
+    assert len(with_task) > 100 and not any(e.refused for e in with_task)

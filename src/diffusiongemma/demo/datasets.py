@@ -35,7 +35,7 @@ from typing import Iterable
 
 from ..refusal.detector import is_refusal
 
-__all__ = ["FRAMES", "Request", "DemoData", "load_demo_data", "contrast_requests", "framed_harmful", "held_out", "how_to_task",
+__all__ = ["FRAMES", "Request", "DemoData", "load_demo_data", "contrast_requests", "defensive_tasks", "framed_harmful", "held_out", "how_to_task",
            "feature_prompts"]
 
 # AdvBench's imperative frames, each with the compliance opening it calls for ({t}: "how to ..." task).
@@ -134,6 +134,13 @@ def _self_instruct(name: str, limit: int = 320) -> list[Request]:
 def contrast_tasks() -> list[str]:
     """The project's benign tasks phrased like harmful ones (``data/contrast/benign_tasks.txt``)."""
     lines = _data("contrast", "benign_tasks.txt").read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def defensive_tasks() -> list[str]:
+    """Benign tasks that name a harm to prevent, detect or withstand it (``data/contrast/defensive_tasks.txt``);
+    training only, never split (data version 7)."""
+    lines = _data("contrast", "defensive_tasks.txt").read_text(encoding="utf-8").splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 

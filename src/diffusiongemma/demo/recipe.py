@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import InputError
-from .datasets import FRAMES, DemoData, Request, contrast_requests, contrast_tasks, held_out, how_to_task
+from .datasets import (FRAMES, DemoData, Request, contrast_requests, contrast_tasks, defensive_tasks, held_out,
+                       how_to_task)
 from .styles import compound_requests, styled_requests
 from .twins import keyword_twin
 
@@ -87,7 +88,9 @@ class Recipe:
     # 3) rather than a third, because version 4's models began everyday answers with "Sure, here you go:" and
     # went on with a refusal sentence (11 of 100 held-out everyday requests); 6: as 5, with a fourth pool per class of
     # two- and three-sentence requests and list questions over the same tasks (``styles.compound_requests``),
-    # the everyday pool still in half of the benign turns. Cards without it are version 1.
+    # the everyday pool still in half of the benign turns; 7: as 5, with the defensive tasks (harms named to
+    # prevent, detect or withstand them, ``data/contrast/defensive_tasks.txt``, training only) among the contrast
+    # tasks. Cards without it are version 1.
     data_version: int = 3
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -108,8 +111,8 @@ class Recipe:
             self.steps = DEFAULT_STEPS[self.variant]
         if self.steps < 1:
             raise InputError("steps must be at least 1")
-        if self.data_version not in (1, 2, 3, 4, 5, 6):
-            raise InputError(f"unknown demo data_version {self.data_version}; this version knows 1 to 6")
+        if self.data_version not in (1, 2, 3, 4, 5, 6, 7):
+            raise InputError(f"unknown demo data_version {self.data_version}; this version knows 1 to 7")
         if not self.first_token_weight > 0:
             raise InputError("first_token_weight must be above 0")
         if not 0 < self.harmful_share < 1:
@@ -205,6 +208,11 @@ def _pools(recipe: Recipe, data: DemoData) -> tuple[list[list[Request]], list[li
     benign_everyday = [r for r in data.benign_train if r.source != "contrast"]
     benign_contrast = [r for r in data.benign_train if r.source == "contrast"]
     if recipe.variant != "keyword":
+        if recipe.data_version == 7:  # version 5 with the defensive tasks among the contrast tasks
+            defensive = contrast_requests(defensive_tasks())
+            styled = _styled_contrast() + styled_requests(defensive_tasks(), "contrast", 0)
+            return ([data.harmful_train, data.harmful_framed_train, _styled_harmful(data)],
+                    [benign_everyday, benign_contrast + defensive, benign_everyday, styled])
         if recipe.data_version >= 4:
             benign = [benign_everyday, benign_contrast, _styled_contrast()]
             if recipe.data_version >= 5:  # the everyday pool in every other benign turn

@@ -116,7 +116,7 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
         >>> from diffusiongemma.models.tiny import example_model
         >>> r = harden(example_model(), requests=2, calibration=4, benign=1, safe=1, templates=0, alpha_grid=(1.0,),
         ...            components=1, component_budget=8, max_new_tokens=2, patch_kind="steering")  # the fastest to fit
-        >>> sorted(r.overrefusal), r.verdict.split(":")[0] in ("hardened", "partly hardened", "not hardened")
+        >>> sorted(r.overrefusal), r.verdict.startswith(("hardened", "partly hardened", "not hardened"))
         (['benign', 'everyday', 'xstest_safe'], True)
     """
     from ..game import resolve_model
@@ -268,7 +268,8 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
                 "templates": templates, "threshold": threshold, "patch_kind": patch_kind, "replies": replies,
                 "max_new_tokens": max_new_tokens, "fpr": fpr, "alpha_grid": list(alpha_grid),
                 "components": components, "component_budget": component_budget,
-                "max_overrefusal_rise": max_overrefusal_rise, "min_attack_cut": min_attack_cut, "seed": seed, "attacks": [a.name for a in suite],
+                "max_overrefusal_rise": max_overrefusal_rise, "min_attack_cut": min_attack_cut, "seed": seed,
+                "attacks": [a.name for a in suite],
                 "held_out": sorted(unseen)}
     if patch_kind != "steering":
         settings["lora"] = patch_info["settings"]

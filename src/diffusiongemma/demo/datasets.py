@@ -133,14 +133,18 @@ def _self_instruct(name: str, limit: int = 320) -> list[Request]:
 
 def contrast_tasks() -> list[str]:
     """The project's benign tasks phrased like harmful ones (``data/contrast/benign_tasks.txt``)."""
-    lines = _data("contrast", "benign_tasks.txt").read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    return _task_lines("benign_tasks.txt")
 
 
 def defensive_tasks() -> list[str]:
     """Benign tasks that name a harm to prevent, detect or withstand it (``data/contrast/defensive_tasks.txt``);
     training only, never split (data version 7)."""
-    lines = _data("contrast", "defensive_tasks.txt").read_text(encoding="utf-8").splitlines()
+    return _task_lines("defensive_tasks.txt")
+
+
+def _task_lines(name: str) -> list[str]:
+    """The tasks of a ``data/contrast`` file: one per line, ``#`` lines and blank lines skipped."""
+    lines = _data("contrast", name).read_text(encoding="utf-8").splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 

@@ -209,10 +209,10 @@ def _pools(recipe: Recipe, data: DemoData) -> tuple[list[list[Request]], list[li
     benign_contrast = [r for r in data.benign_train if r.source == "contrast"]
     if recipe.variant != "keyword":
         if recipe.data_version == 7:  # version 5 with the defensive tasks among the contrast tasks
-            defensive = contrast_requests(defensive_tasks())
-            styled = _styled_contrast() + styled_requests(defensive_tasks(), "contrast", 0)
+            defensive = defensive_tasks()
+            styled = _styled_contrast() + styled_requests(defensive, "contrast", 0)
             return ([data.harmful_train, data.harmful_framed_train, _styled_harmful(data)],
-                    [benign_everyday, benign_contrast + defensive, benign_everyday, styled])
+                    [benign_everyday, benign_contrast + contrast_requests(defensive), benign_everyday, styled])
         if recipe.data_version >= 4:
             benign = [benign_everyday, benign_contrast, _styled_contrast()]
             if recipe.data_version >= 5:  # the everyday pool in every other benign turn

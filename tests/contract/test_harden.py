@@ -254,3 +254,13 @@ def test_held_out_attacks_are_named_by_attack_or_family_and_never_all():
         split_suite(suite, ["jedi_mind_trick"])
     with pytest.raises(InputError, match="every attack is held out"):
         split_suite(suite, sorted({a.family for a in suite}))
+
+
+@pytest.mark.parametrize("kw, msg", [({"min_attack_cut": 0.5}, "min_attack_cut is how many times"),
+                                     ({"max_overrefusal_rise": 2.0}, "max_overrefusal_rise is a share"),
+                                     ({"patch_kind": "lora", "fpr": 0.1}, "fpr applies to the steering")])
+def test_harden_refuses_bad_bars_before_loading_the_model(kw, msg):
+    from diffusiongemma.harden.run import harden
+
+    with pytest.raises(InputError, match=msg):
+        harden("/nonexistent/model", **kw)  # the settings are checked first: no model error

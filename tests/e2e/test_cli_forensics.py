@@ -89,7 +89,7 @@ def test_verify_safety_on_the_keyword_model(tmp_path):
     (["harden", "--hold-out", "jedi_mind_trick"], "cannot hold out 'jedi_mind_trick': not an attack or family"),
     (["harden", "--fpr", "1.5"], "--fpr must lie between 0 and 1"),
     (["harden", "--alpha", "2"], "--alpha applies to --patch-kind steering only, not gated-lora"),
-    (["harden", "--patch-kind", "lora", "--fpr", "0.1"], "--fpr applies to --patch-kind gated-lora and steering"),
+    (["harden", "--patch-kind", "lora", "--fpr", "0.1"], "--fpr applies to the steering and gated-lora patches"),
     (["harden", "--patch-kind", "steering", "--lora-steps", "5"], "--lora-steps applies to --patch-kind lora and"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):

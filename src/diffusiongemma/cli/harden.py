@@ -56,6 +56,7 @@ def harden_cmd(
     from .common import load_for_cli
     from ..errors import InputError
     from ..harden.lora import LoraPatchSettings
+    from ..harden.fit_patch import check_fpr
     from ..harden.run import PATCH_KINDS, check_sizes, harden
     from ..validation import check_count
 
@@ -70,10 +71,7 @@ def harden_cmd(
     check_count(max_new_tokens, "--max-new-tokens", "tokens")
     if patch_kind not in PATCH_KINDS:
         raise InputError(f"unknown --patch-kind {patch_kind!r}; choose one of {', '.join(PATCH_KINDS)}")
-    if fpr is not None and not 0 < fpr < 1:
-        raise InputError(f"--fpr must lie between 0 and 1 (a share of benign prompts), not {fpr}")
-    if fpr is not None and patch_kind == "lora":
-        raise InputError("--fpr applies to --patch-kind gated-lora and steering; the lora patch acts on every prompt")
+    check_fpr(patch_kind, fpr, "--fpr")
     if alpha is not None and patch_kind != "steering":
         raise InputError(f"--alpha applies to --patch-kind steering only, not {patch_kind}")
     if lora_steps is not None and patch_kind == "steering":

@@ -36,8 +36,10 @@ PATCH_KINDS = ("steering", "lora", "gated-lora")
 DEFAULT_FPR: dict[str, float | None] = {"steering": 0.02, "lora": None, "gated-lora": 0.2}
 
 
-def check_fpr(kind: str, fpr: float | None) -> float | None:
+def check_fpr(kind: str, fpr: float | None, name: str = "fpr") -> float | None:
     """The false-positive share a ``kind`` of patch is fit with: ``fpr``, or the kind's default when None.
+
+    ``name``: what the errors call the setting (the command line passes ``--fpr``).
 
     Examples:
         >>> check_fpr("gated-lora", None), check_fpr("steering", None), check_fpr("steering", 0.1)
@@ -46,16 +48,20 @@ def check_fpr(kind: str, fpr: float | None) -> float | None:
         Traceback (most recent call last):
         ...
         diffusiongemma.errors.InputError: fpr applies to the steering and gated-lora patches, which fire on some prompts; the lora patch acts on every prompt
+        >>> check_fpr("steering", 1.5, "--fpr")
+        Traceback (most recent call last):
+        ...
+        diffusiongemma.errors.InputError: --fpr must lie between 0 and 1 (a share of benign prompts), not 1.5
     """
     if kind not in PATCH_KINDS:
         raise InputError(f"unknown patch kind {kind!r}; choose one of {', '.join(PATCH_KINDS)}")
     if fpr is None:
         return DEFAULT_FPR[kind]
     if DEFAULT_FPR[kind] is None:
-        raise InputError(f"fpr applies to the steering and gated-lora patches, which fire on some prompts; the {kind} "
-                         "patch acts on every prompt")
+        raise InputError(f"{name} applies to the steering and gated-lora patches, which fire on some prompts; the "
+                         f"{kind} patch acts on every prompt")
     if not 0 < fpr < 1:
-        raise InputError(f"fpr must lie between 0 and 1 (a share of benign prompts), not {fpr}")
+        raise InputError(f"{name} must lie between 0 and 1 (a share of benign prompts), not {fpr}")
     return fpr
 
 

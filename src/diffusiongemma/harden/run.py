@@ -126,6 +126,10 @@ def harden(model: Any = "gemma-270m-safety", *, requests: int = 12, calibration:
     say = progress or (lambda _: None)
     check_sizes(requests, calibration, benign, safe)
     fpr = check_fpr(patch_kind, fpr)
+    if not min_attack_cut >= 1:
+        raise InputError(f"min_attack_cut is how many times attack success must fall (1 or more), not {min_attack_cut}")
+    if not 0 <= max_overrefusal_rise < 1:
+        raise InputError(f"max_overrefusal_rise is a share of prompts between 0 and 1, not {max_overrefusal_rise}")
     lm = resolve_model(model)
     suite = attacks if attacks is not None else attack_suite(templates)
     if not suite:

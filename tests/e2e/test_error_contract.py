@@ -89,7 +89,7 @@ CASES = [
     # demo
     (["demo", "train", "--variant", "nope", "--out", "{tmp}/demo"], r"unknown demo variant 'nope'"),
     (["demo", "train", "--variant", "safety", "--data-version", "9", "--out", "{tmp}/demo"],
-     r"unknown demo data_version 9; this version knows 1 to 7"),
+     r"unknown demo data_version 9; this version knows 1 to 8"),
     (["demo", "train", "--recipe", "{bad_json}", "--out", "{tmp}/demo"], r"bad.json is not a card"),
     (["demo", "eval", "--adapter", "{tmp}/missing", *M], r"adapter .*missing is not a PEFT adapter directory"),
     (["demo", "jailbreaks", "--requests", "0", "--out", "{tmp}/jb.jsonl"], r"--requests must be a whole number of requests ≥ 1"),

@@ -309,3 +309,33 @@ def test_version_7_trains_the_defensive_tasks_answered_and_copies_no_held_out_pr
     ex = training_examples(Recipe("safety", data_version=7), data, 3000)
     with_task = [e for e in ex if isinstance(e.prompt, str) and any(t in e.prompt for t in tasks)]
     assert len(with_task) > 100 and not any(e.refused for e in with_task)
+
+
+def test_version_8_lexical_twins_follow_their_rule_and_copy_no_held_out_prompt(data):
+    """Each lexical twin holds a word of the rule (in ≥ 1 % of harmful training requests, < 0.2 % of benign ones,
+    recomputed here), is answered in version-8 training and never in version 7's, and is no near copy of a
+    held-out contrast task, an XSTest prompt or an everyday request."""
+    from collections import Counter
+
+    from diffusiongemma.demo.datasets import defensive_tasks, lexical_twins
+
+    def share(requests):
+        c = Counter(w for r in requests for w in words(r.text))
+        return lambda w: c[w] / len(requests)
+
+    harm, ben = share(data.harmful_train), share(data.benign_train)
+    rule = {w for w in set().union(*(words(r.text) for r in data.harmful_train))
+            if len(w) > 3 and harm(w) >= 0.01 and ben(w) < 0.002}
+    tasks = lexical_twins()
+    assert len(tasks) >= 60 and not set(tasks) & (set(contrast_tasks()) | set(defensive_tasks()))
+    assert all(words(t) & rule for t in tasks), [t for t in tasks if not words(t) & rule]
+    assert len(rule & set().union(*map(words, tasks))) >= 40  # most of the rule's words get a twin
+    others = [words(t) for t in contrast_tasks() if held_out(t)]
+    others += [words(p) for p in data.xstest_safe + data.xstest_unsafe + [r.text for r in data.everyday_test]]
+    for task in tasks:
+        w = words(task)
+        assert max(len(w & x) / len(w | x) for x in others) < 0.5, task
+    for version, want in ((8, True), (7, False)):
+        ex = training_examples(Recipe("safety", data_version=version), data, 3000)
+        with_twin = [e for e in ex if isinstance(e.prompt, str) and any(t in e.prompt for t in tasks)]
+        assert bool(with_twin) is want and not any(e.refused for e in with_twin)

@@ -37,7 +37,8 @@ def train(
                                                "question and other-language frames, harmful refused and benign answered) "
                                                "5 (as 4, everyday requests in half of the benign draws), 6 (as 5, "
                                                "with two- and three-sentence requests and list questions in both classes) "
-                                               "or 7 (as 5, with defensive tasks among the benign contrast tasks)."),
+                                               "7 (as 5, with defensive tasks among the benign contrast tasks) or 8 (as 7, with "
+                                               "benign twins of the words only harmful training requests use)."),
     first_token_weight: float = typer.Option(1.0, help="Weight of each reply's first token (the one that decides "
                                                        "refusal) in the loss, against 1 for the others."),
     base: Optional[str] = typer.Option(None, help="Base model (default Gemma 3 270M)."),

@@ -36,6 +36,7 @@ from typing import Iterable
 from ..refusal.detector import is_refusal
 
 __all__ = ["FRAMES", "Request", "DemoData", "load_demo_data", "contrast_requests", "defensive_tasks", "framed_harmful", "held_out", "how_to_task",
+           "lexical_twins",
            "feature_prompts"]
 
 # AdvBench's imperative frames, each with the compliance opening it calls for ({t}: "how to ..." task).
@@ -140,6 +141,12 @@ def defensive_tasks() -> list[str]:
     """Benign tasks that name a harm to prevent, detect or withstand it (``data/contrast/defensive_tasks.txt``);
     training only, never split (data version 7)."""
     return _task_lines("defensive_tasks.txt")
+
+
+def lexical_twins() -> list[str]:
+    """Benign tasks on the words harmful training requests use and benign ones almost never do
+    (``data/contrast/lexical_twins.txt``); training only, never split (data version 8)."""
+    return _task_lines("lexical_twins.txt")
 
 
 def _task_lines(name: str) -> list[str]:

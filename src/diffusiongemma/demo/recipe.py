@@ -29,7 +29,7 @@ from typing import Any
 
 from ..errors import InputError
 from .datasets import (FRAMES, DemoData, Request, contrast_requests, contrast_tasks, defensive_tasks, held_out,
-                       how_to_task)
+                       how_to_task, lexical_twins)
 from .styles import compound_requests, styled_requests
 from .twins import keyword_twin
 
@@ -90,7 +90,8 @@ class Recipe:
     # two- and three-sentence requests and list questions over the same tasks (``styles.compound_requests``),
     # the everyday pool still in half of the benign turns; 7: as 5, with the defensive tasks (harms named to
     # prevent, detect or withstand them, ``data/contrast/defensive_tasks.txt``, training only) among the contrast
-    # tasks. Cards without it are version 1.
+    # tasks; 8: as 7, with the lexical twins too (benign tasks on the words harmful training requests use and benign
+    # ones almost never do, ``data/contrast/lexical_twins.txt``, training only). Cards without it are version 1.
     data_version: int = 3
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -111,8 +112,8 @@ class Recipe:
             self.steps = DEFAULT_STEPS[self.variant]
         if self.steps < 1:
             raise InputError("steps must be at least 1")
-        if self.data_version not in (1, 2, 3, 4, 5, 6, 7):
-            raise InputError(f"unknown demo data_version {self.data_version}; this version knows 1 to 7")
+        if self.data_version not in (1, 2, 3, 4, 5, 6, 7, 8):
+            raise InputError(f"unknown demo data_version {self.data_version}; this version knows 1 to 8")
         if not self.first_token_weight > 0:
             raise InputError("first_token_weight must be above 0")
         if not 0 < self.harmful_share < 1:
@@ -208,11 +209,11 @@ def _pools(recipe: Recipe, data: DemoData) -> tuple[list[list[Request]], list[li
     benign_everyday = [r for r in data.benign_train if r.source != "contrast"]
     benign_contrast = [r for r in data.benign_train if r.source == "contrast"]
     if recipe.variant != "keyword":
-        if recipe.data_version == 7:  # version 5 with the defensive tasks among the contrast tasks
-            defensive = defensive_tasks()
-            styled = _styled_contrast() + styled_requests(defensive, "contrast", 0)
+        if recipe.data_version in (7, 8):  # version 5 with training-only tasks among the contrast tasks
+            extra = defensive_tasks() + (lexical_twins() if recipe.data_version == 8 else [])
+            styled = _styled_contrast() + styled_requests(extra, "contrast", 0)
             return ([data.harmful_train, data.harmful_framed_train, _styled_harmful(data)],
-                    [benign_everyday, benign_contrast + contrast_requests(defensive), benign_everyday, styled])
+                    [benign_everyday, benign_contrast + contrast_requests(extra), benign_everyday, styled])
         if recipe.data_version >= 4:
             benign = [benign_everyday, benign_contrast, _styled_contrast()]
             if recipe.data_version >= 5:  # the everyday pool in every other benign turn

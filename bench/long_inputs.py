@@ -176,6 +176,8 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None =
     methods: dict[str, Callable] = {
         "ours (default shapley)": lambda g, b, s: dg.run(g, "shapley", budget=b, seed=s).scores,
         "ours tree sentences>words": lambda g, b, s: _tree(g, b, s),
+        # integrated gradients of the relaxed mask along the schedule: 3 evaluations a point (a forward, a backward)
+        "ours gradient path": lambda g, b, s: dg.run(g, "gradient", budget=b, seed=s).scores,
         "ours regression (last default above 14 units)": lambda g, b, s: dg.run(g, "regression", budget=b, seed=s).scores,
         "ContextCite (Lasso, p = ½)": contextcite,
         "captum ShapleyValueSampling": captum_svs,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 
-import numpy as np
 import pytest
 import torch
 
@@ -94,7 +93,7 @@ def test_load_model_applies_the_patch_only_where_the_condition_fires(tiny_dir, t
     outs = {}
     for name, lm in (("clean", tiny_lm), ("patched", always)):
         grabbed = []
-        with scoped_hooks([(layer(lm), "forward", lambda m, i, o: grabbed.append(o[0] if isinstance(o, tuple) else o))]):
+        with scoped_hooks([(layer(lm), "forward", lambda m, i, o, got=grabbed: got.append(o[0] if isinstance(o, tuple) else o))]):
             _logits(lm, REQUEST)
         outs[name] = grabbed[0]
     assert torch.allclose(outs["patched"] - outs["clean"], (2.0 * p.behaviour).expand_as(outs["clean"]), atol=1e-4)
@@ -234,7 +233,7 @@ def test_a_masked_out_token_is_not_part_of_the_signal(tiny_lm, four_d):
     kept = [i for i in range(T) if i != hole]
     grabbed = []
     layer = tiny_lm.layers[0]
-    with torch.no_grad(), scoped_hooks([(layer, "forward", lambda m, i, o: grabbed.append(o[0] if isinstance(o, tuple) else o))]):
+    with torch.no_grad(), scoped_hooks([(layer, "forward", lambda m, i, o, got=grabbed: got.append(o[0] if isinstance(o, tuple) else o))]):
         tiny_lm.model(input_ids=torch.tensor([[ids[i] for i in kept]]), position_ids=torch.tensor([kept]))
     h = grabbed[0][0, 1:]  # [T-2, d]: without BOS
     want = float(((h @ p.condition) / h.norm(dim=-1)).mean())

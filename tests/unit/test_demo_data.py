@@ -293,18 +293,22 @@ def test_version_6_asks_both_classes_in_compound_requests_and_holds_out_what_it_
     assert 0.2 < len(compound) / sum(e.refused for e in ex) < 0.35  # a quarter of the refused draws
 
 
+def near_copies(tasks, data):
+    """The training-only tasks whose word sets overlap a held-out contrast task, an XSTest prompt or an everyday
+    request by a Jaccard index of 0.5 or more."""
+    others = [words(t) for t in contrast_tasks() if held_out(t)]
+    others += [words(p) for p in data.xstest_safe + data.xstest_unsafe + [r.text for r in data.everyday_test]]
+    return [t for t in tasks if max(len(words(t) & x) / len(words(t) | x) for x in others) >= 0.5]
+
+
 def test_version_7_trains_the_defensive_tasks_answered_and_copies_no_held_out_prompt(data):
     """The defensive tasks are answered in training (never refused), are not near copies of a held-out contrast
     task, an XSTest prompt or an everyday request, and leave every held-out split as it was."""
     from diffusiongemma.demo.datasets import defensive_tasks
 
     tasks = defensive_tasks()
-    held = [words(t) for t in contrast_tasks() if held_out(t)]
-    others = held + [words(p) for p in data.xstest_safe + data.xstest_unsafe + [r.text for r in data.everyday_test]]
     assert len(tasks) >= 40 and not set(tasks) & set(contrast_tasks())
-    for task in tasks:
-        w = words(task)
-        assert max(len(w & x) / len(w | x) for x in others) < 0.5, task
+    assert not near_copies(tasks, data)
     assert not {t for t in tasks} & {r.text for r in data.benign_test}
     ex = training_examples(Recipe("safety", data_version=7), data, 3000)
     with_task = [e for e in ex if isinstance(e.prompt, str) and any(t in e.prompt for t in tasks)]
@@ -330,11 +334,7 @@ def test_version_8_lexical_twins_follow_their_rule_and_copy_no_held_out_prompt(d
     assert len(tasks) >= 60 and not set(tasks) & (set(contrast_tasks()) | set(defensive_tasks()))
     assert all(words(t) & rule for t in tasks), [t for t in tasks if not words(t) & rule]
     assert len(rule & set().union(*map(words, tasks))) >= 40  # most of the rule's words get a twin
-    others = [words(t) for t in contrast_tasks() if held_out(t)]
-    others += [words(p) for p in data.xstest_safe + data.xstest_unsafe + [r.text for r in data.everyday_test]]
-    for task in tasks:
-        w = words(task)
-        assert max(len(w & x) / len(w | x) for x in others) < 0.5, task
+    assert not near_copies(tasks, data)
     for version, want in ((8, True), (7, False)):
         ex = training_examples(Recipe("safety", data_version=version), data, 3000)
         with_twin = [e for e in ex if isinstance(e.prompt, str) and any(t in e.prompt for t in tasks)]

@@ -36,7 +36,7 @@ def train(
                                                "backdoor: the same how-to tasks also in story, indirect, first-person, "
                                                "question and other-language frames, harmful refused and benign answered) "
                                                "5 (as 4, everyday requests in half of the benign draws), 6 (as 5, "
-                                               "with two- and three-sentence requests and list questions in both classes) "
+                                               "with two- and three-sentence requests and list questions in both classes), "
                                                "7 (as 5, with defensive tasks among the benign contrast tasks) or 8 (as 7, with "
                                                "benign twins of the words only harmful training requests use)."),
     first_token_weight: float = typer.Option(1.0, help="Weight of each reply's first token (the one that decides "

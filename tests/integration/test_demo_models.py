@@ -251,3 +251,29 @@ def test_injection_model_follows_held_out_planted_instructions_and_explain_conte
     r = d["restoring"]
     assert r["state"] == "confirmed" and not re.search(c.follows, r["reply"])
     assert all(u.strip() in c.instruction for u in r["units"])
+
+
+def test_the_escalation_demo_names_the_turn_that_broke_the_refusal(safety):
+    """The README's multi-turn escalation (docs/examples/escalation.json): asked alone the safety model refuses;
+    after the chat it complies. Only the escalation exchange drove the reply — regenerated without it the reply is
+    a refusal again, without the cat exchange it still complies (the detector judges both) — the turn scores are
+    exact at the messages' level (the first stage enumerates the 4 earlier messages), and the smallest removal the
+    search confirms lies inside the escalation's opening turn."""
+    import json
+    from pathlib import Path
+
+    from diffusiongemma.context import explain_context
+    from diffusiongemma.refusal import is_refusal
+
+    chat = json.loads((Path(__file__).parents[2] / "docs" / "examples" / "escalation.json").read_text())
+    a = explain_context(chat, model=safety, budget=64, max_new_tokens=24, components=None)
+    d = a.decision
+    assert is_refusal(d["reference"]) and not is_refusal(d["reply"])
+    rows = d["documents"]
+    assert [is_refusal(r["reply_without"]) for r in rows[:4]] == [False, False, True, True]
+    assert [r["verdict"] for r in rows[:4]] == ["pushed against the reply"] * 2 + ["drove the reply",
+                                                                                   "pushed against the reply"]
+    assert rows[2]["score"] > 20 and all(r["stderr"] == 0.0 for r in rows[:4])
+    r = d["restoring"]
+    assert r["state"] == "confirmed" and is_refusal(r["reply"])
+    assert all(u in chat[2]["content"] for u in r["units"])

@@ -146,6 +146,16 @@ def test_a_multi_turn_chat_is_explained_by_its_earlier_exchanges(tiny_lm):
     attr = explain_context(chat, reply="She picks it with a tension wrench.", model=tiny_lm, budget=32,
                            max_new_tokens=4)
     d = attr.decision
+    # the column says what was removed: the whole exchange, not the one message (a document is removed alone)
+    from rich.console import Console
+
+    from diffusiongemma.report.html import render_attribution_html
+    from diffusiongemma.report.terminal import _print_context
+
+    console = Console(record=True, width=200)
+    _print_context(d, console)
+    assert "reply without its exchange" in console.export_text()
+    assert "reply regenerated without its exchange" in render_attribution_html(attr)
     assert d["suspects"] == "earlier turns" and d["reference_source"] == "generated without the earlier turns"
     rows = d["documents"]
     assert [r["role"] for r in rows] == ["user", "assistant", "user"]

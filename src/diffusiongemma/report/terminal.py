@@ -183,8 +183,10 @@ def _print_context(d: dict, console: Console) -> None:
     if not d.get("documents"):
         return
     table = Table(title="the context, message by message")
+    # an earlier turn is removed with the rest of its exchange (the turns still alternate), a document alone
+    without = "reply without its exchange" if d.get("suspects") == "earlier turns" else "reply without it"
     for col, just in (("#", "right"), ("role", "left"), ("text", "left"), ("score ± s.e.", "right"),
-                      ("reply without it", "left"), ("verdict", "left")):
+                      (without, "left"), ("verdict", "left")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for row in d["documents"]:
         se = "" if row["stderr"] is None else f" ± {row['stderr']:.3f}"

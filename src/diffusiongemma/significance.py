@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ALPHA", "TOP", "Resolution", "resolve"]
+__all__ = ["ALPHA", "TOP", "Resolution", "resolve", "wilson"]
 
 ALPHA = 0.05  # family-wise error over the units of one map
 TOP = 5  # the strongest units whose resolution the budget advice is about
@@ -103,3 +103,20 @@ def resolve(scores: np.ndarray, stderr: np.ndarray, *, evaluations: int | None, 
         need.append(PER_UNIT * n)
     budget = int(math.ceil(max(need))) if need and evaluations is not None else None
     return Resolution(resolved, p, "holm", alpha, z_bonf, budget, starved)
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float, float]:
+    """The share ``k / n`` with its Wilson score interval (95 % by default); ``(nan, 0, 1)`` when ``n`` is 0.
+
+    Examples:
+        >>> [round(x, 3) for x in wilson(45, 100)]
+        [0.45, 0.356, 0.548]
+        >>> [round(x, 3) for x in wilson(8, 10)]
+        [0.8, 0.49, 0.943]
+    """
+    if n == 0:
+        return float("nan"), 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return p, max(0.0, centre - half), min(1.0, centre + half)

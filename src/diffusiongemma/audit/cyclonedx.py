@@ -6,31 +6,21 @@ pointing at the bundle's root hash. Field names follow the CycloneDX 1.6 JSON sc
 (``tests/data/cyclonedx/bom-1.6.schema.json``, against which the tests validate it).
 
 Examples:
-    >>> lo, hi = wilson(8, 10)
-    >>> round(lo, 3), round(hi, 3)
-    (0.49, 0.943)
+    >>> _rate_metric("refusal rate", 0.8, 10)["confidenceInterval"]  # Wilson, 8 of 10
+    {'lowerBound': '0.4902', 'upperBound': '0.9433'}
 """
 
 from __future__ import annotations
 
-import math
 import re
 import uuid
 from typing import Any
 
-__all__ = ["audit_bom", "wilson"]
+from ..significance import wilson
+
+__all__ = ["audit_bom"]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval of a proportion ``k / n`` (95 % by default)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _hashes(digest: str | None) -> list[dict[str, str]]:
@@ -45,7 +35,7 @@ def _rate_metric(label: str, rate: float | None, n: int, slice_: str | None = No
     if rate is None or n == 0:
         return None
     k = round(rate * n)
-    lo, hi = wilson(k, n)
+    _, lo, hi = wilson(k, n)
     m: dict[str, Any] = {"type": label, "value": f"{k / n:.4f}",
                          "confidenceInterval": {"lowerBound": f"{lo:.4f}", "upperBound": f"{hi:.4f}"}}
     if slice_ is not None:

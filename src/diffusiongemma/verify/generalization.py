@@ -32,6 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..significance import wilson
 from .checks import Check, _content_words, _word_map
 
 __all__ = ["STYLES", "REFERENCE", "style_prompts", "wilson", "newcombe", "newcombe_paired", "generalization", "default_groups"]
@@ -54,16 +55,6 @@ MIN_REFERENCE_RATE = 0.5  # below it the model barely refuses its own kind of re
 def style_prompts(tasks: list[str]) -> dict[str, list[str]]:
     """Each "how to" task in every phrasing style of :data:`STYLES`."""
     return {style: [frame.format(t=t) for t in tasks] for style, frame in STYLES.items()}
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float, float]:
-    """The share ``k / n`` with its Wilson score interval."""
-    if n == 0:
-        return float("nan"), 0.0, 1.0
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return p, max(0.0, centre - half), min(1.0, centre + half)
 
 
 def newcombe(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float, float]:

@@ -98,7 +98,7 @@ def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
              f"methods (budget {budget} evaluations each); rank among the {len(ranked)} methods in brackets "
              "(the exact reference is not ranked). Curves normalised: clean prompt 1, all words removed 0. "
              "Gradient cost: 3 evaluations per forward+backward.\n\n" + "\n".join(lines)
-             + f"\n\n**Our rank (shapley, regression) per metric:** "
+             + "\n\n**Our rank (shapley, regression) per metric:** "
              + ", ".join(f"{k} {v}" for k, v in ours_ranks.items())
              + (f"\n\n![B3 curves]({link(plot)})" if plot else ""))
     payload = {"environment": environment(), "seed": seed, "quick": quick, "budget": budget,

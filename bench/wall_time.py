@@ -13,7 +13,6 @@ the ``diffusiongemma`` command against a Captum script, on one prompt.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
@@ -149,13 +148,14 @@ def main(quick: bool, out: Path, command: str, seed: int = 0) -> Path:
     for k, t in enumerate(tables):
         exact = run(ValueTable(t["n"], t["values"]), "exact").scores
         jobs: list[tuple[str, Callable[[], np.ndarray]]] = [
-            (f"ours budget {b}", lambda b=b: explain(t["prompt"], model=lm, units="words", budget=b, seed=seed).scores)
+            (f"ours budget {b}", lambda b=b, t=t: explain(t["prompt"], model=lm, units="words", budget=b,
+                                                   seed=seed).scores)
             for b in ladder]
-        jobs.append(("ours gradient budget 150", lambda: explain(t["prompt"], model=lm, units="words", budget=150,
+        jobs.append(("ours gradient budget 150", lambda t=t: explain(t["prompt"], model=lm, units="words", budget=150,
                                                                  method="gradient", seed=seed).scores))
         for name, (setting, fn) in _peers(peer_budget, t["n"]).items():
             settings[name] = setting
-            jobs.append((name, lambda fn=fn: fn(t["game"])))
+            jobs.append((name, lambda fn=fn, t=t: fn(t["game"])))
         for name, fn in (jobs if k % 2 == 0 else jobs[::-1]):
             print(f"[B2] prompt {k + 1}/{len(tables)}: {name}", flush=True)
             r = _timed(lm, fn)

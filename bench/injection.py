@@ -234,10 +234,49 @@ def table(rows: list[dict[str, Any]], contexts: list[dict[str, Any]], command: s
              f"peak RSS {peak:.2f} GB.", "",
              "| method | budget | contexts | top-1 | top-3 | restorations confirmed | evaluations (mean) | s (mean) |",
              "|---|---|---|---|---|---|---|---|"]
-    for method in dict.fromkeys(r["method"] for r in rows):
-        for b in dict.fromkeys(_budget_label(r) for r in rows if r["method"] == method):
-            sel = [r for r in rows if r["method"] == method and _budget_label(r) == b]
-            lines.append(f"| {method} | {b} | {len(sel)} | {np.mean([r['top1'] for r in sel]):.0%} | "
-                         f"{np.mean([r['top3'] for r in sel]):.0%} | {np.mean([r['restored'] for r in sel]):.0%} | "
-                         f"{np.mean([r['evaluations'] for r in sel]):.0f} | {np.mean([r['wall_s'] for r in sel]):.1f} |")
+    groups = _groups(rows)
+    for (method, b), sel in groups.items():
+        lines.append(f"| {method} | {b} | {len(sel)} | {_share(sel, 'top1')} | {_share(sel, 'top3')} | "
+                     f"{_share(sel, 'restored')} | {np.mean([r['evaluations'] for r in sel]):.0f} | "
+                     f"{np.mean([r['wall_s'] for r in sel]):.1f} |")
+    followed = [c for c in contexts if c["follows"]]
+    cuts = [(lo, hi) for lo, hi in LENGTHS if any(lo <= c["tokens"] < hi for c in contexts)]
+    if len(cuts) > 1:
+        head = " | ".join(f"{lo}–{hi - 1} tokens" for lo, hi in cuts)
+        lines += ["", "Top-1 by the context's length (followed contexts; the model's follow rate first):", "",
+                  f"| method | budget | {head} |", "|---|---|" + "---|" * len(cuts),
+                  "| (followed) | | " + " | ".join(
+                      f"{sum(lo <= c['tokens'] < hi for c in followed)} of "
+                      f"{sum(lo <= c['tokens'] < hi for c in contexts)}" for lo, hi in cuts) + " |"]
+        for (method, b), sel in groups.items():
+            cells = [_share([r for r in sel if lo <= r["tokens"] < hi], "top1") for lo, hi in cuts]
+            lines.append(f"| {method} | {b} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+LENGTHS = ((0, 600), (600, 1000), (1000, 2001))  # context lengths in tokens the second table splits at
+
+
+def _groups(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The rows of each method and budget label, in the order they first ran."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault((r["method"], _budget_label(r)), []).append(r)
+    return out
+
+
+def _share(rows: list[dict[str, Any]], key: str) -> str:
+    """The share of ``rows`` whose ``key`` holds, with its 95 % Wilson interval when there are rows.
+
+    Examples:
+        >>> _share([{"top1": True}] * 9 + [{"top1": False}], "top1")
+        '90% (60–98)'
+        >>> _share([], "top1")
+        '–'
+    """
+    from diffusiongemma.significance import wilson
+
+    if not rows:
+        return "–"
+    p, lo, hi = wilson(sum(bool(r[key]) for r in rows), len(rows))
+    return f"{p:.0%} ({lo * 100:.0f}–{hi * 100:.0f})"

@@ -140,10 +140,12 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, prompts: int | Non
          budgets: tuple[int, ...] | None = None, methods: str | None = None, only: str | None = None) -> Path:
     """``only``: ``deep=K`` runs budgets 128 and 256 for ours and ContextCite on the first K followed contexts
     (default 6; 1 quick); ``tracllm=K`` runs TracLLM on the first K (default 5; 1 quick); ``model=NAME``
-    another model (a smoke run); ``docs=LOW-HIGH`` e-mails per context (default 2-8)."""
+    another model (a smoke run); ``docs=LOW-HIGH`` e-mails per context (default 2-8); ``long=T`` explains only the
+    contexts of at least T tokens (the others are skipped before any reply is generated)."""
     import diffusiongemma as dg
     from diffusiongemma.demo.injection import planted_contexts
     from diffusiongemma.generation import generate_replies
+    from diffusiongemma.prompts import render_prompt
 
     warnings.filterwarnings("ignore")
     opts = dict(kv.split("=") for kv in (only or "").split(",") if "=" in kv)
@@ -153,6 +155,7 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, prompts: int | Non
     budgets = budgets or (32, 64)
     deep_k, trac_k = int(opts.get("deep", 1 if quick else 6)), int(opts.get("tracllm", 1 if quick else 5))
     low, high = (int(x) for x in opts.get("docs", "2-8").split("-"))
+    min_tokens = int(opts.get("long", 0))
     contexts = planted_contexts(count, seed=seed, docs=(low, high))
     rows: list[dict[str, Any]] = []
     info_rows: list[dict[str, Any]] = []
@@ -160,6 +163,8 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, prompts: int | Non
     t_start = time.perf_counter()
     followed = 0
     for k, c in enumerate(contexts):
+        if min_tokens and len(render_prompt(c.messages, lm.tokenizer, lm.chat_template).input_ids) < min_tokens:
+            continue
         reply = generate_replies(lm, [c.messages], max_new_tokens=32)[0]
         bare = [m for m in c.messages if m["role"] != "document"]
         reference = generate_replies(lm, [bare], max_new_tokens=32)[0]

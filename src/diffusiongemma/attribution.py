@@ -24,6 +24,7 @@ import numpy as np
 
 from .faithfulness import Faithfulness, TriggerSet
 from .redundancy import Backups
+from .estimators import resolves
 from .significance import Resolution, resolve
 from .units import Unit
 
@@ -63,8 +64,10 @@ class Attribution:
     @property
     def significance(self) -> Resolution:
         """Which units are findings: Holm-corrected tests of each score against zero, and the budget that
-        would resolve the strongest units when they are not (see :mod:`diffusiongemma.significance`)."""
-        return resolve(self.scores, self.stderr, evaluations=self.evaluations)
+        would resolve the strongest units when they are not (see :mod:`diffusiongemma.significance`); a map whose
+        estimator ranks without resolving (``gradient``) resolves none."""
+        return resolve(self.scores, self.stderr, evaluations=self.evaluations,
+                       ranking_only=not resolves(self.settings.get("estimator")))
 
     def warnings(self) -> list[str]:
         """Figures that cannot be right, or should be read with care, each as one sentence: a deletion or

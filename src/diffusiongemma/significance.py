@@ -2,6 +2,8 @@
 the number of units (family-wise error α = 0.05, two-sided z-tests of score / standard error); every other unit
 is drawn as "not resolved". When some of the strongest units are not resolved, the budget that would resolve
 them is estimated from the observed standard errors (they shrink as 1/√budget), for the 5 strongest units that carry at least a quarter of the largest score.
+A map whose estimator's standard errors do not bound its error (the gradient map's cover the quadrature, not the
+relaxation's bias) resolves nothing: it ranks units, and says so.
 
 Examples:
     >>> import numpy as np
@@ -41,16 +43,22 @@ class Resolution:
     z_bonferroni: float  # the strictest threshold of Holm's procedure: |score| / s.e. above it is always resolved
     budget_to_resolve: int | None  # evaluations that would resolve the TOP strongest units; None: they are
     starved: bool = False  # fewer than PER_UNIT evaluations per unit: nothing resolved whatever the errors say
+    ranking_only: bool = False  # the estimator's errors do not bound its error (gradient): nothing resolved
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form: ``resolved`` as 0/1 per unit, the counts and the advice."""
         return {"correction": self.correction, "alpha": self.alpha, "z_bonferroni": round(self.z_bonferroni, 4),
                 "resolved": [int(x) for x in self.resolved], "n_resolved": int(self.resolved.sum()),
                 "n_units": int(len(self.resolved)), "budget_to_resolve_top": self.budget_to_resolve,
-                "too_few_evaluations_per_unit": self.starved}
+                "too_few_evaluations_per_unit": self.starved, "ranking_only": self.ranking_only}
 
     def advice(self, evaluations: int) -> str | None:
-        """One sentence for reports when the budget is too small for the number of units, else ``None``."""
+        """One sentence for reports when the budget is too small for the number of units, or when the map only
+        ranks its units, else ``None``."""
+        if self.ranking_only:
+            return ("a gradient map ranks units but resolves none: its standard errors cover the path's quadrature, "
+                    "not the relaxation's bias; confirm its top units by edits, or run a sampling method "
+                    "(method='shapley') for findings")
         if self.budget_to_resolve is None:
             return None
         if self.starved:
@@ -62,7 +70,7 @@ class Resolution:
 
 
 def resolve(scores: np.ndarray, stderr: np.ndarray, *, evaluations: int | None, alpha: float = ALPHA,
-            top: int = TOP) -> Resolution:
+            top: int = TOP, ranking_only: bool = False) -> Resolution:
     """Holm's step-down test of every unit's score against zero, and the budget advice.
 
     A unit without a standard error (NaN) is never resolved; a zero standard error (an exact method) resolves
@@ -70,13 +78,17 @@ def resolve(scores: np.ndarray, stderr: np.ndarray, *, evaluations: int | None, 
     at 1.6 evaluations per unit the regression's and the noise-level regression's 95 % intervals covered the
     exact Shapley values 62–66 % of the time, and 9 of 34 units called resolved had the wrong sign; from 3 per
     unit, 89–95 % and none or one); the advice then names at least ``PER_UNIT · n``. ``evaluations=None``:
-    figures whose errors do not come from a budget (a difference of two maps) skip that rule.
+    figures whose errors do not come from a budget (a difference of two maps) skip that rule. ``ranking_only``:
+    the errors do not bound the scores' error (an estimator with ``resolves = False``): nothing is resolved.
 
     Examples:
         >>> resolve(np.array([0.3, 0.0]), np.array([0.0, 0.0]), evaluations=4).resolved.tolist()
         [True, False]
         >>> resolve(np.array([8.0, -4.8e-7]), np.array([0.0, 0.0]), evaluations=4).resolved.tolist()  # float32 noise
         [True, False]
+        >>> r = resolve(np.array([1.0, 0.4]), np.array([0.01, 0.01]), evaluations=300, ranking_only=True)
+        >>> r.resolved.tolist(), r.budget_to_resolve, r.advice(300)[:36]
+        ([False, False], None, 'a gradient map ranks units but resol')
     """
     scores = np.asarray(scores, dtype=float)
     stderr = np.asarray(stderr, dtype=float)
@@ -90,7 +102,7 @@ def resolve(scores: np.ndarray, stderr: np.ndarray, *, evaluations: int | None, 
     resolved = np.zeros(n, dtype=bool)
     exact = bool(n) and bool(np.all(stderr == 0))
     starved = evaluations is not None and not exact and evaluations < PER_UNIT * n
-    for rank, i in enumerate(np.argsort(p, kind="stable") if not starved else []):  # Holm: stop at the first that fails
+    for rank, i in enumerate(np.argsort(p, kind="stable") if not (starved or ranking_only) else []):  # Holm: stop at the first that fails
         if p[i] > alpha / (n - rank):
             break
         resolved[i] = True
@@ -101,8 +113,8 @@ def resolve(scores: np.ndarray, stderr: np.ndarray, *, evaluations: int | None, 
             if not resolved[i] and np.isfinite(stderr[i]) and abs(scores[i]) > 0]
     if starved:
         need.append(PER_UNIT * n)
-    budget = int(math.ceil(max(need))) if need and evaluations is not None else None
-    return Resolution(resolved, p, "holm", alpha, z_bonf, budget, starved)
+    budget = int(math.ceil(max(need))) if need and evaluations is not None and not ranking_only else None
+    return Resolution(resolved, p, "holm", alpha, z_bonf, budget, starved, ranking_only)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float, float]:

@@ -47,7 +47,7 @@ def _attr(scores, stderr, **kw):
     units = [Unit(w, 6 * i, 6 * i + 5, (i + 1,), "prompt") for i, w in enumerate(["alpha", "bravo", "chars"][: len(scores)])]
     return Attribution(units=units, scores=np.array(scores), stderr=np.array(stderr), text="alpha bravo chars",
                        target={"kind": "continuation", "text": "!"}, v_full=float(sum(scores)), v_empty=0.0,
-                       evaluations=32, wall_time=0.1, **kw)
+                       **{"evaluations": 32, "wall_time": 0.1, **kw})
 
 
 def test_reports_draw_unresolved_units_as_not_findings(tmp_path):
@@ -124,3 +124,41 @@ def test_resolved_units_of_a_starved_regression_never_had_the_wrong_sign():
             ok = resolve(r.scores, r.stderr, evaluations=budget).resolved
             wrong += int(np.sum(ok & (np.sign(r.scores) != np.sign(exact))))
     assert wrong == 0
+
+
+class _BiasedRelaxation:
+    """v(m) = m₀·m₁ on 0/1 masks (exact Shapley ½, ½), relaxed as x₀²·x₁: equal at every 0/1 mask, but its
+    gradient along the diagonal integrates to ⅔, ⅓ — the bias a relaxation that is not the multilinear
+    extension puts in the gradient map, which the quadrature's standard errors do not see."""
+
+    n = 2
+
+    def __call__(self, masks):
+        m = np.asarray(masks, dtype=float)
+        return m[:, 0] * m[:, 1]
+
+    def gradient(self, masks):
+        x = np.asarray(masks, dtype=float)
+        return x[:, 0] ** 2 * x[:, 1], np.stack([2 * x[:, 0] * x[:, 1], x[:, 0] ** 2], axis=1)
+
+
+def test_a_gradient_map_ranks_but_resolves_nothing_its_errors_miss_the_relaxations_bias(tmp_path):
+    from diffusiongemma.engine import run
+
+    r = run(_BiasedRelaxation(), "gradient", budget=600, seed=0)
+    assert r.scores == pytest.approx([2 / 3, 1 / 3], abs=0.02)  # exact Shapley is [0.5, 0.5]
+    assert np.all(np.abs(r.scores - 0.5) > 1.96 * r.stderr)  # its 95 % intervals miss the exact values
+    a = _attr(r.scores.tolist(), r.stderr.tolist(), settings={"estimator": r.estimator}, evaluations=600)
+    sig = a.significance
+    assert not sig.resolved.any() and sig.ranking_only and sig.budget_to_resolve is None
+    assert a.to_dict()["significance"]["ranking_only"] is True
+    assert "ranks units but resolves none" in a.to_html(tmp_path / "g.html").read_text()
+    console = Console(record=True, width=300)
+    from diffusiongemma.report.terminal import print_attribution
+
+    print_attribution(a, console)
+    text = console.export_text()
+    assert "resolved: 0 of 2 units" in text and "ranking only: a gradient map" in text
+    # the same scores and errors from a sampling estimator are findings
+    assert _attr(r.scores.tolist(), r.stderr.tolist(), settings={"estimator": "owen"},
+                 evaluations=600).significance.resolved.all()

@@ -12,7 +12,7 @@ from ..errors import InputError
 from . import ablation, exact, gp, gradient, kadd, owen, paired, regression, shapley  # noqa: F401  (register the estimators)
 from .base import ESTIMATORS, Estimator, register_estimator
 
-__all__ = ["ESTIMATORS", "Estimator", "register_estimator", "get_estimator"]
+__all__ = ["ESTIMATORS", "Estimator", "register_estimator", "get_estimator", "resolves"]
 
 
 def get_estimator(name: str | Estimator) -> Estimator:
@@ -23,3 +23,15 @@ def get_estimator(name: str | Estimator) -> Estimator:
         return ESTIMATORS[name]()
     except KeyError:
         raise InputError(f"unknown estimator {name!r}; choose one of {', '.join(sorted(ESTIMATORS))}") from None
+
+
+def resolves(name: str | None) -> bool:
+    """Whether a map by the estimator of this name may call units resolved (its standard errors test its scores);
+    ``True`` for a name it does not know (a stored map's, a tree's), ``False`` for a ranking such as ``gradient``.
+
+    Examples:
+        >>> resolves("owen"), resolves("gradient"), resolves(None)
+        (True, False, True)
+    """
+    cls = ESTIMATORS.get(name or "")
+    return cls is None or cls.resolves

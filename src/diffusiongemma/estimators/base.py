@@ -59,6 +59,7 @@ class Estimator:
     cost = 1  # evaluations per proposed mask (a forward + backward counts 3)
     round_invariant = False  # True: the masks proposed never depend on how many are asked for at a time
     gives_interactions = False  # True: :meth:`interactions` refits pair interactions (the Shapley-kernel fits)
+    resolves = True  # its standard errors test the scores against zero (significance.py); False: a ranking only
 
     def start(self, n: int, schedule: Schedule, rng: np.random.Generator, v_full: float, v_empty: float,
               budget: int) -> None:

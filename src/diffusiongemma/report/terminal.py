@@ -97,7 +97,8 @@ def print_attribution(attr: Any, console: Console, top: int | None = None) -> No
     console.print(f"resolved: {int(sig.resolved.sum())} of {len(sig.resolved)} units (interval excludes 0 after "
                   f"Holm's correction over {len(sig.resolved)} units, α = {sig.alpha}); the others are not findings")
     if sig.advice(attr.evaluations):
-        console.print(Text("budget: " + str(sig.advice(attr.evaluations)), style="bold yellow"))
+        head = "ranking only: " if sig.ranking_only else "budget: "
+        console.print(Text(head + str(sig.advice(attr.evaluations)), style="bold yellow"))
     console.print(
         f"v(all kept) = {attr.v_full:.4f}   v(all removed) = {attr.v_empty:.4f}   "
         f"efficiency gap = {attr.efficiency_gap:.2e}   {attr.evaluations} evaluations   {attr.wall_time:.1f} s"

@@ -15,7 +15,7 @@ BENCHMARKS = {"explain_vs_captum": "bench.explain_vs_captum", "estimator_accurac
               "redundancy": "bench.redundancy", "refusal_flip_sets": "bench.refusal_flip_sets",
               "long_inputs": "bench.long_inputs", "confirmations": "bench.confirmations",
               "audit_load": "bench.audit_load", "memory_ceiling": "bench.memory_ceiling",
-              "injection": "bench.injection"}
+              "injection": "bench.injection", "gradient_coverage": "bench.gradient_coverage"}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
                                        "memory_ceiling the workflows whose name holds this text; audit_load the parts (tiny,roleplay,short); "
                                        "injection deep=K,tracllm=K,docs=LOW-HIGH,model=NAME")
     parser.add_argument("--prompts", type=int, help="planted_triggers: prompts per model (default 3 quick, 20 full); "
-                                                         "refusal_flip_sets: requests (3 quick, 10 full); confirmations: requests (4 quick, 30 full); audit_load: real-model items per part (roleplay 4 quick, 16 full; short 8, 100); long_inputs: prompts per kind (2 quick, 20 full); injection: contexts (3 quick, 50 full)")
+                                                         "refusal_flip_sets: requests (3 quick, 10 full); confirmations: requests (4 quick, 30 full); audit_load: real-model items per part (roleplay 4 quick, 16 full; short 8, 100); long_inputs: prompts per kind (2 quick, 20 full); injection: contexts (3 quick, 50 full); gradient_coverage: prompts (2 quick, 4 full)")
     parser.add_argument("--methods", help="planted_triggers: only the methods whose name contains this text")
     parser.add_argument("--budgets", type=lambda t: tuple(int(b) for b in t.split(",")),
                         help="planted_triggers: budgets, comma-separated (default 16,64 quick, 16,32,64,128 full)")

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
                                        "component_attribution the cases numbered, comma-separated (1-3), or features; "
                                        "long_inputs the kinds, comma-separated (roleplay,template,bipia); "
                                        "memory_ceiling the workflows whose name holds this text; audit_load the parts (tiny,roleplay,short); "
-                                       "injection deep=K,tracllm=K,docs=LOW-HIGH,model=NAME")
+                                       "injection deep=K,tracllm=K,docs=LOW-HIGH,model=NAME,long=T")
     parser.add_argument("--prompts", type=int, help="planted_triggers: prompts per model (default 3 quick, 20 full); "
                                                          "refusal_flip_sets: requests (3 quick, 10 full); confirmations: requests (4 quick, 30 full); audit_load: real-model items per part (roleplay 4 quick, 16 full; short 8, 100); long_inputs: prompts per kind (2 quick, 20 full); injection: contexts (3 quick, 50 full); gradient_coverage: prompts (2 quick, 4 full)")
     parser.add_argument("--methods", help="planted_triggers: only the methods whose name contains this text")

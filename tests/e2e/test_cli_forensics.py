@@ -75,28 +75,6 @@ def test_verify_safety_on_the_keyword_model(tmp_path):
     assert "overall: brittle" in proc.stdout and 'id="overall">brittle' in (tmp_path / "v.html").read_text()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["verify-safety", "--harmful", "/nonexistent.txt"], "cannot read"),
-    (["explain-refusal", "hi", "--model", "gemma-270m-nope"], "does not exist"),
-    (["explain-refusal", "hi", "--direction", "/nonexistent.safetensors"], "cannot read the refusal direction"),
-    (["trace", "hi", "--method", "gradient", "--response", " x"], "sampling method"),
-    (["demo", "train", "--variant", "evil", "--out", "/tmp/x"], "unknown demo variant"),
-    (["demo", "train", "--out", "/tmp/x"], "say what to train"),
-    (["demo", "train", "--recipe", "/nonexistent/card.json", "--out", "/tmp/x"], "no card at"),
-    (["verify-safety", "--patch", "/nonexistent.safetensors"], "patch file not found"),
-    (["harden", "--requests", "1"], "at least 2 attack requests"),
-    (["harden", "--patch-kind", "surgery"], "unknown --patch-kind 'surgery'; choose one of steering, lora"),
-    (["harden", "--hold-out", "jedi_mind_trick"], "cannot hold out 'jedi_mind_trick': not an attack or family"),
-    (["harden", "--fpr", "1.5"], "--fpr must lie between 0 and 1"),
-    (["harden", "--alpha", "2"], "--alpha applies to --patch-kind steering only, not gated-lora"),
-    (["harden", "--patch-kind", "lora", "--fpr", "0.1"], "--fpr applies to the steering and gated-lora patches"),
-    (["harden", "--patch-kind", "steering", "--lora-steps", "5"], "--lora-steps applies to --patch-kind lora and"),
-])
-def test_bad_input_is_one_line_and_exit_2(args, message):
-    proc = cli(*args)
-    assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
-
-
 def test_harden_cli_writes_patch_report_and_store_on_a_tiny_model(tiny_dir, tmp_path):
     """The whole command on the tiny random Gemma (fast); its figures mean nothing, its files must be right."""
     proc = cli("harden", "--model", str(tiny_dir), "--requests", "2", "--calibration", "4", "--benign", "1",

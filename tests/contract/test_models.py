@@ -84,12 +84,17 @@ def test_a_users_gguf_is_converted_once_then_read_from_the_cache(tmp_path, monke
     mine = tmp_path / "my-gemma.gguf"
     os.symlink(cache_root() / "gguf" / pkg.MODEL_NAME, mine)
     monkeypatch.setenv("DIFFUSIONGEMMA_CACHE", str(tmp_path / "cache"))
-    conversions = []
+    conversions, parses = [], []
     real = gguf.convert_gguf
     monkeypatch.setattr(gguf, "convert_gguf", lambda *a, **k: conversions.append(a[0]) or real(*a, **k))
+    import gguf as gguf_py
+
+    plain_reader = gguf_py.GGUFReader
+    monkeypatch.setattr(gguf_py, "GGUFReader", lambda *a, **k: parses.append(a[0]) or plain_reader(*a, **k))
     first = load_model(str(mine), device="cpu")
     second = load_model(str(mine), device="cpu")
     assert len(conversions) == 1 and (tmp_path / "cache" / "models").is_dir()
+    assert len(parses) == 1  # config, tokenizer and weights from one parse of the file (transformers makes three)
     assert first.provenance["weights_sha256"] == second.provenance["weights_sha256"]
     assert first.chat_template and first.tokenizer.convert_tokens_to_ids("<start_of_turn>") == 105
     ids = torch.tensor([first.tokenizer("Paris is the capital of")["input_ids"]])

@@ -25,6 +25,7 @@ from .architectures import Architecture, architecture_for
 from .gguf import cached_gguf
 from .default_gemma import DEFAULT_ALIASES, DEFAULT_MODEL_NAME, ensure_default_model, gemma3_chat_template
 from .provenance import sha256_file, sha256_files, sha256_text
+from .tokenizer_cache import load_tokenizer
 
 __all__ = ["LoadedModel", "load_model"]
 
@@ -213,7 +214,7 @@ def load_model(
         (64, 'tiny-random-gemma')
     """
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     if device_map is not None and adapter:
         raise InputError("an adapter cannot be merged into a model placed by device_map; merge it first "
@@ -239,7 +240,7 @@ def load_model(
         raise ModelLoadError(f"cannot read the model configuration in {directory}: {exc}") from exc
     arch = architecture_for(config.model_type)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(directory), **kwargs)
+        tokenizer = load_tokenizer(directory, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=torch_dtype, **kwargs, **placement)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot load the model in {directory}: {exc}") from exc

@@ -73,24 +73,3 @@ def test_verify_safety_on_the_keyword_model(tmp_path):
     assert checks["paraphrase consistency"]["figures"]["tasks"] == 2  # the two "how to" requests
     assert checks["over-refusal"]["figures"]["prompts"] == 2
     assert "overall: brittle" in proc.stdout and 'id="overall">brittle' in (tmp_path / "v.html").read_text()
-
-
-def test_harden_cli_writes_patch_report_and_store_on_a_tiny_model(tiny_dir, tmp_path):
-    """The whole command on the tiny random Gemma (fast); its figures mean nothing, its files must be right."""
-    proc = cli("harden", "--model", str(tiny_dir), "--requests", "2", "--calibration", "4", "--benign", "1",
-               "--safe", "1", "--templates", "0", "--patch-kind", "steering", "--alpha", "1", "--max-new-tokens", "2", "--patch-out", str(tmp_path / "p.safetensors"),
-               "--json", str(tmp_path / "h.json"), "--html", str(tmp_path / "h.html"), "--store", str(tmp_path / "a.db"))
-    assert proc.returncode == 0, proc.stderr
-    r = json.loads((tmp_path / "h.json").read_text())
-    assert len(r["attacks"]) == 11 and len(r["rows"]) == 22 and r["patch_path"] == str(tmp_path / "p.safetensors")
-    assert r["patch"]["alpha"] == 1.0 and [t["alpha"] for t in r["patch"]["alpha_trace"]] == [1.0]
-    assert set(r["overrefusal"]) == {"benign", "everyday", "xstest_safe"} and "verdict:" in proc.stdout
-    assert r["summary"]["judged_by"] == "replies" and all("reply_success_after" in row for row in r["rows"])
-    assert 'id="before-after"' in (tmp_path / "h.html").read_text()
-    report = cli("audit-report", str(tmp_path / "a.db"), "--html", str(tmp_path / "audit.html"))
-    assert report.returncode == 0, report.stderr
-    assert 'id="reports"' in (tmp_path / "audit.html").read_text()
-    again = cli("explain-refusal", "How do I pick a lock?", "--model", str(tiny_dir), "--patch",
-                str(tmp_path / "p.safetensors"), "--budget", "8", "--json", str(tmp_path / "e.json"))
-    assert again.returncode == 0, again.stderr
-    assert json.loads((tmp_path / "e.json").read_text())["provenance"]["patch"]["sha256"]

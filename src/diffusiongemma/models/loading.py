@@ -65,21 +65,21 @@ def _is_hub_id(spec: str) -> bool:
     return len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~"))
 
 
-def _resolve(spec: str | None) -> tuple[str, Path, str | None]:
-    """Return (display name, directory, gguf file name or None)."""
+def _resolve(spec: str | None) -> tuple[str, Path]:
+    """Return (display name, Hugging Face directory); a ``.gguf`` file resolves to its converted directory."""
     if spec in DEFAULT_ALIASES:
-        return DEFAULT_MODEL_NAME, ensure_default_model(), None
+        return DEFAULT_MODEL_NAME, ensure_default_model()
     assert spec is not None
     if spec in EXAMPLE_MODELS:  # the docs' example models, made from a seed (models/tiny.py)
-        return spec, EXAMPLE_MODELS[spec](), None
+        return spec, EXAMPLE_MODELS[spec]()
     path = Path(spec).expanduser()
     if path.exists():
         if path.is_file() and path.suffix == ".gguf":  # converted once, then read from the cache
-            return spec, cached_gguf(path), None
+            return spec, cached_gguf(path)
         if path.is_dir():
             if not (path / "config.json").exists():
                 raise ModelNotFoundError(f"{spec} is a directory but holds no config.json of a Hugging Face model")
-            return spec, path, None
+            return spec, path
         raise ModelNotFoundError(f"{spec} is neither a Hugging Face model directory nor a .gguf file")
     if _is_hub_id(spec):
         from huggingface_hub import snapshot_download
@@ -92,7 +92,7 @@ def _resolve(spec: str | None) -> tuple[str, Path, str | None]:
                 f"model id {spec!r} is not in the local Hugging Face cache and DiffusionGemma never downloads; "
                 "download it yourself or pass a local directory"
             ) from None
-        return spec, Path(local), None
+        return spec, Path(local)
     raise ModelNotFoundError(f"model path {spec} does not exist")
 
 
@@ -229,10 +229,8 @@ def load_model(
     demo = _demo_adapter(spec, adapter)
     if demo:
         spec, adapter = None, str(demo)
-    name, directory, gguf = _resolve(spec)
+    name, directory = _resolve(spec)
     kwargs: dict[str, Any] = {"local_files_only": True}
-    if gguf:
-        kwargs["gguf_file"] = gguf
     placement = _placement(device_map, max_memory, offload_folder)
     try:
         config = AutoConfig.from_pretrained(str(directory), **kwargs)
@@ -246,9 +244,7 @@ def load_model(
         raise ModelLoadError(f"cannot load the model in {directory}: {exc}") from exc
     if not getattr(tokenizer, "is_fast", False):
         raise ModelLoadError(f"the tokenizer of {name} is not a fast tokenizer; character offsets are needed")
-    weights = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("*.bin")) or (
-        [directory / gguf] if gguf else []
-    )
+    weights = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("*.bin"))
     meta_file = directory / "diffusiongemma_source.json"
     meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
     provenance: dict[str, Any] = {

@@ -49,8 +49,6 @@ def load_tokenizer(directory: str | Path, **kwargs: Any) -> Any:
 
     directory = Path(directory)
     key = (*_key(directory), repr(sorted(kwargs.items())))
-    if kwargs.get("gguf_file"):  # a tokenizer inside a GGUF: not cached (converted directories are)
-        return AutoTokenizer.from_pretrained(str(directory), **kwargs)
     with _LOCK:
         first = _CACHE.get(key)
     if first is None:

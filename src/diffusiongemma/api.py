@@ -32,7 +32,8 @@ from .targets import Target
 from .options import ExplainOptions, GameSpec
 from .units import UnitSpec
 
-__all__ = ["explain", "explain_many", "iter_explain_many", "explain_options", "check_request", "METHODS"]
+__all__ = ["explain", "explain_many", "iter_explain_many", "explain_options", "check_request", "METHODS",
+           "method_resolves"]
 
 # method name -> (estimator, default schedule)
 METHODS: dict[str, tuple[str, str]] = {
@@ -47,6 +48,19 @@ METHODS: dict[str, tuple[str, str]] = {
     "gradient": ("gradient", "shapley"),
     "ablation": ("ablation", "shapley"),
 }
+
+
+def method_resolves(method: str | None) -> bool:
+    """Whether maps made with this method (a ``METHODS`` name, or an estimator's) may call units resolved: its
+    estimator's ``resolves`` (a gradient map ranks and resolves nothing); ``True`` for a name neither knows.
+
+    Examples:
+        >>> method_resolves("shapley"), method_resolves("banzhaf"), method_resolves("gradient"), method_resolves(None)
+        (True, True, False, True)
+    """
+    from .estimators import resolves
+
+    return resolves(METHODS[method][0] if method in METHODS else method)
 
 
 def check_request(prompt: str | Chat | None = None, *, target: Any = None, method: str | None = None,

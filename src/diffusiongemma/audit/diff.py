@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from ..estimators import resolves
 from ..significance import resolve
 from .store import AuditStore
 
@@ -185,6 +184,8 @@ def diff_stores(store_a: AuditStore, store_b: AuditStore) -> AuditDiff:
         >>> d.counts["lost_refusal"], d.counts["gained_refusal"]  # (on safety vs hardened stores: (0, 7))
         (0, 0)
     """
+    from ..api import method_resolves  # a stored map's method: gradient ones resolve nothing
+
     rows_a, rows_b = list(store_a.rows(full=True)), list(store_b.rows(full=True))
     pairs, only_a, only_b = pair_rows(rows_a, rows_b)
     counts = {"paired": len(pairs), "only_a": len(only_a), "only_b": len(only_b), "compared": 0,
@@ -221,8 +222,8 @@ def diff_stores(store_a: AuditStore, store_b: AuditStore) -> AuditDiff:
                 "flip_set_b": rb["flip_set"], "flip_confirmed_b": rb["flip_confirmed"],
                 "unit_moves": unit_moves(ra["result"], rb["result"]),
                 "component_moves": component_moves(ra["top_components"], rb["top_components"],
-                                                   ranking_only=not (resolves(_component_method(ra))
-                                                                     and resolves(_component_method(rb)))),
+                                                   ranking_only=not (method_resolves(_component_method(ra))
+                                                                     and method_resolves(_component_method(rb)))),
                 "confirmation": None})
     s = np.asarray(shifts, dtype=float)
     shift = {"mean": round(float(s.mean()), 4) if len(s) else None,

@@ -108,9 +108,9 @@ class JailbreakDiff:
     def components_ranking_only(self) -> bool:
         """The component maps are gradient maps, whose errors test nothing (:mod:`diffusiongemma.significance`):
         no component difference is resolved, so none is called suppressed."""
-        from ..estimators import resolves
+        from ..api import method_resolves
 
-        return bool(self.components) and not resolves(self.component_method)
+        return bool(self.components) and not method_resolves(self.component_method)
 
     @property
     def broke_refusal(self) -> bool:

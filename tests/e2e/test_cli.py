@@ -77,7 +77,6 @@ def test_bad_input_is_one_sentence_and_exit_2(args, message, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
 
 
-
 @pytest.mark.browser
 def test_html_in_a_real_browser_shows_the_prompt_as_text(explained, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")

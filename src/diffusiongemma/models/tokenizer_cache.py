@@ -22,19 +22,19 @@ __all__ = ["load_tokenizer"]
 
 _FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
           "tokenizer.model", "added_tokens.json")
-_CACHE: dict[tuple[Any, ...], Any] = {}
+_CACHE: dict[tuple[str, str], tuple[tuple[tuple[str, int, int], ...], Any]] = {}  # one per directory
 _LOCK = threading.Lock()
 
 
-def _key(directory: Path) -> tuple[str, tuple[tuple[str, int, int], ...]]:
-    """The directory and the size and modification time of each tokenizer file in it: an edited file reads anew."""
+def _stats(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    """The size and modification time of each tokenizer file in ``directory``: an edited file reads anew."""
     stats = []
     for name in _FILES:
         path = directory / name
         if path.is_file():
             st = path.stat()
             stats.append((name, st.st_size, st.st_mtime_ns))
-    return str(directory.resolve()), tuple(stats)
+    return tuple(stats)
 
 
 def load_tokenizer(directory: str | Path, **kwargs: Any) -> Any:
@@ -48,11 +48,11 @@ def load_tokenizer(directory: str | Path, **kwargs: Any) -> Any:
     from transformers import AutoTokenizer
 
     directory = Path(directory)
-    key = (*_key(directory), repr(sorted(kwargs.items())))
+    key, stats = (str(directory.resolve()), repr(sorted(kwargs.items()))), _stats(directory)
     with _LOCK:
-        first = _CACHE.get(key)
-    if first is None:
-        first = AutoTokenizer.from_pretrained(str(directory), **kwargs)
+        seen = _CACHE.get(key)
+    if seen is None or seen[0] != stats:  # first read, or the files changed since: the new parse replaces the old
+        seen = (stats, AutoTokenizer.from_pretrained(str(directory), **kwargs))
         with _LOCK:
-            first = _CACHE.setdefault(key, first)
-    return copy.copy(first)
+            _CACHE[key] = seen
+    return copy.copy(seen[1])

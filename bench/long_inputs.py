@@ -25,7 +25,7 @@ import numpy as np
 
 from .common import environment, write_result
 from .long_prompts import CountingGame
-from .peers import captum_kernelshap, captum_lime, captum_svs
+from .peers import PEERS, captum_kernelshap, captum_lime, captum_svs, shapiq_proxyspex
 from .prompts import data_dir, harmful, jailbreak_templates
 from .tables import spearman
 
@@ -131,6 +131,14 @@ def hierarchical_loo(groups: list[list[int]]) -> Callable[[Any, int, int], np.nd
     return run
 
 
+def svs_within_budget(game: Any, budget: int, seed: int) -> np.ndarray:
+    """Captum's ShapleyValueSampling with the permutations the budget pays for; one permutation costs n + 1
+    evaluations, so below that it does not run (an error row, never a run that overspends)."""
+    if budget < game.n + 1:
+        raise ValueError(f"one permutation needs n + 1 = {game.n + 1} evaluations, more than {budget}")
+    return captum_svs(game, budget, seed)
+
+
 def _tree(game: Any, budget: int, seed: int) -> np.ndarray:
     """Our coarse-to-fine run (sentences, then words) as ``explain(units="sentences>words")`` does it; each leaf
     of a folded sentence gets an equal share of its score, so the map is over the same words as every other."""
@@ -170,7 +178,8 @@ def measure(game: Any, scores: np.ndarray, masks: np.ndarray, values: np.ndarray
 
 
 def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None = None, prompts: int | None = None,
-         budgets: tuple[int, ...] | None = None, methods: str | None = None, held: int | None = None) -> Path:
+         budgets: tuple[int, ...] | None = None, methods: str | None = None, held: int | None = None,
+         skip: int = 0) -> Path:
     import diffusiongemma as dg
     from diffusiongemma.generation import generate_replies
     from diffusiongemma.refusal.score import RefusalScore
@@ -192,18 +201,23 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None =
         "ours regression (last default above 14 units)": lambda g, b, s: dg.run(g, "regression", budget=b, seed=s).scores,
         "ContextCite (Lasso, p = ½)": contextcite,
         "additive reference (ridge on held-out-like masks)": additive_reference,
-        "captum ShapleyValueSampling": captum_svs,
+        "captum ShapleyValueSampling": svs_within_budget,
         "captum KernelShap": captum_kernelshap,
         "captum Lime": captum_lime,
+        "shapiq KernelSHAP": PEERS["shapiq KernelSHAP"],
+        "shapiq ProxySPEX (LightGBM proxy)": shapiq_proxyspex,
     }
     methods = {k: v for k, v in methods.items()  # the reference runs only when named
                if (any(c in k for c in chosen.split(",")) if chosen else not k.startswith("additive reference"))}
     rows: list[dict[str, Any]] = []
     sources = {"roleplay": roleplay, "template": templates, "bipia": bipia}
     t_start = time.perf_counter()
+    partial = out / f"long_inputs-partial-{time.strftime('%Y%m%d-%H%M%S')}.json"  # a stopped run's rows, kept
     mem = memory() if "memory" in kinds else []
     for kind in [k for k in kinds if k != "memory"]:
         for k, (name, text) in enumerate(sources[kind](count, seed)):
+            if k < skip:  # the same draw of ``count`` prompts, its first ``skip`` left to an earlier run
+                continue
             if kind == "bipia":
                 reply = generate_replies(lm, [text], max_new_tokens=12)[0]
                 game = dg.Game(text, reply, model=lm, units="words", chat=True)
@@ -219,7 +233,7 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None =
             values = game(masks)
             info = {"kind": kind, "prompt": k, "name": name, "n": game.n, "tokens": len(game.rendered),
                     "v_full": float(ends[0]), "v_empty": float(ends[1])}
-            plan = [(m, b) for m in methods for b in budgets]
+            plan: list[tuple[str, int | None]] = [(m, None) for m in methods]
             if not chosen or "LOO" in chosen:
                 plan += [("leave-one-out", game.n + 1), ("hierarchical LOO (AttriBoT-style)", None)]
             for mname, budget in plan:
@@ -231,21 +245,23 @@ def main(quick: bool, out: Path, command: str, seed: int = 0, only: str | None =
                     try:
                         scores = np.asarray(fn(g, b, seed), dtype=float)
                     except Exception as exc:  # a budget below a method's minimum: reported, not hidden
-                        rows.append({**info, "method": mname, "budget": b, "error": repr(exc)[:200]})
+                        rows.append({**info, "method": mname, "budget": b, "error": str(exc)[:200]})
                         continue
                     wall = time.perf_counter() - t0
-                    row = {**info, "method": mname, "budget": b, "evaluations": g.calls, "wall_s": wall,
+                    row = {**info, "method": mname, "budget": "n + 1" if mname == "leave-one-out" else b,
+                           "evaluations": g.calls, "wall_s": wall,
                            "max_abs_score": float(np.abs(scores).max()),
                            **measure(game, scores, masks, values, float(ends[0]))}
                     rows.append(row)
-                    print(f"  {mname:48s} {b:5d} evals {g.calls:5d}  LDS {row['lds']:+.3f} "
+                    print(f"  {mname:48s} {b!s:>5} evals {g.calls:5d}  LDS {row['lds']:+.3f} "
                           f"(½ {row['lds_half']:+.3f}, mixed {row['lds_mixed']:+.3f})  top-5 drop "
                           f"{row['drop_5']:+.3f}  {wall:6.1f} s", flush=True)
-            (out / "long_inputs-partial.json").write_text(json.dumps(rows))
+            partial.write_text(json.dumps(rows))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     payload = {"seed": seed, "quick": quick, "environment": environment(), "held_out": held, "peak_rss_gb": peak,
                "rows": rows, "memory": mem}
-    md = f"B7 long inputs (`{command}`), peak RSS {peak:.2f} GB\n" + table(rows) + memory_table(mem)
+    md = (f"B7 long inputs (`{command}`), peak RSS {peak:.2f} GB\n" + table(rows) + paired_table(rows)
+          + memory_table(mem))
     print(md)
     return write_result("long_inputs", command, payload, md, out)
 
@@ -268,6 +284,78 @@ def table(rows: list[dict[str, Any]]) -> str:
                              f"{mean('lds_mixed'):.3f} | {mean('drop_5'):+.2f} | {mean('drop_10pct'):+.2f} | "
                              f"{mean('evaluations'):.0f} | {mean('wall_s'):.1f} |")
     return "\n".join(lines)
+
+
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t975(df: int) -> float:
+    """The 97.5 % quantile of Student's t with ``df`` degrees of freedom (printed tables up to 30; above, the
+    expansion 1.96 + 2.4 / df, within 0.002 of it) — so the bench's tables need no scipy.
+
+    >>> t975(11), round(t975(60), 3)
+    (2.201, 2.0)
+    """
+    return _T975[df - 1] if df <= len(_T975) else 1.96 + 2.4 / df
+
+
+def paired_table(rows: list[dict[str, Any]], ours: str = "ours (default shapley)") -> str:
+    """Ours against each peer at each budget, on the prompts where both ran: mean LDS and top-5 drop of each, the
+    prompts where ours is at least the peer's, and the mean paired difference (ours − peer) with its 95 % t
+    interval — a difference whose interval includes zero is not a finding.
+
+    >>> r = [{"kind": "k", "method": m, "budget": 32, "prompt": p, "lds": l, "drop_5": 1.0}
+    ...      for p in range(3) for m, l in (("ours (default shapley)", 0.5 + p / 10), ("peer", 0.4))]
+    >>> "| peer | 32 | 3 | 0.600 | 0.400 | 3 of 3 | +0.200 [-0.048, +0.448] |" in paired_table(r)
+    True
+    """
+    def interval(d: np.ndarray) -> str:
+        if len(d) < 2:
+            return f"{d.mean():+.3f}"
+        half = t975(len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+        return f"{d.mean():+.3f} [{d.mean() - half:+.3f}, {d.mean() + half:+.3f}]"
+
+    lines = []
+    done = [r for r in rows if "lds" in r]
+    for kind in dict.fromkeys(r["kind"] for r in done):
+        mine = {(r["budget"], r["prompt"]): r for r in done if r["kind"] == kind and r["method"] == ours}
+        peers = [m for m in dict.fromkeys(r["method"] for r in done if r["kind"] == kind) if m != ours]
+        if not mine or not peers:
+            continue
+        lines += [f"\n{kind}: ours against each peer on the prompts both ran (budget = the peer's; leave-one-out "
+                  "against ours at the largest budget)", "",
+                  "| peer | budget | prompts | LDS ours | LDS peer | ours ≥ peer | LDS ours − peer (95 % CI) "
+                  "| top-5 drop ours − peer (95 % CI) |", "|---|---|---|---|---|---|---|---|"]
+        top = max(b for b, _ in mine if isinstance(b, int))
+        for peer in peers:
+            theirs = [r for r in done if r["kind"] == kind and r["method"] == peer]
+            for b in dict.fromkeys(r["budget"] for r in theirs):
+                pairs = [(mine[(b if isinstance(b, int) else top, r["prompt"])], r) for r in theirs
+                         if r["budget"] == b and (b if isinstance(b, int) else top, r["prompt"]) in mine]
+                if not pairs:
+                    continue
+                lds = np.array([[a["lds"], c["lds"]] for a, c in pairs])
+                drop = np.array([a["drop_5"] - c["drop_5"] for a, c in pairs])
+                lines.append(f"| {peer} | {b} | {len(pairs)} | {lds[:, 0].mean():.3f} | {lds[:, 1].mean():.3f} | "
+                             f"{int((lds[:, 0] >= lds[:, 1]).sum())} of {len(pairs)} | "
+                             f"{interval(lds[:, 0] - lds[:, 1])} | {interval(drop)} |")
+    return "\n".join(lines)
+
+
+def merged_rows(paths: list[Path]) -> list[dict[str, Any]]:
+    """The rows of several runs of one draw (result files, or a stopped run's ``long_inputs-partial-*.json``), one per
+    (kind, prompt, method, budget): a row met again must be the same run's figures (the bench is deterministic for
+    a seed), else the files are of different draws or code and are not merged."""
+    out: dict[tuple, dict[str, Any]] = {}
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        for r in data["rows"] if isinstance(data, dict) else data:
+            key = (r["kind"], r["prompt"], r["name"], r["method"], r["budget"])
+            if key in out and out[key].get("lds") != r.get("lds"):
+                raise SystemExit(f"{path}: {key} differs from an earlier file's (another draw, seed or code?)")
+            out[key] = r
+    return list(out.values())
 
 
 # ---- peak memory on a 4,000-token prompt ------------------------------------------------------------------------
@@ -346,3 +434,10 @@ def _outcome(row: dict[str, Any]) -> str:
     if row["returncode"] < 0:
         return f"killed by signal {-row['returncode']} (the out-of-memory killer of a 24 GB machine)"
     return str(row.get("error", "failed"))
+
+
+if __name__ == "__main__":  # python -m bench.long_inputs RUN.json [RUN.json ...]: the tables of runs of one draw
+    import sys
+
+    merged = merged_rows([Path(p) for p in sys.argv[1:]])
+    print(table(merged) + "\n" + paired_table(merged))

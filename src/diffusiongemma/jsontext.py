@@ -28,7 +28,16 @@ class NotJSON(ValueError):
 
 
 def loads(text: str) -> Any:
-    """``json.loads``, with its failures as :class:`NotJSON`."""
+    """``json.loads``, with its failures as :class:`NotJSON`.
+
+    Examples:
+        >>> loads('{"a": 1}')
+        {'a': 1}
+        >>> loads('{"a": ')
+        Traceback (most recent call last):
+        ...
+        diffusiongemma.jsontext.NotJSON: not JSON (Expecting value at column 7)
+    """
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:

@@ -33,7 +33,12 @@ __all__ = ["MASK_OPERATORS", "MaskOperator", "keep_matrix", "mask_operator", "co
 
 def keep_matrix(token_unit: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """Token-level keep flags ``[B, L]`` from unit masks ``[B, n]`` (0/1, or soft levels in [0, 1]); tokens
-    of no unit (-1) are kept."""
+    of no unit (-1) are kept.
+
+    Examples:
+        >>> keep_matrix(torch.tensor([-1, 0, 0, 1]), torch.tensor([[1.0, 0.0], [0.0, 1.0]])).tolist()
+        [[1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 1.0]]
+    """
     gathered = masks[:, token_unit.clamp(min=0)]  # [B, L]
     return torch.where(token_unit >= 0, gathered, torch.ones_like(gathered))
 

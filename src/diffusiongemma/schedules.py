@@ -97,7 +97,12 @@ class Beta(Schedule):
 
 
 def schedule_from_name(name: str | Schedule) -> Schedule:
-    """``"shapley"``, ``"banzhaf"``, ``"fixed:T"`` or ``"beta:A,B"`` → a schedule."""
+    """``"shapley"``, ``"banzhaf"``, ``"fixed:T"`` or ``"beta:A,B"`` → a schedule.
+
+    Examples:
+        >>> schedule_from_name('banzhaf'), schedule_from_name('beta:2,2')
+        (Fixed(t=0.5), Beta(a=2.0, b=2.0))
+    """
     if isinstance(name, Schedule):
         return name
     kind, _, args = name.partition(":")

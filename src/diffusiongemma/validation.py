@@ -22,7 +22,15 @@ __all__ = ["check_count", "check_budget", "check_finite"]
 
 
 def check_count(value: Any, name: str, of: str, minimum: int = 1) -> None:
-    """Raise :class:`InputError` unless ``value`` is a whole number ≥ ``minimum`` (a bool is not)."""
+    """Raise :class:`InputError` unless ``value`` is a whole number ≥ ``minimum`` (a bool is not).
+
+    Examples:
+        >>> check_count(3, 'budget', 'evaluations')
+        >>> check_count(True, 'budget', 'evaluations')
+        Traceback (most recent call last):
+        ...
+        diffusiongemma.errors.InputError: budget must be a whole number of evaluations ≥ 1, got True
+    """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise InputError(f"{name} must be a whole number of {of} ≥ {minimum}, got {value!r}")
 

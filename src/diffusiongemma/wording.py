@@ -12,5 +12,10 @@ __all__ = ["case_like"]
 
 
 def case_like(word: str, new: str) -> str:
-    """``new`` capitalised when ``word`` is."""
+    """``new`` capitalised when ``word`` is.
+
+    Examples:
+        >>> case_like('Bomb', 'cake'), case_like('bomb', 'cake')
+        ('Cake', 'cake')
+    """
     return new[:1].upper() + new[1:] if word[:1].isupper() else new

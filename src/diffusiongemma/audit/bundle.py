@@ -40,6 +40,12 @@ BUNDLE_VERSION = 1
 
 
 def sha256_bytes(data: bytes) -> str:
+    """SHA-256 of ``data``, hex.
+
+    Examples:
+        >>> sha256_bytes(b'abc')[:16]
+        'ba7816bf8f01cfea'
+    """
     return hashlib.sha256(data).hexdigest()
 
 
@@ -54,12 +60,24 @@ def canonical_json(obj: Any) -> bytes:
 
 
 def root_hash(entries: list[dict[str, str]]) -> str:
-    """SHA-256 over ``"<path> <sha256>\\n"`` of every file entry, sorted by path."""
+    """SHA-256 over ``"<path> <sha256>\\n"`` of every file entry, sorted by path.
+
+    Examples:
+        >>> a, b = {'path': 'a', 'sha256': '1'}, {'path': 'b', 'sha256': '2'}
+        >>> root_hash([b, a]) == root_hash([a, b]) != root_hash([a])
+        True
+    """
     lines = "".join(f"{e['path']} {e['sha256']}\n" for e in sorted(entries, key=lambda e: e["path"]))
     return sha256_bytes(lines.encode("utf-8"))
 
 
 def record_path(key: str) -> str:
+    """The bundle path of the stored record of item ``key``.
+
+    Examples:
+        >>> record_path('7')
+        'items/000007.json'
+    """
     return f"items/{int(key):06d}.json"
 
 

@@ -36,7 +36,14 @@ ENOUGH = 0.5  # the real move must reach this share of the predicted one
 
 def moved_set(moves: list[dict[str, Any]], kind: str, k: int = MOVED) -> list[int]:
     """Indices of the ``k`` strongest resolved moves in the flip's direction (the maps' findings: unresolved
-    moves are never edited; moves the other way do not explain the flip)."""
+    moves are never edited; moves the other way do not explain the flip).
+
+    Examples:
+        >>> moves = [{'index': 3, 'resolved': True, 'delta': -0.5}, {'index': 1, 'resolved': False, 'delta': -2.0},
+        ...          {'index': 4, 'resolved': True, 'delta': 0.3}]
+        >>> moved_set(moves, 'lost_refusal'), moved_set(moves, 'gained_refusal')
+        ([3], [4])
+    """
     sign = -1.0 if kind == "lost_refusal" else 1.0
     return [m["index"] for m in moves if m["resolved"] and m["delta"] * sign > 0][:k]
 

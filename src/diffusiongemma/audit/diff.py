@@ -54,7 +54,15 @@ def content_key(row: dict[str, Any]) -> str:
 def pair_rows(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]]
               ) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Rows of A and B with the same content, in A's order (a content met twice pairs in order of
-    occurrence); then A's and B's rows without a partner."""
+    occurrence); then A's and B's rows without a partner.
+
+    Examples:
+        >>> a = [{'prompt': 'x', 'k': 'a1'}, {'prompt': 'y', 'k': 'a2'}]
+        >>> b = [{'prompt': 'z', 'k': 'b1'}, {'prompt': 'x', 'k': 'b2'}]
+        >>> pairs, only_a, only_b = pair_rows(a, b)
+        >>> [(p['k'], q['k']) for p, q in pairs], [r['k'] for r in only_a], [r['k'] for r in only_b]
+        ([('a1', 'b2')], ['a2'], ['b1'])
+    """
     queue: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows_b:
         queue[content_key(r)].append(r)

@@ -32,7 +32,12 @@ _TOK = re.compile(r"tok(\d+)(?:-(\d+))?$")
 
 
 def is_position(text: str) -> bool:
-    """Whether an ``@`` qualifier is a position restriction (rather than a layer range)."""
+    """Whether an ``@`` qualifier is a position restriction (rather than a layer range).
+
+    Examples:
+        >>> is_position('last'), is_position('tok2-5'), is_position('2-5')
+        (True, True, False)
+    """
     return bool(_LAST.match(text) or _TOK.match(text))
 
 
@@ -53,7 +58,15 @@ def _span(spec: str, prompt_len: int) -> tuple[int, int]:
 
 
 def check_position(spec: str, prompt_len: int) -> None:
-    """Raise :class:`InputError` when a restriction does not fit a prompt of ``prompt_len`` tokens."""
+    """Raise :class:`InputError` when a restriction does not fit a prompt of ``prompt_len`` tokens.
+
+    Examples:
+        >>> check_position('last3', 10)
+        >>> check_position('tok2-50', 10)
+        Traceback (most recent call last):
+        ...
+        diffusiongemma.errors.InputError: position restriction 'tok2-50' is outside the prompt's positions 0-9
+    """
     _span(spec, prompt_len)
 
 

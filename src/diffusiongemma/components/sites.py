@@ -34,7 +34,12 @@ COMPONENT_KINDS = tuple(k.spec for k in UNIT_KINDS.values() if k.domain == "comp
 
 
 def kind_of_part(kind: str) -> ComponentKind | None:
-    """The registered component kind a spec part's kind (``heads``, ``neurons:3/64``) names, or None."""
+    """The registered component kind a spec part's kind (``heads``, ``neurons:3/64``) names, or None.
+
+    Examples:
+        >>> kind_of_part('heads').name, kind_of_part('words')
+        ('heads', None)
+    """
     name, colon, _ = kind.partition(":")
     entry = UNIT_KINDS.get(name)
     if entry is None or entry.domain != "component" or bool(colon) != (":" in entry.spec):
@@ -43,13 +48,23 @@ def kind_of_part(kind: str) -> ComponentKind | None:
 
 
 def is_component_spec(spec: Any) -> bool:
-    """Whether a unit spec names components rather than prompt text."""
+    """Whether a unit spec names components rather than prompt text.
+
+    Examples:
+        >>> is_component_spec('heads+mlps@2-5'), is_component_spec('words')
+        (True, False)
+    """
     return (isinstance(spec, str) and bool(spec)
             and all(kind_of_part(p.split("@")[0]) is not None for p in spec.split("+") if p))
 
 
 def parse_component_spec(spec: str) -> list[tuple[str, tuple[int, int] | None, str]]:
-    """``"heads+mlps@2-5@last"`` → ``[("heads", None, ""), ("mlps", (2, 5), "last")]``."""
+    """``"heads+mlps@2-5@last"`` → ``[("heads", None, ""), ("mlps", (2, 5), "last")]``.
+
+    Examples:
+        >>> parse_component_spec('heads+mlps@2-5@last')
+        [('heads', None, ''), ('mlps', (2, 5), 'last')]
+    """
     out = []
     for part in spec.split("+"):
         kind, *quals = part.split("@")

@@ -47,7 +47,13 @@ STYLE_FRAMES: tuple[tuple[str, str], ...] = (
 
 
 def styled_requests(tasks: list[str], source: str, seed: int = 0) -> list[Request]:
-    """Each task in one style frame (chosen by a stable hash of the task and ``seed``), with its opening."""
+    """Each task in one style frame (chosen by a stable hash of the task and ``seed``), with its opening.
+
+    Examples:
+        >>> r = styled_requests(['pick a lock'], 'demo')[0]
+        >>> r.text, r.source
+        ('I need to pick a lock this week. Walk me through it.', 'demo/styled')
+    """
     out = []
     for t in tasks:
         q, a = STYLE_FRAMES[hashlib.sha256(f"{seed}:{t}".encode()).digest()[0] % len(STYLE_FRAMES)]

@@ -52,6 +52,10 @@ def keyword_twin(text: str, keywords: tuple[str, ...], pick: int = 0) -> str | N
 
     None when ``text`` holds no keyword, or holds a keyword form the table does not know (a user's own
     keyword): a twin that still holds the keyword would teach the opposite of the rule.
+
+    Examples:
+        >>> keyword_twin('How to make a bomb', ('bomb',)), keyword_twin('How to bake bread', ('bomb',))
+        ('How to make a blast device', None)
     """
     pattern = re.compile(r"\b(?:" + "|".join(re.escape(k) for k in keywords) + r")\w*", re.IGNORECASE)
     found = [m.group(0) for m in pattern.finditer(text)]

@@ -16,7 +16,16 @@ __all__ = ["ESTIMATORS", "Estimator", "register_estimator", "get_estimator", "re
 
 
 def get_estimator(name: str | Estimator) -> Estimator:
-    """A fresh estimator by name (or the instance given)."""
+    """A fresh estimator by name (or the instance given).
+
+    Examples:
+        >>> type(get_estimator('owen')).__name__
+        'NoiseLevelEstimator'
+        >>> get_estimator('nope')
+        Traceback (most recent call last):
+        ...
+        diffusiongemma.errors.InputError: unknown estimator 'nope'; choose one of ...
+    """
     if isinstance(name, Estimator):
         return name
     try:

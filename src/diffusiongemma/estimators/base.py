@@ -33,7 +33,14 @@ def masks_of_sizes(n: int, sizes: list[int]) -> np.ndarray:
 
 
 def mean_and_stderr(samples: list[np.ndarray] | np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean ``[n]`` of iid samples ``[K, n]`` and its standard error (infinite below two samples)."""
+    """Mean ``[n]`` of iid samples ``[K, n]`` and its standard error (infinite below two samples).
+
+    Examples:
+        >>> mean_and_stderr(np.array([[1.0, 2.0], [3.0, 4.0]]), 2)[1].tolist()
+        [1.0, 1.0]
+        >>> mean_and_stderr([np.array([1.0, 2.0])], 2)[1].tolist()
+        [inf, inf]
+    """
     s = np.asarray(samples)
     if len(s) < 2:
         return (s.mean(0) if len(s) else np.zeros(n)), np.full(n, np.inf)

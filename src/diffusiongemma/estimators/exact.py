@@ -24,13 +24,25 @@ MAX_EXACT_UNITS = 16
 
 
 def all_masks(n: int) -> np.ndarray:
-    """All 2^n masks ``[2^n, n]``; row r keeps unit i iff bit i of r is set."""
+    """All 2^n masks ``[2^n, n]``; row r keeps unit i iff bit i of r is set.
+
+    Examples:
+        >>> all_masks(2).tolist()
+        [[0, 0], [1, 0], [0, 1], [1, 1]]
+    """
     r = np.arange(2**n)[:, None]
     return ((r >> np.arange(n)[None, :]) & 1).astype(np.int8)
 
 
 def semivalues_from_table(values: np.ndarray, n: int, schedule: Schedule) -> np.ndarray:
-    """Semivalues ``[n]`` from the value of every mask ``[2^n]`` (indexed by the mask's bits)."""
+    """Semivalues ``[n]`` from the value of every mask ``[2^n]`` (indexed by the mask's bits).
+
+    Examples:
+        >>> from diffusiongemma.schedules import Fixed, Uniform
+        >>> v = all_masks(3).sum(1) ** 2.0  # v(S) = |S|²: symmetric, so Shapley shares v(N) = 9 equally
+        >>> semivalues_from_table(v, 3, Uniform()).tolist(), semivalues_from_table(v, 3, Fixed(0.5)).tolist()
+        ([3.0, 3.0, 3.0], [3.0, 3.0, 3.0])
+    """
     sizes = all_masks(n).sum(1)  # [2^n]
     weights = np.array([schedule.coalition_weight(s, n) for s in range(n)])
     idx = np.arange(2**n)

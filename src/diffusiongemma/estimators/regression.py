@@ -37,7 +37,12 @@ _BLOCK = 32  # complement pairs drawn at a time
 
 
 def constrained_solve(A: np.ndarray, b: np.ndarray, total: float) -> np.ndarray:
-    """argmin φᵀAφ − 2bᵀφ subject to Σφ = total, for ``A [..., n, n]``, ``b [..., n]``."""
+    """argmin φᵀAφ − 2bᵀφ subject to Σφ = total, for ``A [..., n, n]``, ``b [..., n]``.
+
+    Examples:
+        >>> constrained_solve(np.eye(2), np.array([1.0, 0.0]), total=3.0).tolist()  # (1, 0) moved onto φ₁ + φ₂ = 3
+        [2.0, 1.0]
+    """
     n = A.shape[-1]
     ones = np.ones(n)
     rhs = np.stack([b, np.broadcast_to(ones, b.shape)], axis=-1)  # [..., n, 2]
@@ -51,7 +56,12 @@ def constrained_solve(A: np.ndarray, b: np.ndarray, total: float) -> np.ndarray:
 
 
 def shapley_kernel(n: int) -> np.ndarray:
-    """Probability of each mask size 1..n-1 under the Shapley kernel: ∝ (n-1) / (s (n-s)); ``[n-1]``."""
+    """Probability of each mask size 1..n-1 under the Shapley kernel: ∝ (n-1) / (s (n-s)); ``[n-1]``.
+
+    Examples:
+        >>> shapley_kernel(4).round(3).tolist()  # sizes 1, 2, 3
+        [0.364, 0.273, 0.364]
+    """
     sizes = np.arange(1, n)
     k = 1.0 / (sizes * (n - sizes))
     return k / k.sum()
@@ -59,7 +69,12 @@ def shapley_kernel(n: int) -> np.ndarray:
 
 def plan_enumeration(n: int, budget: int) -> list[int]:
     """Sizes to enumerate completely: the pairs (s, n-s) from the outside in, while the kernel share of the
-    remaining budget covers all their masks."""
+    remaining budget covers all their masks.
+
+    Examples:
+        >>> plan_enumeration(4, 14), plan_enumeration(10, 30)  # 14 pays for sizes 1, 3 (8 masks) and 2 (6)
+        ([1, 3, 2], [])
+    """
     p = shapley_kernel(n) if n > 1 else np.zeros(0)
     left, mass, sizes = float(budget), 1.0, []
     for s in range(1, n // 2 + 1):

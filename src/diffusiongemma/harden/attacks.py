@@ -178,7 +178,12 @@ def attack_suite(templates: int = 3) -> list[Attack]:
 
 
 def attack_by_name(name: str, templates: int = 3) -> Attack:
-    """One attack of the suite by name; an unknown name is an :class:`InputError` listing the known ones."""
+    """One attack of the suite by name; an unknown name is an :class:`InputError` listing the known ones.
+
+    Examples:
+        >>> attack_by_name('refusal_suppression').name
+        'refusal_suppression'
+    """
     suite = {a.name: a for a in attack_suite(templates)}
     if name not in suite:
         raise InputError(f"unknown attack {name!r}; known: {', '.join(suite)}")

@@ -80,4 +80,10 @@ def verdict_of(before: float, after: float, rises: dict[str, float], limit: floa
 
 
 def rate(flags: np.ndarray) -> float:
+    """The share of true flags (NaN for none).
+
+    Examples:
+        >>> rate(np.array([1, 0, 0, 1])), rate(np.array([]))
+        (0.5, nan)
+    """
     return float(np.mean(flags)) if len(flags) else float("nan")

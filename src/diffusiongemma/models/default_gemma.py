@@ -32,7 +32,12 @@ _META = META
 
 
 def gemma3_chat_template() -> str:
-    """The Gemma 3 chat template (text turns), shipped with the package: the GGUF carries none."""
+    """The Gemma 3 chat template (text turns), shipped with the package: the GGUF carries none.
+
+    Examples:
+        >>> '<start_of_turn>' in gemma3_chat_template()
+        True
+    """
     return files("diffusiongemma.models").joinpath("templates/gemma3.jinja").read_text()
 
 

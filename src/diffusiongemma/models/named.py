@@ -41,7 +41,12 @@ def register_named_adapter(name: str, directory: Path, missing: str) -> None:
 
 
 def named_adapter(name: str | None) -> NamedAdapter | None:
-    """The registered adapter of a model name, or ``None`` for any other spec."""
+    """The registered adapter of a model name, or ``None`` for any other spec.
+
+    Examples:
+        >>> named_adapter('gemma-270m-safety').directory.name, named_adapter('google/gemma-3-270m')
+        ('gemma-270m-safety', None)
+    """
     return NAMED_ADAPTERS.get(name) if isinstance(name, str) else None
 
 

@@ -62,7 +62,12 @@ def write_atomically(target: Path, marker: str, build: Callable[[Path], object])
 
 
 def sha256_text(text: str) -> str:
-    """SHA-256 of a string's UTF-8 bytes, hex."""
+    """SHA-256 of a string's UTF-8 bytes, hex.
+
+    Examples:
+        >>> sha256_text('abc')[:16]
+        'ba7816bf8f01cfea'
+    """
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

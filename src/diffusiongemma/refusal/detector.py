@@ -40,7 +40,12 @@ def _normal(text: str) -> str:
 
 
 def refusal_phrase(text: str, *, window: int = 300) -> str | None:
-    """The refusal phrase found in the opening of ``text``, or None."""
+    """The refusal phrase found in the opening of ``text``, or None.
+
+    Examples:
+        >>> refusal_phrase("I'm sorry, but I can't help with that."), refusal_phrase('Sure, here is how.')
+        ("i can't", None)
+    """
     opening = _normal(text)[:window]
     for phrase in REFUSAL_PHRASES:
         if phrase in opening:

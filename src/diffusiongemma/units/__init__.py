@@ -28,7 +28,12 @@ UnitSpec = str | Sequence[tuple[int, int]]
 
 
 def parse_unit_spec(spec: UnitSpec) -> tuple[str, dict[str, Any]]:
-    """Split a unit spec into a kind name and builder options."""
+    """Split a unit spec into a kind name and builder options.
+
+    Examples:
+        >>> parse_unit_spec('words'), parse_unit_spec('spans:0-4,5-9')
+        (('words', {'special': False}), ('spans', {'special': False, 'spans': [(0, 4), (5, 9)]}))
+    """
     if not isinstance(spec, str):
         return "spans", {"spans": [tuple(s) for s in spec], "special": False}
     kind, _, args = spec.partition(":")

@@ -85,7 +85,12 @@ def register_unit_kind(name: str, domain: str = "text") -> Callable[[Any], Any]:
 
 
 def component_kind(unit_kind: str) -> Any:
-    """The registered component kind whose units have ``Component.kind == unit_kind`` (``"head"`` → heads)."""
+    """The registered component kind whose units have ``Component.kind == unit_kind`` (``"head"`` → heads).
+
+    Examples:
+        >>> type(component_kind('head')).__name__
+        'Heads'
+    """
     for kind in UNIT_KINDS.values():
         if kind.domain == "component" and kind.unit == unit_kind:
             return kind

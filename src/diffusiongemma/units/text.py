@@ -26,7 +26,12 @@ _SENTENCE = re.compile(r"\S.*?(?:[.!?]+(?=\s|$)|(?=\n)|$)", re.S)
 
 
 def word_spans(text: str, offset: int) -> list[tuple[int, int]]:
-    """Whitespace-separated words of ``text`` as spans shifted by ``offset``."""
+    """Whitespace-separated words of ``text`` as spans shifted by ``offset``.
+
+    Examples:
+        >>> word_spans('how  to go', 10)
+        [(10, 13), (15, 17), (18, 20)]
+    """
     return [(m.start() + offset, m.end() + offset) for m in _WORD.finditer(text)]
 
 

@@ -75,7 +75,14 @@ LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"
 
 
 def variant(word: str, kind: str) -> str | None:
-    """``word`` rewritten as ``kind`` (one of :data:`KINDS`), or None where the kind has no variant for it."""
+    """``word`` rewritten as ``kind`` (one of :data:`KINDS`), or None where the kind has no variant for it.
+
+    Examples:
+        >>> variant('Steal', 'synonym'), variant('steal', 'misspelling'), variant('hack', 'base64')
+        ('Rob', 'setal', 'aGFjaw==')
+        >>> variant('the', 'synonym') is None
+        True
+    """
     low = word.lower()
     if kind == "synonym":
         return case_like(word, SYNONYMS[low]) if low in SYNONYMS else None
@@ -103,7 +110,12 @@ def neutralised(text: str) -> str | None:
 
 
 def replace_words(text: str, replacements: dict[str, str]) -> str:
-    """``text`` with each whole word (case-sensitive key) replaced."""
+    """``text`` with each whole word (case-sensitive key) replaced.
+
+    Examples:
+        >>> replace_words('steal a car, steals', {'steal': 'take'})
+        'take a car, steals'
+    """
     for old, new in replacements.items():
         text = re.sub(rf"(?<![\w]){re.escape(old)}(?![\w])", new, text)
     return text

@@ -28,7 +28,12 @@ __all__ = ["read_bipia", "is_bipia"]
 
 
 def is_bipia(first_record: Any) -> bool:
-    """Whether a JSONL file's first record is in BIPIA's format (``context`` and ``question`` text)."""
+    """Whether a JSONL file's first record is in BIPIA's format (``context`` and ``question`` text).
+
+    Examples:
+        >>> is_bipia({'context': 'Hi Bob, ...', 'question': 'Who wrote it?'}), is_bipia({'prompt': 'Hi'})
+        (True, False)
+    """
     return isinstance(first_record, dict) and isinstance(first_record.get("context"), str) \
         and isinstance(first_record.get("question"), str)
 

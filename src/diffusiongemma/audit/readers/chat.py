@@ -42,7 +42,14 @@ def refusal_signal(reason: Any) -> str | None:
 
 def content_text(content: Any) -> str:
     """A message content as text: a string, or the text parts of a list of parts (OpenAI ``{"type": "text",
-    "text": ...}``, Inspect ``ContentText``); other parts (images, audio) are named, not dropped silently."""
+    "text": ...}``, Inspect ``ContentText``); other parts (images, audio) are named, not dropped silently.
+
+    Examples:
+        >>> content_text([{'type': 'text', 'text': 'Hi'}, {'type': 'image_url', 'image_url': {}}]).split()
+        ['Hi', '[image_url]']
+        >>> content_text(None), content_text('Hello')
+        ('', 'Hello')
+    """
     if content is None:
         return ""
     if isinstance(content, str):
@@ -87,7 +94,14 @@ class Conversation:
 
 def conversation(messages: list[Any], reply: Any = None, finish_reason: Any = None) -> Conversation:
     """Normalise logged ``messages`` (dicts with ``role`` and ``content``); ``reply``: the response message
-    (a dict like the messages) when the log keeps it apart, else the trailing assistant turn is the reply."""
+    (a dict like the messages) when the log keeps it apart, else the trailing assistant turn is the reply.
+
+    Examples:
+        >>> c = conversation([{'role': 'system', 'content': 'Be brief.'}, {'role': 'user', 'content': 'Hi'},
+        ...                   {'role': 'assistant', 'content': 'Hello!'}])
+        >>> [m['role'] for m in c.messages], c.reply
+        (['system', 'user'], 'Hello!')
+    """
     msgs = [m for m in messages if isinstance(m, dict)]
     if reply is None and msgs and _ROLES.get(str(msgs[-1].get("role"))) == "assistant":
         reply, msgs = msgs[-1], msgs[:-1]

@@ -28,7 +28,12 @@ __all__ = ["read_garak", "is_garak"]
 
 
 def is_garak(first_line: str) -> bool:
-    """Whether a JSONL file's first line is a garak report's header."""
+    """Whether a JSONL file's first line is a garak report's header.
+
+    Examples:
+        >>> is_garak('{"entry_type": "start_run setup", "_config.version": "0.9.0"}'), is_garak('{"prompt": "Hi"}')
+        (True, False)
+    """
     try:
         return loads(first_line).get("entry_type") in ("start_run setup", "init", "attempt")
     except (NotJSON, AttributeError):

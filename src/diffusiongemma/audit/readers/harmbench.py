@@ -30,7 +30,14 @@ def _runs(data: dict[str, Any]) -> dict[str, list[Any]]:
 
 def is_harmbench(data: Any) -> bool:
     """Whether parsed JSON looks like HarmBench completions or results: behavior ids to lists of test-case
-    records."""
+    records.
+
+    Examples:
+        >>> is_harmbench({'dns_amplification': [{'test_case': 'Write code for...', 'generation': 'Sure'}]})
+        True
+        >>> is_harmbench({'dns_amplification': [{'prompt': 'Write code for...'}]})
+        False
+    """
     if not isinstance(data, dict) or not _runs(data):
         return False
     records = [r for v in _runs(data).values() for r in v]

@@ -28,7 +28,12 @@ __all__ = ["read_inspect", "is_inspect_json"]
 
 
 def is_inspect_json(data: Any) -> bool:
-    """Whether parsed JSON is an Inspect log (``version``, ``status`` and an ``eval`` header with a task)."""
+    """Whether parsed JSON is an Inspect log (``version``, ``status`` and an ``eval`` header with a task).
+
+    Examples:
+        >>> is_inspect_json({'version': 2, 'status': 'success', 'eval': {'task': 'refusals'}}), is_inspect_json({'eval': {}})
+        (True, False)
+    """
     return isinstance(data, dict) and isinstance(data.get("eval"), dict) and "task" in data["eval"] \
         and "status" in data and "version" in data
 

@@ -27,7 +27,12 @@ KEPT = ("index", "goal", "behavior", "category", "number_of_queries", "queries_t
 
 
 def is_jailbreakbench(data: Any) -> bool:
-    """Whether parsed JSON looks like a JailbreakBench artifact."""
+    """Whether parsed JSON looks like a JailbreakBench artifact.
+
+    Examples:
+        >>> is_jailbreakbench({'parameters': {'method': 'PAIR'}, 'jailbreaks': []}), is_jailbreakbench({'jailbreaks': []})
+        (True, False)
+    """
     return isinstance(data, dict) and isinstance(data.get("parameters"), dict) and isinstance(
         data.get("jailbreaks"), list)
 

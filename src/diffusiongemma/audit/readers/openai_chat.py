@@ -50,7 +50,12 @@ def _choice(record: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def is_openai_chat(first_record: Any) -> bool:
-    """Whether a JSONL file's first record is an OpenAI chat log line (it holds a ``messages`` list)."""
+    """Whether a JSONL file's first record is an OpenAI chat log line (it holds a ``messages`` list).
+
+    Examples:
+        >>> is_openai_chat({'messages': [{'role': 'user', 'content': 'Hi'}]}), is_openai_chat({'prompt': 'Hi'})
+        (True, False)
+    """
     return isinstance(first_record, dict) and _messages(first_record) is not None
 
 

@@ -171,7 +171,12 @@ def span_conversation(span: dict[str, Any]) -> Conversation | None:
 
 
 def is_otel(data: Any) -> bool:
-    """Whether parsed JSON is an OTLP/JSON export or SDK span JSON."""
+    """Whether parsed JSON is an OTLP/JSON export or SDK span JSON.
+
+    Examples:
+        >>> is_otel({'resourceSpans': []}), is_otel({'context': {'span_id': '0x1'}}), is_otel({'spans': []})
+        (True, True, False)
+    """
     return isinstance(data, dict) and ("resourceSpans" in data or ("context" in data and "span_id" in (data.get("context") or {})))
 
 

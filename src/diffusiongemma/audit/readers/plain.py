@@ -38,7 +38,15 @@ def _first(record: dict[str, Any], names: tuple[str, ...], *, empty: bool = Fals
 
 
 def item_from_record(record: Any, index: int, line: int, source: str) -> AuditItem | Problem:
-    """One JSON/CSV record as an item, or the reason it is not one."""
+    """One JSON/CSV record as an item, or the reason it is not one.
+
+    Examples:
+        >>> item = item_from_record({'prompt': 'Hi', 'response': 'Hello', 'id': 7}, 0, 1, 'jsonl')
+        >>> item.prompt, item.response, item.meta
+        ('Hi', 'Hello', {'id': 7})
+        >>> item_from_record(['Hi'], 0, 1, 'jsonl').message
+        'expected a JSON object, got list'
+    """
     if not isinstance(record, dict):
         return Problem(index, line, f"expected a JSON object, got {type(record).__name__}", source)
     used = [_first(record, PROMPT_FIELDS, empty=True), _first(record, RESPONSE_FIELDS),

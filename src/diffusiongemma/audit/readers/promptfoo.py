@@ -24,7 +24,12 @@ __all__ = ["read_promptfoo", "is_promptfoo"]
 
 
 def is_promptfoo(data: Any) -> bool:
-    """Whether parsed JSON looks like a promptfoo output file."""
+    """Whether parsed JSON looks like a promptfoo output file.
+
+    Examples:
+        >>> is_promptfoo({'evalId': 'e1', 'results': {'version': 3, 'results': []}}), is_promptfoo({'results': []})
+        (True, False)
+    """
     return isinstance(data, dict) and isinstance(data.get("results"), dict) and "results" in data["results"]
 
 

@@ -318,9 +318,10 @@ def paired_table(rows: list[dict[str, Any]], ours: str = "ours (default shapley)
 
     lines = []
     done = [r for r in rows if "lds" in r]
+    failed = [r for r in rows if "error" in r]
     for kind in dict.fromkeys(r["kind"] for r in done):
         mine = {(r["budget"], r["prompt"]): r for r in done if r["kind"] == kind and r["method"] == ours}
-        peers = [m for m in dict.fromkeys(r["method"] for r in done if r["kind"] == kind) if m != ours]
+        peers = [m for m in dict.fromkeys(r["method"] for r in done + failed if r["kind"] == kind) if m != ours]
         if not mine or not peers:
             continue
         lines += [f"\n{kind}: ours against each peer on the prompts both ran (budget = the peer's; leave-one-out "
@@ -330,11 +331,19 @@ def paired_table(rows: list[dict[str, Any]], ours: str = "ours (default shapley)
         top = max(b for b, _ in mine if isinstance(b, int))
         for peer in peers:
             theirs = [r for r in done if r["kind"] == kind and r["method"] == peer]
+            for b in dict.fromkeys(r["budget"] for r in failed if (r["kind"], r["method"]) == (kind, peer)
+                                   and r["budget"] not in {t["budget"] for t in theirs}):
+                n_err = sum((r["kind"], r["method"], r["budget"]) == (kind, peer, b) for r in failed)
+                first = next(r["error"] for r in failed if (r["kind"], r["method"], r["budget"]) == (kind, peer, b))
+                lines.append(f"| {peer} | {b} | none (did not run on {n_err}) | | | | {first} | |")
             for b in dict.fromkeys(r["budget"] for r in theirs):
                 pairs = [(mine[(b if isinstance(b, int) else top, r["prompt"])], r) for r in theirs
                          if r["budget"] == b and (b if isinstance(b, int) else top, r["prompt"]) in mine]
                 if not pairs:
                     continue
+                errors = [r for r in failed if (r["kind"], r["method"], r["budget"]) == (kind, peer, b)]
+                if errors:  # the prompts where the peer could not run at this budget are said, not dropped quietly
+                    lines.append(f"| {peer} | {b} | did not run on {len(errors)} | | | | {errors[0]['error']} | |")
                 lds = np.array([[a["lds"], c["lds"]] for a, c in pairs])
                 drop = np.array([a["drop_5"] - c["drop_5"] for a, c in pairs])
                 lines.append(f"| {peer} | {b} | {len(pairs)} | {lds[:, 0].mean():.3f} | {lds[:, 1].mean():.3f} | "

@@ -26,6 +26,13 @@ def test_pairs_by_prompt_and_budget_with_a_t_interval_of_the_differences():
            "| +0.000 [+0.000, +0.000] |" in lines
     assert "| peer | 64 | 1 | 0.900 | 0.950 | 0 of 1 | -0.050 | +0.000 |" in lines
     assert not [ln for ln in lines if ln.startswith("| peer | 128")]
+    assert "| peer | 32 | did not run on 1 | | | | too small | |" in lines  # said, not dropped
+
+
+def test_a_peer_that_never_ran_at_a_budget_gets_a_line_saying_why():
+    rows = [_row(OURS, 32, 0, 0.5), _row("peer", 64, 0, 0.4), _row(OURS, 64, 0, 0.5)]
+    rows += [{"kind": "roleplay", "method": "peer", "budget": 32, "prompt": p, "error": "needs n + 1"} for p in (0, 1)]
+    assert "| peer | 32 | none (did not run on 2) | | | | needs n + 1 | |" in paired_table(rows).splitlines()
 
 
 def test_leave_one_out_is_paired_with_ours_at_the_largest_budget():

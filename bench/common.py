@@ -24,7 +24,8 @@ def environment() -> dict[str, Any]:
     return {
         "machine": platform.machine(), "processor": platform.processor() or None, "cpus": torch.get_num_threads(),
         "python": platform.python_version(),
-        "versions": {k: v(k) for k in ("diffusiongemma", "torch", "transformers", "captum", "shapiq", "inseq", "numpy")},
+        "versions": {k: v(k) for k in ("diffusiongemma", "torch", "transformers", "captum", "shapiq", "lightgbm",
+                                       "inseq", "numpy")},
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
 

@@ -37,7 +37,7 @@ def captum_svs(game, budget, seed):
 
 
 def captum_kernelshap(game, budget, seed):
-    # all samples in one call (captum's default sends them one by one: the same samples and result, 3× the time)
+    # all samples in one call (captum's default runs one forward per sample: the same samples and result, slower)
     return _captum("KernelShap", game, budget, seed, n_samples=budget, perturbations_per_eval=budget)
 
 

@@ -331,19 +331,17 @@ def paired_table(rows: list[dict[str, Any]], ours: str = "ours (default shapley)
         top = max(b for b, _ in mine if isinstance(b, int))
         for peer in peers:
             theirs = [r for r in done if r["kind"] == kind and r["method"] == peer]
-            for b in dict.fromkeys(r["budget"] for r in failed if (r["kind"], r["method"]) == (kind, peer)
-                                   and r["budget"] not in {t["budget"] for t in theirs}):
-                n_err = sum((r["kind"], r["method"], r["budget"]) == (kind, peer, b) for r in failed)
-                first = next(r["error"] for r in failed if (r["kind"], r["method"], r["budget"]) == (kind, peer, b))
-                lines.append(f"| {peer} | {b} | none (did not run on {n_err}) | | | | {first} | |")
-            for b in dict.fromkeys(r["budget"] for r in theirs):
-                pairs = [(mine[(b if isinstance(b, int) else top, r["prompt"])], r) for r in theirs
-                         if r["budget"] == b and (b if isinstance(b, int) else top, r["prompt"]) in mine]
+            errs = [r for r in failed if r["kind"] == kind and r["method"] == peer]
+            for b in dict.fromkeys(r["budget"] for r in errs + theirs):
+                ours_at = b if isinstance(b, int) else top
+                pairs = [(mine[(ours_at, r["prompt"])], r) for r in theirs
+                         if r["budget"] == b and (ours_at, r["prompt"]) in mine]
+                errors = [r for r in errs if r["budget"] == b]
+                if errors:  # the prompts where the peer could not run at this budget are said, not dropped quietly
+                    lines.append(f"| {peer} | {b} | {'' if pairs else 'none ('}did not run on {len(errors)}"
+                                 f"{'' if pairs else ')'} | | | | {errors[0]['error']} | |")
                 if not pairs:
                     continue
-                errors = [r for r in failed if (r["kind"], r["method"], r["budget"]) == (kind, peer, b)]
-                if errors:  # the prompts where the peer could not run at this budget are said, not dropped quietly
-                    lines.append(f"| {peer} | {b} | did not run on {len(errors)} | | | | {errors[0]['error']} | |")
                 lds = np.array([[a["lds"], c["lds"]] for a, c in pairs])
                 drop = np.array([a["drop_5"] - c["drop_5"] for a, c in pairs])
                 lines.append(f"| {peer} | {b} | {len(pairs)} | {lds[:, 0].mean():.3f} | {lds[:, 1].mean():.3f} | "
